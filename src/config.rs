@@ -1,0 +1,93 @@
+//! Settings from command-line flags and environment variables, with defaults that run out of
+//! the box: a SQLite file in the working directory, listening on 127.0.0.1:8080.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "yizhangtu",
+    version,
+    about = "一张图 (one map): a county's spatial plans as OGC API – Features layers",
+    long_about = "yizhangtu keeps planning layers (districts, towns, villages, plan features and \
+                  projects) as geometries and serves them to map clients over OGC API – Features."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (OGC API – Features), seeding an empty database first.
+    Serve(ServeArgs),
+    /// Import a GeoJSON FeatureCollection into a layer, all or nothing.
+    Import(ImportArgs),
+    /// List each layer with its feature count.
+    Layers(DbArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// SQLite database file (or sqlite: URL); created, migrated and seeded when missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "yizhangtu.db")]
+    pub db: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Address to listen on.
+    #[arg(long, env = "YIZHANGTU_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "YIZHANGTU_MAX_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// How often to look for changes written by other processes (e.g. `yizhangtu import`), in ms.
+    #[arg(long, env = "YIZHANGTU_FOLLOW_INTERVAL_MS", default_value_t = 1000)]
+    pub follow_interval_ms: u64,
+    /// Do not seed an empty database with the bundled reference data and plans.
+    #[arg(long, env = "YIZHANGTU_NO_SEED")]
+    pub no_seed: bool,
+    /// Refuse writes over HTTP (POST /collections/{id}/items).
+    #[arg(long, env = "YIZHANGTU_READ_ONLY")]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// GeoJSON file holding a FeatureCollection (`-` for standard input).
+    pub file: PathBuf,
+    /// Layer to import into; created when it does not exist.
+    #[arg(long)]
+    pub layer: String,
+    /// Replace every feature of the layer with the file's features, in one transaction.
+    #[arg(long)]
+    pub replace: bool,
+    /// Title of a new layer in Chinese (defaults to the layer id).
+    #[arg(long)]
+    pub title_zh: Option<String>,
+    /// Title of a new layer in English (defaults to the layer id).
+    #[arg(long)]
+    pub title_en: Option<String>,
+}
+
+/// What the HTTP layer needs to know.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub max_body_bytes: usize,
+    pub read_only: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            max_body_bytes: 64 * 1024 * 1024,
+            read_only: false,
+        }
+    }
+}

@@ -1,0 +1,222 @@
+use geo::{BoundingRect, Rect};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{RTree, AABB};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::model::{Feature, Layer};
+
+/// An R-tree entry: a feature's bounding box and its slot in `LayerIndex::slots`.
+pub(crate) type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
+
+/// What the engine knows about one property of a layer, for its schema and queryables.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PropertyStats {
+    /// JSON types seen: "string", "number", "integer", "boolean", "array", "object".
+    pub types: Vec<&'static str>,
+    pub count: usize,
+}
+
+/// Summary figures of a layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerStats {
+    pub count: usize,
+    pub extent: Option<Rect<f64>>,
+}
+
+/// One layer's features and spatial index.
+pub struct LayerIndex {
+    pub layer: Layer,
+    /// Bumped by every change; part of ETags.
+    pub revision: u64,
+    /// Features in insertion order; deleted ones leave `None` so slots stay stable.
+    slots: Vec<Option<Arc<Feature>>>,
+    by_id: HashMap<String, u32>,
+    pub(crate) tree: RTree<Entry>,
+    live: usize,
+    properties: BTreeMap<String, PropertyStats>,
+}
+
+fn envelope(r: Rect<f64>) -> Rectangle<[f64; 2]> {
+    Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y])
+}
+
+fn json_type(v: &serde_json::Value) -> Option<&'static str> {
+    use serde_json::Value::*;
+    Some(match v {
+        Null => return None,
+        Bool(_) => "boolean",
+        Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Number(_) => "number",
+        String(_) => "string",
+        Array(_) => "array",
+        Object(_) => "object",
+    })
+}
+
+impl LayerIndex {
+    pub fn build(layer: Layer, revision: u64, features: Vec<Feature>) -> LayerIndex {
+        let mut idx = LayerIndex {
+            layer,
+            revision,
+            slots: Vec::with_capacity(features.len()),
+            by_id: HashMap::with_capacity(features.len()),
+            tree: RTree::new(),
+            live: 0,
+            properties: BTreeMap::new(),
+        };
+        let mut entries = Vec::with_capacity(features.len());
+        for f in features {
+            if let Some(&slot) = idx.by_id.get(&f.id) {
+                // A duplicate id in one load: the later row wins, as an upsert would.
+                idx.slots[slot as usize] = Some(Arc::new(f));
+                continue;
+            }
+            let slot = idx.slots.len() as u32;
+            if let Some(r) = f.geometry.as_ref().and_then(|g| g.bounding_rect()) {
+                entries.push(GeomWithData::new(envelope(r), slot));
+            }
+            idx.note_properties(&f);
+            idx.by_id.insert(f.id.clone(), slot);
+            idx.slots.push(Some(Arc::new(f)));
+            idx.live += 1;
+        }
+        idx.tree = RTree::bulk_load(entries);
+        idx
+    }
+
+    fn note_properties(&mut self, f: &Feature) {
+        let named = [
+            ("name", f.name.is_some()),
+            ("admin_code", f.admin_code.is_some()),
+        ];
+        for (key, present) in named {
+            if present {
+                let s = self.properties.entry(key.to_string()).or_default();
+                s.count += 1;
+                if !s.types.contains(&"string") {
+                    s.types.push("string");
+                }
+            }
+        }
+        for (k, v) in &f.properties {
+            let Some(t) = json_type(v) else { continue };
+            // Avoid allocating the key for the common case of a known property.
+            let s = match self.properties.get_mut(k) {
+                Some(s) => s,
+                None => self.properties.entry(k.clone()).or_default(),
+            };
+            s.count += 1;
+            if !s.types.contains(&t) {
+                s.types.push(t);
+            }
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Feature>> {
+        self.by_id
+            .get(id)
+            .and_then(|&slot| self.slots[slot as usize].as_ref())
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The properties seen in this layer's features, with their JSON types.
+    pub fn property_stats(&self) -> &BTreeMap<String, PropertyStats> {
+        &self.properties
+    }
+
+    pub fn has_property(&self, key: &str) -> bool {
+        self.properties.contains_key(key)
+    }
+
+    pub fn stats(&self) -> LayerStats {
+        let extent = if self.tree.size() == 0 {
+            None
+        } else {
+            let e = self.tree.root().envelope();
+            Some(Rect::new(
+                geo::coord! { x: e.lower()[0], y: e.lower()[1] },
+                geo::coord! { x: e.upper()[0], y: e.upper()[1] },
+            ))
+        };
+        LayerStats {
+            count: self.live,
+            extent,
+        }
+    }
+
+    /// Live features in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Arc<Feature>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.as_ref().map(|f| (i as u32, f)))
+    }
+
+    pub(crate) fn slot(&self, slot: u32) -> Option<&Arc<Feature>> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// Slots whose bounding boxes intersect `r`, unordered.
+    pub(crate) fn candidates(&self, r: Rect<f64>) -> impl Iterator<Item = u32> + '_ {
+        let aabb = AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]);
+        self.tree
+            .locate_in_envelope_intersecting(&aabb)
+            .map(|e| e.data)
+    }
+
+    pub fn upsert(&mut self, f: Feature) {
+        self.note_properties(&f);
+        let new_entry = f
+            .geometry
+            .as_ref()
+            .and_then(|g| g.bounding_rect())
+            .map(envelope);
+        match self.by_id.get(&f.id).copied() {
+            Some(slot) => {
+                if let Some(old) = self.slots[slot as usize].take() {
+                    if let Some(r) = old.bbox() {
+                        self.tree.remove(&GeomWithData::new(envelope(r), slot));
+                    }
+                } else {
+                    self.live += 1;
+                }
+                if let Some(e) = new_entry {
+                    self.tree.insert(GeomWithData::new(e, slot));
+                }
+                self.slots[slot as usize] = Some(Arc::new(f));
+            }
+            None => {
+                let slot = self.slots.len() as u32;
+                if let Some(e) = new_entry {
+                    self.tree.insert(GeomWithData::new(e, slot));
+                }
+                self.by_id.insert(f.id.clone(), slot);
+                self.slots.push(Some(Arc::new(f)));
+                self.live += 1;
+            }
+        }
+    }
+
+    pub fn delete(&mut self, id: &str) -> bool {
+        let Some(slot) = self.by_id.remove(id) else {
+            return false;
+        };
+        if let Some(old) = self.slots[slot as usize].take() {
+            if let Some(r) = old.bbox() {
+                self.tree.remove(&GeomWithData::new(envelope(r), slot));
+            }
+            self.live -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The in-memory spatial engine: every feature of every layer, one R-tree per layer.
+//! Pure: no I/O, no HTTP, no SQL. Reads take a shared lock on one layer; writes a short exclusive one.
+
+mod index;
+mod query;
+
+pub use index::{LayerIndex, LayerStats};
+pub use query::{PropertyFilter, Query, QueryResult};
+
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::model::{Feature, Layer};
+
+/// All layers, by id.
+#[derive(Default)]
+pub struct Engine {
+    layers: RwLock<BTreeMap<String, Arc<RwLock<LayerIndex>>>>,
+}
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine::default()
+    }
+
+    /// Builds the engine from everything the store holds, bulk-loading each layer's R-tree.
+    pub fn load(layers: Vec<(Layer, u64)>, features: Vec<Feature>) -> Engine {
+        let mut by_layer: BTreeMap<String, Vec<Feature>> = BTreeMap::new();
+        for f in features {
+            by_layer.entry(f.layer.clone()).or_default().push(f);
+        }
+        let engine = Engine::new();
+        {
+            let mut map = engine.layers.write();
+            for (layer, revision) in layers {
+                let feats = by_layer.remove(&layer.id).unwrap_or_default();
+                let id = layer.id.clone();
+                map.insert(
+                    id,
+                    Arc::new(RwLock::new(LayerIndex::build(layer, revision, feats))),
+                );
+            }
+        }
+        engine
+    }
+
+    pub fn layer(&self, id: &str) -> Option<Arc<RwLock<LayerIndex>>> {
+        self.layers.read().get(id).cloned()
+    }
+
+    /// Every layer, in id order.
+    pub fn layers(&self) -> Vec<Arc<RwLock<LayerIndex>>> {
+        self.layers.read().values().cloned().collect()
+    }
+
+    pub fn layer_ids(&self) -> Vec<String> {
+        self.layers.read().keys().cloned().collect()
+    }
+
+    /// Creates or updates a layer's metadata, keeping its features.
+    pub fn put_layer(&self, layer: Layer, revision: u64) {
+        let mut map = self.layers.write();
+        match map.get(&layer.id) {
+            Some(existing) => {
+                let mut idx = existing.write();
+                idx.layer = layer;
+                idx.revision = idx.revision.max(revision);
+            }
+            None => {
+                let id = layer.id.clone();
+                map.insert(
+                    id,
+                    Arc::new(RwLock::new(LayerIndex::build(layer, revision, vec![]))),
+                );
+            }
+        }
+    }
+
+    /// Replaces a whole layer at once (an import with `--replace`).
+    pub fn replace_layer(&self, layer: Layer, revision: u64, features: Vec<Feature>) {
+        let id = layer.id.clone();
+        let fresh = Arc::new(RwLock::new(LayerIndex::build(layer, revision, features)));
+        self.layers.write().insert(id, fresh);
+    }
+
+    pub fn remove_layer(&self, id: &str) -> bool {
+        self.layers.write().remove(id).is_some()
+    }
+
+    /// Inserts or replaces features (by layer and id) and sets the layers' revisions.
+    pub fn upsert(&self, features: Vec<Feature>, revision: u64) {
+        let mut by_layer: BTreeMap<String, Vec<Feature>> = BTreeMap::new();
+        for f in features {
+            by_layer.entry(f.layer.clone()).or_default().push(f);
+        }
+        for (layer_id, feats) in by_layer {
+            let idx = match self.layer(&layer_id) {
+                Some(idx) => idx,
+                None => {
+                    self.put_layer(Layer::untitled(&layer_id), revision);
+                    self.layer(&layer_id).expect("layer was just created")
+                }
+            };
+            let mut idx = idx.write();
+            for f in feats {
+                idx.upsert(f);
+            }
+            idx.revision = idx.revision.max(revision);
+        }
+    }
+
+    /// Removes one feature; true if it was there.
+    pub fn delete(&self, layer: &str, id: &str, revision: u64) -> bool {
+        match self.layer(layer) {
+            Some(idx) => {
+                let mut idx = idx.write();
+                idx.revision = idx.revision.max(revision);
+                idx.delete(id)
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,104 @@
+use geo::{CoordsIter, Geometry, LineString, Polygon};
+
+/// What is wrong with a geometry, and where (a coordinate path such as `ring 0, point 3`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{problem} at {location}")]
+pub struct GeometryProblem {
+    pub problem: String,
+    pub location: String,
+}
+
+fn problem(problem: impl Into<String>, location: impl Into<String>) -> GeometryProblem {
+    GeometryProblem {
+        problem: problem.into(),
+        location: location.into(),
+    }
+}
+
+/// Checks what every stored geometry must satisfy: finite lon/lat inside ±180/±90, lines with at
+/// least 2 points, polygon rings closed with at least 4 points.
+///
+/// ```
+/// use geo::{point, Geometry};
+/// use yizhangtu::geom::validate_geometry;
+/// assert!(validate_geometry(&Geometry::Point(point!(x: 105.7, y: 29.7))).is_ok());
+/// assert!(validate_geometry(&Geometry::Point(point!(x: 105.7, y: 95.0))).is_err());
+/// ```
+pub fn validate_geometry(g: &Geometry<f64>) -> Result<(), GeometryProblem> {
+    for (i, c) in g.coords_iter().enumerate() {
+        if !c.x.is_finite() || !c.y.is_finite() {
+            return Err(problem(
+                "coordinate is not a finite number",
+                format!("coordinate {i}"),
+            ));
+        }
+        if !(-180.0..=180.0).contains(&c.x) {
+            return Err(problem(
+                format!("longitude {} is outside -180..180", c.x),
+                format!("coordinate {i}"),
+            ));
+        }
+        if !(-90.0..=90.0).contains(&c.y) {
+            return Err(problem(
+                format!("latitude {} is outside -90..90", c.y),
+                format!("coordinate {i}"),
+            ));
+        }
+    }
+    check_parts(g, "")
+}
+
+fn check_line(l: &LineString<f64>, at: &str) -> Result<(), GeometryProblem> {
+    if l.0.len() < 2 {
+        return Err(problem(
+            format!("a line needs at least 2 points, has {}", l.0.len()),
+            at,
+        ));
+    }
+    Ok(())
+}
+
+fn check_polygon(p: &Polygon<f64>, at: &str) -> Result<(), GeometryProblem> {
+    for (i, ring) in std::iter::once(p.exterior())
+        .chain(p.interiors())
+        .enumerate()
+    {
+        let here = format!("{at}ring {i}");
+        if ring.0.len() < 4 {
+            return Err(problem(
+                format!(
+                    "a polygon ring needs at least 4 points (closed), has {}",
+                    ring.0.len()
+                ),
+                here,
+            ));
+        }
+        if ring.0.first() != ring.0.last() {
+            return Err(problem("polygon ring is not closed", here));
+        }
+    }
+    Ok(())
+}
+
+fn check_parts(g: &Geometry<f64>, at: &str) -> Result<(), GeometryProblem> {
+    match g {
+        Geometry::LineString(l) => check_line(l, at),
+        Geometry::Polygon(p) => check_polygon(p, at),
+        Geometry::MultiLineString(ml) => {
+            ml.0.iter()
+                .enumerate()
+                .try_for_each(|(i, l)| check_line(l, &format!("{at}line {i}")))
+        }
+        Geometry::MultiPolygon(mp) => {
+            mp.0.iter()
+                .enumerate()
+                .try_for_each(|(i, p)| check_polygon(p, &format!("{at}polygon {i}, ")))
+        }
+        Geometry::GeometryCollection(gc) => {
+            gc.0.iter()
+                .enumerate()
+                .try_for_each(|(i, g)| check_parts(g, &format!("{at}member {i}, ")))
+        }
+        _ => Ok(()),
+    }
+}

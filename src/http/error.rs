@@ -1,0 +1,77 @@
+//! One error type for every handler; it becomes a JSON problem response `{"code", "description"}`.
+//! Internal faults are logged and reported without details.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub description: String,
+    /// Extra members of the body (e.g. the list of bad features).
+    pub details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            description: description.into(),
+            details: None,
+        }
+    }
+
+    /// 400 for a query parameter: names the parameter and the value.
+    pub fn parameter(name: &str, value: &str, why: impl std::fmt::Display) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValue",
+            format!("parameter '{name}' = '{value}': {why}"),
+        );
+        e.details = Some(json!({"parameter": name, "value": value}));
+        e
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "NotFound", what)
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// A fault of ours: logged in full, reported as a plain 500.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "internal error; see the server log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"code": self.code, "description": self.description});
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
+            (self.details, body.as_object_mut())
+        {
+            for (k, v) in extra {
+                obj.insert(k, v);
+            }
+        }
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

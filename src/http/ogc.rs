@@ -1,0 +1,774 @@
+//! OGC API – Features, Part 1 Core (+ GeoJSON, HTML, OpenAPI 3.0): landing page, conformance,
+//! collections, items with bbox/limit/offset/property filters, single features, queryables.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+use super::error::{ApiError, ApiResult};
+use super::html;
+use super::params::{base_url, content_type, etag, not_modified, respond, Format, Params};
+use super::AppState;
+use crate::engine::{LayerIndex, PropertyFilter, Query};
+use crate::formats::geojson::{self, PropertySelection};
+use crate::geom::Bbox;
+use crate::store::ImportMode;
+
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 10_000;
+
+pub const CONFORMANCE: &[&str] = &[
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+];
+
+const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(landing))
+        .route("/conformance", get(conformance))
+        .route("/collections", get(collections))
+        .route("/collections/{collection}", get(collection))
+        .route(
+            "/collections/{collection}/items",
+            get(items).post(add_items),
+        )
+        .route("/collections/{collection}/items/{feature}", get(feature))
+        .route("/collections/{collection}/queryables", get(queryables))
+}
+
+fn link(href: String, rel: &str, kind: &str, title: &str) -> Value {
+    json!({"href": href, "rel": rel, "type": kind, "title": title})
+}
+
+/// `self` and `alternate` links for a resource at `path` with query `q`.
+fn self_links(
+    base: &str,
+    path: &str,
+    params: &Params,
+    format: Format,
+    json_type: &str,
+) -> Vec<Value> {
+    let url = |f: &str| {
+        let q = params.with("f", Some(f));
+        format!("{base}{path}?{q}")
+    };
+    let json_link = |rel| link(url("json"), rel, json_type, "JSON");
+    let html_link = |rel| link(url("html"), rel, "text/html", "HTML");
+    match format {
+        Format::Html => vec![html_link("self"), json_link("alternate")],
+        _ => vec![json_link("self"), html_link("alternate")],
+    }
+}
+
+fn layer_or_404(
+    state: &AppState,
+    id: &str,
+) -> ApiResult<std::sync::Arc<parking_lot::RwLock<LayerIndex>>> {
+    state.app.engine.layer(id).ok_or_else(|| {
+        ApiError::not_found(format!("no collection '{id}'; see /collections"))
+            .with_details(json!({"collection": id}))
+    })
+}
+
+/// Renders JSON or HTML from one JSON document, with ETag handling.
+fn render(
+    headers: &HeaderMap,
+    format: Format,
+    tag: &str,
+    title: &str,
+    doc: impl FnOnce() -> Value,
+    html_body: impl FnOnce(&Value) -> String,
+) -> Response {
+    if let Some(r) = not_modified(headers, tag) {
+        return r;
+    }
+    let doc = doc();
+    match format {
+        Format::Html => respond(
+            content_type(format, false),
+            Some(tag),
+            html::page(title, &html_body(&doc)),
+        ),
+        _ => respond(content_type(format, false), Some(tag), doc.to_string()),
+    }
+}
+
+fn engine_tag(state: &AppState) -> String {
+    state
+        .app
+        .engine
+        .layers()
+        .iter()
+        .map(|l| {
+            let l = l.read();
+            format!("{}:{}", l.layer.id, l.revision)
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn landing(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["f"], |_| false)?;
+    let format = Format::negotiate(&params, &headers)?;
+    let base = base_url(&headers);
+    let tag = etag(&["landing", &base, format.code(), &engine_tag(&state)]);
+    Ok(render(
+        &headers,
+        format,
+        &tag,
+        "一张图 yizhangtu",
+        || {
+            let mut links = self_links(&base, "/", &params, format, "application/json");
+            links.extend([
+                link(
+                    format!("{base}/api"),
+                    "service-desc",
+                    "application/vnd.oai.openapi+json;version=3.0",
+                    "OpenAPI 3.0 definition",
+                ),
+                link(
+                    format!("{base}/api?f=html"),
+                    "service-doc",
+                    "text/html",
+                    "API documentation",
+                ),
+                link(
+                    format!("{base}/conformance"),
+                    "conformance",
+                    "application/json",
+                    "Conformance classes",
+                ),
+                link(
+                    format!("{base}/collections"),
+                    "data",
+                    "application/json",
+                    "Layers (collections)",
+                ),
+            ]);
+            let layers: Vec<Value> = state
+            .app
+            .engine
+            .layers()
+            .iter()
+            .map(|l| {
+                let l = l.read();
+                json!({"id": l.layer.id, "title": l.layer.title_zh, "title_en": l.layer.title_en, "count": l.len()})
+            })
+            .collect();
+            json!({
+                "title": "一张图 yizhangtu",
+                "description": "Spatial plans of Chongqing districts on one map: OGC API – Features layers of districts, towns, villages and plan features.",
+                "links": links,
+                "layers": layers,
+            })
+        },
+        |doc| {
+            let mut body = String::from(
+            "<p>Spatial plans on one map. 规划“一张图”：区县、乡镇、村及规划要素图层。</p><h2>图层 Layers</h2>\
+             <table><tr><th>id</th><th>图层</th><th>Layer</th><th>要素数 Features</th></tr>",
+        );
+            for l in doc["layers"].as_array().into_iter().flatten() {
+                let id = l["id"].as_str().unwrap_or("");
+                let _ = write!(
+                body,
+                "<tr><td><a href=\"/collections/{0}/items?f=html\">{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td></tr>",
+                html::escape(id),
+                html::escape(l["title"].as_str().unwrap_or("")),
+                html::escape(l["title_en"].as_str().unwrap_or("")),
+                l["count"]
+            );
+            }
+            body.push_str("</table><h2>Links</h2>");
+            body.push_str(&html::links(&doc["links"]));
+            body
+        },
+    ))
+}
+
+async fn conformance(headers: HeaderMap, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["f"], |_| false)?;
+    let format = Format::negotiate(&params, &headers)?;
+    let tag = etag(&["conformance", format.code()]);
+    Ok(render(
+        &headers,
+        format,
+        &tag,
+        "Conformance",
+        || json!({"conformsTo": CONFORMANCE}),
+        html::value,
+    ))
+}
+
+fn collection_json(idx: &LayerIndex, base: &str) -> Value {
+    let l = &idx.layer;
+    let id = &l.id;
+    let stats = idx.stats();
+    let mut doc = json!({
+        "id": id,
+        "title": l.title_zh,
+        "title_en": l.title_en,
+        "description": l.description,
+        "itemType": "feature",
+        "geometryType": l.geometry_type.as_str(),
+        "crs": [CRS84],
+        "storageCrs": "http://www.opengis.net/def/crs/EPSG/0/4490",
+        "numberOfFeatures": stats.count,
+        "links": [
+            link(format!("{base}/collections/{id}"), "self", "application/json", &l.title_zh),
+            link(format!("{base}/collections/{id}?f=html"), "alternate", "text/html", &l.title_zh),
+            link(format!("{base}/collections/{id}/items"), "items", "application/geo+json", "Features as GeoJSON"),
+            link(format!("{base}/collections/{id}/items?f=html"), "items", "text/html", "Features as HTML"),
+            link(format!("{base}/collections/{id}/queryables"), "http://www.opengis.net/def/rel/ogc/1.0/queryables", "application/schema+json", "Queryables"),
+        ],
+    });
+    if let Some(e) = stats.extent {
+        doc["extent"] = json!({"spatial": {"bbox": [[e.min().x, e.min().y, e.max().x, e.max().y]], "crs": CRS84}});
+    }
+    doc
+}
+
+async fn collections(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["f"], |_| false)?;
+    let format = Format::negotiate(&params, &headers)?;
+    let base = base_url(&headers);
+    let tag = etag(&["collections", &base, format.code(), &engine_tag(&state)]);
+    Ok(render(
+        &headers,
+        format,
+        &tag,
+        "图层 Layers",
+        || {
+            let cols: Vec<Value> = state
+                .app
+                .engine
+                .layers()
+                .iter()
+                .map(|l| collection_json(&l.read(), &base))
+                .collect();
+            json!({"links": self_links(&base, "/collections", &params, format, "application/json"), "collections": cols})
+        },
+        |doc| {
+            let mut body = String::from("<table><tr><th>id</th><th>图层</th><th>Layer</th><th>几何 Geometry</th><th>要素数 Features</th><th>范围 Extent</th></tr>");
+            for c in doc["collections"].as_array().into_iter().flatten() {
+                let id = c["id"].as_str().unwrap_or("");
+                let _ = write!(
+                body,
+                "<tr><td><a href=\"/collections/{0}?f=html\">{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td><a href=\"/collections/{0}/items?f=html\">{4}</a></td><td>{5}</td></tr>",
+                html::escape(id),
+                html::escape(c["title"].as_str().unwrap_or("")),
+                html::escape(c["title_en"].as_str().unwrap_or("")),
+                html::escape(c["geometryType"].as_str().unwrap_or("")),
+                c["numberOfFeatures"],
+                html::escape(&c["extent"]["spatial"]["bbox"][0].to_string()),
+            );
+            }
+            body.push_str("</table>");
+            body
+        },
+    ))
+}
+
+async fn collection(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["f"], |_| false)?;
+    let format = Format::negotiate(&params, &headers)?;
+    let layer = layer_or_404(&state, &id)?;
+    let idx = layer.read();
+    let base = base_url(&headers);
+    let tag = etag(&[
+        "collection",
+        &id,
+        &idx.revision.to_string(),
+        &base,
+        format.code(),
+    ]);
+    let title = format!("{} {}", idx.layer.title_zh, idx.layer.title_en);
+    Ok(render(
+        &headers,
+        format,
+        &tag,
+        &title,
+        || collection_json(&idx, &base),
+        |doc| {
+            let mut body = format!(
+                "<p>{}</p>",
+                html::escape(doc["description"].as_str().unwrap_or(""))
+            );
+            body.push_str(&html::links(&doc["links"]));
+            body.push_str(&html::value(&json!({
+            "id": doc["id"], "geometryType": doc["geometryType"], "numberOfFeatures": doc["numberOfFeatures"],
+            "extent": doc["extent"], "crs": doc["crs"], "storageCrs": doc["storageCrs"],
+        })));
+            body
+        },
+    ))
+}
+
+async fn queryables(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["f"], |_| false)?;
+    let format = Format::negotiate(&params, &headers)?;
+    let layer = layer_or_404(&state, &id)?;
+    let idx = layer.read();
+    let base = base_url(&headers);
+    let tag = etag(&[
+        "queryables",
+        &id,
+        &idx.revision.to_string(),
+        &base,
+        format.code(),
+    ]);
+    let title = format!("{} queryables", idx.layer.title_zh);
+    Ok(render(
+        &headers,
+        format,
+        &tag,
+        &title,
+        || {
+            let mut props = serde_json::Map::new();
+            props.insert(
+            "geometry".into(),
+            json!({"title": "geometry", "format": format!("geometry-{}", idx.layer.geometry_type.as_str().to_lowercase())}),
+        );
+            for (key, stats) in idx.property_stats() {
+                let types: Vec<&str> = stats.types.to_vec();
+                let t = if types.len() == 1 {
+                    json!(types[0])
+                } else {
+                    json!(types)
+                };
+                props.insert(key.clone(), json!({"title": key, "type": t}));
+            }
+            json!({
+                "$schema": "https://json-schema.org/draft/2019-09/schema",
+                "$id": format!("{base}/collections/{id}/queryables"),
+                "type": "object",
+                "title": idx.layer.title_zh,
+                "properties": props,
+                "additionalProperties": false,
+            })
+        },
+        |doc| html::value(&doc["properties"]),
+    ))
+}
+
+/// Parameters `items` understands besides property names.
+const ITEMS_PARAMS: &[&str] = &[
+    "f",
+    "limit",
+    "offset",
+    "bbox",
+    "bbox-crs",
+    "datetime",
+    "properties",
+];
+
+fn parse_limit(params: &Params) -> ApiResult<usize> {
+    match params.get("limit")? {
+        None => Ok(DEFAULT_LIMIT),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if n >= 1 => Ok((n as usize).min(MAX_LIMIT)),
+            Ok(_) => Err(ApiError::parameter("limit", v, "must be at least 1")),
+            Err(_) => Err(ApiError::parameter(
+                "limit",
+                v,
+                format!("must be a whole number from 1 to {MAX_LIMIT}"),
+            )),
+        },
+    }
+}
+
+fn parse_offset(params: &Params) -> ApiResult<usize> {
+    match params.get("offset")? {
+        None => Ok(0),
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| ApiError::parameter("offset", v, "must be a whole number, 0 or more")),
+    }
+}
+
+async fn items(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    let layer = layer_or_404(&state, &id)?;
+    let idx = layer.read();
+    params.reject_unknown(ITEMS_PARAMS, |k| idx.has_property(k))?;
+    let format = Format::negotiate(&params, &headers)?;
+    let limit = parse_limit(&params)?;
+    let offset = parse_offset(&params)?;
+    let bbox = match params.get("bbox")? {
+        Some(v) => Some(Bbox::parse(v).map_err(|e| ApiError::parameter("bbox", v, e))?),
+        None => None,
+    };
+    if let Some(crs) = params.get("bbox-crs")? {
+        if crs != CRS84 {
+            return Err(ApiError::parameter(
+                "bbox-crs",
+                crs,
+                format!("only {CRS84} is supported"),
+            ));
+        }
+    }
+    if let Some(dt) = params.get("datetime")? {
+        // No layer has a temporal extent: every feature matches any valid interval.
+        if dt.trim().is_empty() {
+            return Err(ApiError::parameter(
+                "datetime",
+                dt,
+                "must be an RFC 3339 instant or interval",
+            ));
+        }
+    }
+    let selection = match params.get("properties")? {
+        None => PropertySelection::All,
+        Some(list) => {
+            let keys: Vec<String> = list
+                .split(',')
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect();
+            if let Some(bad) = keys.iter().find(|k| !idx.has_property(k)) {
+                return Err(ApiError::parameter(
+                    "properties",
+                    list,
+                    format!("layer '{id}' has no property '{bad}'"),
+                ));
+            }
+            PropertySelection::Only(keys)
+        }
+    };
+    let filters: Vec<PropertyFilter> = params
+        .0
+        .iter()
+        .filter(|(k, _)| !ITEMS_PARAMS.contains(&k.as_str()))
+        .map(|(k, v)| PropertyFilter::Equals {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect();
+    let base = base_url(&headers);
+    let tag = etag(&[
+        "items",
+        &id,
+        &idx.revision.to_string(),
+        &base,
+        format.code(),
+        &params.canonical(),
+    ]);
+    if let Some(r) = not_modified(&headers, &tag) {
+        return Ok(r);
+    }
+    let result = idx.query(&Query {
+        bbox: bbox.map(Bbox::to_rect),
+        filters,
+        offset,
+        limit,
+    });
+    let returned = result.features.len();
+    let path = format!("/collections/{id}/items");
+    let json_type = content_type(format, true);
+    let page_link = |rel: &str, off: usize| {
+        let q = params.with("offset", Some(&off.to_string()));
+        let kind = if format == Format::Html {
+            "text/html"
+        } else {
+            json_type
+        };
+        link(format!("{base}{path}?{q}"), rel, kind, rel)
+    };
+    let mut links = self_links(&base, &path, &params, format, "application/geo+json");
+    if offset + returned < result.matched {
+        links.push(page_link("next", offset + returned));
+    }
+    if offset > 0 {
+        links.push(page_link("prev", offset.saturating_sub(limit)));
+    }
+    links.push(link(
+        format!("{base}/collections/{id}"),
+        "collection",
+        "application/json",
+        &idx.layer.title_zh,
+    ));
+    let stamp = crate::store::now();
+
+    if format == Format::Html {
+        let title = format!("{} {}", idx.layer.title_zh, idx.layer.title_en);
+        let mut body = format!(
+            "<p>{} of {} features (offset {offset}). 共 {} 个要素。</p>",
+            returned, result.matched, result.matched
+        );
+        body.push_str(&html::links(&Value::Array(links)));
+        let columns: Vec<&String> = idx
+            .property_stats()
+            .keys()
+            .filter(|k| selection_wants(&selection, k))
+            .take(12)
+            .collect();
+        body.push_str("<table><tr><th>id</th><th>geometry</th>");
+        for c in &columns {
+            let _ = write!(body, "<th>{}</th>", html::escape(c));
+        }
+        body.push_str("</tr>");
+        for f in &result.features {
+            let kind = f.geometry.as_ref().map(geometry_kind).unwrap_or("—");
+            let _ = write!(
+                body,
+                "<tr><td><a href=\"/collections/{}/items/{}?f=html\">{}</a></td><td>{kind}</td>",
+                html::escape(&id),
+                percent_encoding::utf8_percent_encode(&f.id, percent_encoding::NON_ALPHANUMERIC),
+                html::escape(&f.id)
+            );
+            for c in &columns {
+                let v = f.property(c).unwrap_or(Value::Null);
+                let _ = write!(body, "<td>{}</td>", html::value(&v));
+            }
+            body.push_str("</tr>");
+        }
+        body.push_str("</table>");
+        return Ok(respond(
+            content_type(format, true),
+            Some(&tag),
+            html::page(&title, &body),
+        ));
+    }
+
+    let mut out = String::with_capacity(256 + returned * 512);
+    let _ = write!(
+        out,
+        "{{\"type\":\"FeatureCollection\",\"numberMatched\":{},\"numberReturned\":{returned},\"timeStamp\":\"{stamp}\",\"links\":{},\"features\":[",
+        result.matched,
+        Value::Array(links)
+    );
+    for (i, f) in result.features.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        geojson::write_feature(&mut out, f, &selection, None);
+    }
+    out.push_str("]}");
+    Ok(respond(json_type, Some(&tag), out))
+}
+
+fn selection_wants(s: &PropertySelection, key: &str) -> bool {
+    match s {
+        PropertySelection::All => true,
+        PropertySelection::Only(keys) => keys.iter().any(|k| k == key),
+    }
+}
+
+fn geometry_kind(g: &geo::Geometry<f64>) -> &'static str {
+    use geo::Geometry::*;
+    match g {
+        Point(_) => "Point",
+        LineString(_) | Line(_) => "LineString",
+        Polygon(_) | Rect(_) | Triangle(_) => "Polygon",
+        MultiPoint(_) => "MultiPoint",
+        MultiLineString(_) => "MultiLineString",
+        MultiPolygon(_) => "MultiPolygon",
+        GeometryCollection(_) => "GeometryCollection",
+    }
+}
+
+async fn feature(
+    State(state): State<AppState>,
+    Path((id, fid)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["f", "properties"], |_| false)?;
+    let format = Format::negotiate(&params, &headers)?;
+    let layer = layer_or_404(&state, &id)?;
+    let idx = layer.read();
+    let f = idx.get(&fid).ok_or_else(|| {
+        ApiError::not_found(format!("collection '{id}' has no feature '{fid}'"))
+            .with_details(json!({"collection": id, "feature": fid}))
+    })?;
+    let base = base_url(&headers);
+    let tag = etag(&[
+        "feature",
+        &id,
+        &fid,
+        &f.version.to_string(),
+        &idx.revision.to_string(),
+        &base,
+        format.code(),
+        &params.canonical(),
+    ]);
+    if let Some(r) = not_modified(&headers, &tag) {
+        return Ok(r);
+    }
+    let fid_enc =
+        percent_encoding::utf8_percent_encode(&fid, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let path = format!("/collections/{id}/items/{fid_enc}");
+    let mut links = self_links(&base, &path, &params, format, "application/geo+json");
+    links.push(link(
+        format!("{base}/collections/{id}"),
+        "collection",
+        "application/json",
+        &idx.layer.title_zh,
+    ));
+    let selection = match params.get("properties")? {
+        None => PropertySelection::All,
+        Some(list) => {
+            PropertySelection::Only(list.split(',').map(|k| k.trim().to_string()).collect())
+        }
+    };
+    let mut out = String::new();
+    geojson::write_feature(
+        &mut out,
+        f,
+        &selection,
+        Some(&Value::Array(links).to_string()),
+    );
+    if format == Format::Html {
+        let doc: Value = serde_json::from_str(&out).map_err(ApiError::internal)?;
+        let title = f.name.clone().unwrap_or_else(|| fid.clone());
+        let mut body = format!(
+            "<p>{} · <code>{}</code></p>",
+            html::escape(&idx.layer.title_zh),
+            html::escape(&fid)
+        );
+        body.push_str(&html::links(&doc["links"]));
+        body.push_str("<h2>属性 Properties</h2>");
+        body.push_str(&html::value(&doc["properties"]));
+        let kind = f.geometry.as_ref().map(geometry_kind).unwrap_or("none");
+        let _ = write!(body, "<h2>几何 Geometry</h2><p>{kind}</p>");
+        return Ok(respond(
+            content_type(format, true),
+            Some(&tag),
+            html::page(&title, &body),
+        ));
+    }
+    let mut r = respond(content_type(format, true), Some(&tag), out);
+    r.headers_mut().insert(
+        header::HeaderName::from_static("content-crs"),
+        header::HeaderValue::from_static("<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"),
+    );
+    Ok(r)
+}
+
+/// POST /collections/{id}/items: a GeoJSON Feature or FeatureCollection, all or nothing.
+async fn add_items(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    if state.settings.read_only {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ReadOnly",
+            "this server was started with --read-only",
+        ));
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(ct.starts_with("application/geo+json") || ct.starts_with("application/json")) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("Content-Type '{ct}' is not accepted; send application/geo+json"),
+        ));
+    }
+    let layer = {
+        let l = layer_or_404(&state, &id)?;
+        let layer = l.read().layer.clone();
+        layer
+    };
+    // A single Feature is wrapped so that one decoder checks both forms.
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidBody",
+            format!("body is not JSON: {e}"),
+        )
+    })?;
+    let single = value.get("type").and_then(Value::as_str) == Some("Feature");
+    let collection = if single {
+        json!({"type": "FeatureCollection", "features": [value]})
+    } else {
+        value
+    };
+    let bytes = serde_json::to_vec(&collection).map_err(ApiError::internal)?;
+    let decoded = geojson::decode_feature_collection(&bytes, &id).map_err(|e| {
+        let details = match &e {
+            geojson::DecodeError::Features { problems, problems_total, total } => {
+                json!({"problems": problems, "problems_total": problems_total, "features_total": total})
+            }
+            _ => json!({}),
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidFeatures", format!("nothing was imported: {e}")).with_details(details)
+    })?;
+    let features: Vec<_> = decoded
+        .into_iter()
+        .map(|(fid, mut f)| {
+            f.id = fid.unwrap_or_default();
+            f
+        })
+        .collect();
+    let ids: Vec<String> = features.iter().map(|f| f.id.clone()).collect();
+    let summaries = state
+        .app
+        .import(&[], features, ImportMode::Upsert)
+        .await
+        .map_err(ApiError::internal)?;
+    let s = summaries.into_iter().find(|s| s.layer == layer.id);
+    let (inserted, updated, revision) =
+        s.map_or((0, 0, 0), |s| (s.inserted, s.updated, s.revision));
+    let base = base_url(&headers);
+    let mut r = (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"collection": id, "inserted": inserted, "updated": updated, "revision": revision})
+            .to_string(),
+    )
+        .into_response();
+    if single && !ids[0].is_empty() {
+        let enc =
+            percent_encoding::utf8_percent_encode(&ids[0], percent_encoding::NON_ALPHANUMERIC);
+        if let Ok(v) =
+            header::HeaderValue::from_str(&format!("{base}/collections/{id}/items/{enc}"))
+        {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    Ok(r)
+}

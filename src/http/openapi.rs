@@ -1,0 +1,175 @@
+//! The OpenAPI 3.0 definition at `/api`: every endpoint and parameter, with the layer ids as an enum.
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+use super::error::ApiResult;
+use super::html;
+use super::ogc::{DEFAULT_LIMIT, MAX_LIMIT};
+use super::params::{base_url, etag, not_modified, respond, Format, Params};
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api", get(api))
+}
+
+fn problem() -> Value {
+    json!({"description": "Problem: {\"code\", \"description\"} naming the parameter or resource",
+           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}})
+}
+
+fn ok(description: &str, types: &[&str]) -> Value {
+    let mut content = serde_json::Map::new();
+    for t in types {
+        content.insert((*t).into(), json!({}));
+    }
+    json!({"description": description, "content": content})
+}
+
+pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
+    let f = json!({"$ref": "#/components/parameters/f"});
+    let standard = |summary: &str, op: &str, params: Vec<Value>, types: &[&str]| {
+        json!({"get": {
+            "summary": summary, "operationId": op, "parameters": params,
+            "responses": {"200": ok(summary, types), "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+                          "400": problem(), "404": problem()}}})
+    };
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "yizhangtu (一张图) API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "OGC API – Features for the spatial plans of Chongqing districts. Coordinates are CRS84 longitude/latitude (data stored in CGCS2000, EPSG:4490).",
+            "license": {"name": "MIT OR Apache-2.0"}
+        },
+        "servers": [{"url": base}],
+        "paths": {
+            "/": standard("Landing page", "getLandingPage", vec![f.clone()], &["application/json", "text/html"]),
+            "/conformance": standard("Conformance classes", "getConformance", vec![f.clone()], &["application/json", "text/html"]),
+            "/api": standard("This OpenAPI definition", "getApi", vec![f.clone()], &["application/vnd.oai.openapi+json;version=3.0", "text/html"]),
+            "/collections": standard("Layers (collections)", "getCollections", vec![f.clone()], &["application/json", "text/html"]),
+            "/collections/{collectionId}": standard("One layer", "describeCollection",
+                vec![json!({"$ref": "#/components/parameters/collectionId"}), f.clone()], &["application/json", "text/html"]),
+            "/collections/{collectionId}/queryables": standard("Properties a layer can be filtered on (JSON Schema)", "getQueryables",
+                vec![json!({"$ref": "#/components/parameters/collectionId"}), f.clone()], &["application/schema+json", "text/html"]),
+            "/collections/{collectionId}/items": {
+                "get": {
+                    "summary": "Features of a layer", "operationId": "getFeatures",
+                    "description": "Any property of the layer (see its queryables) can also be given as a parameter to select features whose property equals the value, e.g. ?name=龙水镇.",
+                    "parameters": [
+                        {"$ref": "#/components/parameters/collectionId"},
+                        {"$ref": "#/components/parameters/bbox"},
+                        {"$ref": "#/components/parameters/bbox-crs"},
+                        {"$ref": "#/components/parameters/limit"},
+                        {"$ref": "#/components/parameters/offset"},
+                        {"$ref": "#/components/parameters/datetime"},
+                        {"$ref": "#/components/parameters/properties"},
+                        f.clone(),
+                        {"name": "propertyFilters", "in": "query", "required": false, "style": "form", "explode": true,
+                         "description": "property=value equality filters",
+                         "schema": {"type": "object", "additionalProperties": {"type": "string"}}}
+                    ],
+                    "responses": {"200": ok("A page of features, with next/prev links", &["application/geo+json", "application/json", "text/html"]),
+                                  "304": {"description": "Not modified"}, "400": problem(), "404": problem()}
+                },
+                "post": {
+                    "summary": "Add or update features (a GeoJSON Feature or FeatureCollection), all or nothing",
+                    "operationId": "addFeatures",
+                    "parameters": [{"$ref": "#/components/parameters/collectionId"}],
+                    "requestBody": {"required": true, "content": {"application/geo+json": {}}},
+                    "responses": {"201": ok("Counts of inserted and updated features", &["application/json"]),
+                                  "400": problem(), "403": problem(), "404": problem(), "413": problem(), "415": problem()}
+                }
+            },
+            "/collections/{collectionId}/items/{featureId}": standard("One feature", "getFeature",
+                vec![json!({"$ref": "#/components/parameters/collectionId"}), json!({"$ref": "#/components/parameters/featureId"}), f.clone()],
+                &["application/geo+json", "application/json", "text/html"]),
+        },
+        "components": {
+            "parameters": {
+                "f": {"name": "f", "in": "query", "required": false, "description": "Representation: json (geojson) or html; otherwise the Accept header decides",
+                      "schema": {"type": "string", "enum": ["json", "geojson", "html"]}},
+                "collectionId": {"name": "collectionId", "in": "path", "required": true, "schema": {"type": "string", "enum": layer_ids}},
+                "featureId": {"name": "featureId", "in": "path", "required": true, "schema": {"type": "string"}},
+                "bbox": {"name": "bbox", "in": "query", "required": false, "style": "form", "explode": false,
+                         "description": "minLon,minLat,maxLon,maxLat in CRS84 (6 numbers with heights also accepted; heights ignored)",
+                         "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
+                "bbox-crs": {"name": "bbox-crs", "in": "query", "required": false,
+                             "schema": {"type": "string", "format": "uri", "enum": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]}},
+                "limit": {"name": "limit", "in": "query", "required": false,
+                          "description": format!("Page size; larger values are reduced to {MAX_LIMIT}"),
+                          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+                "offset": {"name": "offset", "in": "query", "required": false, "description": "Features to skip (the next/prev links set it)",
+                           "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                "datetime": {"name": "datetime", "in": "query", "required": false,
+                             "description": "RFC 3339 instant or interval; no layer has a temporal extent, so it selects every feature",
+                             "schema": {"type": "string"}},
+                "properties": {"name": "properties", "in": "query", "required": false, "style": "form", "explode": false,
+                               "description": "Comma-separated property names to return", "schema": {"type": "array", "items": {"type": "string"}}}
+            },
+            "schemas": {
+                "exception": {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}
+            }
+        }
+    })
+}
+
+async fn api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["f"], |_| false)?;
+    let format = Format::negotiate(&params, &headers)?;
+    let base = base_url(&headers);
+    let ids = state.app.engine.layer_ids();
+    let tag = etag(&["api", &base, format.code(), &ids.join(",")]);
+    if let Some(r) = not_modified(&headers, &tag) {
+        return Ok(r);
+    }
+    let doc = document(&base, ids);
+    if format != Format::Html {
+        return Ok(respond(
+            "application/vnd.oai.openapi+json;version=3.0",
+            Some(&tag),
+            doc.to_string(),
+        ));
+    }
+    let mut body = String::from("<p>OpenAPI 3.0: <a href=\"/api?f=json\">/api?f=json</a></p><table><tr><th>Path</th><th>Method</th><th>Summary</th><th>Parameters</th></tr>");
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let params: Vec<String> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let name = p["$ref"]
+                        .as_str()
+                        .map(|r| r.rsplit('/').next().unwrap_or(r).to_string());
+                    name.unwrap_or_else(|| p["name"].as_str().unwrap_or("").to_string())
+                })
+                .collect();
+            let _ = write!(
+                body,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                html::escape(path),
+                method.to_uppercase(),
+                html::escape(op["summary"].as_str().unwrap_or("")),
+                html::escape(&params.join(", "))
+            );
+        }
+    }
+    body.push_str("</table><h2>Parameters</h2>");
+    body.push_str(&html::value(&doc["components"]["parameters"]));
+    Ok(respond(
+        "text/html; charset=utf-8",
+        Some(&tag),
+        html::page("API", &body),
+    ))
+}

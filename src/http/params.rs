@@ -1,0 +1,184 @@
+//! Request plumbing shared by the resources: query-string parsing, format negotiation,
+//! base URLs for links, ETags and conditional requests.
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ApiError, ApiResult};
+
+/// The decoded query string, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    pub fn parse(raw: Option<&str>) -> Params {
+        Params(
+            raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The value of a parameter given once; 400 when it is given twice.
+    pub fn get(&self, name: &str) -> ApiResult<Option<&str>> {
+        let mut found = self.0.iter().filter(|(k, _)| k == name);
+        let first = found.next();
+        if let Some((_, second)) = found.next() {
+            return Err(ApiError::parameter(name, second, "given more than once"));
+        }
+        Ok(first.map(|(_, v)| v.as_str()))
+    }
+
+    /// 400 for the first parameter not in `known` (and not accepted by `extra`).
+    pub fn reject_unknown(&self, known: &[&str], extra: impl Fn(&str) -> bool) -> ApiResult<()> {
+        for (k, v) in &self.0 {
+            if !known.contains(&k.as_str()) && !extra(k) {
+                return Err(ApiError::parameter(k, v, "unknown parameter").with_details(
+                    serde_json::json!({"parameter": k, "value": v, "allowed": known}),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-encodes the query with `name` set to `value` (or removed when `None`).
+    pub fn with(&self, name: &str, value: Option<&str>) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        let mut set = false;
+        for (k, v) in &self.0 {
+            if k == name {
+                if let (Some(value), false) = (value, set) {
+                    out.append_pair(k, value);
+                    set = true;
+                }
+            } else {
+                out.append_pair(k, v);
+            }
+        }
+        if let (Some(value), false) = (value, set) {
+            out.append_pair(name, value);
+        }
+        out.finish()
+    }
+
+    /// A canonical form for cache keys: sorted pairs.
+    pub fn canonical(&self) -> String {
+        let mut pairs = self.0.clone();
+        pairs.sort();
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// The representations the API offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// application/geo+json for features, application/json for everything else.
+    Json,
+    /// application/json forced, even for features (asked by Accept).
+    PlainJson,
+    Html,
+}
+
+impl Format {
+    /// `f=json|geojson|html` wins; then the Accept header (a browser's prefers HTML).
+    pub fn negotiate(params: &Params, headers: &HeaderMap) -> ApiResult<Format> {
+        if let Some(f) = params.get("f")? {
+            return match f {
+                "json" | "geojson" | "application/json" | "application/geo+json" => {
+                    Ok(Format::Json)
+                }
+                "html" | "text/html" => Ok(Format::Html),
+                other => Err(ApiError::parameter("f", other, "use json, geojson or html")),
+            };
+        }
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let pos = |needle: &str| accept.find(needle);
+        let html = pos("text/html");
+        let json = [pos("application/geo+json"), pos("application/json")]
+            .into_iter()
+            .flatten()
+            .min();
+        Ok(match (html, json) {
+            (Some(h), Some(j)) if h < j => Format::Html,
+            (Some(_), None) => Format::Html,
+            (_, Some(_)) if pos("application/geo+json").is_none() => Format::PlainJson,
+            _ => Format::Json,
+        })
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Format::Json | Format::PlainJson => "json",
+            Format::Html => "html",
+        }
+    }
+}
+
+/// The scheme and authority clients used to reach us, for absolute links.
+pub fn base_url(headers: &HeaderMap) -> String {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = get("x-forwarded-host")
+        .or_else(|| get("host"))
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()) && !h.contains(['/', '"', '<', '>']))
+        .unwrap_or("localhost");
+    let proto = match get("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{proto}://{host}")
+}
+
+/// A weak ETag over everything a response depends on.
+pub fn etag(parts: &[&str]) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update(&[0]);
+    }
+    format!("W/\"{:016x}\"", h.digest())
+}
+
+/// 304 when the client's `If-None-Match` already has `tag`.
+pub fn not_modified(headers: &HeaderMap, tag: &str) -> Option<Response> {
+    let inm = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let want = strip(tag);
+    if inm.split(',').any(|t| t.trim() == "*" || strip(t) == want) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(tag) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        return Some(r);
+    }
+    None
+}
+
+/// A body with its content type, ETag and cache policy.
+pub fn respond(content_type: &'static str, tag: Option<&str>, body: String) -> Response {
+    let mut r = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    let h = r.headers_mut();
+    if let Some(v) = tag.and_then(|t| HeaderValue::from_str(t).ok()) {
+        h.insert(header::ETAG, v);
+    }
+    // Revalidate every time: the ETag makes that cheap, and edits show at once.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    r
+}
+
+pub fn content_type(format: Format, features: bool) -> &'static str {
+    match (format, features) {
+        (Format::Html, _) => "text/html; charset=utf-8",
+        (Format::Json, true) => "application/geo+json",
+        _ => "application/json",
+    }
+}

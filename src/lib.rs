@@ -1,0 +1,12 @@
+//! yizhangtu (一张图, "one map"): a county's spatial plans as layers, queries and exports.
+//! Layers point down: `http` → `engine`, `store`, `formats` → `geom` → `model`.
+
+pub mod app;
+pub mod config;
+pub mod engine;
+pub mod formats;
+pub mod geom;
+pub mod http;
+pub mod model;
+pub mod seed;
+pub mod store;

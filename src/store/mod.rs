@@ -1,0 +1,6 @@
+//! Persistence with sqlx: the SQLite file by default. Every write is one transaction that also
+//! appends to the change log, which running servers follow to stay current.
+
+mod sqlite;
+
+pub use sqlite::{now, Change, ChangeOp, ImportMode, ImportSummary, Store, StoreError};

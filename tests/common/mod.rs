@@ -1,0 +1,156 @@
+//! Test support: a real yizhangtu server on an ephemeral port with a temporary SQLite file.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use yizhangtu::app::App;
+use yizhangtu::config::HttpSettings;
+use yizhangtu::http::AppState;
+
+pub struct TestServer {
+    pub base: String,
+    pub db: PathBuf,
+    pub app: Arc<App>,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// Starts a seeded server.
+pub async fn start() -> TestServer {
+    start_with(HttpSettings::default(), true).await
+}
+
+pub async fn start_with(settings: HttpSettings, seed: bool) -> TestServer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("test.db");
+    let app = Arc::new(
+        App::open(db.to_str().unwrap(), seed, None)
+            .await
+            .expect("open app"),
+    );
+    app.follow(Duration::from_millis(100));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let state = AppState {
+        app: Arc::clone(&app),
+        settings: Arc::new(settings),
+    };
+    let handle = tokio::spawn(async move {
+        yizhangtu::http::serve(listener, state)
+            .await
+            .expect("serve");
+    });
+    TestServer {
+        base: format!("http://{addr}"),
+        db,
+        app,
+        client: reqwest::Client::new(),
+        _dir: dir,
+        handle,
+    }
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GET that must answer 200 with JSON.
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path).await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 200, "GET {path}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {text}"))
+    }
+
+    /// GET that must fail with `status` and a JSON problem body; returns the body.
+    pub async fn problem(&self, path: &str, status: u16) -> serde_json::Value {
+        let r = self.get(path).await;
+        assert_eq!(r.status().as_u16(), status, "GET {path}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(
+            ct.starts_with("application/json"),
+            "GET {path}: content type {ct}"
+        );
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(body["code"].is_string(), "GET {path}: {body}");
+        assert!(body["description"].is_string(), "GET {path}: {body}");
+        body
+    }
+}
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bundled layer file, read with the `geojson` crate (independently of the server's code).
+pub fn bundled(file: &str) -> geojson::FeatureCollection {
+    let text = std::fs::read_to_string(repo().join(file)).expect("bundled file");
+    text.parse::<geojson::GeoJson>()
+        .ok()
+        .and_then(|g| geojson::FeatureCollection::try_from(g).ok())
+        .expect("a FeatureCollection")
+}
+
+pub fn feature_id(f: &geojson::Feature) -> String {
+    match &f.id {
+        Some(geojson::feature::Id::String(s)) => s.clone(),
+        Some(geojson::feature::Id::Number(n)) => n.to_string(),
+        None => panic!("bundled feature without id"),
+    }
+}
+
+/// Follows `next` links from `path` to the end; returns every feature id in order.
+pub async fn collect_all(server: &TestServer, path: &str) -> (Vec<String>, usize) {
+    let mut ids = Vec::new();
+    let mut url = server.url(path);
+    let mut pages = 0;
+    loop {
+        let r = server.client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {url}");
+        let page: serde_json::Value = r.json().await.unwrap();
+        pages += 1;
+        let features = page["features"].as_array().unwrap();
+        assert_eq!(
+            page["numberReturned"].as_u64().unwrap() as usize,
+            features.len()
+        );
+        ids.extend(
+            features
+                .iter()
+                .map(|f| f["id"].as_str().unwrap().to_string()),
+        );
+        let next = page["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["rel"] == "next")
+            .map(|l| l["href"].as_str().unwrap().to_string());
+        match next {
+            Some(n) => url = n,
+            None => break,
+        }
+        assert!(pages < 10_000, "next links never end");
+    }
+    (ids, pages)
+}
