@@ -1,1 +1,237 @@
-fn main() {}
+//! Engine and HTTP benchmark on 1,000,000 synthetic polygons (~20 vertices each) spread over
+//! Chongqing: load time, memory per feature, bbox query latency, HTTP items latency.
+//!
+//! `cargo bench --bench engine` (set `YIZHANGTU_BENCH_N` for another size).
+
+use geo::{Coord, Geometry, LineString, Polygon, Rect};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use yizhangtu::app::App;
+use yizhangtu::config::HttpSettings;
+use yizhangtu::engine::{Engine, Query};
+use yizhangtu::http::AppState;
+use yizhangtu::model::{Feature, Layer};
+use yizhangtu::store::Store;
+
+/// Counts live heap bytes, so memory per feature is what the engine holds, not what the
+/// allocator kept from the transient input vector.
+struct Counting;
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, std::sync::atomic::Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live_bytes() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Chongqing's extent, roughly.
+const WEST: f64 = 105.2;
+const EAST: f64 = 110.2;
+const SOUTH: f64 = 28.1;
+const NORTH: f64 = 32.2;
+
+fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<usize>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A star-shaped polygon of 20 vertices, 50–300 m across, around a random centre.
+pub fn synthetic(n: usize, seed: u64) -> Vec<Feature> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let cx = rng.gen_range(WEST..EAST);
+            let cy = rng.gen_range(SOUTH..NORTH);
+            let r = rng.gen_range(0.0005..0.003);
+            // Exact capacity, as rings decoded from the database have.
+            let mut ring: Vec<Coord<f64>> = Vec::with_capacity(20);
+            for k in 0..19 {
+                let a = k as f64 / 19.0 * std::f64::consts::TAU;
+                let rr = r * rng.gen_range(0.6..1.0);
+                ring.push(Coord {
+                    x: cx + rr * a.cos(),
+                    y: cy + rr * a.sin(),
+                });
+            }
+            ring.push(ring[0]);
+            let mut props = serde_json::Map::new();
+            props.insert("name".into(), format!("地块{i}").into());
+            props.insert(
+                "area_mu".into(),
+                rng.gen_range(1.0..500.0f64).round().into(),
+            );
+            let mut f = Feature::from_parts(
+                "parcels",
+                i.to_string(),
+                props,
+                Some(Geometry::Polygon(Polygon::new(LineString(ring), vec![]))),
+            );
+            f.id = i.to_string();
+            f
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(what: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    println!(
+        "{what:<44} p50 {:>9.1} µs   p90 {:>9.1} µs   p99 {:>9.1} µs   (n={})",
+        percentile(&samples, 0.5).as_secs_f64() * 1e6,
+        percentile(&samples, 0.9).as_secs_f64() * 1e6,
+        percentile(&samples, 0.99).as_secs_f64() * 1e6,
+        samples.len()
+    );
+}
+
+/// Random boxes sized to hold about `target` features at the synthetic density.
+fn boxes(n: usize, count: usize, target: f64, seed: u64) -> Vec<Rect<f64>> {
+    let density = n as f64 / ((EAST - WEST) * (NORTH - SOUTH));
+    let side = (target / density).sqrt();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let x = rng.gen_range(WEST..EAST - side);
+            let y = rng.gen_range(SOUTH..NORTH - side);
+            Rect::new(
+                Coord { x, y },
+                Coord {
+                    x: x + side,
+                    y: y + side,
+                },
+            )
+        })
+        .collect()
+}
+
+fn main() {
+    let n: usize = std::env::var("YIZHANGTU_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    println!("yizhangtu engine benchmark: {n} synthetic polygons of 20 vertices over Chongqing");
+    let rss0 = rss_bytes();
+    let live0 = live_bytes();
+    let t = Instant::now();
+    let features = synthetic(n, 42);
+    println!(
+        "generate features                            {:>9.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let layer = Layer {
+        title_zh: "合成地块".into(),
+        title_en: "Synthetic parcels".into(),
+        ..Layer::untitled("parcels")
+    };
+    let t = Instant::now();
+    let engine = Engine::load(vec![(layer, 1)], features);
+    let load = t.elapsed();
+    let rss1 = rss_bytes();
+    let live1 = live_bytes();
+    println!(
+        "engine load (index build)                    {:>9.2} s",
+        load.as_secs_f64()
+    );
+    println!(
+        "memory per feature (live heap / n)           {:>9.0} B   ({:.0} MB in all)",
+        (live1.saturating_sub(live0)) as f64 / n as f64,
+        (live1.saturating_sub(live0)) as f64 / 1e6
+    );
+    println!(
+        "process RSS growth / n (incl. freed input)          {:>9.0} B   ({:.0} MB in all)",
+        (rss1.saturating_sub(rss0)) as f64 / n as f64,
+        (rss1.saturating_sub(rss0)) as f64 / 1e6
+    );
+
+    let idx = engine.layer("parcels").unwrap();
+    let queries = boxes(n, 20_000, 100.0, 7);
+    let mut returned = 0usize;
+    let mut samples = Vec::with_capacity(queries.len());
+    {
+        let idx = idx.read();
+        for r in &queries {
+            let t = Instant::now();
+            let res = idx.query(&Query {
+                bbox: Some(*r),
+                limit: 100,
+                ..Default::default()
+            });
+            samples.push(t.elapsed());
+            returned += res.features.len();
+        }
+    }
+    println!(
+        "bbox queries: mean {:.1} features returned",
+        returned as f64 / queries.len() as f64
+    );
+    report("engine bbox query (~100 features, limit 100)", samples);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("bench.db").to_str().unwrap()).await.unwrap();
+        let app = Arc::new(App::from_parts(store, engine).await.unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState { app, settings: Arc::new(HttpSettings::default()) };
+        tokio::spawn(async move { yizhangtu::http::serve(listener, state).await.unwrap() });
+        let client = reqwest::Client::new();
+        let urls: Vec<String> = boxes(n, 3_000, 100.0, 11)
+            .iter()
+            .map(|r| {
+                format!(
+                    "http://{addr}/collections/parcels/items?bbox={:.6},{:.6},{:.6},{:.6}&limit=100",
+                    r.min().x, r.min().y, r.max().x, r.max().y
+                )
+            })
+            .collect();
+        for u in urls.iter().take(200) {
+            client.get(u).send().await.unwrap().bytes().await.unwrap();
+        }
+        let mut samples = Vec::with_capacity(urls.len());
+        let mut bytes = 0usize;
+        for u in &urls {
+            let t = Instant::now();
+            let r = client.get(u).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            bytes += r.bytes().await.unwrap().len();
+            samples.push(t.elapsed());
+        }
+        println!("HTTP items: mean body {:.0} kB", bytes as f64 / urls.len() as f64 / 1e3);
+        report("HTTP GET items?bbox=…&limit=100 (sequential)", samples);
+    });
+}

@@ -56,6 +56,16 @@ impl App {
         })
     }
 
+    /// An app over an engine built elsewhere (benchmarks, tools); the change log is taken as applied.
+    pub async fn from_parts(store: Store, engine: Engine) -> Result<App, AppError> {
+        let applied = store.last_change().await?;
+        Ok(App {
+            store,
+            engine: Arc::new(engine),
+            applied: AtomicI64::new(applied),
+        })
+    }
+
     /// Writes features through the store and applies them to the engine at once.
     pub async fn import(
         &self,

@@ -1,6 +1,6 @@
 use geo::{BoundingRect, Rect};
 use rstar::primitives::{GeomWithData, Rectangle};
-use rstar::{RTree, AABB};
+use rstar::{Envelope, RTree, RTreeObject, AABB};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -164,12 +164,13 @@ impl LayerIndex {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
-    /// Slots whose bounding boxes intersect `r`, unordered.
-    pub(crate) fn candidates(&self, r: Rect<f64>) -> impl Iterator<Item = u32> + '_ {
+    /// Slots whose bounding boxes intersect `r`, unordered, each with whether its box lies
+    /// wholly inside `r` (then the feature surely intersects and needs no exact test).
+    pub(crate) fn candidates(&self, r: Rect<f64>) -> impl Iterator<Item = (u32, bool)> + '_ {
         let aabb = AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]);
         self.tree
             .locate_in_envelope_intersecting(&aabb)
-            .map(|e| e.data)
+            .map(move |e| (e.data, aabb.contains_envelope(&e.geom().envelope())))
     }
 
     pub fn upsert(&mut self, f: Feature) {

@@ -79,11 +79,11 @@ impl LayerIndex {
         };
         match q.bbox {
             Some(r) => {
-                let mut slots: Vec<u32> = self.candidates(r).collect();
+                let mut slots: Vec<(u32, bool)> = self.candidates(r).collect();
                 slots.sort_unstable();
-                for slot in slots {
+                for (slot, inside) in slots {
                     let Some(f) = self.slot(slot) else { continue };
-                    let hit = f.geometry.as_ref().is_some_and(|g| g.intersects(&r));
+                    let hit = inside || f.geometry.as_ref().is_some_and(|g| g.intersects(&r));
                     if hit && keep(f) {
                         take(f);
                     }
