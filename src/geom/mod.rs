@@ -1,8 +1,13 @@
 //! Geometry work on `geo` types: bounding boxes, validation of what users send, and (later)
 //! geodesic measures and CRS transforms. Pure functions, no I/O.
 
+mod area;
 mod bbox;
 mod validate;
 
+pub use area::{
+    geodesic_area_m2, geodesic_length_m, polygons_of, prepare, BoxRelation, PreparedArea, M2_PER_HA,
+    M2_PER_MU,
+};
 pub use bbox::{Bbox, BboxError};
 pub use validate::{validate_geometry, GeometryProblem};

@@ -1,0 +1,317 @@
+//! Areas to ask questions of: a (multi)polygon prepared with an edge R-tree for fast point and
+//! box tests, the share of a feature inside it, and geodesic measures in m², ha and 亩.
+
+use geo::{
+    Area, BooleanOps, BoundingRect, Coord, Geometry, GeodesicArea, Intersects, Length, Line,
+    LineString, MultiLineString, MultiPolygon, Rect,
+};
+use geo::line_measures::Geodesic;
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{RTree, AABB};
+
+/// Square metres in one 亩 (mu): 10000/15.
+pub const M2_PER_MU: f64 = 10_000.0 / 15.0;
+/// Square metres in one hectare.
+pub const M2_PER_HA: f64 = 10_000.0;
+
+/// Geodesic area of a geometry on the WGS84 ellipsoid in m² (0 for points and lines), as PostGIS
+/// `ST_Area(geography)` computes it.
+///
+/// ```
+/// use geo::{polygon, Geometry};
+/// // A 0.01° square at the equator: 1113.19 m × 1105.74 m ≈ 1.2309 km².
+/// let sq = Geometry::Polygon(polygon![(x: 0., y: 0.), (x: 0.01, y: 0.), (x: 0.01, y: 0.01), (x: 0., y: 0.01), (x: 0., y: 0.)]);
+/// let m2 = yizhangtu::geom::geodesic_area_m2(&sq);
+/// assert!((m2 - 1_230_907.0).abs() < 5.0, "{m2}");
+/// ```
+pub fn geodesic_area_m2(g: &Geometry<f64>) -> f64 {
+    match g {
+        Geometry::Polygon(_) | Geometry::MultiPolygon(_) | Geometry::Rect(_) | Geometry::Triangle(_) => {
+            g.geodesic_area_unsigned()
+        }
+        Geometry::GeometryCollection(gc) => gc.0.iter().map(geodesic_area_m2).sum(),
+        _ => 0.0,
+    }
+}
+
+/// Geodesic length of the lines of a geometry in metres (polygon rings are not counted).
+pub fn geodesic_length_m(g: &Geometry<f64>) -> f64 {
+    match g {
+        Geometry::LineString(l) => Geodesic.length(l),
+        Geometry::Line(l) => Geodesic.length(l),
+        Geometry::MultiLineString(ml) => ml.0.iter().map(|l| Geodesic.length(l)).sum(),
+        Geometry::GeometryCollection(gc) => gc.0.iter().map(geodesic_length_m).sum(),
+        _ => 0.0,
+    }
+}
+
+/// The polygons of a geometry as one MultiPolygon (empty for points and lines).
+pub fn polygons_of(g: &Geometry<f64>) -> MultiPolygon<f64> {
+    match g {
+        Geometry::Polygon(p) => MultiPolygon(vec![p.clone()]),
+        Geometry::MultiPolygon(mp) => mp.clone(),
+        Geometry::Rect(r) => MultiPolygon(vec![r.to_polygon()]),
+        Geometry::Triangle(t) => MultiPolygon(vec![t.to_polygon()]),
+        Geometry::GeometryCollection(gc) => MultiPolygon(gc.0.iter().flat_map(|g| polygons_of(g).0).collect()),
+        _ => MultiPolygon(vec![]),
+    }
+}
+
+/// How a box lies relative to an area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoxRelation {
+    Inside,
+    Outside,
+    /// The area's boundary may cross the box: an exact test is needed.
+    Boundary,
+}
+
+/// A polygonal area prepared for many questions.
+pub struct PreparedArea {
+    pub shape: MultiPolygon<f64>,
+    bbox: Option<Rect<f64>>,
+    edges: RTree<GeomWithData<Rectangle<[f64; 2]>, Line<f64>>>,
+    /// Planar area in square degrees, to turn intersections into shares cheaply.
+    planar_area: f64,
+}
+
+impl PreparedArea {
+    pub fn new(shape: MultiPolygon<f64>) -> PreparedArea {
+        let mut edges = Vec::new();
+        for p in &shape.0 {
+            for ring in std::iter::once(p.exterior()).chain(p.interiors()) {
+                for l in ring.lines() {
+                    edges.push(GeomWithData::new(
+                        Rectangle::from_corners([l.start.x, l.start.y], [l.end.x, l.end.y]),
+                        l,
+                    ));
+                }
+            }
+        }
+        PreparedArea {
+            bbox: shape.bounding_rect(),
+            planar_area: shape.unsigned_area(),
+            shape,
+            edges: RTree::bulk_load(edges),
+        }
+    }
+
+    pub fn bbox(&self) -> Option<Rect<f64>> {
+        self.bbox
+    }
+
+    /// Point in polygon by counting crossings of a ray to the east, using the edge index.
+    /// Points on the boundary count as inside.
+    pub fn contains_coord(&self, c: Coord<f64>) -> bool {
+        let Some(b) = self.bbox else { return false };
+        if c.x < b.min().x || c.x > b.max().x || c.y < b.min().y || c.y > b.max().y {
+            return false;
+        }
+        let ray = AABB::from_corners([c.x, c.y], [b.max().x, c.y]);
+        let mut inside = false;
+        for e in self.edges.locate_in_envelope_intersecting(&ray) {
+            let (a, z) = (e.data.start, e.data.end);
+            // On the boundary?
+            let cross = (z.x - a.x) * (c.y - a.y) - (z.y - a.y) * (c.x - a.x);
+            if cross == 0.0
+                && c.x >= a.x.min(z.x)
+                && c.x <= a.x.max(z.x)
+                && c.y >= a.y.min(z.y)
+                && c.y <= a.y.max(z.y)
+            {
+                return true;
+            }
+            // Half-open rule so a vertex on the ray is counted once.
+            if (a.y > c.y) != (z.y > c.y) {
+                let x = a.x + (c.y - a.y) * (z.x - a.x) / (z.y - a.y);
+                if x > c.x {
+                    inside = !inside;
+                }
+            }
+        }
+        inside
+    }
+
+    /// Whether `r` is surely inside, surely outside, or touched by the boundary.
+    pub fn relate_box(&self, r: Rect<f64>) -> BoxRelation {
+        let Some(b) = self.bbox else { return BoxRelation::Outside };
+        if !b.intersects(&r) {
+            return BoxRelation::Outside;
+        }
+        let aabb = AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]);
+        let rect_poly = r.to_polygon();
+        let crossed = self
+            .edges
+            .locate_in_envelope_intersecting(&aabb)
+            .any(|e| e.data.intersects(&rect_poly));
+        if crossed {
+            BoxRelation::Boundary
+        } else if self.contains_coord(r.center()) {
+            BoxRelation::Inside
+        } else {
+            BoxRelation::Outside
+        }
+    }
+
+    /// The share (0..=1) of a geometry that lies inside: by area for polygons, by length for
+    /// lines, by count for points. `None` for empty geometry.
+    pub fn share_inside(&self, g: &Geometry<f64>) -> Option<f64> {
+        let r = g.bounding_rect()?;
+        match self.relate_box(r) {
+            BoxRelation::Inside => return Some(1.0),
+            BoxRelation::Outside => return Some(0.0),
+            BoxRelation::Boundary => {}
+        }
+        let polys = polygons_of(g);
+        if !polys.0.is_empty() {
+            let whole = polys.unsigned_area();
+            if whole > 0.0 {
+                let inside = polys.intersection(&self.shape).unsigned_area();
+                return Some((inside / whole).clamp(0.0, 1.0));
+            }
+        }
+        let lines = lines_of(g);
+        if !lines.0.is_empty() {
+            let whole: f64 = lines.0.iter().map(|l| geo::Euclidean.length(l)).sum();
+            if whole > 0.0 {
+                let inside: f64 = self
+                    .shape
+                    .clip(&lines, false)
+                    .0
+                    .iter()
+                    .map(|l| geo::Euclidean.length(l))
+                    .sum();
+                return Some((inside / whole).clamp(0.0, 1.0));
+            }
+        }
+        let points: Vec<Coord<f64>> = geo::CoordsIter::coords_iter(g).collect();
+        if points.is_empty() {
+            return None;
+        }
+        let n = points.iter().filter(|c| self.contains_coord(**c)).count();
+        Some(n as f64 / points.len() as f64)
+    }
+
+    /// Whether a geometry lies within the area, allowing for floating-point slivers along shared
+    /// boundaries (a share inside of at least 1 − 1e-6).
+    pub fn within(&self, g: &Geometry<f64>) -> bool {
+        self.share_inside(g).is_some_and(|s| s >= 1.0 - 1e-6)
+    }
+
+    /// Whether a geometry meets the area at all (touching counts).
+    pub fn intersects(&self, g: &Geometry<f64>) -> bool {
+        let Some(r) = g.bounding_rect() else { return false };
+        match self.relate_box(r) {
+            BoxRelation::Inside => true,
+            BoxRelation::Outside => false,
+            BoxRelation::Boundary => g.intersects(&self.shape),
+        }
+    }
+
+    /// The part of a feature's polygons inside the area.
+    pub fn clip_polygons(&self, g: &Geometry<f64>) -> MultiPolygon<f64> {
+        let polys = polygons_of(g);
+        if polys.0.is_empty() {
+            return polys;
+        }
+        match g.bounding_rect().map(|r| self.relate_box(r)) {
+            Some(BoxRelation::Inside) => polys,
+            Some(BoxRelation::Outside) | None => MultiPolygon(vec![]),
+            Some(BoxRelation::Boundary) => polys.intersection(&self.shape),
+        }
+    }
+
+    /// Planar area in square degrees (for ratios only).
+    pub fn planar_area(&self) -> f64 {
+        self.planar_area
+    }
+}
+
+fn lines_of(g: &Geometry<f64>) -> MultiLineString<f64> {
+    match g {
+        Geometry::LineString(l) => MultiLineString(vec![l.clone()]),
+        Geometry::Line(l) => MultiLineString(vec![LineString::from(*l)]),
+        Geometry::MultiLineString(ml) => ml.clone(),
+        Geometry::GeometryCollection(gc) => MultiLineString(gc.0.iter().flat_map(|g| lines_of(g).0).collect()),
+        _ => MultiLineString(vec![]),
+    }
+}
+
+/// A polygon area from any polygonal geometry; `None` if it has no polygons.
+pub fn prepare(g: &Geometry<f64>) -> Option<PreparedArea> {
+    let mp = polygons_of(g);
+    if mp.0.is_empty() {
+        None
+    } else {
+        Some(PreparedArea::new(mp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::{line_string, point, polygon};
+
+    fn square() -> PreparedArea {
+        // A 10×10 square with a 2×2 hole in the middle.
+        let p = polygon!(
+            exterior: [(x: 0., y: 0.), (x: 10., y: 0.), (x: 10., y: 10.), (x: 0., y: 10.), (x: 0., y: 0.)],
+            interiors: [[(x: 4., y: 4.), (x: 6., y: 4.), (x: 6., y: 6.), (x: 4., y: 6.), (x: 4., y: 4.)]],
+        );
+        PreparedArea::new(MultiPolygon(vec![p]))
+    }
+
+    #[test]
+    fn points_boxes_and_shares() {
+        let a = square();
+        assert!(a.contains_coord(Coord { x: 1., y: 1. }));
+        assert!(!a.contains_coord(Coord { x: 5., y: 5. }), "in the hole");
+        assert!(a.contains_coord(Coord { x: 0., y: 5. }), "on the boundary");
+        assert!(!a.contains_coord(Coord { x: 11., y: 5. }));
+        assert!(a.contains_coord(Coord { x: 3., y: 4. }), "ray through a hole vertex");
+        let rect = |x0: f64, y0: f64, x1: f64, y1: f64| Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 });
+        assert_eq!(a.relate_box(rect(1., 1., 2., 2.)), BoxRelation::Inside);
+        assert_eq!(a.relate_box(rect(4.5, 4.5, 5.5, 5.5)), BoxRelation::Outside);
+        assert_eq!(a.relate_box(rect(9., 9., 11., 11.)), BoxRelation::Boundary);
+        // Half of a 2×2 square straddling the east edge; a quarter of one on the hole's corner.
+        let half = Geometry::Polygon(rect(9., 1., 11., 3.).to_polygon());
+        assert!((a.share_inside(&half).unwrap() - 0.5).abs() < 1e-12);
+        let q = Geometry::Polygon(rect(5., 5., 7., 7.).to_polygon());
+        assert!((a.share_inside(&q).unwrap() - 0.75).abs() < 1e-12);
+        let line = Geometry::LineString(line_string![(x: 8., y: 1.), (x: 12., y: 1.)]);
+        assert!((a.share_inside(&line).unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(a.share_inside(&Geometry::Point(point!(x: 5., y: 5.))), Some(0.0));
+        assert!(a.within(&Geometry::Polygon(rect(0., 0., 4., 4.).to_polygon())), "shares two edges");
+        assert!(!a.within(&half));
+        assert!(a.intersects(&half));
+        assert!(!a.intersects(&Geometry::Point(point!(x: 5., y: 5.))));
+    }
+
+    #[test]
+    fn geodesic_area_agrees_with_the_exact_zone_formula() {
+        // A 1°×1° cell 29–30°N, 105–106°E whose north and south edges follow the parallels
+        // (densified: 2,000 points each, so geodesic chords hug the parallels to ~1e-10). The
+        // exact ellipsoidal zone area is an independent closed-form answer.
+        let n = 2000;
+        let mut ring: Vec<Coord<f64>> = (0..=n).map(|i| Coord { x: 105. + i as f64 / n as f64, y: 29. }).collect();
+        ring.extend((0..=n).map(|i| Coord { x: 106. - i as f64 / n as f64, y: 30. }));
+        ring.push(ring[0]);
+        let cell = Geometry::Polygon(geo::Polygon::new(LineString(ring), vec![]));
+        let m2 = geodesic_area_m2(&cell);
+        let expected = zone_area(29.0, 30.0) / 360.0;
+        assert!(((m2 - expected) / expected).abs() < 1e-8, "{m2} vs {expected}");
+    }
+
+    /// Exact area of the WGS84 ellipsoid between two latitudes over all longitudes.
+    fn zone_area(lat1: f64, lat2: f64) -> f64 {
+        let a: f64 = 6_378_137.0;
+        let f: f64 = 1.0 / 298.257_223_563;
+        let e2 = f * (2.0 - f);
+        let e = e2.sqrt();
+        let q = |phi: f64| {
+            let s = phi.to_radians().sin();
+            (1.0 - e2) * (s / (1.0 - e2 * s * s) - (1.0 / (2.0 * e)) * ((1.0 - e * s) / (1.0 + e * s)).ln())
+        };
+        std::f64::consts::PI * a * a * (q(lat2) - q(lat1))
+    }
+}
