@@ -1,11 +1,15 @@
 //! The in-memory spatial engine: every feature of every layer, one R-tree per layer.
 //! Pure: no I/O, no HTTP, no SQL. Reads take a shared lock on one layer; writes a short exclusive one.
 
+pub mod admin;
+pub mod filter;
 mod index;
 mod query;
 
+pub use admin::{AdminLevel, AdminLookupError, AdminUnit};
+pub use filter::{Filter, FilterError, FilterLang};
 pub use index::{LayerIndex, LayerStats};
-pub use query::{PropertyFilter, Query, QueryResult};
+pub use query::{Near, PropertyFilter, Query, QueryResult, SortKey};
 
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -13,10 +17,15 @@ use std::sync::Arc;
 
 use crate::model::{Feature, Layer};
 
+/// Key of a prepared admin area: layer, feature id, feature version.
+type AreaKey = (String, String, i64);
+
 /// All layers, by id.
 #[derive(Default)]
 pub struct Engine {
     layers: RwLock<BTreeMap<String, Arc<RwLock<LayerIndex>>>>,
+    /// Prepared polygons of admin units asked about recently.
+    areas: parking_lot::Mutex<std::collections::HashMap<AreaKey, Arc<crate::geom::PreparedArea>>>,
 }
 
 impl Engine {

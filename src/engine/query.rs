@@ -1,7 +1,9 @@
-use geo::{Intersects, Rect};
+use geo::{Contains, Coord, Distance, Geometry, HaversineClosestPoint, Intersects, Point, Rect};
 use serde_json::Value;
+use std::cmp::Ordering;
 use std::sync::Arc;
 
+use super::filter::Filter;
 use super::LayerIndex;
 use crate::model::Feature;
 
@@ -47,49 +49,179 @@ fn value_equals(v: &Value, text: &str) -> bool {
     }
 }
 
+/// One key of `sortby`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub key: String,
+    pub descending: bool,
+}
+
+/// `near=lon,lat&distance=m`: features within a geodesic distance, nearest first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Near {
+    pub point: Coord<f64>,
+    pub metres: f64,
+}
+
+impl Near {
+    /// A lon/lat box that holds every point within the distance (generously).
+    pub fn window(&self) -> Rect<f64> {
+        let dlat = self.metres / 110_000.0 * 1.01;
+        let cos = self.point.y.to_radians().cos().max(0.01);
+        let dlon = self.metres / (111_320.0 * cos) * 1.01;
+        Rect::new(
+            Coord {
+                x: self.point.x - dlon,
+                y: self.point.y - dlat,
+            },
+            Coord {
+                x: self.point.x + dlon,
+                y: self.point.y + dlat,
+            },
+        )
+    }
+
+    /// Geodesic distance in metres from the point to the nearest part of `g` (0 inside polygons).
+    pub fn distance(&self, g: &Geometry<f64>) -> Option<f64> {
+        let p = Point(self.point);
+        if g.contains(&p) {
+            return Some(0.0);
+        }
+        let nearest = match g.haversine_closest_point(&p) {
+            geo::Closest::Intersection(_) => return Some(0.0),
+            geo::Closest::SinglePoint(q) => q,
+            geo::Closest::Indeterminate => return None,
+        };
+        Some(geo::Geodesic.distance(p, nearest))
+    }
+}
+
 /// What a reader asks of one layer.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
     /// Features whose geometry intersects this box (CGCS2000 lon/lat).
     pub bbox: Option<Rect<f64>>,
     pub filters: Vec<PropertyFilter>,
+    /// A CQL2 filter or a spatial shortcut, compiled.
+    pub filter: Option<Filter>,
+    pub near: Option<Near>,
+    pub sort: Vec<SortKey>,
     pub offset: usize,
     pub limit: usize,
 }
 
-/// One page of answers, in the layer's stable order, and how many match in all.
+/// One page of answers, in the layer's stable order (or the asked sort), and how many match.
 #[derive(Debug, Clone)]
 pub struct QueryResult {
     pub features: Vec<Arc<Feature>>,
+    /// Geodesic distances of the page's features, for `near` queries.
+    pub distances: Option<Vec<f64>>,
     pub matched: usize,
 }
 
+fn intersect(a: Rect<f64>, b: Rect<f64>) -> Option<Rect<f64>> {
+    let min = Coord {
+        x: a.min().x.max(b.min().x),
+        y: a.min().y.max(b.min().y),
+    };
+    let max = Coord {
+        x: a.max().x.min(b.max().x),
+        y: a.max().y.min(b.max().y),
+    };
+    (min.x <= max.x && min.y <= max.y).then(|| Rect::new(min, max))
+}
+
+fn sort_value(f: &Feature, key: &str) -> Option<Value> {
+    match key {
+        "id" => Some(Value::String(f.id.clone())),
+        _ => f.property(key).filter(|v| !v.is_null()),
+    }
+}
+
+/// Numbers before text, missing values last.
+fn cmp_values(a: &Option<Value>, b: &Option<Value>) -> Ordering {
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(a), Some(b)) => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => match (a.as_str(), b.as_str()) {
+                (Some(x), Some(y)) => x.cmp(y),
+                _ => a.to_string().cmp(&b.to_string()),
+            },
+        },
+    }
+}
+
 impl LayerIndex {
-    /// Runs a query: R-tree candidates, then the exact geometry test, then property filters,
-    /// then the page. Order is insertion order, so paging is stable between requests.
+    /// Runs a query: R-tree candidates (from bbox, filter and near windows), then exact geometry
+    /// tests, then property filters, then sort and page. Without a sort the order is insertion
+    /// order, so paging is stable between requests.
     pub fn query(&self, q: &Query) -> QueryResult {
-        let keep = |f: &Feature| q.filters.iter().all(|p| p.matches(f));
+        let hint = q.filter.as_ref().and_then(Filter::bbox_hint);
+        let windows = [q.bbox, hint, q.near.map(|n| n.window())];
+        let mut window: Option<Rect<f64>> = None;
+        for w in windows.into_iter().flatten() {
+            window = match window {
+                None => Some(w),
+                Some(prev) => match intersect(prev, w) {
+                    Some(r) => Some(r),
+                    None => {
+                        return QueryResult {
+                            features: vec![],
+                            distances: None,
+                            matched: 0,
+                        }
+                    }
+                },
+            };
+        }
+        let keep = |f: &Feature| {
+            q.filters.iter().all(|p| p.matches(f))
+                && q.filter.as_ref().is_none_or(|flt| flt.matches(f))
+        };
+        let passes_bbox = |f: &Feature, inside: bool| match q.bbox {
+            None => true,
+            Some(r) => inside || f.geometry.as_ref().is_some_and(|g| g.intersects(&r)),
+        };
+
+        let needs_all = !q.sort.is_empty() || q.near.is_some();
         let mut page = Vec::with_capacity(q.limit.min(1024));
+        let mut all: Vec<(Arc<Feature>, f64)> = Vec::new();
         let mut matched = 0usize;
         let mut take = |f: &Arc<Feature>| {
-            if matched >= q.offset && page.len() < q.limit {
+            let mut dist = 0.0;
+            if let Some(n) = &q.near {
+                match f.geometry.as_ref().and_then(|g| n.distance(g)) {
+                    Some(d) if d <= n.metres => dist = d,
+                    _ => return,
+                }
+            }
+            if needs_all {
+                all.push((Arc::clone(f), dist));
+            } else if matched >= q.offset && page.len() < q.limit {
                 page.push(Arc::clone(f));
             }
             matched += 1;
         };
-        match q.bbox {
+        match window {
             Some(r) => {
                 let mut slots: Vec<(u32, bool)> = self.candidates(r).collect();
                 slots.sort_unstable();
+                // "inside" is about the combined window; it proves the bbox test only when the
+                // window is the bbox itself.
+                let window_is_bbox = q.bbox == Some(r);
                 for (slot, inside) in slots {
                     let Some(f) = self.slot(slot) else { continue };
-                    let hit = inside || f.geometry.as_ref().is_some_and(|g| g.intersects(&r));
-                    if hit && keep(f) {
+                    if passes_bbox(f, inside && window_is_bbox) && keep(f) {
                         take(f);
                     }
                 }
             }
-            None if q.filters.is_empty() => {
+            None if q.filters.is_empty() && q.filter.is_none() && !needs_all => {
                 // Everything matches: count without visiting, then walk only to the page.
                 matched = self.len();
                 page.extend(
@@ -107,8 +239,33 @@ impl LayerIndex {
                 }
             }
         }
+        if !needs_all {
+            return QueryResult {
+                features: page,
+                distances: None,
+                matched,
+            };
+        }
+        if q.near.is_some() && q.sort.is_empty() {
+            all.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(Ordering::Equal));
+        } else {
+            all.sort_by(|(a, da), (b, db)| {
+                for k in &q.sort {
+                    let o = cmp_values(&sort_value(a, &k.key), &sort_value(b, &k.key));
+                    let o = if k.descending { o.reverse() } else { o };
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                da.partial_cmp(db).unwrap_or(Ordering::Equal)
+            });
+        }
+        let chosen: Vec<(Arc<Feature>, f64)> =
+            all.into_iter().skip(q.offset).take(q.limit).collect();
+        let distances = q.near.map(|_| chosen.iter().map(|(_, d)| *d).collect());
         QueryResult {
-            features: page,
+            features: chosen.into_iter().map(|(f, _)| f).collect(),
+            distances,
             matched,
         }
     }
@@ -117,6 +274,7 @@ impl LayerIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::filter::{parse, FilterLang};
     use crate::model::{Feature, Layer};
     use geo::{coord, point, polygon, Geometry};
 
@@ -124,9 +282,7 @@ mod tests {
         let serde_json::Value::Object(map) = props else {
             panic!()
         };
-        let mut f = Feature::from_parts("t", id.to_string(), map, Some(g));
-        f.id = id.to_string();
-        f
+        Feature::from_parts("t", id.to_string(), map, Some(g))
     }
 
     fn index() -> LayerIndex {
@@ -148,7 +304,7 @@ mod tests {
                 feature(
                     "c",
                     Geometry::Point(point!(x: 20., y: 20.)),
-                    serde_json::json!({"name": "远", "flag": true}),
+                    serde_json::json!({"name": "远", "flag": true, "n": 1}),
                 ),
             ],
         )
@@ -179,17 +335,17 @@ mod tests {
     }
 
     #[test]
-    fn filters_and_pages() {
+    fn filters_sort_and_page() {
         let idx = index();
         let eq = |k: &str, v: &str| PropertyFilter::Equals {
             key: k.into(),
             value: v.into(),
         };
         let q = |filters, offset, limit| Query {
-            bbox: None,
             filters,
             offset,
             limit,
+            ..Default::default()
         };
         assert_eq!(
             ids(&idx.query(&q(vec![eq("n", "3")], 0, 10))),
@@ -208,6 +364,71 @@ mod tests {
         assert_eq!((ids(&page), page.matched), (vec!["b"], 3));
         let page = idx.query(&q(vec![eq("n", "3")], 1, 5));
         assert_eq!((ids(&page), page.matched), (vec!["b"], 2));
+        let sorted = idx.query(&Query {
+            sort: vec![
+                SortKey {
+                    key: "n".into(),
+                    descending: false,
+                },
+                SortKey {
+                    key: "name".into(),
+                    descending: true,
+                },
+            ],
+            limit: 10,
+            ..Default::default()
+        });
+        assert_eq!(ids(&sorted), vec!["c", "b", "a"]);
+        let f = parse(
+            "n >= 3 AND S_INTERSECTS(geometry, BBOX(6, 6, 9, 9))",
+            FilterLang::Cql2Text,
+            &|_| true,
+        )
+        .unwrap();
+        let res = idx.query(&Query {
+            filter: Some(f),
+            limit: 10,
+            ..Default::default()
+        });
+        assert_eq!(ids(&res), vec!["b"]);
+    }
+
+    #[test]
+    fn near_orders_by_geodesic_distance() {
+        let idx = LayerIndex::build(
+            Layer::untitled("t"),
+            1,
+            vec![
+                feature(
+                    "far",
+                    Geometry::Point(point!(x: 105.02, y: 29.0)),
+                    serde_json::json!({}),
+                ),
+                feature(
+                    "near",
+                    Geometry::Point(point!(x: 105.001, y: 29.0)),
+                    serde_json::json!({}),
+                ),
+                feature(
+                    "out",
+                    Geometry::Point(point!(x: 105.1, y: 29.0)),
+                    serde_json::json!({}),
+                ),
+            ],
+        );
+        let res = idx.query(&Query {
+            near: Some(Near {
+                point: coord! {x: 105.0, y: 29.0},
+                metres: 3000.0,
+            }),
+            limit: 10,
+            ..Default::default()
+        });
+        assert_eq!(ids(&res), vec!["near", "far"]);
+        let d = res.distances.unwrap();
+        // 0.001° of longitude at 29°N on WGS84: 97.4 m.
+        assert!((d[0] - 97.43).abs() < 0.1, "{d:?}");
+        assert_eq!(res.matched, 2);
     }
 
     #[test]

@@ -390,6 +390,7 @@ pub fn write_feature(
     f: &Feature,
     selection: &PropertySelection,
     links: Option<&str>,
+    extra: &[(&str, Value)],
 ) {
     out.push_str("{\"type\":\"Feature\",\"id\":");
     json_string(out, &f.id);
@@ -422,6 +423,10 @@ pub fn write_feature(
             out.push_str(&v.to_string());
         }
     }
+    for (k, v) in extra {
+        key(out, k);
+        out.push_str(&v.to_string());
+    }
     out.push('}');
     if let Some(links) = links {
         out.push_str(",\"links\":");
@@ -449,7 +454,7 @@ mod tests {
         assert_eq!(f.admin_code.as_deref(), Some("500111108"));
         f.id = "a".into();
         let mut out = String::new();
-        write_feature(&mut out, &f, &PropertySelection::All, None);
+        write_feature(&mut out, &f, &PropertySelection::All, None, &[]);
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["properties"]["name"], "龙水镇");
         assert_eq!(v["properties"]["area_mu"], 10000);

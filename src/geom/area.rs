@@ -1,11 +1,11 @@
 //! Areas to ask questions of: a (multi)polygon prepared with an edge R-tree for fast point and
 //! box tests, the share of a feature inside it, and geodesic measures in m², ha and 亩.
 
+use geo::line_measures::Geodesic;
 use geo::{
-    Area, BooleanOps, BoundingRect, Coord, Geometry, GeodesicArea, Intersects, Length, Line,
+    Area, BooleanOps, BoundingRect, Coord, GeodesicArea, Geometry, Intersects, Length, Line,
     LineString, MultiLineString, MultiPolygon, Rect,
 };
-use geo::line_measures::Geodesic;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 
@@ -26,9 +26,10 @@ pub const M2_PER_HA: f64 = 10_000.0;
 /// ```
 pub fn geodesic_area_m2(g: &Geometry<f64>) -> f64 {
     match g {
-        Geometry::Polygon(_) | Geometry::MultiPolygon(_) | Geometry::Rect(_) | Geometry::Triangle(_) => {
-            g.geodesic_area_unsigned()
-        }
+        Geometry::Polygon(_)
+        | Geometry::MultiPolygon(_)
+        | Geometry::Rect(_)
+        | Geometry::Triangle(_) => g.geodesic_area_unsigned(),
         Geometry::GeometryCollection(gc) => gc.0.iter().map(geodesic_area_m2).sum(),
         _ => 0.0,
     }
@@ -52,7 +53,9 @@ pub fn polygons_of(g: &Geometry<f64>) -> MultiPolygon<f64> {
         Geometry::MultiPolygon(mp) => mp.clone(),
         Geometry::Rect(r) => MultiPolygon(vec![r.to_polygon()]),
         Geometry::Triangle(t) => MultiPolygon(vec![t.to_polygon()]),
-        Geometry::GeometryCollection(gc) => MultiPolygon(gc.0.iter().flat_map(|g| polygons_of(g).0).collect()),
+        Geometry::GeometryCollection(gc) => {
+            MultiPolygon(gc.0.iter().flat_map(|g| polygons_of(g).0).collect())
+        }
         _ => MultiPolygon(vec![]),
     }
 }
@@ -134,7 +137,9 @@ impl PreparedArea {
 
     /// Whether `r` is surely inside, surely outside, or touched by the boundary.
     pub fn relate_box(&self, r: Rect<f64>) -> BoxRelation {
-        let Some(b) = self.bbox else { return BoxRelation::Outside };
+        let Some(b) = self.bbox else {
+            return BoxRelation::Outside;
+        };
         if !b.intersects(&r) {
             return BoxRelation::Outside;
         }
@@ -200,7 +205,9 @@ impl PreparedArea {
 
     /// Whether a geometry meets the area at all (touching counts).
     pub fn intersects(&self, g: &Geometry<f64>) -> bool {
-        let Some(r) = g.bounding_rect() else { return false };
+        let Some(r) = g.bounding_rect() else {
+            return false;
+        };
         match self.relate_box(r) {
             BoxRelation::Inside => true,
             BoxRelation::Outside => false,
@@ -232,7 +239,9 @@ fn lines_of(g: &Geometry<f64>) -> MultiLineString<f64> {
         Geometry::LineString(l) => MultiLineString(vec![l.clone()]),
         Geometry::Line(l) => MultiLineString(vec![LineString::from(*l)]),
         Geometry::MultiLineString(ml) => ml.clone(),
-        Geometry::GeometryCollection(gc) => MultiLineString(gc.0.iter().flat_map(|g| lines_of(g).0).collect()),
+        Geometry::GeometryCollection(gc) => {
+            MultiLineString(gc.0.iter().flat_map(|g| lines_of(g).0).collect())
+        }
         _ => MultiLineString(vec![]),
     }
 }
@@ -268,8 +277,13 @@ mod tests {
         assert!(!a.contains_coord(Coord { x: 5., y: 5. }), "in the hole");
         assert!(a.contains_coord(Coord { x: 0., y: 5. }), "on the boundary");
         assert!(!a.contains_coord(Coord { x: 11., y: 5. }));
-        assert!(a.contains_coord(Coord { x: 3., y: 4. }), "ray through a hole vertex");
-        let rect = |x0: f64, y0: f64, x1: f64, y1: f64| Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 });
+        assert!(
+            a.contains_coord(Coord { x: 3., y: 4. }),
+            "ray through a hole vertex"
+        );
+        let rect = |x0: f64, y0: f64, x1: f64, y1: f64| {
+            Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 })
+        };
         assert_eq!(a.relate_box(rect(1., 1., 2., 2.)), BoxRelation::Inside);
         assert_eq!(a.relate_box(rect(4.5, 4.5, 5.5, 5.5)), BoxRelation::Outside);
         assert_eq!(a.relate_box(rect(9., 9., 11., 11.)), BoxRelation::Boundary);
@@ -280,8 +294,14 @@ mod tests {
         assert!((a.share_inside(&q).unwrap() - 0.75).abs() < 1e-12);
         let line = Geometry::LineString(line_string![(x: 8., y: 1.), (x: 12., y: 1.)]);
         assert!((a.share_inside(&line).unwrap() - 0.5).abs() < 1e-12);
-        assert_eq!(a.share_inside(&Geometry::Point(point!(x: 5., y: 5.))), Some(0.0));
-        assert!(a.within(&Geometry::Polygon(rect(0., 0., 4., 4.).to_polygon())), "shares two edges");
+        assert_eq!(
+            a.share_inside(&Geometry::Point(point!(x: 5., y: 5.))),
+            Some(0.0)
+        );
+        assert!(
+            a.within(&Geometry::Polygon(rect(0., 0., 4., 4.).to_polygon())),
+            "shares two edges"
+        );
         assert!(!a.within(&half));
         assert!(a.intersects(&half));
         assert!(!a.intersects(&Geometry::Point(point!(x: 5., y: 5.))));
@@ -293,13 +313,24 @@ mod tests {
         // (densified: 2,000 points each, so geodesic chords hug the parallels to ~1e-10). The
         // exact ellipsoidal zone area is an independent closed-form answer.
         let n = 2000;
-        let mut ring: Vec<Coord<f64>> = (0..=n).map(|i| Coord { x: 105. + i as f64 / n as f64, y: 29. }).collect();
-        ring.extend((0..=n).map(|i| Coord { x: 106. - i as f64 / n as f64, y: 30. }));
+        let mut ring: Vec<Coord<f64>> = (0..=n)
+            .map(|i| Coord {
+                x: 105. + i as f64 / n as f64,
+                y: 29.,
+            })
+            .collect();
+        ring.extend((0..=n).map(|i| Coord {
+            x: 106. - i as f64 / n as f64,
+            y: 30.,
+        }));
         ring.push(ring[0]);
         let cell = Geometry::Polygon(geo::Polygon::new(LineString(ring), vec![]));
         let m2 = geodesic_area_m2(&cell);
         let expected = zone_area(29.0, 30.0) / 360.0;
-        assert!(((m2 - expected) / expected).abs() < 1e-8, "{m2} vs {expected}");
+        assert!(
+            ((m2 - expected) / expected).abs() < 1e-8,
+            "{m2} vs {expected}"
+        );
     }
 
     /// Exact area of the WGS84 ellipsoid between two latitudes over all longitudes.
@@ -310,7 +341,9 @@ mod tests {
         let e = e2.sqrt();
         let q = |phi: f64| {
             let s = phi.to_radians().sin();
-            (1.0 - e2) * (s / (1.0 - e2 * s * s) - (1.0 / (2.0 * e)) * ((1.0 - e * s) / (1.0 + e * s)).ln())
+            (1.0 - e2)
+                * (s / (1.0 - e2 * s * s)
+                    - (1.0 / (2.0 * e)) * ((1.0 - e * s) / (1.0 + e * s)).ln())
         };
         std::f64::consts::PI * a * a * (q(lat2) - q(lat1))
     }

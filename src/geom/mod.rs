@@ -3,11 +3,12 @@
 
 mod area;
 mod bbox;
+pub mod crs;
 mod validate;
 
 pub use area::{
-    geodesic_area_m2, geodesic_length_m, polygons_of, prepare, BoxRelation, PreparedArea, M2_PER_HA,
-    M2_PER_MU,
+    geodesic_area_m2, geodesic_length_m, polygons_of, prepare, BoxRelation, PreparedArea,
+    M2_PER_HA, M2_PER_MU,
 };
 pub use bbox::{Bbox, BboxError};
-pub use validate::{validate_geometry, GeometryProblem};
+pub use validate::{validate_geometry, validate_topology, GeometryProblem};

@@ -102,3 +102,22 @@ fn check_parts(g: &Geometry<f64>, at: &str) -> Result<(), GeometryProblem> {
         _ => Ok(()),
     }
 }
+
+/// Full OGC validity for geometries users send in requests: everything `validate_geometry`
+/// checks, plus no self-intersections, holes inside shells, and so on (geo's `Validation`).
+///
+/// ```
+/// use geo::{polygon, Geometry};
+/// use yizhangtu::geom::validate_topology;
+/// let bowtie = polygon![(x: 0., y: 0.), (x: 1., y: 1.), (x: 1., y: 0.), (x: 0., y: 1.), (x: 0., y: 0.)];
+/// let err = validate_topology(&Geometry::Polygon(bowtie)).unwrap_err();
+/// assert!(err.problem.contains("self-intersection"), "{}", err.problem);
+/// ```
+pub fn validate_topology(g: &Geometry<f64>) -> Result<(), GeometryProblem> {
+    use geo::algorithm::Validation;
+    validate_geometry(g)?;
+    match g.validation_errors().into_iter().next() {
+        None => Ok(()),
+        Some(e) => Err(problem(e.to_string(), "geometry")),
+    }
+}

@@ -6,6 +6,7 @@ mod html;
 mod ogc;
 mod openapi;
 mod params;
+pub mod query;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, Method, StatusCode};
@@ -22,7 +23,7 @@ use crate::app::App;
 use crate::config::HttpSettings;
 use error::ApiError;
 
-pub use ogc::{DEFAULT_LIMIT, MAX_LIMIT};
+pub use query::{DEFAULT_LIMIT, MAX_LIMIT};
 
 /// What every handler can reach.
 #[derive(Clone)]

@@ -13,14 +13,11 @@ use std::fmt::Write as _;
 use super::error::{ApiError, ApiResult};
 use super::html;
 use super::params::{base_url, content_type, etag, not_modified, respond, Format, Params};
+use super::query::{self, FeatureQuery};
 use super::AppState;
-use crate::engine::{LayerIndex, PropertyFilter, Query};
+use crate::engine::LayerIndex;
 use crate::formats::geojson::{self, PropertySelection};
-use crate::geom::Bbox;
 use crate::store::ImportMode;
-
-pub const DEFAULT_LIMIT: usize = 100;
-pub const MAX_LIMIT: usize = 10_000;
 
 pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -382,42 +379,6 @@ async fn queryables(
     ))
 }
 
-/// Parameters `items` understands besides property names.
-const ITEMS_PARAMS: &[&str] = &[
-    "f",
-    "limit",
-    "offset",
-    "bbox",
-    "bbox-crs",
-    "datetime",
-    "properties",
-];
-
-fn parse_limit(params: &Params) -> ApiResult<usize> {
-    match params.get("limit")? {
-        None => Ok(DEFAULT_LIMIT),
-        Some(v) => match v.trim().parse::<i64>() {
-            Ok(n) if n >= 1 => Ok((n as usize).min(MAX_LIMIT)),
-            Ok(_) => Err(ApiError::parameter("limit", v, "must be at least 1")),
-            Err(_) => Err(ApiError::parameter(
-                "limit",
-                v,
-                format!("must be a whole number from 1 to {MAX_LIMIT}"),
-            )),
-        },
-    }
-}
-
-fn parse_offset(params: &Params) -> ApiResult<usize> {
-    match params.get("offset")? {
-        None => Ok(0),
-        Some(v) => v
-            .trim()
-            .parse::<usize>()
-            .map_err(|_| ApiError::parameter("offset", v, "must be a whole number, 0 or more")),
-    }
-}
-
 async fn items(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -426,61 +387,11 @@ async fn items(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     let layer = layer_or_404(&state, &id)?;
-    let idx = layer.read();
-    params.reject_unknown(ITEMS_PARAMS, |k| idx.has_property(k))?;
     let format = Format::negotiate(&params, &headers)?;
-    let limit = parse_limit(&params)?;
-    let offset = parse_offset(&params)?;
-    let bbox = match params.get("bbox")? {
-        Some(v) => Some(Bbox::parse(v).map_err(|e| ApiError::parameter("bbox", v, e))?),
-        None => None,
-    };
-    if let Some(crs) = params.get("bbox-crs")? {
-        if crs != CRS84 {
-            return Err(ApiError::parameter(
-                "bbox-crs",
-                crs,
-                format!("only {CRS84} is supported"),
-            ));
-        }
-    }
-    if let Some(dt) = params.get("datetime")? {
-        // No layer has a temporal extent: every feature matches any valid interval.
-        if dt.trim().is_empty() {
-            return Err(ApiError::parameter(
-                "datetime",
-                dt,
-                "must be an RFC 3339 instant or interval",
-            ));
-        }
-    }
-    let selection = match params.get("properties")? {
-        None => PropertySelection::All,
-        Some(list) => {
-            let keys: Vec<String> = list
-                .split(',')
-                .map(|k| k.trim().to_string())
-                .filter(|k| !k.is_empty())
-                .collect();
-            if let Some(bad) = keys.iter().find(|k| !idx.has_property(k)) {
-                return Err(ApiError::parameter(
-                    "properties",
-                    list,
-                    format!("layer '{id}' has no property '{bad}'"),
-                ));
-            }
-            PropertySelection::Only(keys)
-        }
-    };
-    let filters: Vec<PropertyFilter> = params
-        .0
-        .iter()
-        .filter(|(k, _)| !ITEMS_PARAMS.contains(&k.as_str()))
-        .map(|(k, v)| PropertyFilter::Equals {
-            key: k.clone(),
-            value: v.clone(),
-        })
-        .collect();
+    let within = query::resolve_within(&state.app.engine, &params)?;
+    let idx = layer.read();
+    let FeatureQuery { query, selection } = query::parse(&params, &idx, within)?;
+    let (offset, limit) = (query.offset, query.limit);
     let base = base_url(&headers);
     let tag = etag(&[
         "items",
@@ -493,12 +404,7 @@ async fn items(
     if let Some(r) = not_modified(&headers, &tag) {
         return Ok(r);
     }
-    let result = idx.query(&Query {
-        bbox: bbox.map(Bbox::to_rect),
-        filters,
-        offset,
-        limit,
-    });
+    let result = idx.query(&query);
     let returned = result.features.len();
     let path = format!("/collections/{id}/items");
     let json_type = content_type(format, true);
@@ -578,7 +484,11 @@ async fn items(
         if i > 0 {
             out.push(',');
         }
-        geojson::write_feature(&mut out, f, &selection, None);
+        let extra: Vec<(&str, Value)> = match &result.distances {
+            Some(d) => vec![("distance_m", json!((d[i] * 100.0).round() / 100.0))],
+            None => vec![],
+        };
+        geojson::write_feature(&mut out, f, &selection, None, &extra);
     }
     out.push_str("]}");
     Ok(respond(json_type, Some(&tag), out))
@@ -655,6 +565,7 @@ async fn feature(
         f,
         &selection,
         Some(&Value::Array(links).to_string()),
+        &[],
     );
     if format == Format::Html {
         let doc: Value = serde_json::from_str(&out).map_err(ApiError::internal)?;

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 
 use super::error::ApiResult;
 use super::html;
-use super::ogc::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::params::{base_url, etag, not_modified, respond, Format, Params};
+use super::query::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
