@@ -1,6 +1,7 @@
 //! The HTTP face: axum routers, one module per resource, one error type.
 //! Handlers are thin: parse parameters, ask the engine, encode.
 
+mod areas;
 pub mod error;
 mod html;
 mod ogc;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ogc::router())
         .merge(openapi::router())
+        .merge(areas::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -1,0 +1,658 @@
+//! Planners' endpoints: an admin unit with its parents and children, what lies in it, and how much
+//! of it each layer covers (m², ha, 亩), also for a drawn polygon (`POST /analysis/coverage`).
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use geo::{BoundingRect, Geometry, Intersects, MultiPolygon};
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use super::error::{ApiError, ApiResult};
+use super::html;
+use super::params::{base_url, etag, not_modified, respond, Format, Params};
+use super::query::{check_vertices, lookup_error};
+use super::AppState;
+use crate::engine::coverage::{coverage, intersect_areas, unit_of, LayerCoverage};
+use crate::engine::{AdminLevel, AdminUnit, Engine};
+use crate::formats::geojson::{decode_geometry, write_feature, PropertySelection};
+use crate::geom::{geodesic_area_m2, validate_topology, PreparedArea, M2_PER_HA, M2_PER_MU};
+
+/// Layers that describe the admin hierarchy itself; coverage defaults to every other layer.
+pub const ADMIN_LAYERS: &[&str] = &[
+    "districts",
+    "towns",
+    "town_seats",
+    "villages",
+    "village_points",
+];
+
+/// Most features `/areas/{code}/features` returns in one answer.
+const MAX_AREA_FEATURES: usize = 10_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/areas/{code}", get(area))
+        .route("/areas/{code}/features", get(area_features))
+        .route("/areas/{code}/coverage", get(area_coverage))
+        .route("/analysis/coverage", post(analysis_coverage))
+}
+
+fn unit_json(u: &AdminUnit) -> Value {
+    json!({"code": u.code, "name": u.name, "level": u.level})
+}
+
+fn area_figures(m2: f64) -> Value {
+    json!({"m2": round(m2, 2), "ha": round(m2 / M2_PER_HA, 4), "mu": round(m2 / M2_PER_MU, 2)})
+}
+
+fn round(v: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (v * f).round() / f
+}
+
+fn units_doc() -> Value {
+    json!({
+        "m2": "square metres, geodesic on the WGS84 ellipsoid (as PostGIS ST_Area(geography))",
+        "ha": "hectares (10,000 m²)",
+        "mu": "亩 (10,000/15 m² ≈ 666.67 m²)",
+        "share": "fraction 0–1 of the area",
+        "m": "metres, geodesic",
+    })
+}
+
+fn resolve(engine: &Engine, text: &str) -> ApiResult<AdminUnit> {
+    engine
+        .resolve_admin(text)
+        .map_err(|e| lookup_error("code", e))
+}
+
+fn prepared(engine: &Engine, u: &AdminUnit) -> ApiResult<Arc<PreparedArea>> {
+    engine.admin_area(u).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NoGeometry",
+            format!("{} ({}) has no polygon", u.name, u.code),
+        )
+    })
+}
+
+fn parse_layers(engine: &Engine, params: &Params) -> ApiResult<Vec<String>> {
+    let all = engine.layer_ids();
+    match params.get("layers")? {
+        None => Ok(all
+            .into_iter()
+            .filter(|l| !ADMIN_LAYERS.contains(&l.as_str()))
+            .collect()),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                if all.iter().any(|a| a == l) {
+                    Ok(l.to_string())
+                } else {
+                    Err(ApiError::parameter(
+                        "layers",
+                        list,
+                        format!("no layer '{l}'; see /collections"),
+                    )
+                    .with_details(
+                        json!({"parameter": "layers", "value": list, "layer": l, "layers": all}),
+                    ))
+                }
+            })
+            .collect(),
+    }
+}
+
+fn parse_by(params: &Params) -> ApiResult<Option<AdminLevel>> {
+    Ok(match params.get("by")? {
+        None => None,
+        Some("town") => Some(AdminLevel::Town),
+        Some("village") => Some(AdminLevel::Village),
+        Some(other) => return Err(ApiError::parameter("by", other, "use town or village")),
+    })
+}
+
+async fn area(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["f"], |_| false)?;
+    let format = Format::negotiate(&params, &headers)?;
+    let engine = &state.app.engine;
+    let u = resolve(engine, &code)?;
+    let base = base_url(&headers);
+    let m2 = u
+        .feature
+        .geometry
+        .as_ref()
+        .map(geodesic_area_m2)
+        .unwrap_or(0.0);
+    let parents: Vec<Value> = engine
+        .admin_parents(&u.code)
+        .iter()
+        .map(unit_json)
+        .collect();
+    let children: Vec<Value> = engine
+        .admin_children(&u.code)
+        .iter()
+        .map(unit_json)
+        .collect();
+    let layer = u.level.layer();
+    let id = &u.feature.id;
+    let doc = json!({
+        "code": u.code, "name": u.name, "level": u.level,
+        "parents": parents, "children": children,
+        "area": area_figures(m2),
+        "bbox": u.feature.geometry.as_ref().and_then(|g| g.bounding_rect()).map(|r| vec![r.min().x, r.min().y, r.max().x, r.max().y]),
+        "approximate": u.feature.properties.get("approximate").cloned().unwrap_or(Value::Bool(false)),
+        "geometry_method": u.feature.properties.get("geometry_method").cloned().unwrap_or(Value::Null),
+        "units": units_doc(),
+        "links": [
+            {"href": format!("{base}/areas/{}", u.code), "rel": "self", "type": "application/json"},
+            {"href": format!("{base}/collections/{layer}/items/{id}"), "rel": "describedby", "type": "application/geo+json", "title": "the unit as a feature"},
+            {"href": format!("{base}/areas/{}/features", u.code), "rel": "related", "type": "application/geo+json", "title": "features in the unit"},
+            {"href": format!("{base}/areas/{}/coverage", u.code), "rel": "related", "type": "application/json", "title": "coverage by layer"},
+            {"href": format!("{base}/areas/{}/coverage?by=village", u.code), "rel": "related", "type": "application/json", "title": "coverage village by village"},
+        ],
+    });
+    let tag = etag(&[
+        "area",
+        &u.code,
+        &u.feature.version.to_string(),
+        &base,
+        format.code(),
+        &children.len().to_string(),
+    ]);
+    if let Some(r) = not_modified(&headers, &tag) {
+        return Ok(r);
+    }
+    if format == Format::Html {
+        let mut body = format!(
+            "<p>{} · <code>{}</code></p>",
+            html::escape(&format!("{:?}", u.level).to_lowercase()),
+            html::escape(&u.code)
+        );
+        body.push_str(&html::links(&doc["links"]));
+        let _ = write!(
+            body,
+            "<h2>上级 Parents</h2>{}",
+            html::value(&doc["parents"])
+        );
+        let _ = write!(body, "<h2>面积 Area</h2>{}", html::value(&doc["area"]));
+        body.push_str("<h2>下级 Children</h2><table><tr><th>code</th><th>name</th></tr>");
+        for c in engine.admin_children(&u.code) {
+            let _ = write!(
+                body,
+                "<tr><td><a href=\"/areas/{0}?f=html\">{0}</a></td><td>{1}</td></tr>",
+                html::escape(&c.code),
+                html::escape(&c.name)
+            );
+        }
+        body.push_str("</table>");
+        return Ok(respond(
+            "text/html; charset=utf-8",
+            Some(&tag),
+            html::page(&u.name, &body),
+        ));
+    }
+    Ok(respond("application/json", Some(&tag), doc.to_string()))
+}
+
+async fn area_features(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["f", "layers", "relation"], |_| false)?;
+    let format = Format::negotiate(&params, &headers)?;
+    let engine = Arc::clone(&state.app.engine);
+    let u = resolve(&engine, &code)?;
+    let area = prepared(&engine, &u)?;
+    let layers = parse_layers(&engine, &params)?;
+    let within = match params.get("relation")? {
+        None | Some("intersects") => false,
+        Some("within") => true,
+        Some(other) => {
+            return Err(ApiError::parameter(
+                "relation",
+                other,
+                "use intersects or within",
+            ))
+        }
+    };
+    let base = base_url(&headers);
+    let revs: String = layers
+        .iter()
+        .filter_map(|l| engine.layer(l))
+        .map(|l| l.read().revision.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let tag = etag(&[
+        "area-features",
+        &u.code,
+        &layers.join(","),
+        &revs,
+        &within.to_string(),
+        format.code(),
+        &base,
+    ]);
+    if let Some(r) = not_modified(&headers, &tag) {
+        return Ok(r);
+    }
+    let unit = u.clone();
+    let (body, counts, total, truncated) = tokio::task::spawn_blocking(move || {
+        let mut out = String::new();
+        let mut counts = serde_json::Map::new();
+        let mut total = 0usize;
+        let mut truncated = false;
+        for layer_id in &layers {
+            let Some(layer) = engine.layer(layer_id) else {
+                continue;
+            };
+            let idx = layer.read();
+            let Some(window) = area.bbox() else { continue };
+            let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
+            slots.sort_unstable();
+            let mut n = 0usize;
+            for (slot, _) in slots {
+                let Some(f) = idx.slot(slot) else { continue };
+                let Some(g) = f.geometry.as_ref() else {
+                    continue;
+                };
+                // The unit itself is not "in" the unit.
+                if layer_id == unit.level.layer() && f.id == unit.feature.id {
+                    continue;
+                }
+                let Some(share) = area.share_inside(g) else {
+                    continue;
+                };
+                // A positive share: neighbours that only touch the boundary are not in the unit.
+                let keep = if within {
+                    share >= 1.0 - 1e-6
+                } else {
+                    share > 0.0
+                };
+                if !keep {
+                    continue;
+                }
+                n += 1;
+                if total >= MAX_AREA_FEATURES {
+                    truncated = true;
+                    continue;
+                }
+                if total > 0 {
+                    out.push(',');
+                }
+                total += 1;
+                let extra = [
+                    ("layer", json!(layer_id)),
+                    ("share_inside", json!(round(share, 6))),
+                ];
+                write_feature(&mut out, f, &PropertySelection::All, None, &extra);
+            }
+            counts.insert(layer_id.clone(), json!(n));
+        }
+        (out, counts, total, truncated)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let head = json!({
+        "area": unit_json(&u),
+        "relation": if within { "within" } else { "intersects" },
+        "counts": counts,
+        "numberReturned": total,
+        "truncated": truncated,
+    });
+    if format == Format::Html {
+        let doc: Value = serde_json::from_str(&format!("[{body}]")).map_err(ApiError::internal)?;
+        let mut html_body = format!("<p>{} features · relation {}</p><table><tr><th>layer</th><th>id</th><th>name</th><th>share inside</th></tr>", total, head["relation"]);
+        for f in doc.as_array().into_iter().flatten() {
+            let layer = f["properties"]["layer"].as_str().unwrap_or("");
+            let id = f["id"].as_str().unwrap_or("");
+            let _ = write!(
+                html_body,
+                "<tr><td>{0}</td><td><a href=\"/collections/{0}/items/{1}?f=html\">{1}</a></td><td>{2}</td><td>{3}</td></tr>",
+                html::escape(layer),
+                html::escape(id),
+                html::escape(f["properties"]["name"].as_str().unwrap_or("")),
+                f["properties"]["share_inside"]
+            );
+        }
+        html_body.push_str("</table>");
+        return Ok(respond(
+            "text/html; charset=utf-8",
+            Some(&tag),
+            html::page(&format!("{} · features", u.name), &html_body),
+        ));
+    }
+    let mut out = String::from("{\"type\":\"FeatureCollection\",");
+    for (k, v) in head.as_object().into_iter().flatten() {
+        let _ = write!(out, "{}:{},", Value::String(k.clone()), v);
+    }
+    out.push_str("\"features\":[");
+    out.push_str(&body);
+    out.push_str("]}");
+    Ok(respond("application/geo+json", Some(&tag), out))
+}
+
+/// The region a coverage question is about.
+struct Region {
+    code: Option<String>,
+    name: String,
+    level: Option<AdminLevel>,
+    area: Arc<PreparedArea>,
+    approximate: bool,
+}
+
+fn layer_json(c: &LayerCoverage, title: &str, area_m2: f64) -> Value {
+    let sums: serde_json::Map<String, Value> = c
+        .sums
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                json!({"value": round(*v, 4), "unit": unit_of(k)}),
+            )
+        })
+        .collect();
+    json!({
+        "layer": c.layer,
+        "title": title,
+        "feature_count": c.features,
+        "covered_area": area_figures(c.covered_m2),
+        "share_of_area": if area_m2 > 0.0 { round(c.covered_m2 / area_m2, 6) } else { 0.0 },
+        "line_length_m": round(c.line_length_m, 2),
+        "sums": sums,
+        "approximate_inputs": c.approximate_inputs,
+    })
+}
+
+fn region_report(engine: &Engine, region: &Region, layers: &[String]) -> (Value, bool) {
+    let area_m2 = geodesic_area_m2(&Geometry::MultiPolygon(region.area.shape.clone()));
+    let mut approximate = region.approximate;
+    let mut rows = Vec::new();
+    for l in layers {
+        let Some(layer) = engine.layer(l) else {
+            continue;
+        };
+        let idx = layer.read();
+        let c = coverage(&idx, &region.area);
+        approximate |= c.approximate_inputs;
+        rows.push(layer_json(&c, &idx.layer.title_zh, area_m2));
+    }
+    (
+        json!({
+            "code": region.code, "name": region.name, "level": region.level,
+            "area": area_figures(area_m2), "approximate": region.approximate, "layers": rows,
+        }),
+        approximate,
+    )
+}
+
+/// Children of the region at `level`: by code for admin units, by intersection for drawn areas.
+fn breakdown_regions(engine: &Engine, region: &Region, level: AdminLevel) -> Vec<Region> {
+    let Some(layer) = engine.layer(level.layer()) else {
+        return vec![];
+    };
+    let units: Vec<Arc<crate::model::Feature>> = {
+        let idx = layer.read();
+        idx.iter().map(|(_, f)| Arc::clone(f)).collect()
+    };
+    let mut out = Vec::new();
+    for f in units {
+        let code = f.admin_code.clone().unwrap_or_else(|| f.id.clone());
+        let Some(g) = f.geometry.as_ref() else {
+            continue;
+        };
+        let approximate = f.properties.get("approximate") == Some(&Value::Bool(true));
+        let area = match &region.code {
+            Some(parent) => {
+                if !(code.starts_with(parent.as_str()) && code.len() > parent.len()) {
+                    continue;
+                }
+                let unit = AdminUnit {
+                    code: code.clone(),
+                    name: f.name.clone().unwrap_or_default(),
+                    level,
+                    feature: Arc::clone(&f),
+                };
+                match engine.admin_area(&unit) {
+                    Some(a) => a,
+                    None => continue,
+                }
+            }
+            None => {
+                let Some(r) = g.bounding_rect() else { continue };
+                if region.area.relate_box(r) == crate::geom::BoxRelation::Outside
+                    || !g.intersects(&region.area.shape)
+                {
+                    continue;
+                }
+                let polys: MultiPolygon<f64> = crate::geom::polygons_of(g);
+                let cut = intersect_areas(&polys, &region.area.shape);
+                if cut.shape.0.is_empty() {
+                    continue;
+                }
+                Arc::new(cut)
+            }
+        };
+        out.push(Region {
+            code: Some(code),
+            name: f.name.clone().unwrap_or_default(),
+            level: Some(level),
+            area,
+            approximate,
+        });
+    }
+    out.sort_by(|a, b| a.code.cmp(&b.code));
+    out
+}
+
+async fn coverage_response(
+    state: &AppState,
+    region: Region,
+    layers: Vec<String>,
+    by: Option<AdminLevel>,
+    format: Format,
+    tag: Option<&str>,
+) -> ApiResult<Response> {
+    if let (Some(level), Some(code)) = (by, &region.code) {
+        let own = AdminLevel::of_code(code);
+        if own == Some(level)
+            || own == Some(AdminLevel::Village)
+            || (own == Some(AdminLevel::Town) && level == AdminLevel::Town)
+        {
+            return Err(ApiError::parameter(
+                "by",
+                &format!("{level:?}").to_lowercase(),
+                format!("{code} has no units at that level below it"),
+            ));
+        }
+    }
+    let engine = Arc::clone(&state.app.engine);
+    let doc = tokio::task::spawn_blocking(move || {
+        let (mut doc, mut approximate) = region_report(&engine, &region, &layers);
+        if let Some(level) = by {
+            let parts: Vec<Value> = breakdown_regions(&engine, &region, level)
+                .iter()
+                .map(|child| {
+                    let (d, a) = region_report(&engine, child, &layers);
+                    approximate |= a;
+                    d
+                })
+                .collect();
+            doc["by"] = json!(level);
+            doc["breakdown"] = Value::Array(parts);
+        }
+        doc["approximate_inputs"] = json!(approximate);
+        doc["units"] = units_doc();
+        doc
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    if format == Format::Html {
+        let mut body = format!("<p>面积 Area: {}</p>", html::value(&doc["area"]));
+        let mut table = |rows: &Value, label: &str| {
+            let _ = write!(body, "<h2>{}</h2><table><tr><th>layer</th><th>features</th><th>m²</th><th>ha</th><th>亩</th><th>share</th><th>sums</th></tr>", html::escape(label));
+            for r in rows.as_array().into_iter().flatten() {
+                let _ = write!(
+                    body,
+                    "<tr><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    html::escape(r["layer"].as_str().unwrap_or("")),
+                    html::escape(r["title"].as_str().unwrap_or("")),
+                    r["feature_count"], r["covered_area"]["m2"], r["covered_area"]["ha"], r["covered_area"]["mu"], r["share_of_area"],
+                    html::value(&r["sums"])
+                );
+            }
+            body.push_str("</table>");
+        };
+        table(&doc["layers"], "图层覆盖 Coverage by layer");
+        for part in doc["breakdown"].as_array().cloned().unwrap_or_default() {
+            table(
+                &part["layers"],
+                &format!(
+                    "{} {}",
+                    part["name"].as_str().unwrap_or(""),
+                    part["code"].as_str().unwrap_or("")
+                ),
+            );
+        }
+        let title = format!("{} · coverage", doc["name"].as_str().unwrap_or(""));
+        return Ok(respond(
+            "text/html; charset=utf-8",
+            tag,
+            html::page(&title, &body),
+        ));
+    }
+    Ok(respond("application/json", tag, doc.to_string()))
+}
+
+async fn area_coverage(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["f", "layers", "by"], |_| false)?;
+    let format = Format::negotiate(&params, &headers)?;
+    let engine = &state.app.engine;
+    let u = resolve(engine, &code)?;
+    let area = prepared(engine, &u)?;
+    let layers = parse_layers(engine, &params)?;
+    let by = parse_by(&params)?;
+    let revs: String = engine
+        .layers()
+        .iter()
+        .map(|l| l.read().revision.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let tag = etag(&[
+        "coverage",
+        &u.code,
+        &layers.join(","),
+        &format!("{by:?}"),
+        &revs,
+        format.code(),
+    ]);
+    if let Some(r) = not_modified(&headers, &tag) {
+        return Ok(r);
+    }
+    let region = Region {
+        code: Some(u.code.clone()),
+        name: u.name.clone(),
+        level: Some(u.level),
+        approximate: u.feature.properties.get("approximate") == Some(&Value::Bool(true)),
+        area,
+    };
+    coverage_response(&state, region, layers, by, format, Some(&tag)).await
+}
+
+/// `POST /analysis/coverage`: the body is a GeoJSON Polygon/MultiPolygon (bare, or as a Feature),
+/// or `{"area": "<code or name>"}`; `layers` and `by` come from the query or the body.
+async fn analysis_coverage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["f", "layers", "by"], |_| false)?;
+    let format = Format::negotiate(&params, &headers)?;
+    let invalid = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, "InvalidBody", msg);
+    let doc: Value =
+        serde_json::from_slice(&body).map_err(|e| invalid(format!("body is not JSON: {e}")))?;
+    let engine = &state.app.engine;
+    // Options may also sit in the body.
+    let mut merged = params.clone();
+    for key in ["layers", "by"] {
+        if let (None, Some(v)) = (params.get(key)?, doc.get(key)) {
+            let text = match v {
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Value::String(s) => s.clone(),
+                other => {
+                    return Err(invalid(format!(
+                        "'{key}' must be a string or a list of strings, not {other}"
+                    )))
+                }
+            };
+            merged.0.push((key.to_string(), text));
+        }
+    }
+    let layers = parse_layers(engine, &merged)?;
+    let by = parse_by(&merged)?;
+    let region = if let Some(code) = doc.get("area").and_then(Value::as_str) {
+        let u = engine
+            .resolve_admin(code)
+            .map_err(|e| lookup_error("area", e))?;
+        Region {
+            code: Some(u.code.clone()),
+            name: u.name.clone(),
+            level: Some(u.level),
+            approximate: u.feature.properties.get("approximate") == Some(&Value::Bool(true)),
+            area: prepared(engine, &u)?,
+        }
+    } else {
+        let geometry = match doc.get("type").and_then(Value::as_str) {
+            Some("Feature") => doc.get("geometry").cloned().unwrap_or(Value::Null),
+            Some(_) => doc.clone(),
+            None => doc.get("geometry").cloned().unwrap_or(Value::Null),
+        };
+        if geometry.is_null() {
+            return Err(invalid("send a GeoJSON Polygon or MultiPolygon, a Feature with one, or {\"area\": \"<code>\"}".into()));
+        }
+        let g = decode_geometry(&geometry, 0).map_err(|e| invalid(format!("geometry: {e}")))?;
+        if !matches!(g, Geometry::Polygon(_) | Geometry::MultiPolygon(_)) {
+            return Err(invalid("geometry must be a Polygon or MultiPolygon".into()));
+        }
+        check_vertices("geometry", &g)?;
+        validate_topology(&g).map_err(|p| invalid(format!("geometry is invalid: {p}")))?;
+        let Some(area) = crate::geom::prepare(&g) else {
+            return Err(invalid("geometry has no area".into()));
+        };
+        Region {
+            code: None,
+            name: "drawn area".into(),
+            level: None,
+            area: Arc::new(area),
+            approximate: false,
+        }
+    };
+    coverage_response(&state, region, layers, by, format, None).await
+}
