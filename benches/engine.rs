@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use yizhangtu::app::App;
 use yizhangtu::config::HttpSettings;
-use yizhangtu::engine::{Engine, Query};
+use yizhangtu::engine::coverage::coverage;
+use yizhangtu::engine::{Engine, Filter, LayerIndex, Query};
+use yizhangtu::geom::PreparedArea;
 use yizhangtu::http::AppState;
 use yizhangtu::model::{Feature, Layer};
 use yizhangtu::store::Store;
@@ -134,6 +136,28 @@ fn boxes(n: usize, count: usize, target: f64, seed: u64) -> Vec<Rect<f64>> {
         .collect()
 }
 
+/// A wobbly 128-vertex polygon of about 70 km² somewhere in the synthetic extent.
+fn town_polygon(seed: u64) -> PreparedArea {
+    let mut rng = SmallRng::seed_from_u64(1000 + seed);
+    let cx = rng.gen_range(WEST + 0.1..EAST - 0.1);
+    let cy = rng.gen_range(SOUTH + 0.1..NORTH - 0.1);
+    let mut ring: Vec<Coord<f64>> = (0..128)
+        .map(|k| {
+            let a = k as f64 / 128.0 * std::f64::consts::TAU;
+            let r = 0.045 * rng.gen_range(0.85..1.0);
+            Coord {
+                x: cx + r * a.cos() / cy.to_radians().cos(),
+                y: cy + r * a.sin(),
+            }
+        })
+        .collect();
+    ring.push(ring[0]);
+    PreparedArea::new(geo::MultiPolygon(vec![Polygon::new(
+        LineString(ring),
+        vec![],
+    )]))
+}
+
 fn main() {
     let n: usize = std::env::var("YIZHANGTU_BENCH_N")
         .ok()
@@ -195,6 +219,89 @@ fn main() {
         returned as f64 / queries.len() as f64
     );
     report("engine bbox query (~100 features, limit 100)", samples);
+
+    // within=<town>: town-sized polygons (~70 km², 128 vertices) at random places.
+    let towns: Vec<Arc<PreparedArea>> = (0..200).map(|i| Arc::new(town_polygon(i))).collect();
+    let mut samples = Vec::new();
+    let mut returned = 0usize;
+    let mut matched = 0usize;
+    {
+        let idx = idx.read();
+        for round in 0..10 {
+            for t in &towns {
+                let q = Query {
+                    filter: Some(Filter::InArea {
+                        area: Arc::clone(t),
+                        within: true,
+                    }),
+                    limit: 100,
+                    ..Default::default()
+                };
+                let t0 = Instant::now();
+                let res = idx.query(&q);
+                samples.push(t0.elapsed());
+                if round == 0 {
+                    returned += res.features.len();
+                    matched += res.matched;
+                }
+            }
+        }
+    }
+    println!(
+        "within=<town>: mean {:.0} features matched, {:.0} returned",
+        matched as f64 / towns.len() as f64,
+        returned as f64 / towns.len() as f64
+    );
+    report("engine within=<town> (limit 100, counts all)", samples);
+    let t0 = Instant::now();
+    let _ = town_polygon(9999);
+    println!(
+        "prepare one town polygon (cached per unit)    {:>9.1} µs",
+        t0.elapsed().as_secs_f64() * 1e6
+    );
+
+    // Coverage of a town-sized polygon over 10,000 intersecting polygons (parcels of 0.3–5 ha
+    // spread over the town, overlapping here and there as plan layers do).
+    let town = town_polygon(1);
+    let b = town.bbox().unwrap();
+    let mut rng = SmallRng::seed_from_u64(3);
+    let dense: Vec<Feature> = synthetic(10_000, 5)
+        .into_iter()
+        .map(|mut f| {
+            // Move each polygon to a random spot inside the town's core, so all 10,000 meet it.
+            let (cx, cy) = (b.center().x, b.center().y);
+            let dx = cx + rng.gen_range(-0.65..0.65) * b.width() / 2.0;
+            let dy = cy + rng.gen_range(-0.65..0.65) * b.height() / 2.0;
+            if let Some(Geometry::Polygon(p)) = f.geometry.take() {
+                let c = geo::Centroid::centroid(&p).unwrap();
+                let small = geo::Scale::scale(&p, 0.4);
+                let moved = geo::Translate::translate(&small, dx - c.x(), dy - c.y());
+                f.geometry = Some(Geometry::Polygon(moved));
+            }
+            f
+        })
+        .collect();
+    let dense_idx = LayerIndex::build(Layer::untitled("dense"), 1, dense);
+    let mut samples = Vec::new();
+    let mut last = None;
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        let c = coverage(&dense_idx, &town);
+        samples.push(t0.elapsed());
+        last = Some(c);
+    }
+    let c = last.unwrap();
+    println!(
+        "coverage: {} features meet the town, union {:.0} m² of it",
+        c.features, c.covered_m2
+    );
+    samples.sort();
+    println!(
+        "coverage of a town over 10,000 polygons       p50 {:>9.1} ms   max {:>9.1} ms   (n={})",
+        percentile(&samples, 0.5).as_secs_f64() * 1e3,
+        samples.last().unwrap().as_secs_f64() * 1e3,
+        samples.len()
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

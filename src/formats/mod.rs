@@ -2,4 +2,5 @@
 //! Pure byte-level work on `model` types; no HTTP, no SQL.
 
 pub mod geojson;
+pub mod mvt;
 pub mod wkb;

@@ -4,7 +4,7 @@
 use geo::line_measures::Geodesic;
 use geo::{
     Area, BooleanOps, BoundingRect, Coord, GeodesicArea, Geometry, Intersects, Length, Line,
-    LineString, MultiLineString, MultiPolygon, Rect,
+    LineString, MultiLineString, MultiPolygon, Polygon, Rect,
 };
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
@@ -144,11 +144,10 @@ impl PreparedArea {
             return BoxRelation::Outside;
         }
         let aabb = AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]);
-        let rect_poly = r.to_polygon();
         let crossed = self
             .edges
             .locate_in_envelope_intersecting(&aabb)
-            .any(|e| e.data.intersects(&rect_poly));
+            .any(|e| segment_meets_rect(&e.data, &r));
         if crossed {
             BoxRelation::Boundary
         } else if self.contains_coord(r.center()) {
@@ -234,6 +233,19 @@ impl PreparedArea {
     }
 }
 
+/// Whether a segment meets a rectangle (boundary included), without building polygons.
+fn segment_meets_rect(l: &Line<f64>, r: &Rect<f64>) -> bool {
+    let inside = |c: Coord<f64>| {
+        c.x >= r.min().x && c.x <= r.max().x && c.y >= r.min().y && c.y <= r.max().y
+    };
+    if inside(l.start) || inside(l.end) {
+        return true;
+    }
+    let (a, b) = (r.min(), r.max());
+    let corners = [a, Coord { x: b.x, y: a.y }, b, Coord { x: a.x, y: b.y }];
+    (0..4).any(|i| l.intersects(&Line::new(corners[i], corners[(i + 1) % 4])))
+}
+
 fn lines_of(g: &Geometry<f64>) -> MultiLineString<f64> {
     match g {
         Geometry::LineString(l) => MultiLineString(vec![l.clone()]),
@@ -254,6 +266,73 @@ pub fn prepare(g: &Geometry<f64>) -> Option<PreparedArea> {
     } else {
         Some(PreparedArea::new(mp))
     }
+}
+
+/// Geodesic area (m²) of the union of polygons, so overlaps count once. Large inputs are cut into
+/// vertical strips (polygons crossing a cut are clipped to each side) and the strips are unioned
+/// on separate threads; the strips are disjoint, so their areas add up exactly.
+pub fn union_area_m2(pieces: Vec<Polygon<f64>>) -> f64 {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if pieces.len() < 2_000 || threads < 2 {
+        return strip_area(&pieces);
+    }
+    let Some(all) = MultiPolygon(pieces.clone()).bounding_rect() else {
+        return 0.0;
+    };
+    let mut centres: Vec<f64> = pieces
+        .iter()
+        .filter_map(|p| p.bounding_rect())
+        .map(|r| r.center().x)
+        .collect();
+    centres.sort_by(|a, b| a.total_cmp(b));
+    let cuts: Vec<f64> = (1..threads)
+        .map(|i| centres[i * centres.len() / threads])
+        .collect();
+    let mut strips: Vec<Vec<Polygon<f64>>> = vec![Vec::new(); threads];
+    let edges: Vec<f64> = std::iter::once(all.min().x - 1.0)
+        .chain(cuts)
+        .chain(std::iter::once(all.max().x + 1.0))
+        .collect();
+    for p in pieces {
+        let Some(r) = p.bounding_rect() else { continue };
+        for i in 0..threads {
+            let (lo, hi) = (edges[i], edges[i + 1]);
+            if r.max().x <= lo || r.min().x >= hi {
+                continue;
+            }
+            if r.min().x >= lo && r.max().x <= hi {
+                strips[i].push(p.clone());
+            } else {
+                let window = Rect::new(
+                    Coord {
+                        x: lo,
+                        y: all.min().y - 1.0,
+                    },
+                    Coord {
+                        x: hi,
+                        y: all.max().y + 1.0,
+                    },
+                );
+                strips[i].extend(p.intersection(&window.to_polygon()).0);
+            }
+        }
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = strips
+            .iter()
+            .map(|s| scope.spawn(move || strip_area(s)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
+    })
+}
+
+fn strip_area(pieces: &[Polygon<f64>]) -> f64 {
+    if pieces.is_empty() {
+        return 0.0;
+    }
+    geo::unary_union(pieces.iter()).geodesic_area_unsigned()
 }
 
 #[cfg(test)]

@@ -1,0 +1,1546 @@
+//! Writes seeds/: one GeoJSON file per plan with every spatial entity of the
+//! catalog, plus layers.json, aliases.json, unplaced.json and README.md.
+
+use crate::admin::Admin;
+use crate::out::{is_valid, round_geom, write_fc, Feature};
+use crate::resolve::{Gazetteer, Outcome, Resolved};
+use crate::util::*;
+use geo::{
+    Area, BooleanOps, Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point,
+};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+const PLANS: &[(&str, &str, &[&str])] = &[
+    ("000", "dazu_longshui_qiangzhen_daicun", &["龙水镇"]),
+    ("001", "yongchuan_chengxiang_ronghe", &[]),
+    ("002", "rongchang_wujia_qiangzhen_daicun", &["吴家镇"]),
+    ("003", "kaizhou_xiaoxian_dacheng", &[]),
+    ("004", "wulong_xiangcun_zhenxing_xianjie", &[]),
+];
+
+pub const LAYERS: &[(&str, &str, &str, &str, &str)] = &[
+    ("industrial_parks", "工业园区", "Industrial parks", "industrial_park", "Industrial and logistics parks and clusters named in the plans"),
+    ("vegetable_bases", "蔬菜基地", "Vegetable bases", "vegetable_base", "Vegetable bases and parks"),
+    ("agricultural_bases", "农业基地", "Agricultural bases", "agricultural_base", "Other agricultural bases: tea, fruit, bamboo shoots, mulberry, livestock, fisheries, modern agricultural parks"),
+    ("resettlement_sites", "安置点", "Resettlement sites", "resettlement_site", "易地扶贫搬迁集中安置点 and other relocation / resettlement housing named in the plans (see site_type)"),
+    ("key_help_villages", "乡村振兴重点帮扶村（乡镇）", "Key help villages and towns", "key_help_village", "乡村振兴重点帮扶村 and 重点帮扶乡镇 (unit_level: village or town), with help group, contact leaders and lead unit"),
+    ("projects", "项目", "Projects", "", "Every project and task of the plans, with annex numbers, investment, years and responsible units"),
+    ("land_consolidation", "土地整治", "Land consolidation", "land_consolidation", "High-standard farmland, 全域土地综合整治 and other land consolidation areas"),
+    ("tourism_sites", "旅游点", "Tourism sites", "tourism_site", "Rural tourism sites, scenic areas, tourism complexes"),
+    ("public_facilities", "公共设施", "Public facilities", "public_facility", "Schools, hospitals, museums, training bases and other public facilities"),
+    ("infrastructure", "基础设施", "Infrastructure", "infrastructure", "Roads, bridges, water supply, drainage, power and other infrastructure"),
+    ("markets", "市场与物流", "Markets and logistics", "market", "Markets, commercial streets, trading and cold-chain logistics centres"),
+    ("ecological_areas", "生态", "Ecological areas", "ecological", "Rivers, lakes, reservoirs and ecological works"),
+    ("other_places", "其他地点", "Other places", "other", "Places of other kinds named in the plans: urban areas, planning sub-areas, demonstration villages, rivers and mountains used as references"),
+];
+
+fn layer_for(catalog_layer: &str) -> &'static str {
+    LAYERS
+        .iter()
+        .find(|l| l.3 == catalog_layer)
+        .map(|l| l.0)
+        .unwrap_or("other_places")
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kind {
+    Point,
+    Line,
+    Polygon,
+}
+
+fn base_name(name: &str) -> String {
+    let mut n = name.to_string();
+    for (o, c) in [('（', '）'), ('(', ')')] {
+        while let (Some(i), Some(j)) = (n.find(o), n.find(c)) {
+            if j > i {
+                n = format!("{}{}", &n[..i], &n[j + c.len_utf8()..]);
+            } else {
+                break;
+            }
+        }
+    }
+    for suf in [
+        "新建项目",
+        "建设项目",
+        "建设工程项目",
+        "建设工程",
+        "新建工程",
+        "改造工程",
+        "项目",
+        "工程",
+        "建设",
+    ] {
+        if let Some(s) = n.strip_suffix(suf) {
+            if s.chars().count() >= 2 {
+                n = s.to_string();
+            }
+        }
+    }
+    n.trim().to_string()
+}
+
+fn kind_of(name: &str, attrs: &Value) -> Kind {
+    let n = base_name(name);
+    let ty = attrs.get("type").and_then(|v| v.as_str()).unwrap_or("");
+    let point_words = [
+        "医院",
+        "卫生院",
+        "学校",
+        "小学",
+        "初中",
+        "中学",
+        "镇中",
+        "一小",
+        "一校",
+        "博物馆",
+        "美术馆",
+        "图书馆",
+        "纪念馆",
+        "陈列馆",
+        "展览馆",
+        "研究院",
+        "研究所",
+        "分院",
+        "中心",
+        "厂",
+        "站",
+        "广场",
+        "大桥",
+        "天桥",
+        "安置点",
+        "泵站",
+        "故居",
+        "旧址",
+        "寺",
+        "祠堂",
+        "路口",
+        "连接点",
+        "车间",
+        "直播间",
+        "营地",
+        "养殖场",
+        "猪场",
+        "扩繁场",
+        "消纳场",
+        "实训基地",
+        "孵化基地",
+        "敬老院",
+        "交易城",
+        "公寓",
+        "综合楼",
+        "体验馆",
+        "驿站",
+        "工坊",
+        "水厂",
+        "拦河坝",
+        "市场",
+        "研学基地",
+        "赋能基地",
+        "设施",
+        "住房",
+        "馆",
+    ];
+    let line_words = [
+        "公路",
+        "道路",
+        "大道",
+        "高速",
+        "铁路",
+        "栈道",
+        "隧道",
+        "连接道",
+        "环线",
+        "排洪沟",
+        "河道",
+        "延伸段",
+        "马道",
+        "管网通道",
+        "一条街",
+        "步行街",
+        "古街",
+        "至",
+    ];
+    let line_types = [
+        "road",
+        "river",
+        "railway",
+        "expressway",
+        "street",
+        "省道",
+        "县道",
+        "bypass",
+        "tunnel",
+    ];
+    let is_street_admin = n.ends_with("街道");
+    if ty.starts_with("place") || ty.contains("小地名") {
+        return Kind::Point;
+    }
+    if !is_street_admin
+        && (line_words.iter().any(|w| n.contains(w))
+            || line_types
+                .iter()
+                .any(|t| ty.starts_with(t) || ty.contains(&format!("{t} ")))
+            || n.starts_with('S') && n[1..].chars().all(|c| c.is_ascii_digit())
+            || ["路", "街", "河", "江", "溪", "高铁"]
+                .iter()
+                .any(|s| n.ends_with(s)))
+        && !n.contains("街区")
+        && (!n.ends_with("路口") || n.contains('至'))
+    {
+        return Kind::Line;
+    }
+    let point_types = [
+        "school",
+        "hospital",
+        "junction",
+        "内涝点",
+        "bridge",
+        "museum",
+        "memorial",
+        "health",
+        "factory",
+        "enterprise",
+        "WWTP",
+        "CDC",
+        "TCM",
+        "maternal",
+        "primary",
+        "junior",
+        "middle",
+        "pump",
+    ];
+    if point_words
+        .iter()
+        .any(|w| n.ends_with(w) || n.contains(&format!("{w}及")) || n.contains(&format!("{w}、")))
+        || point_types.iter().any(|t| ty.contains(t))
+    {
+        if attrs
+            .get("length_km")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0)
+            >= 1.0
+        {
+            return Kind::Line;
+        }
+        return Kind::Point;
+    }
+    if attrs.get("length_km").is_some() || attrs.get("length_m").is_some() {
+        return Kind::Line;
+    }
+    Kind::Polygon
+}
+
+/// Area in 亩 stated for the entity, if any: (mu, what it is).
+fn stated_area_mu(attrs: &Value, metrics: &[Value]) -> Option<(f64, String)> {
+    let keys = [
+        "area_mu",
+        "area_mu_nominal",
+        "area_mu_min",
+        "area_mu_approx",
+        "area_mu_target_2027",
+        "water_area_mu",
+        "site_area_mu",
+        "total_land_mu",
+        "land_mu",
+        "new_standard_tea_garden_mu",
+        "new_machine_picked_tea_mu",
+        "area_mu_target_2025",
+        "new_land_mu",
+        "old_ponds_renovated_mu",
+        "land_acquired_mu",
+    ];
+    for k in keys {
+        if let Some(v) = attrs.get(k).and_then(|v| v.as_f64()) {
+            if v > 0.0 {
+                return Some((v, format!("attribute {k}")));
+            }
+        }
+    }
+    if let Some(v) = attrs.get("area_ha").and_then(|v| v.as_f64()) {
+        return Some((v * 15.0, "attribute area_ha × 15".into()));
+    }
+    for m in metrics {
+        let unit = m["unit"].as_str().unwrap_or("");
+        let what = m["what"].as_str().unwrap_or("");
+        if let Some(v) = m["value"].as_f64() {
+            if unit == "亩" && v > 0.0 {
+                return Some((v, format!("metric {what}")));
+            }
+            if unit == "公顷" && v > 0.0 {
+                return Some((v * 15.0, format!("metric {what} (公顷 × 15)")));
+            }
+        }
+    }
+    None
+}
+
+fn default_area_mu(layer: &str, name: &str) -> f64 {
+    let n = base_name(name);
+    if layer != "industrial_parks"
+        && (n.contains("小区") || n.contains("社区") || n.contains("街区") || n.contains("集聚区"))
+    {
+        return 150.0;
+    }
+    match layer {
+        "industrial_parks" => 3000.0,
+        "vegetable_bases" | "agricultural_bases" => 3000.0,
+        "land_consolidation" => 4500.0,
+        "tourism_sites" => 1500.0,
+        "resettlement_sites" => 150.0,
+        "markets" => 150.0,
+        "public_facilities" => 100.0,
+        "ecological_areas" => 1500.0,
+        "projects" => 1500.0,
+        _ => 1500.0,
+    }
+}
+
+fn default_length_m(name: &str, attrs: &Value) -> f64 {
+    if let Some(v) = attrs.get("length_km").and_then(|v| v.as_f64()) {
+        return v * 1000.0;
+    }
+    if let Some(v) = attrs.get("length_m").and_then(|v| v.as_f64()) {
+        return v;
+    }
+    let n = base_name(name);
+    if n.contains("高速") || n.contains("铁路") || n.contains("高铁") {
+        12_000.0
+    } else if n.ends_with('河') || n.ends_with('江') || n.ends_with('溪') || n.contains("河道")
+    {
+        8_000.0
+    } else if n.ends_with('街')
+        || n.contains("一条街")
+        || n.contains("步行街")
+        || n.contains("古街")
+    {
+        600.0
+    } else if n.contains("隧道") || n.contains("连接道") || n.contains("栈道") {
+        1_000.0
+    } else {
+        4_000.0
+    }
+}
+
+struct Doc {
+    id: String,
+    slug: String,
+    file: String,
+    title: String,
+    text: String,
+    district: String,
+    focus: Vec<String>,
+    cat: Value,
+}
+
+/// A resolved group: one located_in phrase → units.
+#[derive(Clone, Debug)]
+struct Group {
+    text: String,
+    codes: Vec<String>,
+    how: &'static str,
+    note: Option<String>,
+}
+
+struct Unplaced {
+    status: &'static str,
+    plan: String,
+    name: String,
+    catalog: String,
+    catalog_layer: String,
+    reason: String,
+    quote: String,
+}
+
+pub fn write(admin: &Admin, reference: &Path, documents: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut gaz = Gazetteer::new(admin);
+    let mut unplaced: Vec<Unplaced> = Vec::new();
+    let mut layer_files: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut counts: BTreeMap<String, BTreeMap<&str, usize>> = BTreeMap::new();
+
+    for (id, slug, focus) in PLANS {
+        let cat: Value = serde_json::from_str(
+            &std::fs::read_to_string(reference.join("catalog").join(format!("{id}.json")))
+                .expect("catalog"),
+        )
+        .unwrap();
+        let file = cat["document"].as_str().unwrap().to_string();
+        let text = std::fs::read_to_string(documents.join(&file))
+            .unwrap_or_else(|e| panic!("{}: {e}", documents.join(&file).display()));
+        let dname = cat["district"].as_str().unwrap();
+        let district = admin
+            .districts
+            .iter()
+            .find(|d| d.name == dname)
+            .expect("district")
+            .code
+            .clone();
+        let focus: Vec<String> = focus
+            .iter()
+            .map(|n| gaz.town_by_name(&district, n).expect("focus town"))
+            .collect();
+        let doc = Doc {
+            id: id.to_string(),
+            slug: slug.to_string(),
+            file,
+            title: cat["title"].as_str().unwrap().to_string(),
+            text,
+            district,
+            focus,
+            cat,
+        };
+        let feats = plan_features(admin, &mut gaz, &doc, &mut unplaced);
+        let fname = format!("{}_{}.geojson", doc.id, doc.slug);
+        for f in &feats {
+            let l = f.props["layer"].as_str().unwrap();
+            let l: &'static str = LAYERS.iter().find(|x| x.0 == l).unwrap().0;
+            layer_files.entry(l).or_default().insert(fname.clone());
+            *counts
+                .entry(doc.id.clone())
+                .or_default()
+                .entry(l)
+                .or_default() += 1;
+        }
+        write_fc(
+            &dir.join(&fname),
+            &format!("{}_{}", doc.id, doc.slug),
+            &feats,
+        )
+        .unwrap();
+        eprintln!("seeds/{fname}: {} features", feats.len());
+    }
+
+    // layers.json
+    let layers: Vec<Value> = LAYERS
+        .iter()
+        .map(|(id, zh, en, _, desc)| {
+            let gt = if *id == "key_help_villages" { "MultiPolygon" } else { "Geometry" };
+            json!({"id": id, "title_zh": zh, "title_en": en, "description": desc, "geometry_type": gt,
+                   "files": layer_files.get(id).map(|s| s.iter().cloned().collect::<Vec<_>>()).unwrap_or_default()})
+        })
+        .collect();
+    std::fs::write(
+        dir.join("layers.json"),
+        canonical_pretty(&Value::Array(layers)),
+    )
+    .unwrap();
+
+    // aliases.json: the whole alias table, plus the stems the resolver used
+    for (district, variant, _, _, _) in crate::resolve::ALIASES {
+        gaz.alias_only(district, variant).expect("alias resolves");
+    }
+    let mut aliases = Vec::new();
+    for ((district, variant), (canon, codes, kind, note)) in &gaz.used {
+        aliases.push(
+            json!({"district_code": district, "variant": variant, "canonical": canon,
+                            "codes": codes, "kind": kind, "note": note}),
+        );
+    }
+    for (variant, canon, note) in ENTITY_ALIASES {
+        aliases.push(
+            json!({"district_code": "500156", "variant": variant, "canonical": canon,
+                            "codes": [], "kind": "entity-name-variant", "note": note}),
+        );
+    }
+    std::fs::write(
+        dir.join("aliases.json"),
+        canonical_pretty(&Value::Array(aliases)),
+    )
+    .unwrap();
+
+    // unplaced.json
+    let list = |status: &str| -> Vec<Value> {
+        unplaced
+            .iter()
+            .filter(|u| u.status == status)
+            .map(|u| json!({"plan": u.plan, "name": u.name, "catalog": u.catalog, "catalog_layer": u.catalog_layer,
+                            "reason": u.reason, "quote": u.quote}))
+            .collect()
+    };
+    let up = json!({
+        "description": "Catalog entities of the five plans that could not be placed, or not placed as finely as the text names them. not_placed: no feature was made. district_level: placed at district level (geometry = the district polygon) because the text names no place inside the district that could be resolved. partially_placed: placed, but some of the places the text names could not be resolved. merged: folded into another feature (not double-counted).",
+        "not_placed": list("not_placed"),
+        "partially_placed": list("partially_placed"),
+        "district_level": list("district_level"),
+        "merged": list("merged"),
+    });
+    std::fs::write(dir.join("unplaced.json"), canonical_pretty(&up)).unwrap();
+    eprintln!(
+        "unplaced: {} not placed, {} partially, {} district level, {} merged",
+        list("not_placed").len(),
+        list("partially_placed").len(),
+        list("district_level").len(),
+        list("merged").len()
+    );
+    let mut table = String::new();
+    for (plan, m) in &counts {
+        for (l, n) in m {
+            table.push_str(&format!("| {plan} | {l} | {n} |\n"));
+        }
+    }
+    std::fs::write(
+        dir.join("README.md"),
+        SEEDS_README.replace("{COUNTS}", &table),
+    )
+    .unwrap();
+}
+
+const ENTITY_ALIASES: &[(&str, &str, &str)] = &[
+    (
+        "香障树田园综合体",
+        "桐梓镇香障树田园综合体（香树村田园综合体）",
+        "project 2-11 is named 香障树, its content says 香树村田园综合体",
+    ),
+    (
+        "香树村田园综合体",
+        "桐梓镇香障树田园综合体（香树村田园综合体）",
+        "project 2-11 is named 香障树, its content says 香树村田园综合体",
+    ),
+    (
+        "关桥乡村生活综合体",
+        "武隆区“官桥·云村”乡村生活旅游综合体项目",
+        "project 3-1 (火炉镇) is written 官桥·云村 and 关桥 in the same plan",
+    ),
+    (
+        "官桥·云村",
+        "武隆区“官桥·云村”乡村生活旅游综合体项目",
+        "project 3-1 (火炉镇)",
+    ),
+    (
+        "双流万亩蔬菜园区",
+        "万亩蔬菜园区（双流村）",
+        "吴家镇: also 双流万亩蔬菜基地",
+    ),
+    (
+        "双流万亩蔬菜基地",
+        "万亩蔬菜园区（双流村）",
+        "吴家镇: also 双流万亩蔬菜园区",
+    ),
+    ("沿濑溪河万亩蔬菜基地", "濑溪河万亩蔬菜基地", "龙水镇"),
+    (
+        "内荣现代农高区",
+        "内江荣昌现代农业高新技术产业示范区",
+        "吴家镇",
+    ),
+    (
+        "荣昌黄桷滩现代农业产业园",
+        "黄桷滩市级现代农业产业园",
+        "吴家镇",
+    ),
+    (
+        "刘帅纪念馆",
+        "刘伯承同志纪念馆及故居",
+        "开州: the text does not say they are the same",
+    ),
+];
+
+fn flat_str_list(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(|s| s.to_string()))
+            .collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => vec![],
+    }
+}
+
+struct Entity {
+    catalog: &'static str,
+    index: usize,
+    name: String,
+    catalog_layer: String,
+    layer: &'static str,
+    located_in: Vec<String>,
+    attrs: Value,
+    quote: String,
+    raw: Value,
+}
+
+fn plan_features(
+    admin: &Admin,
+    gaz: &mut Gazetteer,
+    doc: &Doc,
+    unplaced: &mut Vec<Unplaced>,
+) -> Vec<Feature> {
+    let mut ents: Vec<Entity> = Vec::new();
+    for (i, f) in doc.cat["features"].as_array().unwrap().iter().enumerate() {
+        let cl = f["layer"].as_str().unwrap().to_string();
+        ents.push(Entity {
+            catalog: "features",
+            index: i,
+            name: f["name"].as_str().unwrap().to_string(),
+            layer: layer_for(&cl),
+            catalog_layer: cl,
+            located_in: flat_str_list(&f["located_in"]),
+            attrs: f["attributes"].clone(),
+            quote: f["quote"].as_str().unwrap_or("").to_string(),
+            raw: f.clone(),
+        });
+    }
+    // projects; same_as entries are folded into the annex project they repeat
+    let projects = doc.cat["projects"].as_array().unwrap();
+    let mut also: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for p in projects {
+        if let Some(s) = p.get("same_as").and_then(|v| v.as_str()) {
+            for id in s.split('/') {
+                also.entry(id.trim().to_string()).or_default().push(json!({
+                    "name": p["name"], "source": p["source"], "quote": p["quote"]}));
+            }
+            unplaced.push(Unplaced {
+                status: "merged",
+                plan: doc.id.clone(),
+                name: p["name"].as_str().unwrap().to_string(),
+                catalog: "projects".into(),
+                catalog_layer: "project".into(),
+                reason: format!("same as 附件1 project {s}; kept once, this reference is listed in that feature's other_references"),
+                quote: p["quote"].as_str().unwrap_or("").to_string(),
+            });
+        }
+    }
+    for (i, p) in projects.iter().enumerate() {
+        if p.get("same_as").and_then(|v| v.as_str()).is_some() {
+            continue;
+        }
+        let mut attrs = Map::new();
+        for (k, v) in p.as_object().unwrap() {
+            if !["name", "located_in", "quote", "same_as"].contains(&k.as_str()) {
+                attrs.insert(k.clone(), v.clone());
+            }
+        }
+        ents.push(Entity {
+            catalog: "projects",
+            index: i,
+            name: p["name"].as_str().unwrap().to_string(),
+            catalog_layer: "project".into(),
+            layer: "projects",
+            located_in: flat_str_list(&p["located_in"]),
+            attrs: Value::Object(attrs),
+            quote: p["quote"].as_str().unwrap_or("").to_string(),
+            raw: p.clone(),
+        });
+    }
+
+    let d = admin.district(&doc.district);
+    let mut out: Vec<Feature> = Vec::new();
+    let mut seen_ids: BTreeSet<String> = BTreeSet::new();
+    for e in &ents {
+        assert!(
+            doc.text.contains(&e.quote),
+            "{}: quote not in document: {}",
+            e.name,
+            e.quote
+        );
+        // the 武隆 aggregate of the 5 centralised resettlement sites becomes the 5 site features
+        if doc.id == "004"
+            && e.catalog_layer == "resettlement_site"
+            && e.name.starts_with("易地扶贫搬迁集中安置点（5个")
+        {
+            unplaced.push(Unplaced {
+                status: "merged",
+                plan: doc.id.clone(),
+                name: e.name.clone(),
+                catalog: e.catalog.into(),
+                catalog_layer: e.catalog_layer.clone(),
+                reason: "aggregate of the 5 集中安置点: made into the 2 named sites and 3 placeholders, each carrying the group totals (74 户 / 270 人)".into(),
+                quote: e.quote.clone(),
+            });
+            continue;
+        }
+        // ---- resolve
+        let mut groups: Vec<Group> = Vec::new();
+        let mut unresolved: Vec<(String, String)> = Vec::new();
+        let mut district_phr: Vec<String> = Vec::new();
+        let mut external: Vec<String> = Vec::new();
+        let mut context: Vec<String> = Vec::new();
+        for phrase in &e.located_in {
+            match gaz.resolve(&doc.district, phrase, &context, &doc.focus) {
+                Outcome::Units(Resolved { codes, how, note }) => {
+                    for c in &codes {
+                        if c.len() == 9 && !context.contains(c) {
+                            context.push(c.clone());
+                        }
+                    }
+                    groups.push(Group {
+                        text: phrase.clone(),
+                        codes,
+                        how,
+                        note,
+                    });
+                }
+                Outcome::District(r) => district_phr.push(r),
+                Outcome::External(r) => external.push(r),
+                Outcome::Unknown(r) => {
+                    if doc.focus.len() == 1 {
+                        // a small place of a one-town plan: taken to be in that town
+                        let t = admin.town(&doc.focus[0]).name.clone();
+                        groups.push(Group {
+                            text: phrase.clone(),
+                            codes: doc.focus.clone(),
+                            how: "scope",
+                            note: Some(format!("“{phrase}” is not in any gazetteer; taken to be in {t}, the plan's scope")),
+                        });
+                    } else {
+                        unresolved.push((phrase.clone(), r))
+                    }
+                }
+            }
+        }
+        // an entity that is itself a known area (开州城区, 港桥产业园, …)
+        if let Some(r) = gaz.alias_only(&doc.district, &e.name) {
+            let located: BTreeSet<&String> = groups.iter().flat_map(|g| g.codes.iter()).collect();
+            if groups.is_empty() || r.codes.iter().all(|c| located.contains(c)) {
+                groups = vec![Group {
+                    text: e.name.clone(),
+                    codes: r.codes,
+                    how: "area",
+                    note: r.note.map(|n| format!("the entity's own name: {n}")),
+                }];
+                district_phr.clear();
+            }
+        }
+        // drop a group whose units all contain a unit of another group (浩口乡 + 浩口村 -> 浩口村)
+        let all_groups = groups.clone();
+        groups.retain(|g| {
+            !all_groups.iter().any(|h| {
+                !std::ptr::eq(g, h)
+                    && h.codes != g.codes
+                    && h.codes.iter().all(|hc| {
+                        g.codes
+                            .iter()
+                            .any(|gc| hc.len() > gc.len() && hc.starts_with(gc.as_str()))
+                    })
+            })
+        });
+        // duplicate groups
+        let mut seen = BTreeSet::new();
+        groups.retain(|g| {
+            seen.insert((
+                g.codes.clone(),
+                if g.how == "scope" {
+                    g.text.clone()
+                } else {
+                    String::new()
+                },
+            ))
+        });
+
+        let quote = e.quote.clone();
+        let push_unplaced = |unplaced: &mut Vec<Unplaced>, status: &'static str, reason: String| {
+            unplaced.push(Unplaced {
+                status,
+                plan: doc.id.clone(),
+                name: e.name.clone(),
+                catalog: e.catalog.into(),
+                catalog_layer: e.catalog_layer.clone(),
+                reason,
+                quote: quote.clone(),
+            });
+        };
+        let placement: &str;
+        if groups.is_empty() {
+            if e.located_in.is_empty() && e.catalog == "features" {
+                push_unplaced(
+                    unplaced,
+                    "not_placed",
+                    "the text does not say where it is (located_in is empty)".into(),
+                );
+                continue;
+            }
+            if !external.is_empty() && district_phr.is_empty() && unresolved.is_empty() {
+                push_unplaced(unplaced, "not_placed", external.join("; "));
+                continue;
+            }
+            if e.located_in
+                .iter()
+                .any(|l| l.contains("成渝高效特色农业经济带"))
+            {
+                push_unplaced(unplaced, "not_placed", "part of the 成渝高效特色农业经济带, a regional belt; the text does not say it lies in 永川区".into());
+                continue;
+            }
+            placement = "district";
+            let mut why: Vec<String> = district_phr.clone();
+            why.extend(unresolved.iter().map(|u| u.1.clone()));
+            why.extend(external.iter().cloned());
+            if e.located_in.is_empty() {
+                why.push(
+                    "the project list gives no location; it is one of the district's projects"
+                        .into(),
+                );
+            }
+            if !unresolved.is_empty() || !external.is_empty() {
+                push_unplaced(
+                    unplaced,
+                    "district_level",
+                    format!("placed at district level: {}", why.join("; ")),
+                );
+            }
+        } else {
+            placement = if groups.iter().any(|g| g.codes.iter().any(|c| c.len() == 12)) {
+                "village"
+            } else {
+                "town"
+            };
+            if !unresolved.is_empty() || !external.is_empty() {
+                let mut why: Vec<String> = unresolved.iter().map(|u| u.1.clone()).collect();
+                why.extend(external.iter().cloned());
+                push_unplaced(
+                    unplaced,
+                    "partially_placed",
+                    format!(
+                        "placed in the resolved units; not resolved: {}",
+                        why.join("; ")
+                    ),
+                );
+            }
+        }
+
+        // ---- geometry
+        let (geom, method, declared, passes, area_info) = if e.layer == "key_help_villages" {
+            let codes: Vec<String> = groups.iter().flat_map(|g| g.codes.clone()).collect();
+            let parts: Vec<&MultiPolygon> = codes.iter().map(|c| unit_ll(admin, c)).collect();
+            let mp = crate::node::dissolve(&parts);
+            let lvl = if codes.iter().any(|c| c.len() == 12) {
+                "village"
+            } else {
+                "town"
+            };
+            (Geometry::MultiPolygon(mp),
+             format!("{lvl}-polygon: the (approximate) polygon of the {lvl} itself, from data/{lvl}s.geojson"),
+             codes, vec![], None)
+        } else if placement == "district" {
+            (Geometry::MultiPolygon(d.geom_ll.clone()),
+             "district-polygon: the text ties it only to the district, so the geometry is the whole district; no site is known".to_string(),
+             vec![d.code.clone()], vec![], None)
+        } else {
+            build_geometry(admin, doc, e, &groups)
+        };
+        let geom = round_geom(&geom);
+        if !is_valid(&geom) {
+            if let Geometry::MultiPolygon(m) = &geom {
+                use geo::Validation;
+                panic!(
+                    "invalid geometry for {} / {}: {:?}",
+                    doc.id,
+                    e.name,
+                    m.validation_errors()
+                );
+            }
+            panic!("invalid geometry for {} / {}", doc.id, e.name);
+        }
+
+        // ---- properties
+        let mut declared = declared;
+        declared.sort();
+        declared.dedup();
+        let admin_code = common_code(&declared, &d.code);
+        let names: Vec<String> = declared.iter().map(|c| unit_name(admin, c)).collect();
+        let mut p = Map::new();
+        let set = |p: &mut Map<String, Value>, k: &str, v: Value| {
+            p.insert(k.to_string(), v);
+        };
+        set(&mut p, "name", json!(e.name));
+        set(&mut p, "layer", json!(e.layer));
+        set(&mut p, "plan", json!(doc.id));
+        set(&mut p, "plan_title", json!(doc.title));
+        set(&mut p, "district_code", json!(d.code));
+        set(&mut p, "district", json!(d.name));
+        set(&mut p, "admin_code", json!(admin_code));
+        set(&mut p, "admin_codes", json!(declared));
+        set(&mut p, "admin_names", json!(names));
+        set(&mut p, "placement", json!(placement));
+        set(&mut p, "located_in_text", json!(e.located_in));
+        if !groups.is_empty() {
+            set(
+                &mut p,
+                "resolution",
+                Value::Array(
+                    groups
+                        .iter()
+                        .map(|g| {
+                            let mut o = json!({"text": g.text, "codes": g.codes, "how": g.how});
+                            if let Some(n) = &g.note {
+                                o["note"] = json!(n);
+                            }
+                            o
+                        })
+                        .collect(),
+                ),
+            );
+        }
+        if !unresolved.is_empty() || !external.is_empty() {
+            let mut u: Vec<Value> = unresolved
+                .iter()
+                .map(|(t, r)| json!({"text": t, "reason": r}))
+                .collect();
+            u.extend(
+                external
+                    .iter()
+                    .map(|r| json!({"text": r, "reason": "outside the five districts"})),
+            );
+            set(&mut p, "unresolved_places", Value::Array(u));
+        }
+        if !passes.is_empty() {
+            set(&mut p, "passes_through", json!(passes));
+        }
+        set(
+            &mut p,
+            "source",
+            json!({
+            "document": format!("{} {}", doc.file, doc.title),
+            "file": doc.file, "title": doc.title, "quote": e.quote}),
+        );
+        set(&mut p, "approximate", json!(true));
+        set(&mut p, "geometry_method", json!(method));
+        set(
+            &mut p,
+            "catalog",
+            json!(format!(
+                "catalog/{}.json {}[{}]",
+                doc.id, e.catalog, e.index
+            )),
+        );
+        set(&mut p, "catalog_layer", json!(e.catalog_layer));
+        if let Some((mu, basis)) = &area_info {
+            set(&mut p, "geometry_area_mu", json!(round_n(*mu, 1)));
+            set(&mut p, "geometry_area_basis", json!(basis));
+        }
+        normalise(&mut p, e, &also);
+        if e.layer == "key_help_villages" {
+            key_help_props(&mut p, e, &declared);
+        }
+        if e.layer == "resettlement_sites" {
+            let st = if doc.id == "004" {
+                "易地扶贫搬迁集中安置点"
+            } else {
+                e.attrs
+                    .get("type")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("安置/搬迁住房（非易地扶贫搬迁）")
+            };
+            set(&mut p, "site_type", json!(st));
+            if doc.id == "004" {
+                set(
+                    &mut p,
+                    "group",
+                    json!("武隆区易地扶贫搬迁集中安置点（5个）"),
+                );
+                set(&mut p, "group_sites", json!(5));
+                set(&mut p, "group_households", json!(74));
+                set(&mut p, "group_people", json!(270));
+                set(&mut p, "placeholder", json!(false));
+            }
+        }
+        let fid = match p.get("project_no").and_then(|v| v.as_str()) {
+            Some(no) => format!("{}-p-{}", doc.id, no),
+            None => format!(
+                "{}-{}{:03}",
+                doc.id,
+                if e.catalog == "features" { "f" } else { "p" },
+                e.index
+            ),
+        };
+        assert!(seen_ids.insert(fid.clone()), "duplicate id {fid}");
+        out.push(Feature {
+            id: fid,
+            props: Value::Object(p),
+            geom,
+        });
+    }
+
+    // the 3 unnamed centralised resettlement sites of 武隆
+    if doc.id == "004" {
+        let q = "做好 5 个集中安置点和分散安置群众各项后续帮扶工作";
+        assert!(doc.text.contains(q));
+        for k in 1..=3 {
+            let fid = format!("004-rs-unnamed-{k}");
+            out.push(Feature {
+                id: fid,
+                props: json!({
+                    "name": format!("未点名集中安置点（{k}/3）"),
+                    "layer": "resettlement_sites", "plan": doc.id, "plan_title": doc.title,
+                    "district_code": d.code, "district": d.name, "admin_code": d.code,
+                    "admin_codes": [d.code], "admin_names": [d.name], "placement": "district",
+                    "located_in_text": ["武隆区"],
+                    "placeholder": true,
+                    "placeholder_note": "placeholder: the plan counts 5 集中安置点 but names only 火炉镇安置点 and 后坪乡安置点; this one is not named and its town is not known",
+                    "site_type": "易地扶贫搬迁集中安置点",
+                    "group": "武隆区易地扶贫搬迁集中安置点（5个）", "group_sites": 5,
+                    "group_households": 74, "group_people": 270,
+                    "source": {"document": format!("{} {}", doc.file, doc.title), "file": doc.file, "title": doc.title, "quote": q},
+                    "approximate": true,
+                    "geometry_method": "district-polygon: placeholder for an unnamed site; the text gives no town, so the geometry is the whole district",
+                    "catalog": "catalog/004.json features (易地扶贫搬迁集中安置点（5个，全区）)",
+                    "catalog_layer": "resettlement_site",
+                }),
+                geom: Geometry::MultiPolygon(d.geom_ll.clone()),
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        let la = a.props["layer"].as_str().unwrap();
+        let lb = b.props["layer"].as_str().unwrap();
+        la.cmp(lb).then(a.id.cmp(&b.id))
+    });
+    out
+}
+
+fn unit_ll<'a>(admin: &'a Admin, code: &str) -> &'a MultiPolygon {
+    match code.len() {
+        6 => &admin.district(code).geom_ll,
+        9 => &admin.town(code).geom_ll,
+        _ => &admin.village(code).geom_ll,
+    }
+}
+
+fn unit_name(admin: &Admin, code: &str) -> String {
+    match code.len() {
+        6 => admin.district(code).name.clone(),
+        9 => admin.town(code).name.clone(),
+        _ => {
+            let v = admin.village(code);
+            format!("{}{}", admin.town(&v.town_code).name, v.name)
+        }
+    }
+}
+
+/// The smallest unit containing all the declared units.
+fn common_code(codes: &[String], district: &str) -> String {
+    if codes.len() == 1 {
+        return codes[0].clone();
+    }
+    let towns: BTreeSet<&str> = codes.iter().map(|c| &c[..c.len().min(9)]).collect();
+    if towns.len() == 1 && codes.iter().all(|c| c.len() >= 9) {
+        return towns.into_iter().next().unwrap().to_string();
+    }
+    district.to_string()
+}
+
+fn key_help_props(p: &mut Map<String, Value>, e: &Entity, declared: &[String]) {
+    let a = &e.attrs;
+    let lvl = if declared.iter().any(|c| c.len() == 12) {
+        "village"
+    } else {
+        "town"
+    };
+    p.insert("unit_level".into(), json!(lvl));
+    for (from, to) in [
+        ("tier", "tier"),
+        ("help_group", "help_group"),
+        ("contact_district_leaders", "contact_district_leaders"),
+        ("lead_unit", "lead_unit"),
+        ("member_units", "member_units"),
+    ] {
+        if let Some(v) = a.get(from) {
+            p.insert(to.into(), v.clone());
+        }
+    }
+    p.insert("help_group_zh".into(), json!("帮扶集团"));
+    p.insert("contact_district_leaders_zh".into(), json!("联系区领导"));
+    p.insert("lead_unit_zh".into(), json!("牵头单位"));
+}
+
+/// Normalised attributes with units in the key.
+fn normalise(p: &mut Map<String, Value>, e: &Entity, also: &BTreeMap<String, Vec<Value>>) {
+    let a = &e.attrs;
+    p.insert("attributes".into(), a.clone());
+    let metrics: Vec<Value> = a
+        .get("metrics")
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
+    if let Some((mu, basis)) = stated_area_mu(a, &metrics) {
+        p.insert("area_mu".into(), num(round_n(mu, 2)));
+        p.insert("area_mu_basis".into(), json!(basis));
+    }
+    // people / households
+    for k in [
+        "households",
+        "centralised_households",
+        "relocated_households_total",
+    ] {
+        if let Some(v) = a.get(k) {
+            p.insert("households".into(), v.clone());
+            break;
+        }
+    }
+    for k in ["people", "population", "centralised_population"] {
+        if let Some(v) = a.get(k) {
+            p.insert("people".into(), v.clone());
+            break;
+        }
+    }
+    // investment
+    let mut inv: Option<f64> = a.get("investment_yuan").and_then(|v| v.as_f64());
+    for m in &metrics {
+        let what = m["what"].as_str().unwrap_or("");
+        if inv.is_none()
+            && (what.contains("总投资") || what == "投资")
+            && m["unit"].as_str() == Some("元")
+        {
+            inv = m["value"].as_f64();
+        }
+    }
+    if let Some(y) = inv {
+        p.insert("investment_yuan".into(), num(y));
+        p.insert("investment_wan_yuan".into(), num(round_n(y / 1e4, 2)));
+    }
+    // target year
+    let mut ty: Option<i64> = a.get("target_year").and_then(|v| v.as_i64());
+    if ty.is_none() {
+        ty = metrics
+            .iter()
+            .filter_map(|m| m["target_year"].as_i64())
+            .max();
+    }
+    if ty.is_none() {
+        if let Some(per) = a.get("period") {
+            ty = per.get("end").and_then(|v| v.as_i64()).or_else(|| {
+                per.as_str()
+                    .and_then(|s| s.rsplit(|c| c == '-' || c == '—').next())
+                    .and_then(|s| s.trim().parse().ok())
+            });
+        }
+    }
+    if let Some(y) = ty {
+        p.insert("target_year".into(), json!(y));
+    }
+    // responsible units
+    let mut resp: Vec<String> = flat_str_list(a.get("responsible").unwrap_or(&Value::Null));
+    if resp.is_empty() {
+        resp = flat_str_list(a.get("lead").unwrap_or(&Value::Null));
+    }
+    if !resp.is_empty() {
+        p.insert("responsible_units".into(), json!(resp));
+    }
+    let lead = flat_str_list(a.get("lead").unwrap_or(&Value::Null));
+    if !lead.is_empty() {
+        p.insert("lead_units".into(), json!(lead));
+    }
+    if e.catalog == "projects" {
+        p.insert(
+            "category".into(),
+            a.get("category").cloned().unwrap_or(Value::Null),
+        );
+        let src = a.get("source").and_then(|v| v.as_str()).unwrap_or("");
+        p.insert("project_source".into(), json!(src));
+        if let Some(id) = a.get("id").and_then(|v| v.as_str()) {
+            p.insert("project_no".into(), json!(id));
+            p.insert("annex".into(), json!("附件1"));
+            if let Some(v) = also.get(id) {
+                p.insert("other_references".into(), json!(v));
+            }
+        } else if let Some(n) = src.strip_prefix("附件4 重大项目清单 #") {
+            p.insert("project_no".into(), json!(n));
+            p.insert("annex".into(), json!("附件4"));
+        }
+        if let Some(o) = a.get("owner") {
+            p.insert("owner".into(), o.clone());
+        }
+    }
+    let _ = &e.raw;
+}
+
+// ------------------------------------------------------------------ geometry
+
+/// Build the geometry of an entity placed in town/village units.
+/// Returns (lon/lat geometry, method, declared codes, passes_through, area info).
+fn build_geometry(
+    admin: &Admin,
+    doc: &Doc,
+    e: &Entity,
+    groups: &[Group],
+) -> (
+    Geometry,
+    String,
+    Vec<String>,
+    Vec<String>,
+    Option<(f64, String)>,
+) {
+    let d = admin.district(&doc.district);
+    let proj = d.proj;
+    let kind = kind_of(&e.name, &e.attrs);
+    let seed = format!("{}:{}:{}", doc.id, e.catalog, e.name);
+    let mut rng = Rng::new(&seed);
+    let unit_p = |c: &str| proj.fwd_mp(unit_ll(admin, c));
+    let anchor_of = |c: &str| -> Coord {
+        if c.len() == 12 {
+            admin.village(c).site
+        } else {
+            admin.town(c).seat
+        }
+    };
+    let mut declared: Vec<String> = groups.iter().flat_map(|g| g.codes.clone()).collect();
+    declared.sort();
+    declared.dedup();
+    match kind {
+        Kind::Point => {
+            let mut pts = Vec::new();
+            for g in groups {
+                let k = (hash64(&format!("{seed}:{}", g.text)) % g.codes.len() as u64) as usize;
+                let c = &g.codes[k];
+                let u = unit_p(c);
+                let a = anchor_of(c);
+                let scale = (u.unsigned_area()).sqrt();
+                let rmax = if c.len() == 12 {
+                    0.25 * scale
+                } else {
+                    (0.25 * scale).min(1500.0)
+                };
+                let mut p = a;
+                for _ in 0..200 {
+                    let r = rmax * rng.f64().sqrt();
+                    let t = rng.f64() * std::f64::consts::TAU;
+                    let q = Coord {
+                        x: a.x + r * libm::cos(t),
+                        y: a.y + r * libm::sin(t),
+                    };
+                    if inside_by(q, &u, 20.0) {
+                        p = q;
+                        break;
+                    }
+                }
+                pts.push(Point(proj.inv(p)));
+            }
+            let method = if groups.iter().all(|g| g.codes.iter().all(|c| c.len() == 9)) {
+                "point-near-town-seat: a point within 1.5 km of the seat of the town the text names (seeded by the name); the site itself is not given"
+            } else {
+                "point-in-unit: a point near the generated site of the village (or the seat of the town) the text names, seeded by the name; the site itself is not given"
+            };
+            let g = if pts.len() == 1 {
+                Geometry::Point(pts[0])
+            } else {
+                Geometry::MultiPoint(MultiPoint(pts))
+            };
+            (g, method.to_string(), declared, vec![], None)
+        }
+        Kind::Line => {
+            let len = default_length_m(&e.name, &e.attrs);
+            let all_units: Vec<String> = groups.iter().flat_map(|g| g.codes.clone()).collect();
+            if groups.len() >= 2 && groups.iter().all(|g| g.codes.len() == 1) {
+                // a road between named places: seat to seat, through whatever lies between
+                let pts: Vec<Coord> = groups.iter().map(|g| anchor_of(&g.codes[0])).collect();
+                let ls = LineString(pts.iter().map(|c| proj.inv(*c)).collect());
+                let crossed = towns_crossed(admin, &doc.district, &ls);
+                let passes: Vec<String> = crossed
+                    .iter()
+                    .filter(|c| {
+                        !all_units
+                            .iter()
+                            .any(|u| u.starts_with(c.as_str()) || c.starts_with(u.as_str()))
+                    })
+                    .cloned()
+                    .collect();
+                let mut decl = declared.clone();
+                decl.extend(passes.iter().cloned());
+                (Geometry::LineString(ls),
+                 "line-between-named-places: straight line between the seats (or village sites) of the places the text names; the route is not given; admin_codes include the towns it crosses".into(),
+                 decl, passes, None)
+            } else {
+                // a line inside the unit(s) of each group
+                let mut lines: Vec<LineString> = Vec::new();
+                for g in groups {
+                    let mut region = unit_p(&g.codes[0]);
+                    for c in &g.codes[1..] {
+                        region = region.union(&unit_p(c));
+                    }
+                    let pts: Vec<Coord> = if g.codes.len() >= 2 {
+                        g.codes.iter().map(|c| anchor_of(c)).collect()
+                    } else {
+                        let a = anchor_of(&g.codes[0]);
+                        let scale = region.unsigned_area().sqrt();
+                        let l = len.min(1.2 * scale);
+                        let t = rng.f64() * std::f64::consts::PI;
+                        let bend = (rng.f64() - 0.5) * 0.3 * l;
+                        let (dx, dy) = (libm::cos(t), libm::sin(t));
+                        let off = (rng.f64() - 0.5) * 0.2 * scale;
+                        let c = Coord {
+                            x: a.x - dy * off,
+                            y: a.y + dx * off,
+                        };
+                        vec![
+                            Coord {
+                                x: c.x - dx * l / 2.0,
+                                y: c.y - dy * l / 2.0,
+                            },
+                            Coord {
+                                x: c.x - dx * l / 6.0 - dy * bend,
+                                y: c.y - dy * l / 6.0 + dx * bend,
+                            },
+                            Coord {
+                                x: c.x + dx * l / 6.0 + dy * bend * 0.5,
+                                y: c.y + dy * l / 6.0 - dx * bend * 0.5,
+                            },
+                            Coord {
+                                x: c.x + dx * l / 2.0,
+                                y: c.y + dy * l / 2.0,
+                            },
+                        ]
+                    };
+                    let clipped = region.clip(&MultiLineString(vec![LineString(pts)]), false);
+                    for ls in clipped.0 {
+                        if ls.0.len() >= 2 {
+                            lines.push(proj.inv_ls(&ls));
+                        }
+                    }
+                }
+                assert!(!lines.is_empty(), "empty line for {}", e.name);
+                let g = if lines.len() == 1 {
+                    Geometry::LineString(lines.remove(0))
+                } else {
+                    Geometry::MultiLineString(MultiLineString(lines))
+                };
+                (g, format!("line-in-unit: a gently bent line of about {:.1} km ({}) through the named unit(s), clipped to them; the alignment is not given",
+                            len / 1000.0, if e.attrs.get("length_km").is_some() || e.attrs.get("length_m").is_some() { "length from the text" } else { "default length for the kind" }),
+                 declared, vec![], None)
+            }
+        }
+        Kind::Polygon => {
+            let metrics: Vec<Value> = e
+                .attrs
+                .get("metrics")
+                .and_then(|m| m.as_array())
+                .cloned()
+                .unwrap_or_default();
+            let stated = stated_area_mu(&e.attrs, &metrics);
+            let whole = e
+                .attrs
+                .get("coverage")
+                .and_then(|v| v.as_str())
+                .is_some_and(|c| c.contains("全域"))
+                || e.attrs.get("scope").and_then(|v| v.as_str()) == Some("镇域")
+                || e.name.contains("全域")
+                || e.name.ends_with("名镇");
+            if (e.catalog == "projects" && stated.is_none()) || whole {
+                // a programme or a town-wide designation: the unit(s) themselves
+                let parts: Vec<&MultiPolygon> =
+                    declared.iter().map(|c| unit_ll(admin, c)).collect();
+                let mp = crate::node::dissolve(&parts);
+                let what = if whole {
+                    "the text says it covers the whole unit"
+                } else {
+                    "a project or programme the text ties to the unit(s) without a site or an area"
+                };
+                return (
+                    Geometry::MultiPolygon(mp),
+                    format!("unit-polygon: the polygon of the named unit(s); {what}"),
+                    declared,
+                    vec![],
+                    None,
+                );
+            }
+            let (mu, basis) = match stated {
+                Some((mu, w)) => (mu, format!("area from the text ({w})")),
+                None => (
+                    default_area_mu(e.layer, &e.name),
+                    "default size for the kind; the text gives no area".to_string(),
+                ),
+            };
+            let target_m2 = mu * 10000.0 / 15.0;
+            let per_group = target_m2 / groups.len() as f64;
+            let mut pieces = MultiPolygon(vec![]);
+            let mut capped = false;
+            for g in groups {
+                let per_unit = per_group / g.codes.len() as f64;
+                // group centre: mean of the anchors
+                let n = g.codes.len() as f64;
+                let gc =
+                    g.codes
+                        .iter()
+                        .map(|c| anchor_of(c))
+                        .fold(Coord { x: 0.0, y: 0.0 }, |s, c| Coord {
+                            x: s.x + c.x / n,
+                            y: s.y + c.y / n,
+                        });
+                for c in &g.codes {
+                    let u = unit_p(c);
+                    let ua = u.unsigned_area();
+                    let (piece, cap) = grow_piece(
+                        &u,
+                        ua,
+                        per_unit,
+                        anchor_of(c),
+                        gc,
+                        &format!("{seed}:{c}"),
+                        &mut rng,
+                    );
+                    capped |= cap;
+                    pieces = if pieces.0.is_empty() {
+                        piece
+                    } else {
+                        pieces.union(&piece)
+                    };
+                }
+            }
+            let area = pieces.unsigned_area();
+            let ll = proj.inv_mp(&pieces);
+            let method = format!(
+                "polygon-in-unit: a blob of the stated or default size around a seeded point in each named unit, clipped to the unit{}; {}",
+                if capped { " (capped at 90% of a unit too small for its share)" } else { "" },
+                basis
+            );
+            (
+                Geometry::MultiPolygon(ll),
+                method,
+                declared,
+                vec![],
+                Some((area * 15.0 / 10000.0, basis)),
+            )
+        }
+    }
+}
+
+/// A blob of `target` m² inside `u` around a seeded point, pulled towards `gc`.
+fn grow_piece(
+    u: &MultiPolygon,
+    ua: f64,
+    target: f64,
+    anchor: Coord,
+    gc: Coord,
+    seed: &str,
+    rng: &mut Rng,
+) -> (MultiPolygon, bool) {
+    let scale = ua.sqrt();
+    let margin = (target.sqrt() * 0.3).min(scale * 0.2);
+    // a seeded interior point, drawn near the anchor, then pulled towards the group centre
+    let mut p = anchor;
+    for _ in 0..300 {
+        let r = 0.35 * scale * rng.f64().sqrt();
+        let t = rng.f64() * std::f64::consts::TAU;
+        let q = Coord {
+            x: anchor.x + r * libm::cos(t),
+            y: anchor.y + r * libm::sin(t),
+        };
+        if inside_by(q, u, margin) {
+            p = q;
+            break;
+        }
+    }
+    let pulled = Coord {
+        x: p.x + 0.4 * (gc.x - p.x),
+        y: p.y + 0.4 * (gc.y - p.y),
+    };
+    if inside_by(pulled, u, margin) {
+        p = pulled;
+    }
+    if target >= 0.9 * ua {
+        // the unit itself is too small: use 90% of it
+        let piece = grow_to(u, p, 0.9 * ua, seed);
+        return (piece, true);
+    }
+    (grow_to(u, p, target, seed), false)
+}
+
+fn grow_to(u: &MultiPolygon, c: Coord, target: f64, seed: &str) -> MultiPolygon {
+    let mut lo = 0.0;
+    let mut hi = (target / std::f64::consts::PI).sqrt() * 1.2;
+    let area_at = |r: f64| -> (MultiPolygon, f64) {
+        let b = MultiPolygon(vec![blob(c, r, seed)]);
+        let x = b.intersection(u);
+        let a = x.unsigned_area();
+        (x, a)
+    };
+    // grow hi until it covers the target
+    let mut tries = 0;
+    while area_at(hi).1 < target && tries < 40 {
+        hi *= 1.5;
+        tries += 1;
+    }
+    let mut best = area_at(hi).0;
+    for _ in 0..40 {
+        let mid = (lo + hi) / 2.0;
+        let (g, a) = area_at(mid);
+        if a < target {
+            lo = mid;
+        } else {
+            hi = mid;
+            best = g;
+        }
+        if (a - target).abs() < target * 0.002 {
+            best = area_at(mid).0;
+            break;
+        }
+    }
+    // keep the part containing the most area if clipping split it into slivers
+    MultiPolygon(
+        best.0
+            .into_iter()
+            .filter(|p| p.unsigned_area() > target * 0.01)
+            .collect(),
+    )
+}
+
+fn towns_crossed(admin: &Admin, district: &str, ls: &LineString) -> Vec<String> {
+    let mls = MultiLineString(vec![ls.clone()]);
+    admin
+        .towns_of(district)
+        .filter(|t| !t.geom_ll.clip(&mls, false).0.iter().all(|l| l.0.len() < 2))
+        .map(|t| t.code.clone())
+        .collect()
+}
+
+const SEEDS_README: &str = r#"# seeds/ — planning features of the five plans
+
+Generated; do not edit by hand. Rebuild from the repository root with
+
+```
+cargo run -p yizhangtu-datagen --release -- --reference ../shared/reference --documents ../shared/seeds --out .
+```
+
+One GeoJSON file per plan (`<nnn>_<slug>.geojson`); every feature has a `layer` property naming its
+layer, and `layers.json` lists, for each layer, the plan files that hold features of it. The source
+of every feature is the structured reading of the plan in `shared/reference/catalog/<nnn>.json`;
+the plan texts themselves (`shared/seeds/*.txt`) are not copied here, but every `source.quote` is
+checked, word for word, against them (by the generator and by `tests/dataset.rs`).
+
+## Properties
+
+- `name` (as written), `layer`, `plan`, `plan_title`, `district_code`, `district`
+- `admin_code`: the smallest unit containing the feature as the text places it; `admin_codes`: every
+  unit the text names (NBS codes; a line between two named towns also lists the towns it crosses,
+  see `passes_through`); `admin_names`; `placement`: `village`, `town` or `district` — what the text
+  pins it to; `located_in_text`, `resolution` (how each place name was resolved: exact, stem,
+  alias, area, by-name), `unresolved_places`
+- `source`: `{document, file, title, quote}` — the verbatim sentence
+- `approximate: true` and `geometry_method` on every feature: no plan gives coordinates
+- units in the keys: `area_mu` (亩), `investment_yuan` / `investment_wan_yuan`, `households`,
+  `people`, `target_year`, `responsible_units`, `lead_units`; projects add `project_no` and `annex`
+  (武隆 附件1 numbers such as `3-10`, 开州 附件4 numbers `1`–`35`), `category`, `project_source`,
+  `other_references` (catalog entries that repeat the project, kept once); `attributes` holds the
+  catalog's own attributes and metrics verbatim
+- key_help_villages: `unit_level` (`village` or `town`), `tier`, `help_group` (帮扶集团),
+  `contact_district_leaders` (联系区领导), `lead_unit` (牵头单位), `member_units`
+- resettlement_sites: `site_type`; the 5 武隆 集中安置点 carry `group_households: 74`,
+  `group_people: 270` (the plan gives no per-site figures); the 3 it does not name are
+  `placeholder: true` features at district level
+
+## How the geometry is made (`geometry_method`)
+
+- `district-polygon`: the text ties it only to the district (or to places that cannot be resolved);
+  the geometry is the district itself.
+- `village-polygon` / `town-polygon`: key help villages and towns are the unit's own polygon.
+- `unit-polygon`: a project or programme tied to a town or village without a site or an area
+  (or a designation covering the whole unit, e.g. 全域土地综合整治): the unit's own polygon.
+- `point-near-town-seat` / `point-in-unit`: facilities, sites, schools, plants: a point near the
+  town seat or the village's generated site, seeded by a hash of the name.
+- `line-between-named-places`: a road from A to B: straight line between their seats.
+- `line-in-unit`: roads, rivers, streets inside one unit: a bent line of the stated length
+  (or a default), clipped to the unit.
+- `polygon-in-unit`: bases, parks, areas: a blob of the stated area (亩, 公顷) — or a default size
+  for the kind — around a seeded point in each named unit, clipped to it; a base that spans several
+  villages gets a piece in each. `geometry_area_mu` is the area drawn, `area_mu` the area stated.
+
+Place names are resolved by the hierarchy (a village inside its town, a town inside the plan's
+district) and the alias table `aliases.json` (庙坪乡/庙垭乡, 双河乡/双河镇, 香障树/香树村, the
+ethnic townships' short names, planning areas such as 开州城区 or 港桥组团 read as towns).
+`unplaced.json` lists what could not be placed, or not as finely as the text names it, with the
+reason; `yizhangtu check` prints it.
+
+## Layers and counts
+
+| plan | layer | features |
+|---|---|---|
+{COUNTS}"#;
