@@ -314,7 +314,7 @@ fn main() {
         let app = Arc::new(App::from_parts(store, engine).await.unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState { app, settings: Arc::new(HttpSettings::default()) };
+        let state = AppState::new(app, HttpSettings::default());
         tokio::spawn(async move { yizhangtu::http::serve(listener, state).await.unwrap() });
         let client = reqwest::Client::new();
         let urls: Vec<String> = boxes(n, 3_000, 100.0, 11)

@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// Do not seed an empty database with the bundled reference data and plans.
     #[arg(long, env = "YIZHANGTU_NO_SEED")]
     pub no_seed: bool,
+    /// Memory for the vector-tile cache, in MiB.
+    #[arg(long, env = "YIZHANGTU_TILE_CACHE_MB", default_value_t = 256)]
+    pub tile_cache_mb: usize,
     /// Refuse writes over HTTP (POST /collections/{id}/items).
     #[arg(long, env = "YIZHANGTU_READ_ONLY")]
     pub read_only: bool,
@@ -81,6 +84,8 @@ pub struct ImportArgs {
 pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub read_only: bool,
+    /// Memory the vector-tile cache may use, in bytes.
+    pub tile_cache_bytes: usize,
 }
 
 impl Default for HttpSettings {
@@ -88,6 +93,7 @@ impl Default for HttpSettings {
         HttpSettings {
             max_body_bytes: 64 * 1024 * 1024,
             read_only: false,
+            tile_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -73,13 +73,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     println!("  landing page: {url}   collections: {url}collections   API: {url}api");
     tracing::info!(%url, "listening");
-    let state = yizhangtu::http::AppState {
+    let state = yizhangtu::http::AppState::new(
         app,
-        settings: Arc::new(HttpSettings {
+        HttpSettings {
             max_body_bytes: args.max_body_bytes,
             read_only: args.read_only,
-        }),
-    };
+            tile_cache_bytes: args.tile_cache_mb * 1024 * 1024,
+        },
+    );
     yizhangtu::http::serve(listener, state).await?;
     Ok(())
 }

@@ -516,7 +516,7 @@ async fn writes_are_all_or_nothing_and_show_at_once() {
     let s = start_with(
         HttpSettings {
             max_body_bytes: 4096,
-            read_only: false,
+            ..Default::default()
         },
         true,
     )

@@ -48,7 +48,7 @@ async fn with_test_layers() -> TestServer {
     let s = start_with(
         HttpSettings {
             max_body_bytes: 2 * 1024 * 1024,
-            read_only: false,
+            ..Default::default()
         },
         true,
     )

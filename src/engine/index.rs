@@ -35,7 +35,16 @@ pub struct LayerIndex {
     pub(crate) tree: RTree<Entry>,
     live: usize,
     properties: BTreeMap<String, PropertyStats>,
+    /// Boxes touched by changes not yet stamped with a revision.
+    dirty: Vec<Rect<f64>>,
+    /// Recent changes: (revision, box touched), oldest first, for exact cache invalidation.
+    changes: std::collections::VecDeque<(u64, Rect<f64>)>,
+    /// Changes at or below this revision are no longer in `changes` (unknown extent).
+    changes_floor: u64,
 }
+
+/// How many recent change boxes a layer remembers for cache invalidation.
+const CHANGE_LOG: usize = 20_000;
 
 fn envelope(r: Rect<f64>) -> Rectangle<[f64; 2]> {
     Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y])
@@ -64,6 +73,9 @@ impl LayerIndex {
             tree: RTree::new(),
             live: 0,
             properties: BTreeMap::new(),
+            dirty: Vec::new(),
+            changes: std::collections::VecDeque::new(),
+            changes_floor: revision,
         };
         let mut entries = Vec::with_capacity(features.len());
         for f in features {
@@ -173,8 +185,44 @@ impl LayerIndex {
             .map(move |e| (e.data, aabb.contains_envelope(&e.geom().envelope())))
     }
 
+    /// Stamps the changes since the last call with `revision` (the layer's new revision).
+    pub fn seal_changes(&mut self, revision: u64) {
+        self.revision = self.revision.max(revision);
+        for r in self.dirty.drain(..) {
+            self.changes.push_back((self.revision, r));
+        }
+        while self.changes.len() > CHANGE_LOG {
+            if let Some((rev, _)) = self.changes.pop_front() {
+                self.changes_floor = self.changes_floor.max(rev);
+            }
+        }
+    }
+
+    /// Whether anything changed inside `r` after `since`: `None` when the log does not reach
+    /// back that far (treat as changed).
+    pub fn changed_since(&self, since: u64, r: Rect<f64>) -> Option<bool> {
+        if since < self.changes_floor {
+            return None;
+        }
+        Some(
+            self.changes
+                .iter()
+                .rev()
+                .take_while(|(rev, _)| *rev > since)
+                .any(|(_, b)| {
+                    b.min().x <= r.max().x
+                        && b.max().x >= r.min().x
+                        && b.min().y <= r.max().y
+                        && b.max().y >= r.min().y
+                }),
+        )
+    }
+
     pub fn upsert(&mut self, f: Feature) {
         self.note_properties(&f);
+        if let Some(r) = f.bbox() {
+            self.dirty.push(r);
+        }
         let new_entry = f
             .geometry
             .as_ref()
@@ -185,6 +233,7 @@ impl LayerIndex {
                 if let Some(old) = self.slots[slot as usize].take() {
                     if let Some(r) = old.bbox() {
                         self.tree.remove(&GeomWithData::new(envelope(r), slot));
+                        self.dirty.push(r);
                     }
                 } else {
                     self.live += 1;
@@ -213,6 +262,7 @@ impl LayerIndex {
         if let Some(old) = self.slots[slot as usize].take() {
             if let Some(r) = old.bbox() {
                 self.tree.remove(&GeomWithData::new(envelope(r), slot));
+                self.dirty.push(r);
             }
             self.live -= 1;
             true

@@ -116,7 +116,7 @@ impl Engine {
             for f in feats {
                 idx.upsert(f);
             }
-            idx.revision = idx.revision.max(revision);
+            idx.seal_changes(revision);
         }
     }
 
@@ -125,8 +125,9 @@ impl Engine {
         match self.layer(layer) {
             Some(idx) => {
                 let mut idx = idx.write();
-                idx.revision = idx.revision.max(revision);
-                idx.delete(id)
+                let found = idx.delete(id);
+                idx.seal_changes(revision);
+                found
             }
             None => false,
         }

@@ -8,6 +8,7 @@ mod ogc;
 mod openapi;
 mod params;
 pub mod query;
+mod tiles;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, Method, StatusCode};
@@ -31,6 +32,18 @@ pub use query::{DEFAULT_LIMIT, MAX_LIMIT};
 pub struct AppState {
     pub app: Arc<App>,
     pub settings: Arc<HttpSettings>,
+    pub tiles: Arc<tiles::TileCache>,
+}
+
+impl AppState {
+    pub fn new(app: Arc<App>, settings: HttpSettings) -> AppState {
+        let tiles = Arc::new(tiles::TileCache::new(settings.tile_cache_bytes));
+        AppState {
+            app,
+            settings: Arc::new(settings),
+            tiles,
+        }
+    }
 }
 
 /// The whole API.
@@ -49,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ogc::router())
         .merge(openapi::router())
         .merge(areas::router())
+        .merge(tiles::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

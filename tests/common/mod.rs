@@ -42,10 +42,7 @@ pub async fn start_with(settings: HttpSettings, seed: bool) -> TestServer {
         .await
         .expect("bind");
     let addr = listener.local_addr().unwrap();
-    let state = AppState {
-        app: Arc::clone(&app),
-        settings: Arc::new(settings),
-    };
+    let state = AppState::new(Arc::clone(&app), settings);
     let handle = tokio::spawn(async move {
         yizhangtu::http::serve(listener, state)
             .await

