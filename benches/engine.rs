@@ -286,7 +286,7 @@ fn main() {
     let mut last = None;
     for _ in 0..20 {
         let t0 = Instant::now();
-        let c = coverage(&dense_idx, &town);
+        let c = coverage(&dense_idx, &town, false);
         samples.push(t0.elapsed());
         last = Some(c);
     }

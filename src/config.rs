@@ -26,6 +26,9 @@ pub enum Command {
     Import(ImportArgs),
     /// List each layer with its feature count.
     Layers(DbArgs),
+    /// Validate every feature (geometry, admin units, codes, units) and print counts per layer
+    /// and the plan entities that could not be placed; exits non-zero on any invalid feature.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -57,6 +60,15 @@ pub struct ServeArgs {
     /// Refuse writes over HTTP (POST /collections/{id}/items).
     #[arg(long, env = "YIZHANGTU_READ_ONLY")]
     pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use yizhangtu::app::App;
-use yizhangtu::config::{Cli, Command, HttpSettings, ImportArgs, ServeArgs};
+use yizhangtu::config::{CheckArgs, Cli, Command, HttpSettings, ImportArgs, ServeArgs};
 use yizhangtu::formats::geojson::{decode_feature_collection, DecodeError};
 use yizhangtu::model::Layer;
 use yizhangtu::store::{ImportMode, Store};
@@ -25,6 +25,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Import(args) => import(args).await,
         Command::Layers(args) => layers(&args.db).await,
+        Command::Check(args) => check(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -191,5 +192,66 @@ async fn layers(db: &str) -> anyhow::Result<()> {
         );
     }
     store.close().await;
+    Ok(())
+}
+
+async fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let bar = progress_bar("seeding");
+    let report_progress = |n: usize| bar.set_position(n as u64);
+    let app = App::open(&args.db.db, true, Some(&report_progress)).await?;
+    bar.finish_and_clear();
+    let report = tokio::task::spawn_blocking({
+        let engine = Arc::clone(&app.engine);
+        move || yizhangtu::engine::check::check(&engine)
+    })
+    .await?;
+    let unplaced = yizhangtu::seed::unplaced();
+    if args.json {
+        let doc = serde_json::json!({"layers": report.layers, "problems": report.problems, "unplaced": unplaced});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("{:<22} {:>9} {:>9}", "layer", "features", "invalid");
+        for (layer, (n, bad)) in &report.layers {
+            println!("{layer:<22} {n:>9} {bad:>9}");
+        }
+        let total: usize = report.layers.values().map(|(n, _)| n).sum();
+        println!("{:<22} {:>9} {:>9}", "total", total, report.invalid());
+        for p in report.problems.iter().take(200) {
+            println!(
+                "INVALID {}/{} ({}): {}",
+                p.layer,
+                p.id,
+                p.name.as_deref().unwrap_or("-"),
+                p.problem
+            );
+        }
+        if report.problems.len() > 200 {
+            println!("… and {} more problems", report.problems.len() - 200);
+        }
+        if let Some(u) = unplaced {
+            println!("\nPlan entities not placed, or not placed as finely as the text names them:");
+            for section in ["not_placed", "partially_placed", "district_level", "merged"] {
+                let items = u
+                    .get(section)
+                    .and_then(|v| v.as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                println!("  {section} ({}):", items.len());
+                for item in items {
+                    let get = |k: &str| {
+                        item.get(k)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    println!("    [{}] {} — {}", get("plan"), get("name"), get("reason"));
+                }
+            }
+        }
+    }
+    app.store.close().await;
+    if report.invalid() > 0 {
+        anyhow::bail!("{} invalid features", report.invalid());
+    }
     Ok(())
 }

@@ -45,6 +45,14 @@ pub enum SeedError {
     },
 }
 
+/// The report of plan entities that could not be placed (or not as finely as the text names
+/// them), as the dataset builder wrote it: `seeds/unplaced.json`.
+pub fn unplaced() -> Option<serde_json::Value> {
+    SEEDS
+        .get_file("unplaced.json")
+        .and_then(|f| serde_json::from_slice(f.contents()).ok())
+}
+
 /// The bundled layers and their features, in manifest order.
 pub fn bundled() -> Result<(Vec<Layer>, Vec<Feature>), SeedError> {
     let mut layers = Vec::new();

@@ -23,6 +23,8 @@ pub struct LayerCoverage {
     pub sums: BTreeMap<String, f64>,
     /// Whether any counted feature has approximate geometry.
     pub approximate_inputs: bool,
+    /// Candidates left out because the plans tie them only to a whole district.
+    pub district_level_skipped: usize,
 }
 
 /// Whether a numeric property is a quantity worth summing (not a year, code or coordinate).
@@ -57,6 +59,7 @@ pub fn unit_of(key: &str) -> Option<&'static str> {
         ("people", "人"),
         ("population", "人"),
         ("_count", "个"),
+        ("_sites", "处"),
     ];
     table
         .iter()
@@ -75,8 +78,15 @@ fn lines_of(g: &Geometry<f64>) -> MultiLineString<f64> {
     }
 }
 
-/// Computes a layer's coverage of an area.
-pub fn coverage(idx: &LayerIndex, area: &PreparedArea) -> LayerCoverage {
+/// Whether a feature is pinned only to a whole district (`placement: "district"`): its polygon is
+/// the district, so it says nothing about any town or village in it.
+pub fn district_level(f: &crate::model::Feature) -> bool {
+    f.properties.get("placement").and_then(Value::as_str) == Some("district")
+}
+
+/// Computes a layer's coverage of an area. With `skip_district_level`, features placed only at
+/// district level are left out (counted in `district_level_skipped`).
+pub fn coverage(idx: &LayerIndex, area: &PreparedArea, skip_district_level: bool) -> LayerCoverage {
     let mut out = LayerCoverage {
         layer: idx.layer.id.clone(),
         ..Default::default()
@@ -95,6 +105,12 @@ pub fn coverage(idx: &LayerIndex, area: &PreparedArea) -> LayerCoverage {
         let Some(r) = g.bounding_rect() else { continue };
         let relation = area.relate_box(r);
         if relation == BoxRelation::Outside {
+            continue;
+        }
+        if skip_district_level && district_level(f) {
+            if area.intersects(g) {
+                out.district_level_skipped += 1;
+            }
             continue;
         }
         // A feature counts when a positive part of it lies inside: neighbours that only share a
@@ -203,7 +219,7 @@ mod tests {
             f.id = i.to_string();
         }
         let idx = LayerIndex::build(Layer::untitled("t"), 1, feats);
-        let c = coverage(&idx, &area);
+        let c = coverage(&idx, &area, false);
         assert_eq!(c.features, 3);
         assert_eq!(c.sums.get("area_mu"), Some(&150.0));
         assert_eq!(c.sums.get("investment_wan_yuan"), Some(&7.5));

@@ -2,6 +2,7 @@
 //! Pure: no I/O, no HTTP, no SQL. Reads take a shared lock on one layer; writes a short exclusive one.
 
 pub mod admin;
+pub mod check;
 pub mod coverage;
 pub mod filter;
 mod index;

@@ -271,8 +271,13 @@ async fn area_features(
                 let Some(g) = f.geometry.as_ref() else {
                     continue;
                 };
-                // The unit itself is not "in" the unit.
+                // The unit itself is not "in" the unit; features tied only to a whole district
+                // are not in any town or village of it.
                 if layer_id == unit.level.layer() && f.id == unit.feature.id {
+                    continue;
+                }
+                if unit.level != AdminLevel::District && crate::engine::coverage::district_level(f)
+                {
                     continue;
                 }
                 let Some(share) = area.share_inside(g) else {
@@ -376,6 +381,7 @@ fn layer_json(c: &LayerCoverage, title: &str, area_m2: f64) -> Value {
         "line_length_m": round(c.line_length_m, 2),
         "sums": sums,
         "approximate_inputs": c.approximate_inputs,
+        "district_level_features_not_counted": c.district_level_skipped,
     })
 }
 
@@ -388,7 +394,9 @@ fn region_report(engine: &Engine, region: &Region, layers: &[String]) -> (Value,
             continue;
         };
         let idx = layer.read();
-        let c = coverage(&idx, &region.area);
+        // Below district level, features the plans tie only to a whole district say nothing.
+        let skip = region.level != Some(AdminLevel::District);
+        let c = coverage(&idx, &region.area, skip);
         approximate |= c.approximate_inputs;
         rows.push(layer_json(&c, &idx.layer.title_zh, area_m2));
     }

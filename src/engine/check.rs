@@ -1,0 +1,163 @@
+//! `yizhangtu check`: every feature validated — valid geometry, inside the admin units it names,
+//! codes that exist, numeric attributes with known units — with counts per layer.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+use super::coverage::unit_of;
+use super::Engine;
+use crate::geom::validate_topology;
+
+/// Share of a feature allowed outside its units: the bundled coordinates are rounded to 1e-7°
+/// (about 1 cm), which can put a clipped line's vertex a hair across the boundary.
+const INSIDE_TOLERANCE: f64 = 1e-4;
+
+/// One thing wrong with one feature.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Problem {
+    pub layer: String,
+    pub id: String,
+    pub name: Option<String>,
+    pub problem: String,
+}
+
+/// Counts per layer and the problems found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CheckReport {
+    /// layer → (features, invalid features)
+    pub layers: BTreeMap<String, (usize, usize)>,
+    pub problems: Vec<Problem>,
+}
+
+impl CheckReport {
+    pub fn invalid(&self) -> usize {
+        self.layers.values().map(|(_, bad)| bad).sum()
+    }
+}
+
+/// Numeric keys that carry no unit by nature: identifiers, coordinates in degrees, years, ranks.
+fn unitless(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.ends_with("_id")
+        || k.ends_with("_lat")
+        || k.ends_with("_lon")
+        || k.contains("_lat_")
+        || k.contains("_lon_")
+        || k.contains("year")
+        || k == "version"
+        || k.ends_with("_no")
+        || k.contains("rank")
+}
+
+/// The unit of a numeric key, including `…_approx` variants (`area_km2_approx`).
+pub fn known_unit(key: &str) -> bool {
+    let base = key.strip_suffix("_approx").unwrap_or(key);
+    unit_of(base).is_some() || unitless(base)
+}
+
+/// Admin codes a feature names: `admin_code` and any `admin_codes` list.
+fn named_codes(f: &crate::model::Feature) -> Vec<String> {
+    let mut codes: Vec<String> = f.admin_code.iter().cloned().collect();
+    if let Some(Value::Array(list)) = f.properties.get("admin_codes") {
+        for c in list.iter().filter_map(Value::as_str) {
+            if !codes.iter().any(|x| x == c) {
+                codes.push(c.to_string());
+            }
+        }
+    }
+    codes
+}
+
+/// Validates every feature of every layer.
+pub fn check(engine: &Engine) -> CheckReport {
+    let mut report = CheckReport::default();
+    for layer in engine.layers() {
+        let features: Vec<_> = {
+            let idx = layer.read();
+            idx.iter().map(|(_, f)| std::sync::Arc::clone(f)).collect()
+        };
+        let Some(first) = features.first() else {
+            report.layers.insert(layer.read().layer.id.clone(), (0, 0));
+            continue;
+        };
+        let layer_id = first.layer.clone();
+        let mut bad = 0;
+        for f in &features {
+            let mut problems = Vec::new();
+            match &f.geometry {
+                None => problems.push("no geometry".to_string()),
+                Some(g) => {
+                    if let Err(p) = validate_topology(g) {
+                        problems.push(format!("invalid geometry: {p}"));
+                    }
+                }
+            }
+            let codes = named_codes(f);
+            let mut share = 0.0;
+            let mut all_exist = !codes.is_empty();
+            for code in &codes {
+                match engine.admin_unit(code) {
+                    None => {
+                        all_exist = false;
+                        problems.push(format!("admin code {code} does not exist"));
+                    }
+                    Some(unit) => {
+                        if let (Some(area), Some(g)) = (engine.admin_area(&unit), &f.geometry) {
+                            share += area.share_inside(g).unwrap_or(0.0);
+                        }
+                    }
+                }
+            }
+            if codes.is_empty() {
+                problems.push("names no admin code".into());
+            } else if all_exist && f.geometry.is_some() && share < 1.0 - INSIDE_TOLERANCE {
+                problems.push(format!(
+                    "only {:.4}% of it lies inside the units it names ({})",
+                    share * 100.0,
+                    codes.join(", ")
+                ));
+            }
+            for (k, v) in &f.properties {
+                if v.is_number() && !known_unit(k) {
+                    problems.push(format!("numeric property '{k}' has no known unit (name it with a unit suffix such as _mu, _wan_yuan, _km)"));
+                }
+            }
+            if !problems.is_empty() {
+                bad += 1;
+                for p in problems {
+                    report.problems.push(Problem {
+                        layer: layer_id.clone(),
+                        id: f.id.clone(),
+                        name: f.name.clone(),
+                        problem: p,
+                    });
+                }
+            }
+        }
+        report.layers.insert(layer_id, (features.len(), bad));
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        for k in [
+            "area_mu",
+            "area_km2_approx",
+            "investment_wan_yuan",
+            "households",
+            "seat_lat",
+            "target_year",
+            "geonames_id",
+            "village_count",
+        ] {
+            assert!(known_unit(k), "{k}");
+        }
+        assert!(!known_unit("mystery"));
+        assert!(!known_unit("area"));
+    }
+}
