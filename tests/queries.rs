@@ -657,3 +657,102 @@ async fn unseeded_start_has_no_admin_units() {
     s.problem("/areas/500111100", 404).await;
     let _ = start;
 }
+
+/// OGC API – Features Part 2: output in another CRS with `crs`, boxes and filters in one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinate_reference_systems() {
+    let s = with_test_layers().await;
+    // Site s1 at 105.711E 29.51N. Reference values from PROJ:
+    //   echo 29.51 105.711 | cs2cs -f %.4f EPSG:4490 EPSG:4544   → 3266008.4140 568937.1723
+    //   (checked again below with cs2cs when it is installed)
+    let r = s
+        .get("/collections/sites/items/s1?crs=http://www.opengis.net/def/crs/EPSG/0/4544")
+        .await;
+    assert_eq!(
+        r.headers()["content-crs"],
+        "<http://www.opengis.net/def/crs/EPSG/0/4544>"
+    );
+    let f: Value = r.json().await.unwrap();
+    let c = f["geometry"]["coordinates"].as_array().unwrap();
+    let (north, east) = (c[0].as_f64().unwrap(), c[1].as_f64().unwrap());
+    if let Ok(out) = std::process::Command::new("cs2cs")
+        .args(["-f", "%.4f", "EPSG:4490", "EPSG:4544"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut ch| {
+            use std::io::Write;
+            ch.stdin.take().unwrap().write_all(b"29.51 105.711\n")?;
+            ch.wait_with_output()
+        })
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: Vec<f64> = text
+            .split_whitespace()
+            .take(2)
+            .map(|t| t.parse().unwrap())
+            .collect();
+        assert!(
+            (north - v[0]).abs() < 0.001 && (east - v[1]).abs() < 0.001,
+            "{north},{east} vs cs2cs {v:?}"
+        );
+    }
+    assert!(
+        (north - 3_266_008.414).abs() < 0.001 && (east - 568_937.1723).abs() < 0.001,
+        "{north},{east}"
+    );
+    // Zone-prefixed easting, lat/lon order for EPSG:4490, and auto-gk choosing zone 35 here.
+    let f = s.json("/collections/sites/items/s1?crs=EPSG:4523").await;
+    assert!((f["geometry"]["coordinates"][1].as_f64().unwrap() - 35_568_937.1723).abs() < 0.001);
+    let f = s.json("/collections/sites/items/s1?crs=EPSG:4490").await;
+    assert_eq!(f["geometry"]["coordinates"], json!([29.51, 105.711]));
+    let r = s.get("/collections/sites/items?crs=auto-gk").await;
+    assert_eq!(
+        r.headers()["content-crs"],
+        "<http://www.opengis.net/def/crs/EPSG/0/4544>"
+    );
+    // A bbox and a filter given in Gauss-Krüger metres find the same site.
+    let doc = s
+        .json("/collections/sites/items?bbox-crs=EPSG:4544&bbox=3265950,568900,3266050,569000")
+        .await;
+    assert_eq!(
+        doc["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["s1"]
+    );
+    let filter = enc("S_INTERSECTS(geometry, POLYGON((3265950 568900, 3265950 569000, 3266050 569000, 3266050 568900, 3265950 568900)))");
+    let doc = s
+        .json(&format!(
+            "/collections/sites/items?filter-crs=EPSG:4544&filter={filter}"
+        ))
+        .await;
+    assert_eq!(doc["numberMatched"], 1);
+    // GCJ-02 output is offset by a few hundred metres in Chongqing.
+    let f = s
+        .json("/collections/sites/items/s1?crs=urn:yizhangtu:crs:gcj02")
+        .await;
+    let dx = (f["geometry"]["coordinates"][0].as_f64().unwrap() - 105.711) * 96_900.0;
+    let dy = (f["geometry"]["coordinates"][1].as_f64().unwrap() - 29.51) * 110_850.0;
+    let shift = (dx * dx + dy * dy).sqrt();
+    assert!((200.0..600.0).contains(&shift), "{shift}");
+    // Collections list what they offer; unknown CRSs are a 400 that lists the supported ones.
+    let col = s.json("/collections/sites").await;
+    assert!(col["crs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "http://www.opengis.net/def/crs/EPSG/0/4545"));
+    let b = s
+        .problem("/collections/sites/items?crs=EPSG:9999", 400)
+        .await;
+    assert!(b["supported"].as_array().unwrap().len() > 40);
+    s.problem(
+        "/collections/sites/items?bbox-crs=auto-gk&bbox=1,2,3,4",
+        400,
+    )
+    .await;
+}

@@ -341,8 +341,14 @@ pub fn compile(e: &cql2::Expr, known: &dyn Fn(&str) -> bool) -> Result<Filter, F
                     describe(lit)
                 ))
             })?;
-            validate_topology(&geometry)
-                .map_err(|p| FilterError::Invalid(format!("{op}: invalid geometry: {p}")))?;
+            // Coordinates may be in another CRS (filter-crs) until the caller transforms them, so
+            // only the shape is checked here; `check_literals` checks ranges afterwards.
+            if let Some(e) = geo::algorithm::Validation::validation_errors(&geometry)
+                .into_iter()
+                .next()
+            {
+                return Err(FilterError::Invalid(format!("{op}: invalid geometry: {e}")));
+            }
             let mut op = match op {
                 "s_intersects" => SpatialOp::Intersects,
                 "s_disjoint" => SpatialOp::Disjoint,
@@ -560,6 +566,47 @@ impl Filter {
         }
     }
 
+    /// The same filter with every geometry literal transformed (e.g. from `filter-crs`).
+    pub fn map_geometries(
+        self,
+        f: &dyn Fn(&Geometry<f64>) -> Result<Geometry<f64>, String>,
+    ) -> Result<Filter, String> {
+        Ok(match self {
+            Filter::And(v) => Filter::And(
+                v.into_iter()
+                    .map(|x| x.map_geometries(f))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Filter::Or(v) => Filter::Or(
+                v.into_iter()
+                    .map(|x| x.map_geometries(f))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Filter::Not(x) => Filter::Not(Box::new(x.map_geometries(f)?)),
+            Filter::Spatial { op, geometry, .. } => {
+                let g = f(&geometry)?;
+                Filter::Spatial {
+                    op,
+                    bbox: g.bounding_rect(),
+                    geometry: Arc::new(g),
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// Checks the geometry literals (in stored lon/lat) fully: ranges and validity.
+    pub fn check_literals(&self) -> Result<(), String> {
+        match self {
+            Filter::And(v) | Filter::Or(v) => v.iter().try_for_each(Filter::check_literals),
+            Filter::Not(f) => f.check_literals(),
+            Filter::Spatial { geometry, .. } => {
+                validate_topology(geometry).map_err(|p| format!("invalid geometry: {p}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Vertices of the geometry literals, to bound what one request may cost.
     pub fn vertex_count(&self) -> usize {
         use geo::CoordsIter;
@@ -625,7 +672,9 @@ mod tests {
     }
 
     fn text(f: &str) -> Filter {
-        parse(f, FilterLang::Cql2Text, &|k| k != "unknown").unwrap()
+        let f = parse(f, FilterLang::Cql2Text, &|k| k != "unknown").unwrap();
+        f.check_literals().unwrap();
+        f
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::query::{self, FeatureQuery};
 use super::AppState;
 use crate::engine::LayerIndex;
 use crate::formats::geojson::{self, PropertySelection};
+use crate::geom::crs::Crs;
 use crate::store::ImportMode;
 
 pub const CONFORMANCE: &[&str] = &[
@@ -222,7 +223,7 @@ fn collection_json(idx: &LayerIndex, base: &str) -> Value {
         "description": l.description,
         "itemType": "feature",
         "geometryType": l.geometry_type.as_str(),
-        "crs": [CRS84],
+        "crs": Crs::supported_uris(),
         "storageCrs": "http://www.opengis.net/def/crs/EPSG/0/4490",
         "numberOfFeatures": stats.count,
         "links": [
@@ -392,6 +393,8 @@ async fn items(
     let idx = layer.read();
     let FeatureQuery { query, selection } = query::parse(&params, &idx, within)?;
     let (offset, limit) = (query.offset, query.limit);
+    let centre = idx.stats().extent.map_or(106.0, |e| e.center().x);
+    let out_crs = query::parse_crs(&params, "crs")?.map(|c| c.resolve(centre));
     let base = base_url(&headers);
     let tag = etag(&[
         "items",
@@ -488,10 +491,28 @@ async fn items(
             Some(d) => vec![("distance_m", json!((d[i] * 100.0).round() / 100.0))],
             None => vec![],
         };
-        geojson::write_feature(&mut out, f, &selection, None, &extra);
+        match &out_crs {
+            Some(c) => {
+                let t = query::to_output_crs(f, c)
+                    .map_err(|e| ApiError::parameter("crs", &c.uri(), e))?;
+                geojson::write_feature(&mut out, &t, &selection, None, &extra);
+            }
+            None => geojson::write_feature(&mut out, f, &selection, None, &extra),
+        }
     }
     out.push_str("]}");
-    Ok(respond(json_type, Some(&tag), out))
+    let mut r = respond(json_type, Some(&tag), out);
+    content_crs(&mut r, out_crs.as_ref());
+    Ok(r)
+}
+
+/// The `Content-Crs` header (OGC API – Features Part 2): CRS84 unless another was asked.
+fn content_crs(r: &mut Response, crs: Option<&Crs>) {
+    let uri = crs.map_or_else(|| CRS84.to_string(), Crs::uri);
+    if let Ok(v) = header::HeaderValue::from_str(&format!("<{uri}>")) {
+        r.headers_mut()
+            .insert(header::HeaderName::from_static("content-crs"), v);
+    }
 }
 
 fn selection_wants(s: &PropertySelection, key: &str) -> bool {
@@ -521,7 +542,7 @@ async fn feature(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
-    params.reject_unknown(&["f", "properties"], |_| false)?;
+    params.reject_unknown(&["f", "properties", "crs"], |_| false)?;
     let format = Format::negotiate(&params, &headers)?;
     let layer = layer_or_404(&state, &id)?;
     let idx = layer.read();
@@ -559,6 +580,17 @@ async fn feature(
             PropertySelection::Only(list.split(',').map(|k| k.trim().to_string()).collect())
         }
     };
+    let out_crs = query::parse_crs(&params, "crs")?.map(|c| {
+        let lon = f.bbox().map_or(106.0, |b| b.center().x);
+        c.resolve(lon)
+    });
+    let transformed = match &out_crs {
+        Some(c) => {
+            Some(query::to_output_crs(f, c).map_err(|e| ApiError::parameter("crs", &c.uri(), e))?)
+        }
+        None => None,
+    };
+    let f = transformed.as_ref().unwrap_or(f);
     let mut out = String::new();
     geojson::write_feature(
         &mut out,
@@ -587,10 +619,7 @@ async fn feature(
         ));
     }
     let mut r = respond(content_type(format, true), Some(&tag), out);
-    r.headers_mut().insert(
-        header::HeaderName::from_static("content-crs"),
-        header::HeaderValue::from_static("<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"),
-    );
+    content_crs(&mut r, out_crs.as_ref());
     Ok(r)
 }
 

@@ -13,7 +13,10 @@ use crate::engine::{
     AdminLookupError, Engine, Filter, FilterError, LayerIndex, Near, PropertyFilter, Query, SortKey,
 };
 use crate::formats::geojson::PropertySelection;
+use crate::geom::crs::{self, Crs, CrsRequest};
 use crate::geom::{validate_topology, Bbox};
+use crate::model::Feature;
+use geo::MapCoords;
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 10_000;
@@ -21,8 +24,6 @@ pub const MAX_LIMIT: usize = 10_000;
 pub const MAX_REQUEST_VERTICES: usize = 100_000;
 /// The farthest `near` query, in metres.
 pub const MAX_NEAR_METRES: f64 = 1_000_000.0;
-
-const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
 
 /// Parameters the feature query understands; anything else must be a property of the layer.
 pub const QUERY_PARAMS: &[&str] = &[
@@ -40,7 +41,81 @@ pub const QUERY_PARAMS: &[&str] = &[
     "intersects",
     "near",
     "distance",
+    "crs",
 ];
+
+/// A CRS named by a parameter (`crs`, `bbox-crs`, `filter-crs`).
+pub fn parse_crs(params: &Params, name: &str) -> ApiResult<Option<CrsRequest>> {
+    match params.get(name)? {
+        None => Ok(None),
+        Some(v) => CrsRequest::parse(v).map(Some).map_err(|e| {
+            ApiError::parameter(name, v, e).with_details(
+                json!({"parameter": name, "value": v, "supported": Crs::supported_uris()}),
+            )
+        }),
+    }
+}
+
+/// A feature with its geometry in `crs`, in that CRS's axis order (lat/lon for EPSG:4326/4490,
+/// northing/easting for Gauss-Krüger), for output.
+pub fn to_output_crs(f: &Feature, crs: &Crs) -> Result<Feature, String> {
+    let mut out = f.clone();
+    if let Some(g) = &f.geometry {
+        let t = crs::geometry_from_lonlat(crs, g).map_err(|e| format!("feature {}: {e}", f.id))?;
+        out.geometry = Some(if crs.axis_order_lat_first() {
+            t.map_coords(|c| geo::Coord { x: c.y, y: c.x })
+        } else {
+            t
+        });
+    }
+    Ok(out)
+}
+
+/// A geometry given in `crs` (its axis order) back to stored lon/lat.
+pub fn from_input_crs(g: &Geometry<f64>, crs: &Crs) -> Result<Geometry<f64>, String> {
+    let math = if crs.axis_order_lat_first() {
+        g.map_coords(|c| geo::Coord { x: c.y, y: c.x })
+    } else {
+        g.clone()
+    };
+    crs::geometry_to_lonlat(crs, &math).map_err(|e| e.to_string())
+}
+
+/// A bbox given in `crs` (4 numbers in its axis order) as a lon/lat rectangle: the envelope of
+/// its corners and edge midpoints, since projected boxes are not lon/lat boxes.
+fn bbox_from_crs(text: &str, crs: &Crs) -> ApiResult<geo::Rect<f64>> {
+    let nums: Vec<f64> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| ApiError::parameter("bbox", text, "must be 4 numbers"))?;
+    let [a, b, c, d] = nums[..] else {
+        return Err(ApiError::parameter(
+            "bbox",
+            text,
+            "must be 4 numbers in the axis order of bbox-crs",
+        ));
+    };
+    let (x0, y0) = crs.from_axis_order(a, b);
+    let (x1, y1) = crs.from_axis_order(c, d);
+    if x0 > x1 || y0 > y1 {
+        return Err(ApiError::parameter(
+            "bbox",
+            text,
+            "minimum is greater than maximum",
+        ));
+    }
+    let mut pts = Vec::new();
+    for fx in [0.0, 0.5, 1.0] {
+        for fy in [0.0, 0.5, 1.0] {
+            let (lon, lat) = crs::to_lonlat(crs, x0 + (x1 - x0) * fx, y0 + (y1 - y0) * fy)
+                .map_err(|e| ApiError::parameter("bbox", text, e))?;
+            pts.push(geo::Point::new(lon, lat));
+        }
+    }
+    geo::BoundingRect::bounding_rect(&geo::MultiPoint(pts))
+        .ok_or_else(|| ApiError::parameter("bbox", text, "empty"))
+}
 
 /// A parsed feature query and the properties to return.
 pub struct FeatureQuery {
@@ -164,25 +239,31 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
     params.reject_unknown(QUERY_PARAMS, |k| k == "f" || idx.has_property(k))?;
     let limit = parse_limit(params)?;
     let offset = parse_offset(params)?;
-    let bbox = match params.get("bbox")? {
-        Some(v) => Some(
+    let fixed = |name: &str| -> ApiResult<Option<Crs>> {
+        Ok(match parse_crs(params, name)? {
+            None => None,
+            Some(CrsRequest::Fixed(Crs::Crs84)) => None,
+            Some(CrsRequest::Fixed(c)) => Some(c),
+            Some(CrsRequest::AutoGk { .. }) => {
+                return Err(ApiError::parameter(
+                    name,
+                    "auto-gk",
+                    "name a zone (e.g. EPSG:4545); auto-gk is for output",
+                ))
+            }
+        })
+    };
+    let bbox_crs = fixed("bbox-crs")?;
+    let filter_crs = fixed("filter-crs")?;
+    let bbox = match (params.get("bbox")?, bbox_crs) {
+        (Some(v), None) => Some(
             Bbox::parse(v)
                 .map_err(|e| ApiError::parameter("bbox", v, e))?
                 .to_rect(),
         ),
-        None => None,
+        (Some(v), Some(c)) => Some(bbox_from_crs(v, &c)?),
+        (None, _) => None,
     };
-    for crs_param in ["bbox-crs", "filter-crs"] {
-        if let Some(crs) = params.get(crs_param)? {
-            if crs != CRS84 {
-                return Err(ApiError::parameter(
-                    crs_param,
-                    crs,
-                    format!("only {CRS84} is supported"),
-                ));
-            }
-        }
-    }
     if let Some(dt) = params.get("datetime")? {
         // No layer has a temporal extent: every feature matches any valid interval.
         if dt.trim().is_empty() {
@@ -235,8 +316,19 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
                 ))
             }
         };
-        let f =
+        let mut f =
             parse_filter(text, lang, &known(idx)).map_err(|e| filter_error("filter", text, e))?;
+        if let Some(c) = &filter_crs {
+            f = f.map_geometries(&|g| from_input_crs(g, c)).map_err(|e| {
+                ApiError::parameter(
+                    "filter-crs",
+                    &c.uri(),
+                    format!("cannot transform the filter's geometry: {e}"),
+                )
+            })?;
+        }
+        f.check_literals()
+            .map_err(|e| ApiError::parameter("filter", text, e))?;
         if f.vertex_count() > MAX_REQUEST_VERTICES {
             return Err(ApiError::parameter(
                 "filter",
