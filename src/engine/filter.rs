@@ -125,7 +125,7 @@ impl std::fmt::Debug for Filter {
 }
 
 /// A transformation of geometry literals (e.g. from `filter-crs` to stored lon/lat).
-pub type GeometryMap = dyn Fn(&Geometry<f64>) -> Result<Geometry<f64>, String>;
+pub type GeometryMap<'a> = dyn Fn(&Geometry<f64>) -> Result<Geometry<f64>, String> + 'a;
 
 /// A piece of a LIKE pattern.
 #[derive(Debug, Clone, PartialEq)]
@@ -572,7 +572,7 @@ impl Filter {
     /// The same filter with every geometry literal transformed (e.g. from `filter-crs`).
     pub fn map_geometries(
         self,
-        f: &GeometryMap,
+        f: &GeometryMap<'_>,
     ) -> Result<Filter, String> {
         Ok(match self {
             Filter::And(v) => Filter::And(
