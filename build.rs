@@ -3,4 +3,5 @@ fn main() {
     println!("cargo:rerun-if-changed=data");
     println!("cargo:rerun-if-changed=seeds");
     println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=viewer");
 }

@@ -136,6 +136,99 @@ fn boxes(n: usize, count: usize, target: f64, seed: u64) -> Vec<Rect<f64>> {
         .collect()
 }
 
+/// Distinct random tiles at zoom `z` inside the synthetic extent.
+fn tiles_over(z: u8, count: usize, seed: u64) -> Vec<(u8, u32, u32)> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut seen = std::collections::HashSet::new();
+    let n = 1u32 << z;
+    let tx = |lon: f64| (((lon + 180.0) / 360.0) * n as f64) as u32;
+    let ty = |lat: f64| {
+        let r = lat.to_radians();
+        (((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0) * n as f64) as u32
+    };
+    let (x0, x1, y0, y1) = (tx(WEST), tx(EAST), ty(NORTH), ty(SOUTH));
+    let mut out = Vec::new();
+    while out.len() < count && seen.len() < ((x1 - x0 + 1) * (y1 - y0 + 1)) as usize {
+        let t = (z, rng.gen_range(x0..=x1), rng.gen_range(y0..=y1));
+        if seen.insert(t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// Tiles over the five districts (105.2–108.9E, 28.9–31.7N), in order, capped at `count`.
+fn seeded_tiles(z: u8, count: usize) -> Vec<(u8, u32, u32)> {
+    let n = 1u32 << z;
+    let tx = |lon: f64| (((lon + 180.0) / 360.0) * n as f64) as u32;
+    let ty = |lat: f64| {
+        let r: f64 = lat.to_radians();
+        (((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0) * n as f64) as u32
+    };
+    let mut all = Vec::new();
+    for x in tx(105.2)..=tx(108.9) {
+        for y in ty(31.7)..=ty(28.9) {
+            all.push((z, x, y));
+        }
+    }
+    let step = (all.len() / count).max(1);
+    all.into_iter().step_by(step).take(count).collect()
+}
+
+async fn fetch_tiles(
+    client: &reqwest::Client,
+    base: &str,
+    layers: &str,
+    tiles: &[(u8, u32, u32)],
+) -> (Vec<Duration>, usize) {
+    let mut samples = Vec::with_capacity(tiles.len());
+    let mut bytes = 0;
+    for (z, x, y) in tiles {
+        let url = format!("{base}/tiles/{layers}/{z}/{x}/{y}.mvt");
+        let t = Instant::now();
+        let r = client.get(&url).send().await.unwrap();
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+        bytes += r.bytes().await.unwrap().len();
+        samples.push(t.elapsed());
+    }
+    (samples, bytes)
+}
+
+async fn concurrent_tiles(
+    client: &reqwest::Client,
+    base: &str,
+    layers: &str,
+    tiles: Vec<(u8, u32, u32)>,
+    connections: usize,
+) {
+    let queue = Arc::new(std::sync::Mutex::new(tiles));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, queue, base, layers) = (
+            client.clone(),
+            Arc::clone(&queue),
+            base.to_string(),
+            layers.to_string(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().unwrap().pop();
+                let Some((z, x, y)) = next else { break };
+                let r = client
+                    .get(format!("{base}/tiles/{layers}/{z}/{x}/{y}.mvt"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+                r.bytes().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 /// A wobbly 128-vertex polygon of about 70 km² somewhere in the synthetic extent.
 fn town_polygon(seed: u64) -> PreparedArea {
     let mut rng = SmallRng::seed_from_u64(1000 + seed);
@@ -340,5 +433,51 @@ fn main() {
         }
         println!("HTTP items: mean body {:.0} kB", bytes as f64 / urls.len() as f64 / 1e3);
         report("HTTP GET items?bbox=…&limit=100 (sequential)", samples);
+
+        // Vector tiles of the synthetic layer: every request a distinct tile, so none is cached.
+        let base = format!("http://{addr}");
+        for z in [8u8, 12, 14] {
+            let tiles = tiles_over(z, 400, 21 + z as u64);
+            let (samples, bytes) = fetch_tiles(&client, &base, "parcels", &tiles).await;
+            println!("z{z} tiles: mean {:.0} kB", bytes as f64 / tiles.len() as f64 / 1e3);
+            report(&format!("synthetic tile z{z} (uncached, sequential)"), samples);
+        }
+        let tiles = tiles_over(12, 4000, 99);
+        let t0 = Instant::now();
+        concurrent_tiles(&client, &base, "parcels", tiles.clone(), 64).await;
+        println!(
+            "synthetic z12, 64 connections: {:>9.0} tiles/s ({} distinct tiles)",
+            tiles.len() as f64 / t0.elapsed().as_secs_f64(),
+            tiles.len()
+        );
+    });
+
+    // The seeded dataset: every layer in one tile, over the five districts.
+    let rt2 = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt2.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("seeded.db");
+        let app = Arc::new(App::open(db.to_str().unwrap(), true, None).await.unwrap());
+        let layers = app.engine.layer_ids().join(",");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(app, HttpSettings::default());
+        tokio::spawn(async move { yizhangtu::http::serve(listener, state).await.unwrap() });
+        let client = reqwest::Client::new();
+        let base = format!("http://{addr}");
+        for z in [8u8, 12, 14] {
+            let tiles = seeded_tiles(z, 300);
+            let (samples, bytes) = fetch_tiles(&client, &base, &layers, &tiles).await;
+            println!(
+                "seeded z{z} tiles (all {} layers): mean {:.1} kB",
+                layers.split(',').count(),
+                bytes as f64 / tiles.len() as f64 / 1e3
+            );
+            report(&format!("seeded tile z{z} (uncached, sequential)"), samples);
+        }
     });
 }

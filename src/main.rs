@@ -47,6 +47,7 @@ fn progress_bar(what: &'static str) -> indicatif::ProgressBar {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let _ = tokio::task::spawn_blocking(yizhangtu::http::viewer::prepare_maplibre).await;
     let bar = progress_bar("seeding");
     let report = |n: usize| bar.set_position(n as u64);
     let app = App::open(&args.db.db, !args.no_seed, Some(&report)).await?;

@@ -570,10 +570,7 @@ impl Filter {
     }
 
     /// The same filter with every geometry literal transformed (e.g. from `filter-crs`).
-    pub fn map_geometries(
-        self,
-        f: &GeometryMap<'_>,
-    ) -> Result<Filter, String> {
+    pub fn map_geometries(self, f: &GeometryMap<'_>) -> Result<Filter, String> {
         Ok(match self {
             Filter::And(v) => Filter::And(
                 v.into_iter()

@@ -76,6 +76,132 @@ pub struct PreparedArea {
     edges: RTree<GeomWithData<Rectangle<[f64; 2]>, Line<f64>>>,
     /// Planar area in square degrees, to turn intersections into shares cheaply.
     planar_area: f64,
+    /// Cells over the bounding box known to be wholly inside or outside, so most point and box
+    /// tests are one lookup.
+    grid: Option<Grid>,
+}
+
+const CELL_OUT: u8 = 0;
+const CELL_IN: u8 = 1;
+const CELL_EDGE: u8 = 2;
+
+/// A raster of the area's bounding box: each cell wholly outside, wholly inside, or crossed by
+/// the boundary (then the exact tests decide).
+struct Grid {
+    x0: f64,
+    y0: f64,
+    cw: f64,
+    ch: f64,
+    nx: usize,
+    ny: usize,
+    cells: Vec<u8>,
+}
+
+impl Grid {
+    fn build(
+        b: Rect<f64>,
+        edges: &RTree<GeomWithData<Rectangle<[f64; 2]>, Line<f64>>>,
+        n_edges: usize,
+    ) -> Option<Grid> {
+        let n = ((n_edges as f64).sqrt() * 2.0).clamp(8.0, 256.0) as usize;
+        let (w, h) = (b.width(), b.height());
+        if !(w > 0.0 && h > 0.0) {
+            return None;
+        }
+        let (nx, ny) = (n, n);
+        let (cw, ch) = (w / nx as f64, h / ny as f64);
+        let (x0, y0) = (b.min().x, b.min().y);
+        let mut cells = vec![CELL_OUT; nx * ny];
+        let cell_x = |x: f64| (((x - x0) / cw).floor().max(0.0) as usize).min(nx - 1);
+        let cell_y = |y: f64| (((y - y0) / ch).floor().max(0.0) as usize).min(ny - 1);
+        for e in edges.iter() {
+            let l = e.data;
+            let (i0, i1) = (
+                cell_x(l.start.x.min(l.end.x)),
+                cell_x(l.start.x.max(l.end.x)),
+            );
+            let (j0, j1) = (
+                cell_y(l.start.y.min(l.end.y)),
+                cell_y(l.start.y.max(l.end.y)),
+            );
+            for j in j0..=j1 {
+                for i in i0..=i1 {
+                    // Only cells the segment really passes through (long diagonal edges).
+                    let cell = Rect::new(
+                        Coord {
+                            x: x0 + i as f64 * cw,
+                            y: y0 + j as f64 * ch,
+                        },
+                        Coord {
+                            x: x0 + (i + 1) as f64 * cw,
+                            y: y0 + (j + 1) as f64 * ch,
+                        },
+                    );
+                    if (i1 == i0 && j1 == j0) || segment_meets_rect(&l, &cell) {
+                        cells[j * nx + i] = CELL_EDGE;
+                    }
+                }
+            }
+        }
+        // Scanline through each row's centre: cells between odd crossings are inside.
+        for j in 0..ny {
+            let y = y0 + (j as f64 + 0.5) * ch;
+            let row = AABB::from_corners([x0 - 1.0, y], [b.max().x + 1.0, y]);
+            let mut xs: Vec<f64> = edges
+                .locate_in_envelope_intersecting(&row)
+                .filter_map(|e| {
+                    let (a, z) = (e.data.start, e.data.end);
+                    ((a.y > y) != (z.y > y)).then(|| a.x + (y - a.y) * (z.x - a.x) / (z.y - a.y))
+                })
+                .collect();
+            xs.sort_by(|a, b| a.total_cmp(b));
+            for i in 0..nx {
+                let k = j * nx + i;
+                if cells[k] == CELL_EDGE {
+                    continue;
+                }
+                let xc = x0 + (i as f64 + 0.5) * cw;
+                let crossings = xs.partition_point(|x| *x < xc);
+                cells[k] = if crossings % 2 == 1 {
+                    CELL_IN
+                } else {
+                    CELL_OUT
+                };
+            }
+        }
+        Some(Grid {
+            x0,
+            y0,
+            cw,
+            ch,
+            nx,
+            ny,
+            cells,
+        })
+    }
+
+    /// The one state shared by every cell `r` touches, if `r` lies inside the grid.
+    fn state(&self, r: Rect<f64>) -> Option<u8> {
+        let fx = |x: f64| ((x - self.x0) / self.cw).floor();
+        let fy = |y: f64| ((y - self.y0) / self.ch).floor();
+        let (i0, i1, j0, j1) = (fx(r.min().x), fx(r.max().x), fy(r.min().y), fy(r.max().y));
+        if i0 < 0.0 || j0 < 0.0 || i1 >= self.nx as f64 || j1 >= self.ny as f64 {
+            return None;
+        }
+        let (i0, i1, j0, j1) = (i0 as usize, i1 as usize, j0 as usize, j1 as usize);
+        let first = self.cells[j0 * self.nx + i0];
+        if first == CELL_EDGE {
+            return None;
+        }
+        for j in j0..=j1 {
+            for i in i0..=i1 {
+                if self.cells[j * self.nx + i] != first {
+                    return None;
+                }
+            }
+        }
+        Some(first)
+    }
 }
 
 impl PreparedArea {
@@ -91,11 +217,15 @@ impl PreparedArea {
                 }
             }
         }
+        let n_edges = edges.len();
+        let edges = RTree::bulk_load(edges);
+        let bbox = shape.bounding_rect();
         PreparedArea {
-            bbox: shape.bounding_rect(),
+            grid: bbox.and_then(|b| Grid::build(b, &edges, n_edges)),
+            bbox,
             planar_area: shape.unsigned_area(),
             shape,
-            edges: RTree::bulk_load(edges),
+            edges,
         }
     }
 
@@ -109,6 +239,9 @@ impl PreparedArea {
         let Some(b) = self.bbox else { return false };
         if c.x < b.min().x || c.x > b.max().x || c.y < b.min().y || c.y > b.max().y {
             return false;
+        }
+        if let Some(state) = self.grid.as_ref().and_then(|g| g.state(Rect::new(c, c))) {
+            return state == CELL_IN;
         }
         let ray = AABB::from_corners([c.x, c.y], [b.max().x, c.y]);
         let mut inside = false;
@@ -142,6 +275,11 @@ impl PreparedArea {
         };
         if !b.intersects(&r) {
             return BoxRelation::Outside;
+        }
+        match self.grid.as_ref().and_then(|g| g.state(r)) {
+            Some(CELL_IN) => return BoxRelation::Inside,
+            Some(CELL_OUT) => return BoxRelation::Outside,
+            _ => {}
         }
         let aabb = AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]);
         let crossed = self
@@ -199,7 +337,68 @@ impl PreparedArea {
     /// Whether a geometry lies within the area, allowing for floating-point slivers along shared
     /// boundaries (a share inside of at least 1 − 1e-6).
     pub fn within(&self, g: &Geometry<f64>) -> bool {
+        let Some(r) = g.bounding_rect() else {
+            return false;
+        };
+        match self.relate_box(r) {
+            BoxRelation::Inside => return true,
+            BoxRelation::Outside => return false,
+            BoxRelation::Boundary => {}
+        }
+        // A vertex clearly outside (not within a sliver's width of the boundary) settles it
+        // without the cost of an overlay.
+        let mut all_inside = true;
+        for c in geo::CoordsIter::coords_iter(g) {
+            if !self.contains_coord(c) {
+                if !self.near_boundary(c) {
+                    return false;
+                }
+                all_inside = false;
+            }
+        }
+        // Every vertex inside and no edge of the area meeting an edge of the feature: within.
+        if all_inside && !self.crosses_edges(g) {
+            return true;
+        }
         self.share_inside(g).is_some_and(|s| s >= 1.0 - 1e-6)
+    }
+
+    /// Whether any edge of the area meets any edge of `g` (touching counts).
+    fn crosses_edges(&self, g: &Geometry<f64>) -> bool {
+        let meets = |l: Line<f64>| {
+            let aabb = AABB::from_corners([l.start.x, l.start.y], [l.end.x, l.end.y]);
+            self.edges
+                .locate_in_envelope_intersecting(&aabb)
+                .any(|e| e.data.intersects(&l))
+        };
+        let polys = polygons_of(g);
+        let rings = polys
+            .0
+            .iter()
+            .flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()));
+        let lines = lines_of(g);
+        rings
+            .chain(lines.0.iter())
+            .any(|ring| ring.lines().any(meets))
+    }
+
+    /// Whether a coordinate lies within about a centimetre (1e-7°) of the boundary.
+    fn near_boundary(&self, c: Coord<f64>) -> bool {
+        const EPS: f64 = 1e-7;
+        let r = Rect::new(
+            Coord {
+                x: c.x - EPS,
+                y: c.y - EPS,
+            },
+            Coord {
+                x: c.x + EPS,
+                y: c.y + EPS,
+            },
+        );
+        let aabb = AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]);
+        self.edges
+            .locate_in_envelope_intersecting(&aabb)
+            .any(|e| segment_meets_rect(&e.data, &r))
     }
 
     /// Whether a geometry meets the area at all (touching counts).
@@ -210,7 +409,10 @@ impl PreparedArea {
         match self.relate_box(r) {
             BoxRelation::Inside => true,
             BoxRelation::Outside => false,
-            BoxRelation::Boundary => g.intersects(&self.shape),
+            BoxRelation::Boundary => {
+                geo::CoordsIter::coords_iter(g).any(|c| self.contains_coord(c))
+                    || g.intersects(&self.shape)
+            }
         }
     }
 
@@ -384,6 +586,62 @@ mod tests {
         assert!(!a.within(&half));
         assert!(a.intersects(&half));
         assert!(!a.intersects(&Geometry::Point(point!(x: 5., y: 5.))));
+    }
+
+    #[test]
+    fn the_grid_agrees_with_exact_tests() {
+        // A spiky 400-vertex star with a hole; deterministic pseudo-random probes.
+        let ring: Vec<Coord<f64>> = (0..=400)
+            .map(|k| {
+                let a = (k % 400) as f64 / 400.0 * std::f64::consts::TAU;
+                let r = if k % 2 == 0 {
+                    1.0
+                } else {
+                    0.55 + 0.4 * ((k * 37 % 11) as f64 / 11.0)
+                };
+                Coord {
+                    x: r * a.cos(),
+                    y: r * a.sin(),
+                }
+            })
+            .collect();
+        let hole = LineString(vec![
+            Coord { x: -0.1, y: -0.1 },
+            Coord { x: 0.1, y: -0.1 },
+            Coord { x: 0.1, y: 0.1 },
+            Coord { x: -0.1, y: 0.1 },
+            Coord { x: -0.1, y: -0.1 },
+        ]);
+        let poly = geo::Polygon::new(LineString(ring), vec![hole]);
+        let area = PreparedArea::new(MultiPolygon(vec![poly.clone()]));
+        let mut seed = 12345u64;
+        let mut rnd = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 11) as f64 / (1u64 << 53) as f64) * 2.4 - 1.2
+        };
+        for _ in 0..20_000 {
+            let c = Coord { x: rnd(), y: rnd() };
+            assert_eq!(area.contains_coord(c), poly.intersects(&c), "{c:?}");
+        }
+        for _ in 0..5_000 {
+            let (x, y) = (rnd(), rnd());
+            let r = Rect::new(
+                Coord { x, y },
+                Coord {
+                    x: x + rnd().abs() * 0.05,
+                    y: y + rnd().abs() * 0.05,
+                },
+            );
+            match area.relate_box(r) {
+                BoxRelation::Inside => {
+                    assert!(geo::Contains::contains(&poly, &r.to_polygon()), "{r:?}")
+                }
+                BoxRelation::Outside => assert!(!poly.intersects(&r.to_polygon()), "{r:?}"),
+                BoxRelation::Boundary => {}
+            }
+        }
     }
 
     #[test]

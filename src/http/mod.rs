@@ -9,6 +9,7 @@ mod openapi;
 mod params;
 pub mod query;
 mod tiles;
+pub mod viewer;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, Method, StatusCode};
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(areas::router())
         .merge(tiles::router())
+        .merge(viewer::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -122,6 +122,10 @@ async fn landing(
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f"], |_| false)?;
     let format = Format::negotiate(&params, &headers)?;
+    // A browser asking for `/` gets the map; `/?f=html` stays the HTML landing page with links.
+    if format == Format::Html && params.get("f")?.is_none() {
+        return Ok(super::viewer::map_page());
+    }
     let base = base_url(&headers);
     let tag = etag(&["landing", &base, format.code(), &engine_tag(&state)]);
     Ok(render(
@@ -176,7 +180,7 @@ async fn landing(
         },
         |doc| {
             let mut body = String::from(
-            "<p>Spatial plans on one map. 规划“一张图”：区县、乡镇、村及规划要素图层。</p><h2>图层 Layers</h2>\
+            "<p>Spatial plans on one map. 规划“一张图”：区县、乡镇、村及规划要素图层。 <a href=\"/map\">地图 Map</a></p><h2>图层 Layers</h2>\
              <table><tr><th>id</th><th>图层</th><th>Layer</th><th>要素数 Features</th></tr>",
         );
             for l in doc["layers"].as_array().into_iter().flatten() {

@@ -1,0 +1,95 @@
+//! The map viewer in a real browser: starts a seeded server and runs `tests/browser/map.test.mjs`
+//! (playwright-core from npm driving Debian's headless Chromium) against it. Screenshots go to
+//! `test-artifacts/` (map.png is the default view).
+//!
+//! Needs node, `npm ci` (node_modules with maplibre-gl and playwright-core) and /usr/bin/chromium
+//! (or $CHROMIUM). Without them it is skipped with the reason printed, except under CI (env CI
+//! set), where it fails.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn missing_tools(repo: &Path) -> Vec<String> {
+    let mut missing = Vec::new();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        missing.push(format!("{chromium} (apt-get install chromium)"));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        missing.push("node (apt-get install nodejs npm)".into());
+    }
+    for dir in [
+        "node_modules/playwright-core",
+        "node_modules/maplibre-gl/dist",
+    ] {
+        if !repo.join(dir).exists() {
+            missing.push(format!("{dir} (npm ci)"));
+        }
+    }
+    missing
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_viewer_in_headless_chromium() {
+    let repo = common::repo();
+    let missing = missing_tools(repo);
+    if !missing.is_empty() {
+        let why = format!("browser test needs {}", missing.join(", "));
+        if in_ci() {
+            panic!("{why}; .ci/run installs them");
+        }
+        eprintln!("SKIPPED map_viewer_in_headless_chromium: {why}");
+        return;
+    }
+    let server = common::start().await;
+
+    // The pages the browser will load answer as they should.
+    let r = server.get("/map").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let r = server.get("/vendor/maplibre-gl/maplibre-gl.js").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
+    server
+        .problem("/vendor/maplibre-gl/..%2fpackage.json", 404)
+        .await;
+    server.problem("/viewer/no-such-file.js", 404).await;
+
+    let base = server.base.clone();
+    let repo = repo.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("tests/browser/map.test.mjs")
+            .arg(&base)
+            .current_dir(&repo)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run node tests/browser/map.test.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success(),
+        "the browser test failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        common::repo().join("test-artifacts/map.png").is_file(),
+        "no screenshot at test-artifacts/map.png"
+    );
+}
