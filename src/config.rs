@@ -22,10 +22,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (OGC API – Features), seeding an empty database first.
     Serve(ServeArgs),
-    /// Import a GeoJSON FeatureCollection into a layer, all or nothing.
+    /// Import a GeoJSON, GeoPackage or zipped Shapefile into a layer, all or nothing.
     Import(ImportArgs),
     /// List each layer with its feature count.
     Layers(DbArgs),
+    /// Export layers (or a land-consolidation bundle) of an area to a file.
+    Export(ExportArgs),
     /// Validate every feature (geometry, admin units, codes, units) and print counts per layer
     /// and the plan entities that could not be placed; exits non-zero on any invalid feature.
     Check(CheckArgs),
@@ -63,6 +65,39 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Output file; its extension picks the format unless --format is given.
+    #[arg(long, short)]
+    pub out: std::path::PathBuf,
+    /// geojson, gpkg, shp (zip), csv or txt (the ministry's boundary-coordinate file).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Comma-separated layer ids (default: every layer).
+    #[arg(long)]
+    pub layers: Option<String>,
+    /// Admin unit (code or name): features meeting it.
+    #[arg(long)]
+    pub area: Option<String>,
+    /// minLon,minLat,maxLon,maxLat
+    #[arg(long, allow_hyphen_values = true)]
+    pub bbox: Option<String>,
+    /// CQL2 text filter applied to every layer.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Output CRS: EPSG:4490, EPSG:4326, CRS84, EPSG:3857, EPSG:4513–4554, auto-gk, GCJ-02, BD-09.
+    #[arg(long)]
+    pub crs: Option<String>,
+    /// Shapefile attribute encoding: gbk (default) or utf-8.
+    #[arg(long, default_value = "gbk")]
+    pub encoding: String,
+    /// Write the land-consolidation bundle (zip) for --area instead.
+    #[arg(long)]
+    pub land_consolidation: bool,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub db: DbArgs,
@@ -75,8 +110,12 @@ pub struct CheckArgs {
 pub struct ImportArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// GeoJSON file holding a FeatureCollection (`-` for standard input).
+    /// GeoJSON FeatureCollection, GeoPackage (.gpkg) or zipped Shapefile (.zip); `-` reads
+    /// GeoJSON from standard input.
     pub file: PathBuf,
+    /// CRS of the file when it does not say (or to override what it says), e.g. EPSG:4545.
+    #[arg(long)]
+    pub crs: Option<String>,
     /// Layer to import into; created when it does not exist.
     #[arg(long)]
     pub layer: String,

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod engine;
+pub mod export;
 pub mod formats;
 pub mod geom;
 pub mod http;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use yizhangtu::app::App;
-use yizhangtu::config::{CheckArgs, Cli, Command, HttpSettings, ImportArgs, ServeArgs};
+use yizhangtu::config::{CheckArgs, Cli, Command, ExportArgs, HttpSettings, ImportArgs, ServeArgs};
 use yizhangtu::formats::geojson::{decode_feature_collection, DecodeError};
+use yizhangtu::formats::{read_geojson, read_geopackage, read_shapefile_zip};
+use yizhangtu::geom::crs::Crs;
 use yizhangtu::model::Layer;
 use yizhangtu::store::{ImportMode, Store};
 
@@ -26,6 +28,7 @@ async fn main() -> ExitCode {
         Command::Import(args) => import(args).await,
         Command::Layers(args) => layers(&args.db).await,
         Command::Check(args) => check(args).await,
+        Command::Export(args) => export(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,37 +106,67 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         std::fs::read(&args.file)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?
     };
-    let decoded = match decode_feature_collection(&bytes, &args.layer) {
-        Ok(d) => d,
-        Err(DecodeError::Features {
-            problems,
-            problems_total,
-            total,
-        }) => {
-            eprintln!(
-                "{}: {problems_total} of {total} features are invalid; nothing was imported:",
-                args.file.display()
-            );
-            for p in &problems {
-                match &p.id {
-                    Some(id) => eprintln!("  feature {} (id {id}): {}", p.index, p.problem),
-                    None => eprintln!("  feature {}: {}", p.index, p.problem),
-                }
-            }
-            if problems_total > problems.len() {
-                eprintln!("  … and {} more", problems_total - problems.len());
-            }
-            anyhow::bail!("import failed");
-        }
-        Err(e) => anyhow::bail!("{}: {e}; nothing was imported", args.file.display()),
+    let ext = args
+        .file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let crs = match &args.crs {
+        Some(c) => Some(Crs::parse(c).map_err(|e| anyhow::anyhow!("--crs: {e}"))?),
+        None => None,
     };
-    let features: Vec<_> = decoded
-        .into_iter()
-        .map(|(id, mut f)| {
-            f.id = id.unwrap_or_default();
-            f
-        })
-        .collect();
+    let features: Vec<yizhangtu::model::Feature> = if ext == "gpkg" || ext == "zip" || crs.is_some()
+    {
+        let read = match ext.as_str() {
+            "gpkg" => read_geopackage(&args.file, crs.as_ref()).await,
+            "zip" => read_shapefile_zip(&bytes, crs.as_ref()),
+            _ => read_geojson(&bytes, &args.layer, crs.as_ref()).map(|l| vec![l]),
+        };
+        let layers = read
+            .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", args.file.display()))?;
+        layers
+            .into_iter()
+            .flat_map(|l| l.features)
+            .map(|mut f| {
+                f.layer = args.layer.clone();
+                f
+            })
+            .collect()
+    } else {
+        let decoded = match decode_feature_collection(&bytes, &args.layer) {
+            Ok(d) => d,
+            Err(DecodeError::Features {
+                problems,
+                problems_total,
+                total,
+            }) => {
+                eprintln!(
+                    "{}: {problems_total} of {total} features are invalid; nothing was imported:",
+                    args.file.display()
+                );
+                for p in &problems {
+                    match &p.id {
+                        Some(id) => eprintln!("  feature {} (id {id}): {}", p.index, p.problem),
+                        None => eprintln!("  feature {}: {}", p.index, p.problem),
+                    }
+                }
+                if problems_total > problems.len() {
+                    eprintln!("  … and {} more", problems_total - problems.len());
+                }
+                anyhow::bail!("import failed");
+            }
+            Err(e) => anyhow::bail!("{}: {e}; nothing was imported", args.file.display()),
+        };
+        let features: Vec<_> = decoded
+            .into_iter()
+            .map(|(id, mut f)| {
+                f.id = id.unwrap_or_default();
+                f
+            })
+            .collect();
+        features
+    };
     let n = features.len();
     let store = Store::open(&args.db.db).await?;
     let existing = store.layer(&args.layer).await?;
@@ -254,5 +287,120 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     if report.invalid() > 0 {
         anyhow::bail!("{} invalid features", report.invalid());
     }
+    Ok(())
+}
+
+async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    use yizhangtu::export::{self as ex, ExportFormat, Selection};
+    use yizhangtu::geom::crs::CrsRequest;
+    let app = App::open(&args.db.db, true, None).await?;
+    let engine = Arc::clone(&app.engine);
+    let area = match &args.area {
+        None => None,
+        Some(a) => {
+            let unit = engine
+                .resolve_admin(a)
+                .map_err(|e| anyhow::anyhow!("--area {a}: {e:?}"))?;
+            let prepared = engine
+                .admin_area(&unit)
+                .ok_or_else(|| anyhow::anyhow!("--area {a}: the unit has no polygon"))?;
+            Some((unit, prepared))
+        }
+    };
+    let layers: Vec<String> = match &args.layers {
+        Some(l) => l
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => engine.layer_ids(),
+    };
+    for l in &layers {
+        if engine.layer(l).is_none() {
+            anyhow::bail!("--layers: no layer '{l}' (see `yizhangtu layers`)");
+        }
+    }
+    let bar = progress_bar("exporting");
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    if args.land_consolidation {
+        let Some((unit, prepared)) = area else {
+            anyhow::bail!("--land-consolidation needs --area <code or name>")
+        };
+        let file = ex::land_consolidation(&engine, &unit, prepared, layers)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        bar.finish_and_clear();
+        std::fs::write(&args.out, &file.bytes)?;
+        println!(
+            "{}: land-consolidation bundle for {} {} ({} features, {} bytes)",
+            args.out.display(),
+            unit.code,
+            unit.name,
+            file.features,
+            file.bytes.len()
+        );
+        return Ok(());
+    }
+    let ext = args.out.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let format_text = args.format.clone().unwrap_or_else(|| ext.to_string());
+    let format = ExportFormat::parse(&format_text).ok_or_else(|| {
+        anyhow::anyhow!("--format {format_text}: use geojson, gpkg, shp, csv or txt")
+    })?;
+    let encoding = yizhangtu::formats::DbfEncoding::parse(&args.encoding)
+        .ok_or_else(|| anyhow::anyhow!("--encoding {}: use gbk or utf-8", args.encoding))?;
+    let bbox = match &args.bbox {
+        Some(b) => Some(
+            yizhangtu::geom::Bbox::parse(b)
+                .map_err(|e| anyhow::anyhow!("--bbox: {e}"))?
+                .to_rect(),
+        ),
+        None => None,
+    };
+    let sel = Selection {
+        layers,
+        area,
+        bbox,
+        filter: args.filter.clone(),
+    };
+    let chosen = ex::select(&engine, &sel).map_err(|e| anyhow::anyhow!(e))?;
+    let default = match format {
+        ExportFormat::Txt => CrsRequest::AutoGk { zone_prefix: true },
+        ExportFormat::GeoJson => CrsRequest::Fixed(Crs::Crs84),
+        _ => CrsRequest::Fixed(Crs::Epsg4490),
+    };
+    let req = match &args.crs {
+        Some(c) => CrsRequest::parse(c).map_err(|e| anyhow::anyhow!("--crs: {e}"))?,
+        None => default,
+    };
+    let crs = req.resolve(ex::centre_lon(
+        &chosen,
+        sel.area.as_ref().map(|(_, a)| a.as_ref()),
+    ));
+    let total: usize = chosen.iter().map(|(_, f)| f.len()).sum();
+    bar.set_length(total as u64);
+    if format == ExportFormat::GeoJson {
+        let file = std::fs::File::create(&args.out)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let n = ex::write_geojson_stream(&chosen, &crs, &mut w)?;
+        std::io::Write::flush(&mut w)?;
+        bar.finish_and_clear();
+        println!(
+            "{}: {n} features as GeoJSON in {}",
+            args.out.display(),
+            crs.uri()
+        );
+        return Ok(());
+    }
+    let file = ex::write(&chosen, format, &crs, encoding, "export")
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    bar.finish_and_clear();
+    std::fs::write(&args.out, &file.bytes)?;
+    println!(
+        "{}: {} features in {}",
+        args.out.display(),
+        file.features,
+        crs.uri()
+    );
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod areas;
 pub mod error;
+mod export;
 mod html;
 mod ogc;
 mod openapi;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(areas::router())
         .merge(tiles::router())
         .merge(viewer::router())
+        .merge(export::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

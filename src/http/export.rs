@@ -1,0 +1,269 @@
+//! Downloads: `GET /export` (layers × area/bbox/filter, in GeoJSON, GeoPackage, Shapefile, CSV or
+//! the ministry TXT, in any supported CRS) and `GET /export/land-consolidation` (the plan bundle).
+
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use std::sync::Arc;
+
+use super::error::{ApiError, ApiResult};
+use super::params::Params;
+use super::query::{lookup_error, parse_crs};
+use super::AppState;
+use crate::export::{self, ExportFile, ExportFormat, Selection};
+use crate::formats::DbfEncoding;
+use crate::geom::crs::{Crs, CrsRequest};
+use crate::geom::Bbox;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/export", get(export_handler))
+        .route("/export/land-consolidation", get(land_consolidation))
+}
+
+fn layers_param(state: &AppState, params: &Params) -> ApiResult<Vec<String>> {
+    let all = state.app.engine.layer_ids();
+    match params.get("layers")? {
+        None => Ok(all),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                if all.iter().any(|a| a == l) {
+                    Ok(l.to_string())
+                } else {
+                    Err(ApiError::parameter(
+                        "layers",
+                        list,
+                        format!("no layer '{l}'; see /collections"),
+                    ))
+                }
+            })
+            .collect(),
+    }
+}
+
+fn attachment(file: ExportFile) -> Response {
+    let mut r = (StatusCode::OK, file.bytes).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(file.content_type),
+    );
+    let encoded =
+        percent_encoding::utf8_percent_encode(&file.filename, percent_encoding::NON_ALPHANUMERIC);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"export.{}\"; filename*=UTF-8''{encoded}",
+        file.filename.rsplit('.').next().unwrap_or("bin")
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&file.features.to_string()) {
+        h.insert("x-feature-count", v);
+    }
+    r
+}
+
+/// Sends what a blocking writer produces down a channel, 64 KiB at a time.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut self.buf));
+            self.tx
+                .blocking_send(Ok(chunk))
+                .map_err(|_| std::io::Error::other("client went away"))?;
+        }
+        Ok(())
+    }
+}
+
+async fn export_handler(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(
+        &[
+            "layers", "area", "bbox", "filter", "format", "crs", "encoding", "f",
+        ],
+        |_| false,
+    )?;
+    let format = match params.get("format")?.or(params.get("f")?) {
+        None => ExportFormat::GeoJson,
+        Some(f) => ExportFormat::parse(f).ok_or_else(|| {
+            ApiError::parameter("format", f, "use geojson, gpkg, shp, csv or txt")
+        })?,
+    };
+    let encoding = match params.get("encoding")? {
+        None => DbfEncoding::Gbk,
+        Some(e) => DbfEncoding::parse(e)
+            .ok_or_else(|| ApiError::parameter("encoding", e, "use gbk or utf-8"))?,
+    };
+    let engine = Arc::clone(&state.app.engine);
+    let area = match params.get("area")? {
+        None => None,
+        Some(code) => {
+            let unit = engine
+                .resolve_admin(code)
+                .map_err(|e| lookup_error("area", e))?;
+            let a = engine
+                .admin_area(&unit)
+                .ok_or_else(|| ApiError::parameter("area", code, "the unit has no polygon"))?;
+            Some((unit, a))
+        }
+    };
+    let bbox = match params.get("bbox")? {
+        None => None,
+        Some(v) => Some(
+            Bbox::parse(v)
+                .map_err(|e| ApiError::parameter("bbox", v, e))?
+                .to_rect(),
+        ),
+    };
+    let name = area.as_ref().map_or("yizhangtu".to_string(), |(u, _)| {
+        format!("{}_{}", u.code, u.name)
+    });
+    let sel = Selection {
+        layers: layers_param(&state, &params)?,
+        area,
+        bbox,
+        filter: params.get("filter")?.map(String::from),
+    };
+    let crs_req = parse_crs(&params, "crs")?;
+    let chosen = {
+        let engine = Arc::clone(&engine);
+        tokio::task::spawn_blocking(move || export::select(&engine, &sel).map(|c| (c, sel)))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| ApiError::parameter("filter", "", e))?
+    };
+    let (chosen, sel) = chosen;
+    let default_crs = match format {
+        ExportFormat::Txt => CrsRequest::AutoGk { zone_prefix: true },
+        ExportFormat::GeoJson => CrsRequest::Fixed(Crs::Crs84),
+        _ => CrsRequest::Fixed(Crs::Epsg4490),
+    };
+    let crs = crs_req.unwrap_or(default_crs).resolve(export::centre_lon(
+        &chosen,
+        sel.area.as_ref().map(|(_, a)| a.as_ref()),
+    ));
+    if format == ExportFormat::GeoJson {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let count = chosen.iter().map(|(_, f)| f.len()).sum::<usize>();
+        tokio::task::spawn_blocking(move || {
+            let mut w = ChannelWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(64 * 1024),
+            };
+            let result = export::write_geojson_stream(&chosen, &crs, &mut w)
+                .and_then(|_| std::io::Write::flush(&mut w));
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "GeoJSON export stopped");
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        let stream = futures_stream(rx);
+        let mut r = Response::new(Body::from_stream(stream));
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/geo+json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "attachment; filename=\"export.geojson\"; filename*=UTF-8''{}.geojson",
+            percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
+        )) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("<{}>", crs.uri())) {
+            h.insert("content-crs", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&count.to_string()) {
+            h.insert("x-feature-count", v);
+        }
+        return Ok(r);
+    }
+    let file = export::write(&chosen, format, &crs, encoding, &name)
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "ExportFailed", e)
+                .with_details(json!({"format": format.extension(), "crs": crs.uri()}))
+        })?;
+    let mut r = attachment(file);
+    if let Ok(v) = HeaderValue::from_str(&format!("<{}>", crs.uri())) {
+        r.headers_mut().insert("content-crs", v);
+    }
+    Ok(r)
+}
+
+/// A receiver as a stream of body chunks.
+fn futures_stream(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures_core::Stream<Item = Result<Bytes, std::io::Error>> {
+    async_stream_from(move |cx| rx.poll_recv(cx))
+}
+
+fn async_stream_from<F>(poll: F) -> PollStream<F>
+where
+    F: FnMut(&mut std::task::Context<'_>) -> std::task::Poll<Option<Result<Bytes, std::io::Error>>>
+        + Unpin,
+{
+    PollStream(poll)
+}
+
+struct PollStream<F>(F);
+
+impl<F> futures_core::Stream for PollStream<F>
+where
+    F: FnMut(&mut std::task::Context<'_>) -> std::task::Poll<Option<Result<Bytes, std::io::Error>>>
+        + Unpin,
+{
+    type Item = Result<Bytes, std::io::Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        (self.0)(cx)
+    }
+}
+
+async fn land_consolidation(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["area", "layers"], |_| false)?;
+    let code = params.get("area")?.ok_or_else(|| {
+        ApiError::parameter("area", "", "name an admin unit: ?area=<code or name>")
+    })?;
+    let engine = Arc::clone(&state.app.engine);
+    let unit = engine
+        .resolve_admin(code)
+        .map_err(|e| lookup_error("area", e))?;
+    let area = engine
+        .admin_area(&unit)
+        .ok_or_else(|| ApiError::parameter("area", code, "the unit has no polygon"))?;
+    let layers = layers_param(&state, &params)?;
+    let file = export::land_consolidation(&engine, &unit, area, layers)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "ExportFailed", e))?;
+    Ok(attachment(file))
+}
