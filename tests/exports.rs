@@ -429,3 +429,53 @@ fn cli_export_writes_every_format() {
     ]);
     assert!(!ok && err.contains("--format"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posting_shapefiles_and_geopackages() {
+    let s = start().await;
+    let n = villages_of_longshui();
+    for (format, ct) in [
+        ("shp", "application/zip"),
+        ("gpkg", "application/geopackage+sqlite3"),
+    ] {
+        let (_, bytes) = download(
+            &s,
+            &format!("/export?layers=villages&area=500111100&format={format}&crs=EPSG:4544"),
+        )
+        .await;
+        let r = s
+            .client
+            .post(s.url("/collections/villages/items"))
+            .header("content-type", ct)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{format}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        // Same ids: every village of 龙水 is updated in place, none added.
+        assert_eq!(
+            (body["inserted"].as_u64(), body["updated"].as_u64()),
+            (Some(0), Some(n as u64)),
+            "{format}: {body}"
+        );
+    }
+    let r = s
+        .client
+        .post(s.url("/collections/villages/items"))
+        .header("content-type", "application/zip")
+        .body("not a zip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert!(b["description"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was imported"));
+    assert_eq!(
+        s.json("/collections/villages").await["numberOfFeatures"],
+        1481
+    );
+}

@@ -229,3 +229,59 @@ async fn an_edit_invalidates_exactly_the_tiles_it_touches() {
     // The edit touched the layer elsewhere: this tile is still served from the cache.
     assert_eq!(tile(&s, elsewhere).await.headers()["x-tile-cache"], "hit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcj02_tiles_line_up_with_gcj02_basemaps() {
+    let s = start().await;
+    let tj = s
+        .json("/tiles/town_seats.json?crs=urn:yizhangtu:crs:gcj02")
+        .await;
+    assert!(tj["tiles"][0].as_str().unwrap().contains("crs=urn"), "{tj}");
+    let plain = tile(&s, "/tiles/town_seats/12/3251/1695.mvt")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let r = tile(
+        &s,
+        "/tiles/town_seats/12/3251/1695.mvt?crs=urn:yizhangtu:crs:gcj02",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let shifted = r.bytes().await.unwrap();
+    assert_ne!(plain, shifted);
+    s.problem("/tiles/town_seats/12/3251/1695.mvt?crs=EPSG:4545", 400)
+        .await;
+    if !have_ogrinfo() {
+        return;
+    }
+    // 龙水镇's seat moves by the published GCJ-02 offset (a few hundred metres here).
+    let pos = |bytes: &[u8]| -> (f64, f64) {
+        let text = ogrinfo_tile(bytes, 12, 3251, 1695);
+        let section = text
+            .split("OGRFeature(town_seats)")
+            .find(|s| s.contains("= 龙水镇"))
+            .unwrap()
+            .to_string();
+        let p = section
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("POINT (").map(String::from))
+            .unwrap();
+        let v: Vec<f64> = p
+            .trim_end_matches(')')
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        (v[0], v[1])
+    };
+    let (a, b) = (pos(&plain), pos(&shifted));
+    let (gx, gy) = yizhangtu::geom::crs::wgs84_to_gcj02(105.76205, 29.56555);
+    let (ex, ey) = mercator(gx, gy);
+    let unit = 2.0 * std::f64::consts::PI * 6_378_137.0 / 4096.0 / 4096.0;
+    assert!(
+        (b.0 - ex).abs() <= unit && (b.1 - ey).abs() <= unit,
+        "{b:?} vs ({ex}, {ey})"
+    );
+    let moved = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+    assert!(moved > 100.0, "{moved}");
+}

@@ -632,6 +632,7 @@ async fn add_items(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
     body: Bytes,
 ) -> ApiResult<Response> {
     if state.settings.read_only {
@@ -645,49 +646,106 @@ async fn add_items(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !(ct.starts_with("application/geo+json") || ct.starts_with("application/json")) {
+    let is_json = ct.starts_with("application/geo+json") || ct.starts_with("application/json");
+    let is_zip = ct.starts_with("application/zip") || ct.starts_with("application/x-zip");
+    let is_gpkg = ct.starts_with("application/geopackage+sqlite3");
+    if !(is_json || is_zip || is_gpkg) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
-            format!("Content-Type '{ct}' is not accepted; send application/geo+json"),
+            format!("Content-Type '{ct}' is not accepted; send application/geo+json, application/zip (Shapefile) or application/geopackage+sqlite3"),
         ));
     }
+    let params = Params::parse(q.as_deref());
+    params.reject_unknown(&["crs"], |_| false)?;
+    let crs = match params.get("crs")? {
+        None => None,
+        Some(c) => Some(Crs::parse(c).map_err(|e| ApiError::parameter("crs", c, e))?),
+    };
     let layer = {
         let l = layer_or_404(&state, &id)?;
         let layer = l.read().layer.clone();
         layer
     };
-    // A single Feature is wrapped so that one decoder checks both forms.
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidBody",
-            format!("body is not JSON: {e}"),
-        )
-    })?;
-    let single = value.get("type").and_then(Value::as_str) == Some("Feature");
-    let collection = if single {
-        json!({"type": "FeatureCollection", "features": [value]})
-    } else {
-        value
-    };
-    let bytes = serde_json::to_vec(&collection).map_err(ApiError::internal)?;
-    let decoded = geojson::decode_feature_collection(&bytes, &id).map_err(|e| {
+    let import_error = |e: crate::formats::ImportError| {
         let details = match &e {
-            geojson::DecodeError::Features { problems, problems_total, total } => {
+            crate::formats::ImportError::Features {
+                problems,
+                total,
+                problems_total,
+            } => {
                 json!({"problems": problems, "problems_total": problems_total, "features_total": total})
             }
             _ => json!({}),
         };
-        ApiError::new(StatusCode::BAD_REQUEST, "InvalidFeatures", format!("nothing was imported: {e}")).with_details(details)
-    })?;
-    let features: Vec<_> = decoded
-        .into_iter()
-        .map(|(fid, mut f)| {
-            f.id = fid.unwrap_or_default();
-            f
-        })
-        .collect();
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidFeatures",
+            format!("nothing was imported: {e}"),
+        )
+        .with_details(details)
+    };
+    let mut single = false;
+    let features: Vec<crate::model::Feature> = if is_zip || is_gpkg || crs.is_some() {
+        let read = if is_zip {
+            crate::formats::read_shapefile_zip(&body, crs.as_ref())
+        } else if is_gpkg {
+            let handle = tokio::runtime::Handle::current();
+            let bytes = body.clone();
+            tokio::task::spawn_blocking(move || {
+                let dir = tempfile::tempdir()
+                    .map_err(|e| crate::formats::ImportError::Corrupt(e.to_string()))?;
+                let path = dir.path().join("upload.gpkg");
+                std::fs::write(&path, &bytes)
+                    .map_err(|e| crate::formats::ImportError::Corrupt(e.to_string()))?;
+                handle.block_on(crate::formats::read_geopackage(&path, crs.as_ref()))
+            })
+            .await
+            .map_err(ApiError::internal)?
+        } else {
+            crate::formats::read_geojson(&body, &id, crs.as_ref()).map(|l| vec![l])
+        };
+        read.map_err(import_error)?
+            .into_iter()
+            .flat_map(|l| l.features)
+            .map(|mut f| {
+                f.layer = id.clone();
+                f
+            })
+            .collect()
+    } else {
+        // A single Feature is wrapped so that one decoder checks both forms.
+        let value: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidBody",
+                format!("body is not JSON: {e}"),
+            )
+        })?;
+        single = value.get("type").and_then(Value::as_str) == Some("Feature");
+        let collection = if single {
+            json!({"type": "FeatureCollection", "features": [value]})
+        } else {
+            value
+        };
+        let bytes = serde_json::to_vec(&collection).map_err(ApiError::internal)?;
+        let decoded = geojson::decode_feature_collection(&bytes, &id).map_err(|e| {
+            let details = match &e {
+                geojson::DecodeError::Features { problems, problems_total, total } => {
+                    json!({"problems": problems, "problems_total": problems_total, "features_total": total})
+                }
+                _ => json!({}),
+            };
+            ApiError::new(StatusCode::BAD_REQUEST, "InvalidFeatures", format!("nothing was imported: {e}")).with_details(details)
+        })?;
+        decoded
+            .into_iter()
+            .map(|(fid, mut f)| {
+                f.id = fid.unwrap_or_default();
+                f
+            })
+            .collect()
+    };
     let ids: Vec<String> = features.iter().map(|f| f.id.clone()).collect();
     let summaries = state
         .app

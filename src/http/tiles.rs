@@ -19,6 +19,8 @@ use super::AppState;
 use crate::engine::{Engine, Filter, LayerIndex};
 use crate::formats::geojson::PropertySelection;
 use crate::formats::mvt::{self, TileFeature, TileId, TileLayer};
+use crate::geom::crs::{self, Crs};
+use crate::model::Feature;
 
 pub const TILE_TYPE: &str = "application/vnd.mapbox-vector-tile";
 /// Zoom levels TileJSON advertises.
@@ -171,9 +173,25 @@ async fn tile_response(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     params.reject_unknown(
-        &["properties", "filter", "filter-lang", "filter-crs"],
+        &["properties", "filter", "filter-lang", "filter-crs", "crs"],
         |_| false,
     )?;
+    // Tiles are Web Mercator; `crs` only says which lon/lat the geometry is drawn in, for
+    // basemaps in GCJ-02 (Amap, Tencent) or BD-09 (Baidu).
+    let shift = match query::parse_crs(&params, "crs")? {
+        None => None,
+        Some(crs::CrsRequest::Fixed(Crs::Gcj02)) => Some(Crs::Gcj02),
+        Some(crs::CrsRequest::Fixed(Crs::Bd09)) => Some(Crs::Bd09),
+        Some(crs::CrsRequest::Fixed(c)) if c.is_geographic() => None,
+        Some(_) => {
+            let v = params.get("crs")?.unwrap_or_default();
+            return Err(ApiError::parameter(
+                "crs",
+                v,
+                "tiles take CRS84, EPSG:4326/4490, GCJ-02 or BD-09",
+            ));
+        }
+    };
     let engine = Arc::clone(&state.app.engine);
     let key = format!("{}|{tile}|{}", layers.join(","), params.canonical());
     let mut hit = true;
@@ -191,14 +209,19 @@ async fn tile_response(
             }
             let tiles = Arc::clone(&state.tiles);
             tokio::task::spawn_blocking(move || {
-                let (bytes, revisions) = render(&engine, tile, &queries);
+                let (bytes, revisions) = render(&engine, tile, &queries, shift);
                 let bytes = Arc::new(bytes);
                 tiles.put(
                     key,
                     CachedTile {
                         bytes: Arc::clone(&bytes),
                         revisions,
-                        bounds: tile.bounds_lonlat_buffered(),
+                        // A shifted tile shows features from up to ~0.01° away.
+                        bounds: if shift.is_some() {
+                            grow(tile.bounds_lonlat_buffered(), 0.01)
+                        } else {
+                            tile.bounds_lonlat_buffered()
+                        },
                     },
                 );
                 bytes
@@ -243,8 +266,13 @@ fn render(
     engine: &Engine,
     tile: TileId,
     queries: &[(String, Option<Filter>, PropertySelection)],
+    shift: Option<Crs>,
 ) -> (Vec<u8>, Vec<(String, u64)>) {
-    let window = tile.bounds_lonlat_buffered();
+    // GCJ-02/BD-09 move features a few hundred metres: look a little wider for candidates.
+    let window = match shift {
+        None => tile.bounds_lonlat_buffered(),
+        Some(_) => grow(tile.bounds_lonlat_buffered(), 0.01),
+    };
     let mut guards = Vec::new();
     for (l, _, _) in queries {
         if let Some(idx) = engine.layer(l) {
@@ -253,60 +281,94 @@ fn render(
     }
     let reads: Vec<_> = guards.iter().map(|g| g.read()).collect();
     let mut revisions = Vec::new();
-    let mut layers = Vec::new();
-    for (idx, (name, filter, selection)) in reads.iter().zip(queries) {
+    let mut chosen = Vec::new();
+    for (idx, (name, filter, _)) in reads.iter().zip(queries) {
         revisions.push((name.clone(), idx.revision));
-        layers.push(TileLayer {
-            name,
-            features: tile_features(idx, window, filter.as_ref(), selection),
-        });
+        chosen.push(tile_candidates(idx, window, filter.as_ref()));
     }
+    // Geometry in the basemap's coordinates when a GCJ-02/BD-09 basemap asked for it.
+    let shifted: Vec<Vec<Option<geo::Geometry<f64>>>> = chosen
+        .iter()
+        .map(|fs| {
+            fs.iter()
+                .map(|f| {
+                    shift.and_then(|c| {
+                        f.geometry
+                            .as_ref()
+                            .and_then(|g| crs::geometry_from_lonlat(&c, g).ok())
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let layers: Vec<TileLayer> = chosen
+        .iter()
+        .zip(&shifted)
+        .zip(queries)
+        .map(|((fs, gs), (name, _, selection))| TileLayer {
+            name,
+            features: fs
+                .iter()
+                .zip(gs)
+                .filter_map(|(f, g)| {
+                    Some(TileFeature {
+                        id: Some(mvt_id(&f.id)),
+                        geometry: g.as_ref().or(f.geometry.as_ref())?,
+                        properties: tile_properties(f, selection),
+                    })
+                })
+                .collect(),
+        })
+        .collect();
     (mvt::encode_tile(tile, &layers), revisions)
 }
 
-fn tile_features<'a>(
+fn grow(r: geo::Rect<f64>, d: f64) -> geo::Rect<f64> {
+    geo::Rect::new(
+        geo::coord! {x: r.min().x - d, y: r.min().y - d},
+        geo::coord! {x: r.max().x + d, y: r.max().y + d},
+    )
+}
+
+/// Features of a layer whose boxes meet the window and that pass the filter, in layer order.
+fn tile_candidates<'a>(
     idx: &'a LayerIndex,
     window: geo::Rect<f64>,
     filter: Option<&Filter>,
-    selection: &PropertySelection,
-) -> Vec<TileFeature<'a>> {
+) -> Vec<&'a Arc<Feature>> {
     let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
     slots.sort_unstable();
-    let mut out = Vec::with_capacity(slots.len());
-    for (slot, _) in slots {
-        let Some(f) = idx.slot(slot) else { continue };
-        let Some(g) = f.geometry.as_ref() else {
-            continue;
-        };
-        if filter.is_some_and(|flt| !flt.matches(f)) {
-            continue;
-        }
-        let wants = |k: &str| match selection {
-            PropertySelection::All => true,
-            PropertySelection::Only(keys) => keys.iter().any(|x| x == k),
-        };
-        let mut properties: Vec<(&str, mvt::Value)> =
-            vec![("id", mvt::Value::String(f.id.clone()))];
-        if let (Some(n), true) = (&f.name, wants("name")) {
-            properties.push(("name", mvt::Value::String(n.clone())));
-        }
-        if let (Some(c), true) = (&f.admin_code, wants("admin_code")) {
-            properties.push(("admin_code", mvt::Value::String(c.clone())));
-        }
-        for (k, v) in &f.properties {
-            if wants(k) {
-                if let Some(v) = mvt::Value::from_json(v) {
-                    properties.push((k.as_str(), v));
-                }
+    slots
+        .into_iter()
+        .filter_map(|(slot, _)| idx.slot(slot))
+        .filter(|f| f.geometry.is_some() && filter.is_none_or(|flt| flt.matches(f)))
+        .collect()
+}
+
+/// A feature's properties as MVT values: `id` first, then the selected ones.
+fn tile_properties<'a>(
+    f: &'a Feature,
+    selection: &PropertySelection,
+) -> Vec<(&'a str, mvt::Value)> {
+    let wants = |k: &str| match selection {
+        PropertySelection::All => true,
+        PropertySelection::Only(keys) => keys.iter().any(|x| x == k),
+    };
+    let mut properties: Vec<(&str, mvt::Value)> = vec![("id", mvt::Value::String(f.id.clone()))];
+    if let (Some(n), true) = (&f.name, wants("name")) {
+        properties.push(("name", mvt::Value::String(n.clone())));
+    }
+    if let (Some(c), true) = (&f.admin_code, wants("admin_code")) {
+        properties.push(("admin_code", mvt::Value::String(c.clone())));
+    }
+    for (k, v) in &f.properties {
+        if wants(k) {
+            if let Some(v) = mvt::Value::from_json(v) {
+                properties.push((k.as_str(), v));
             }
         }
-        out.push(TileFeature {
-            id: Some(mvt_id(&f.id)),
-            geometry: g,
-            properties,
-        });
     }
-    out
+    properties
 }
 
 async fn xyz_tile(
@@ -384,7 +446,7 @@ async fn tilejson(
     };
     let params = Params::parse(q.as_deref());
     params.reject_unknown(
-        &["properties", "filter", "filter-lang", "filter-crs"],
+        &["properties", "filter", "filter-lang", "filter-crs", "crs"],
         |_| false,
     )?;
     let engine = &state.app.engine;
