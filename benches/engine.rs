@@ -229,6 +229,90 @@ async fn concurrent_tiles(
     }
 }
 
+fn vm(field: &str) -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<usize>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// GeoJSON export of every synthetic polygon, streamed to a file, against GDAL's ogr2ogr writing
+/// the same GeoJSON from a GeoPackage of the same data.
+fn export_benchmark(idx: &Arc<parking_lot::RwLock<LayerIndex>>) {
+    use yizhangtu::export::write_geojson_stream;
+    use yizhangtu::geom::crs::Crs;
+    let dir = tempfile::tempdir().unwrap();
+    let chosen = {
+        let idx = idx.read();
+        vec![(
+            idx.layer.clone(),
+            idx.iter().map(|(_, f)| Arc::clone(f)).collect::<Vec<_>>(),
+        )]
+    };
+    let out = dir.path().join("export.geojson");
+    // Reset the peak-RSS mark (Linux: clear_refs 5) so the peak is the export's own.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let rss = vm("VmRSS:");
+    let t = Instant::now();
+    let file = std::fs::File::create(&out).unwrap();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let n = write_geojson_stream(&chosen, &Crs::Crs84, &mut w).unwrap();
+    std::io::Write::flush(&mut w).unwrap();
+    drop(w);
+    let secs = t.elapsed().as_secs_f64();
+    let peak = vm("VmHWM:");
+    println!(
+        "GeoJSON export of {n} polygons (streamed)     {:>9.2} s   {:.0} MB written   peak RSS growth {:.0} MB",
+        secs,
+        std::fs::metadata(&out).unwrap().len() as f64 / 1e6,
+        peak.saturating_sub(rss) as f64 / 1e6
+    );
+    std::fs::remove_file(&out).ok();
+    if std::process::Command::new("ogr2ogr")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("ogr2ogr not installed: comparison skipped");
+        return;
+    }
+    let gpkg = dir.path().join("same.gpkg");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let layers = [yizhangtu::formats::ExportLayer {
+        layer: &chosen[0].0,
+        features: chosen[0].1.clone(),
+    }];
+    rt.block_on(yizhangtu::formats::write_geopackage(
+        &gpkg,
+        &layers,
+        &Crs::Epsg4490,
+    ))
+    .unwrap();
+    let t = Instant::now();
+    let status = std::process::Command::new("ogr2ogr")
+        .args([
+            "-f",
+            "GeoJSON",
+            out.to_str().unwrap(),
+            gpkg.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    println!(
+        "ogr2ogr GeoPackage → GeoJSON, same data      {:>9.2} s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
 /// A wobbly 128-vertex polygon of about 70 km² somewhere in the synthetic extent.
 fn town_polygon(seed: u64) -> PreparedArea {
     let mut rng = SmallRng::seed_from_u64(1000 + seed);
@@ -291,6 +375,7 @@ fn main() {
     );
 
     let idx = engine.layer("parcels").unwrap();
+    export_benchmark(&idx);
     let queries = boxes(n, 20_000, 100.0, 7);
     let mut returned = 0usize;
     let mut samples = Vec::with_capacity(queries.len());
