@@ -637,9 +637,13 @@ async fn bad_areas_and_polygons_are_400s_naming_the_fault() {
         .header("content-type", "application/json")
         .body("x".repeat(3 * 1024 * 1024))
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
+        .await;
+    // The server answers 413 from the Content-Length before reading the body; a client still
+    // uploading may see the connection close instead of reading that answer.
+    match r {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
     let r = s
         .client
         .post(s.url("/analysis/coverage"))

@@ -31,6 +31,10 @@ pub const ADMIN_LAYERS: &[&str] = &[
     "village_points",
 ];
 
+fn not_admin(layer: &str) -> bool {
+    !ADMIN_LAYERS.contains(&layer)
+}
+
 /// Most features `/areas/{code}/features` returns in one answer.
 const MAX_AREA_FEATURES: usize = 10_000;
 
@@ -81,13 +85,15 @@ fn prepared(engine: &Engine, u: &AdminUnit) -> ApiResult<Arc<PreparedArea>> {
     })
 }
 
-fn parse_layers(engine: &Engine, params: &Params) -> ApiResult<Vec<String>> {
+/// The `layers` parameter, each checked to exist; `default` picks the layers when it is absent.
+pub(super) fn parse_layers(
+    engine: &Engine,
+    params: &Params,
+    default: fn(&str) -> bool,
+) -> ApiResult<Vec<String>> {
     let all = engine.layer_ids();
     match params.get("layers")? {
-        None => Ok(all
-            .into_iter()
-            .filter(|l| !ADMIN_LAYERS.contains(&l.as_str()))
-            .collect()),
+        None => Ok(all.into_iter().filter(|l| default(l)).collect()),
         Some(list) => list
             .split(',')
             .map(str::trim)
@@ -220,7 +226,7 @@ async fn area_features(
     let engine = Arc::clone(&state.app.engine);
     let u = resolve(&engine, &code)?;
     let area = prepared(&engine, &u)?;
-    let layers = parse_layers(&engine, &params)?;
+    let layers = parse_layers(&engine, &params, not_admin)?;
     let within = match params.get("relation")? {
         None | Some("intersects") => false,
         Some("within") => true,
@@ -559,7 +565,7 @@ async fn area_coverage(
     let engine = &state.app.engine;
     let u = resolve(engine, &code)?;
     let area = prepared(engine, &u)?;
-    let layers = parse_layers(engine, &params)?;
+    let layers = parse_layers(engine, &params, not_admin)?;
     let by = parse_by(&params)?;
     let revs: String = engine
         .layers()
@@ -623,7 +629,7 @@ async fn analysis_coverage(
             merged.0.push((key.to_string(), text));
         }
     }
-    let layers = parse_layers(engine, &merged)?;
+    let layers = parse_layers(engine, &merged, not_admin)?;
     let by = parse_by(&merged)?;
     let region = if let Some(code) = doc.get("area").and_then(Value::as_str) {
         let u = engine

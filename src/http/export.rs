@@ -26,26 +26,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn layers_param(state: &AppState, params: &Params) -> ApiResult<Vec<String>> {
-    let all = state.app.engine.layer_ids();
-    match params.get("layers")? {
-        None => Ok(all),
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                if all.iter().any(|a| a == l) {
-                    Ok(l.to_string())
-                } else {
-                    Err(ApiError::parameter(
-                        "layers",
-                        list,
-                        format!("no layer '{l}'; see /collections"),
-                    ))
-                }
-            })
-            .collect(),
-    }
+    super::areas::parse_layers(&state.app.engine, params, |_| true)
 }
 
 fn attachment(file: ExportFile) -> Response {
