@@ -88,6 +88,25 @@ fn import_is_all_or_nothing_and_layers_counts() {
     );
     assert!(err.contains("… and 10 more"), "{err}");
 
+    // Coordinates outside China mean a wrong CRS or axis order: refused, naming the feature.
+    let far = dir.path().join("far.geojson");
+    std::fs::write(
+        &far,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","id":"paris","properties":{},"geometry":{"type":"Point","coordinates":[2.35,48.85]}}]}"#,
+    )
+    .unwrap();
+    let (ok, _, err) = run(&[
+        "import",
+        far.to_str().unwrap(),
+        "--layer",
+        "pts",
+        "--db",
+        db,
+    ]);
+    assert!(
+        !ok && err.contains("id paris") && err.contains("outside China"),
+        "{err}"
+    );
     let (ok, _, err) = run(&[
         "import",
         "/no/such/file.geojson",

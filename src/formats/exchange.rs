@@ -349,6 +349,7 @@ pub(crate) fn to_stored(crs: &Crs, g: &Geometry<f64>) -> Result<Geometry<f64>, S
     }
     let lonlat = geometry_to_lonlat(crs, g).map_err(|e| format!("geometry: {e}"))?;
     validate_geometry(&lonlat).map_err(|p| format!("geometry: {p}"))?;
+    crate::geom::within_china(&lonlat).map_err(|p| format!("geometry: {p}"))?;
     Ok(orient_rfc7946(lonlat))
 }
 

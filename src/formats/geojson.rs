@@ -123,6 +123,7 @@ fn decode_feature(f: &Value, layer: &str) -> Result<Feature, String> {
         Some(g) => {
             let geom = decode_geometry(g, 0)?;
             validate_geometry(&geom).map_err(|p| format!("geometry: {p}"))?;
+            crate::geom::within_china(&geom).map_err(|p| format!("geometry: {p}"))?;
             Some(geom)
         }
     };

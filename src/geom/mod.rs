@@ -11,4 +11,4 @@ pub use area::{
     PreparedArea, M2_PER_HA, M2_PER_MU,
 };
 pub use bbox::{Bbox, BboxError};
-pub use validate::{validate_geometry, validate_topology, GeometryProblem};
+pub use validate::{validate_geometry, validate_topology, within_china, GeometryProblem};

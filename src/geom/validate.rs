@@ -121,3 +121,28 @@ pub fn validate_topology(g: &Geometry<f64>) -> Result<(), GeometryProblem> {
         Some(e) => Err(problem(e.to_string(), "geometry")),
     }
 }
+
+/// China's extent with a margin (73–136°E, 3–54°N). Imports outside it almost always mean a
+/// wrong CRS (swapped axes, a wrong zone, GCJ-02 mistaken for another), so they are refused.
+pub const CHINA: (f64, f64, f64, f64) = (73.0, 3.0, 136.0, 54.0);
+
+/// Every coordinate inside [`CHINA`].
+///
+/// ```
+/// use geo::{point, Geometry};
+/// use yizhangtu::geom::within_china;
+/// assert!(within_china(&Geometry::Point(point!(x: 105.7, y: 29.6))).is_ok());
+/// assert!(within_china(&Geometry::Point(point!(x: 29.6, y: 105.7))).is_err());
+/// ```
+pub fn within_china(g: &Geometry<f64>) -> Result<(), GeometryProblem> {
+    let (x0, y0, x1, y1) = CHINA;
+    for (i, c) in g.coords_iter().enumerate() {
+        if !(x0..=x1).contains(&c.x) || !(y0..=y1).contains(&c.y) {
+            return Err(problem(
+                format!("({}, {}) lies outside China (73–136°E, 3–54°N); is the CRS or the axis order right?", c.x, c.y),
+                format!("coordinate {i}"),
+            ));
+        }
+    }
+    Ok(())
+}
