@@ -56,8 +56,35 @@ async fn landing_conformance_and_api() {
         "/collections/{collectionId}/items",
         "/collections/{collectionId}/items/{featureId}",
         "/collections/{collectionId}/queryables",
+        "/areas/{code}",
+        "/areas/{code}/features",
+        "/areas/{code}/coverage",
+        "/analysis/coverage",
+        "/tiles/{layers}/{z}/{x}/{y}.mvt",
+        "/tiles/{layers}.json",
+        "/export",
+        "/export/land-consolidation",
     ] {
         assert!(api["paths"][p].is_object(), "OpenAPI lacks {p}");
+    }
+    let item_params: Vec<&str> = api["paths"]["/collections/{collectionId}/items"]["get"]
+        ["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for p in [
+        "filter",
+        "filter-lang",
+        "sortby",
+        "within",
+        "intersects",
+        "near",
+        "distance",
+        "crs",
+    ] {
+        assert!(item_params.contains(&p), "OpenAPI items lack {p}");
     }
     for p in ["bbox", "limit", "offset", "f", "collectionId", "featureId"] {
         assert!(

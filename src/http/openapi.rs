@@ -31,6 +31,77 @@ fn ok(description: &str, types: &[&str]) -> Value {
     json!({"description": description, "content": content})
 }
 
+fn qp(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+}
+
+/// Parameters of feature queries beyond Part 1 Core (Part 2 CRS, Part 3 filtering, shortcuts).
+fn query_params() -> Vec<Value> {
+    let s = || json!({"type": "string"});
+    vec![
+        qp("filter", "CQL2 filter (text by default): comparisons, LIKE, IN, BETWEEN, IS NULL, AND/OR/NOT, S_INTERSECTS/S_WITHIN/S_CONTAINS/S_DISJOINT … with WKT geometry", s()),
+        qp("filter-lang", "cql2-text (default) or cql2-json", json!({"type": "string", "enum": ["cql2-text", "cql2-json"]})),
+        qp("filter-crs", "CRS of the filter's geometry literals (default CRS84)", s()),
+        qp("sortby", "comma-separated property names, '-' in front for descending", s()),
+        qp("within", "features inside an admin unit, by geometry: a 6/9/12-digit code, a name, or town/village", s()),
+        qp("intersects", "features meeting a WKT geometry (lon/lat)", s()),
+        qp("near", "lon,lat: features within `distance` metres (geodesic), nearest first, with distance_m", s()),
+        qp("distance", "metres, with `near`", json!({"type": "number", "minimum": 0})),
+        qp("crs", "output CRS: CRS84, EPSG:4326/4490 (lat,lon), EPSG:3857, EPSG:4513–4554 (CGCS2000 Gauss-Krüger), auto-gk, urn:yizhangtu:crs:gcj02, urn:yizhangtu:crs:bd09", s()),
+    ]
+}
+
+/// The planners' endpoints, tiles and exports.
+fn extra_paths(problem: &dyn Fn() -> Value) -> Value {
+    let s = || json!({"type": "string"});
+    let code = json!({"name": "code", "in": "path", "required": true, "description": "admin code or name", "schema": {"type": "string"}});
+    let layers = qp("layers", "comma-separated layer ids", s());
+    let get = |summary: &str, op: &str, params: Vec<Value>, types: &[&str]| {
+        let mut content = serde_json::Map::new();
+        for t in types {
+            content.insert((*t).into(), json!({}));
+        }
+        json!({"get": {"summary": summary, "operationId": op, "parameters": params,
+            "responses": {"200": {"description": summary, "content": content}, "400": problem(), "404": problem()}}})
+    };
+    json!({
+        "/areas/{code}": get("An admin unit: parents, children, area in m², ha and 亩", "getArea", vec![code.clone(), qp("f", "json or html", s())], &["application/json", "text/html"]),
+        "/areas/{code}/features": get("Features of the given layers in the unit, with the share of each inside", "getAreaFeatures",
+            vec![code.clone(), layers.clone(), qp("relation", "intersects (default) or within", json!({"type": "string", "enum": ["intersects", "within"]})), qp("f", "json or html", s())],
+            &["application/geo+json", "text/html"]),
+        "/areas/{code}/coverage": get("Coverage of the unit per layer (count, union area in m²/ha/亩, share, sums), optionally per town or village", "getAreaCoverage",
+            vec![code, layers.clone(), qp("by", "town or village", json!({"type": "string", "enum": ["town", "village"]})), qp("f", "json or html", s())],
+            &["application/json", "text/html"]),
+        "/analysis/coverage": {"post": {"summary": "Coverage of a drawn (Multi)Polygon or of {\"area\": code}", "operationId": "postCoverage",
+            "parameters": [layers.clone(), qp("by", "town or village", s())],
+            "requestBody": {"required": true, "content": {"application/geo+json": {}, "application/json": {}}},
+            "responses": {"200": {"description": "coverage figures", "content": {"application/json": {}}}, "400": problem(), "413": problem()}}},
+        "/tiles/{layers}/{z}/{x}/{y}.mvt": get("Mapbox Vector Tile of one or more layers (204 when empty)", "getTile",
+            vec![json!({"name": "layers", "in": "path", "required": true, "schema": {"type": "string"}}),
+                 json!({"name": "z", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0, "maximum": 24}}),
+                 json!({"name": "x", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}),
+                 json!({"name": "y", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}),
+                 qp("filter", "CQL2 text filter", s()), qp("properties", "properties to include", s()), qp("crs", "GCJ-02/BD-09 for Chinese basemaps", s())],
+            &["application/vnd.mapbox-vector-tile"]),
+        "/tiles/{layers}.json": get("TileJSON 3.0", "getTileJson", vec![json!({"name": "layers", "in": "path", "required": true, "schema": {"type": "string"}})], &["application/json"]),
+        "/collections/{collectionId}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}": get("OGC API – Tiles form of a layer's vector tiles", "getCollectionTile",
+            vec![json!({"$ref": "#/components/parameters/collectionId"}),
+                 json!({"name": "tileMatrix", "in": "path", "required": true, "schema": {"type": "integer"}}),
+                 json!({"name": "tileRow", "in": "path", "required": true, "schema": {"type": "integer"}}),
+                 json!({"name": "tileCol", "in": "path", "required": true, "schema": {"type": "integer"}})],
+            &["application/vnd.mapbox-vector-tile"]),
+        "/export": get("Download layers of an area, box or filter", "export",
+            vec![layers.clone(), qp("area", "admin code or name", s()), qp("bbox", "minLon,minLat,maxLon,maxLat", s()), qp("filter", "CQL2 text", s()),
+                 qp("format", "geojson (streamed), gpkg, shp (zip), csv, txt (界址点坐标交换格式)", json!({"type": "string", "enum": ["geojson", "gpkg", "shp", "csv", "txt"]})),
+                 qp("crs", "output CRS (as for items; txt is always Gauss-Krüger)", s()), qp("encoding", "gbk (default) or utf-8, for Shapefiles", s())],
+            &["application/geo+json", "application/geopackage+sqlite3", "application/zip", "text/csv", "text/plain"]),
+        "/export/land-consolidation": get("The land-consolidation bundle of an area: Shapefiles in its Gauss-Krüger zone, GeoPackage, 亩 per village CSV, TXT, README", "exportLandConsolidation",
+            vec![qp("area", "admin code or name", s()), layers],
+            &["application/zip"]),
+        "/map": get("The built-in map (MapLibre GL JS)", "getMap", vec![], &["text/html"]),
+    })
+}
+
 pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
     let f = json!({"$ref": "#/components/parameters/f"});
     let standard = |summary: &str, op: &str, params: Vec<Value>, types: &[&str]| {
@@ -39,7 +110,7 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
             "responses": {"200": ok(summary, types), "304": {"description": "Not modified (If-None-Match matched the ETag)"},
                           "400": problem(), "404": problem()}}})
     };
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "yizhangtu (一张图) API",
@@ -116,7 +187,18 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
                 "exception": {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}
             }
         }
-    })
+    });
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        if let Value::Object(extra) = extra_paths(&problem) {
+            paths.extend(extra);
+        }
+    }
+    if let Some(params) =
+        doc["paths"]["/collections/{collectionId}/items"]["get"]["parameters"].as_array_mut()
+    {
+        params.extend(query_params());
+    }
+    doc
 }
 
 async fn api(
