@@ -90,12 +90,11 @@ pub fn select(engine: &Engine, sel: &Selection) -> Result<Chosen, String> {
         let idx = engine.layer(id).ok_or_else(|| format!("no layer '{id}'"))?;
         let idx = idx.read();
         let mut parts = Vec::new();
-        if let Some((unit, area)) = &sel.area {
+        if let Some((_, area)) = &sel.area {
             parts.push(Filter::InArea {
                 area: Arc::clone(area),
                 within: false,
             });
-            let _ = unit;
         }
         if let Some(text) = &sel.filter {
             let known = |k: &str| k == "id" || idx.has_property(k);
@@ -428,17 +427,4 @@ pub async fn land_consolidation(
         content_type: "application/zip",
         features,
     })
-}
-
-#[allow(dead_code)]
-fn _send_checks(engine: &Engine, unit: &AdminUnit, area: Arc<PreparedArea>, chosen: &Chosen) {
-    fn is_send<T: Send>(_: T) {}
-    is_send(land_consolidation(engine, unit, area, vec![]));
-    is_send(write(
-        chosen,
-        ExportFormat::Csv,
-        &Crs::Crs84,
-        DbfEncoding::Gbk,
-        "",
-    ));
 }
