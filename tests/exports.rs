@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{start, TestServer};
+use common::{run, start, TestServer};
 use std::io::Read;
 use std::process::Command;
 
@@ -220,18 +220,6 @@ async fn the_land_consolidation_bundle_for_longshui() {
     ]) {
         assert!(text.contains("ID[\"EPSG\",4523]"));
     }
-}
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_yizhangtu"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
 }
 
 /// A steward's GK-zone Shapefile with GBK attributes imports in place; exports round-trip.

@@ -151,3 +151,16 @@ pub async fn collect_all(server: &TestServer, path: &str) -> (Vec<String>, usize
     }
     (ids, pages)
 }
+
+/// Runs the `yizhangtu` binary: (success, stdout, stderr).
+pub fn run(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yizhangtu"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
