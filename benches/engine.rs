@@ -3,7 +3,7 @@
 //!
 //! `cargo bench --bench engine` (set `YIZHANGTU_BENCH_N` for another size).
 
-use geo::{Coord, Geometry, LineString, Polygon, Rect};
+use geo::{Coord, Rect};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -15,8 +15,11 @@ use yizhangtu::engine::coverage::coverage;
 use yizhangtu::engine::{Engine, Filter, LayerIndex, Query};
 use yizhangtu::geom::PreparedArea;
 use yizhangtu::http::AppState;
-use yizhangtu::model::{Feature, Layer};
+use yizhangtu::model::Layer;
 use yizhangtu::store::Store;
+
+mod synthetic;
+use synthetic::{synthetic, town_polygon, EAST, NORTH, SOUTH, WEST};
 
 /// Counts live heap bytes, so memory per feature is what the engine holds, not what the
 /// allocator kept from the transient input vector.
@@ -46,12 +49,6 @@ fn live_bytes() -> usize {
     LIVE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Chongqing's extent, roughly.
-const WEST: f64 = 105.2;
-const EAST: f64 = 110.2;
-const SOUTH: f64 = 28.1;
-const NORTH: f64 = 32.2;
-
 fn rss_bytes() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -62,43 +59,6 @@ fn rss_bytes() -> usize {
                 .and_then(|kb| kb.parse::<usize>().ok())
         })
         .map_or(0, |kb| kb * 1024)
-}
-
-/// A star-shaped polygon of 20 vertices, 50–300 m across, around a random centre.
-pub fn synthetic(n: usize, seed: u64) -> Vec<Feature> {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    (0..n)
-        .map(|i| {
-            let cx = rng.gen_range(WEST..EAST);
-            let cy = rng.gen_range(SOUTH..NORTH);
-            let r = rng.gen_range(0.0005..0.003);
-            // Exact capacity, as rings decoded from the database have.
-            let mut ring: Vec<Coord<f64>> = Vec::with_capacity(20);
-            for k in 0..19 {
-                let a = k as f64 / 19.0 * std::f64::consts::TAU;
-                let rr = r * rng.gen_range(0.6..1.0);
-                ring.push(Coord {
-                    x: cx + rr * a.cos(),
-                    y: cy + rr * a.sin(),
-                });
-            }
-            ring.push(ring[0]);
-            let mut props = serde_json::Map::new();
-            props.insert("name".into(), format!("地块{i}").into());
-            props.insert(
-                "area_mu".into(),
-                rng.gen_range(1.0..500.0f64).round().into(),
-            );
-            let mut f = Feature::from_parts(
-                "parcels",
-                i.to_string(),
-                props,
-                Some(Geometry::Polygon(Polygon::new(LineString(ring), vec![]))),
-            );
-            f.id = i.to_string();
-            f
-        })
-        .collect()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -313,28 +273,6 @@ fn export_benchmark(idx: &Arc<parking_lot::RwLock<LayerIndex>>) {
     );
 }
 
-/// A wobbly 128-vertex polygon of about 70 km² somewhere in the synthetic extent.
-fn town_polygon(seed: u64) -> PreparedArea {
-    let mut rng = SmallRng::seed_from_u64(1000 + seed);
-    let cx = rng.gen_range(WEST + 0.1..EAST - 0.1);
-    let cy = rng.gen_range(SOUTH + 0.1..NORTH - 0.1);
-    let mut ring: Vec<Coord<f64>> = (0..128)
-        .map(|k| {
-            let a = k as f64 / 128.0 * std::f64::consts::TAU;
-            let r = 0.045 * rng.gen_range(0.85..1.0);
-            Coord {
-                x: cx + r * a.cos() / cy.to_radians().cos(),
-                y: cy + r * a.sin(),
-            }
-        })
-        .collect();
-    ring.push(ring[0]);
-    PreparedArea::new(geo::MultiPolygon(vec![Polygon::new(
-        LineString(ring),
-        vec![],
-    )]))
-}
-
 fn main() {
     let n: usize = std::env::var("YIZHANGTU_BENCH_N")
         .ok()
@@ -441,24 +379,7 @@ fn main() {
     // Coverage of a town-sized polygon over 10,000 intersecting polygons (parcels of 0.3–5 ha
     // spread over the town, overlapping here and there as plan layers do).
     let town = town_polygon(1);
-    let b = town.bbox().unwrap();
-    let mut rng = SmallRng::seed_from_u64(3);
-    let dense: Vec<Feature> = synthetic(10_000, 5)
-        .into_iter()
-        .map(|mut f| {
-            // Move each polygon to a random spot inside the town's core, so all 10,000 meet it.
-            let (cx, cy) = (b.center().x, b.center().y);
-            let dx = cx + rng.gen_range(-0.65..0.65) * b.width() / 2.0;
-            let dy = cy + rng.gen_range(-0.65..0.65) * b.height() / 2.0;
-            if let Some(Geometry::Polygon(p)) = f.geometry.take() {
-                let c = geo::Centroid::centroid(&p).unwrap();
-                let small = geo::Scale::scale(&p, 0.4);
-                let moved = geo::Translate::translate(&small, dx - c.x(), dy - c.y());
-                f.geometry = Some(Geometry::Polygon(moved));
-            }
-            f
-        })
-        .collect();
+    let dense = synthetic::dense_parcels(&town, 10_000);
     let dense_idx = LayerIndex::build(Layer::untitled("dense"), 1, dense);
     let mut samples = Vec::new();
     let mut last = None;

@@ -24,15 +24,27 @@ pub const M2_PER_HA: f64 = 10_000.0;
 /// let m2 = yizhangtu::geom::geodesic_area_m2(&sq);
 /// assert!((m2 - 1_230_907.0).abs() < 5.0, "{m2}");
 /// ```
+///
+/// Rings may be wound either way: each ring's area is taken unsigned and holes are subtracted
+/// (geo's own `geodesic_area_unsigned` reads a hole wound like its exterior as the rest of the
+/// planet, and GeoJSON readers must accept such input).
 pub fn geodesic_area_m2(g: &Geometry<f64>) -> f64 {
     match g {
-        Geometry::Polygon(_)
-        | Geometry::MultiPolygon(_)
-        | Geometry::Rect(_)
-        | Geometry::Triangle(_) => g.geodesic_area_unsigned(),
+        Geometry::Polygon(p) => polygon_geodesic_area(p),
+        Geometry::MultiPolygon(mp) => mp.0.iter().map(polygon_geodesic_area).sum(),
+        Geometry::Rect(_) | Geometry::Triangle(_) => g.geodesic_area_unsigned(),
         Geometry::GeometryCollection(gc) => gc.0.iter().map(geodesic_area_m2).sum(),
         _ => 0.0,
     }
+}
+
+fn polygon_geodesic_area(p: &Polygon<f64>) -> f64 {
+    // Signed, so a small ring is never read as its complement whichever way it is wound.
+    let ring = |r: &LineString<f64>| Polygon::new(r.clone(), vec![]).geodesic_area_signed().abs();
+    if p.interiors().is_empty() {
+        return ring(p.exterior());
+    }
+    (ring(p.exterior()) - p.interiors().iter().map(ring).sum::<f64>()).max(0.0)
 }
 
 /// Geodesic length of the lines of a geometry in metres (polygon rings are not counted).
@@ -470,73 +482,6 @@ pub fn prepare(g: &Geometry<f64>) -> Option<PreparedArea> {
     }
 }
 
-/// Geodesic area (m²) of the union of polygons, so overlaps count once. Large inputs are cut into
-/// vertical strips (polygons crossing a cut are clipped to each side) and the strips are unioned
-/// on separate threads; the strips are disjoint, so their areas add up exactly.
-pub fn union_area_m2(pieces: Vec<Polygon<f64>>) -> f64 {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if pieces.len() < 2_000 || threads < 2 {
-        return strip_area(&pieces);
-    }
-    let Some(all) = MultiPolygon(pieces.clone()).bounding_rect() else {
-        return 0.0;
-    };
-    let mut centres: Vec<f64> = pieces
-        .iter()
-        .filter_map(|p| p.bounding_rect())
-        .map(|r| r.center().x)
-        .collect();
-    centres.sort_by(|a, b| a.total_cmp(b));
-    let cuts: Vec<f64> = (1..threads)
-        .map(|i| centres[i * centres.len() / threads])
-        .collect();
-    let mut strips: Vec<Vec<Polygon<f64>>> = vec![Vec::new(); threads];
-    let edges: Vec<f64> = std::iter::once(all.min().x - 1.0)
-        .chain(cuts)
-        .chain(std::iter::once(all.max().x + 1.0))
-        .collect();
-    for p in pieces {
-        let Some(r) = p.bounding_rect() else { continue };
-        for i in 0..threads {
-            let (lo, hi) = (edges[i], edges[i + 1]);
-            if r.max().x <= lo || r.min().x >= hi {
-                continue;
-            }
-            if r.min().x >= lo && r.max().x <= hi {
-                strips[i].push(p.clone());
-            } else {
-                let window = Rect::new(
-                    Coord {
-                        x: lo,
-                        y: all.min().y - 1.0,
-                    },
-                    Coord {
-                        x: hi,
-                        y: all.max().y + 1.0,
-                    },
-                );
-                strips[i].extend(p.intersection(&window.to_polygon()).0);
-            }
-        }
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = strips
-            .iter()
-            .map(|s| scope.spawn(move || strip_area(s)))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
-    })
-}
-
-fn strip_area(pieces: &[Polygon<f64>]) -> f64 {
-    if pieces.is_empty() {
-        return 0.0;
-    }
-    geo::unary_union(pieces.iter()).geodesic_area_unsigned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,6 +494,40 @@ mod tests {
             interiors: [[(x: 4., y: 4.), (x: 6., y: 4.), (x: 6., y: 6.), (x: 4., y: 6.), (x: 4., y: 4.)]],
         );
         PreparedArea::new(MultiPolygon(vec![p]))
+    }
+
+    #[test]
+    fn holes_count_whichever_way_rings_are_wound() {
+        let ring = |x0: f64, y0: f64, s: f64| {
+            LineString::from(vec![
+                (x0, y0),
+                (x0 + s, y0),
+                (x0 + s, y0 + s),
+                (x0, y0 + s),
+                (x0, y0),
+            ])
+        };
+        let rev = |mut l: LineString<f64>| {
+            l.0.reverse();
+            l
+        };
+        let outer = geodesic_area_m2(&Polygon::new(ring(106.0, 29.0, 0.01), vec![]).into());
+        let hole = geodesic_area_m2(&Polygon::new(ring(106.002, 29.002, 0.004), vec![]).into());
+        assert!((outer - 1_079_000.0).abs() < 2_000.0, "{outer}");
+        for (ext, int) in [(false, false), (false, true), (true, false), (true, true)] {
+            let e = if ext {
+                rev(ring(106.0, 29.0, 0.01))
+            } else {
+                ring(106.0, 29.0, 0.01)
+            };
+            let h = if int {
+                rev(ring(106.002, 29.002, 0.004))
+            } else {
+                ring(106.002, 29.002, 0.004)
+            };
+            let m2 = geodesic_area_m2(&Polygon::new(e, vec![h]).into());
+            assert!((m2 - (outer - hole)).abs() < 1e-6, "{ext} {int}: {m2}");
+        }
     }
 
     #[test]

@@ -4,11 +4,13 @@
 mod area;
 mod bbox;
 pub mod crs;
+mod union;
 mod validate;
 
 pub use area::{
-    geodesic_area_m2, geodesic_length_m, polygons_of, prepare, union_area_m2, BoxRelation,
-    PreparedArea, M2_PER_HA, M2_PER_MU,
+    geodesic_area_m2, geodesic_length_m, polygons_of, prepare, BoxRelation, PreparedArea,
+    M2_PER_HA, M2_PER_MU,
 };
 pub use bbox::{Bbox, BboxError};
+pub use union::union_area_m2;
 pub use validate::{validate_geometry, validate_topology, within_china, GeometryProblem};

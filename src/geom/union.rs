@@ -1,0 +1,1105 @@
+//! The area of a union of polygons on the ellipsoid, computed without building the union.
+//!
+//! The boundary of a union is made of the parts of the input edges that lie inside no other input
+//! polygon, and an area is a sum of per-edge terms over a boundary (Green's theorem), so the union's
+//! area is the sum of those terms over the uncovered parts of every edge. Each polygon only meets
+//! the few polygons whose boxes overlap its own, so the work is local, runs on every core, and
+//! never assembles rings: for 10,000 heavily overlapping parcels it is several times faster than
+//! an overlay union followed by an area.
+//!
+//! **Exactness.** Predicates (which side of an edge a vertex lies on) are exact (`robust`).
+//! Coincidences — shared edges between adjacent parcels, a vertex lying on another polygon's edge,
+//! duplicated polygons — are settled by *simulation of simplicity*: polygon `k` is taken as
+//! rigidly moved by `k·(ε, ε²)` for an infinitesimal ε. The moved polygons are in general
+//! position, every crossing is proper, and since area depends continuously on the positions, the
+//! union's area is the limit of the moved ones' union area: the exact answer, with no tolerance.
+//!
+//! **The per-edge term.** Each uncovered part contributes the area between it and a reference
+//! parallel, on the ellipsoid. Parts up to [`SHORT_DEG`] long use Lambert's cylindrical
+//! equal-area projection, in which that area is a trapezoid; longer parts use the geodesic
+//! quadrilateral area `S12` (Karney 2013, as in PostGIS `ST_Area(geography)`), so long edges are
+//! geodesics exactly and short ones differ from a geodesic by far less than 1e-9 of any area.
+
+use geo::{Coord, Polygon};
+use geographiclib_rs::Geodesic;
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::RTree;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// WGS84 semi-major axis and flattening (the ellipsoid geo's geodesic measures use).
+const A: f64 = 6_378_137.0;
+const F: f64 = 1.0 / 298.257_223_563;
+
+/// Parts longer than this (in either coordinate, degrees) use the geodesic term.
+pub const SHORT_DEG: f64 = 5e-4;
+
+/// Area in m² of the union of `polygons` (lon/lat degrees), on the WGS84 ellipsoid. Overlaps count
+/// once; rings may be wound either way; polygons may share edges or repeat.
+pub fn union_area_m2(polygons: &[Polygon<f64>]) -> f64 {
+    let set = PolygonSet::new(polygons);
+    if set.shapes.is_empty() {
+        return 0.0;
+    }
+    let threads = if set.coords.len() < 20_000 {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+    };
+    // Each thread owns a contiguous run of shapes (they are in Z-order, so a patch of ground)
+    // and so a run of edges.
+    let parts = set.partition(threads);
+    // 1. Indexes: shapes' boxes (for the depth of each ring's first vertex), and each part's
+    //    edges by grid cell.
+    let cells = Cells::new(&set);
+    let (tree, grids) = std::thread::scope(|scope| {
+        let tree = (threads > 1).then(|| scope.spawn(|| shape_tree(&set)));
+        let grids = in_parallel_over(&parts, |part| {
+            EdgeGrid::new(&set, cells, part.edges.clone())
+        });
+        (tree.map_or_else(|| shape_tree(&set), join), grids)
+    });
+    // 2. Every crossing of two edges of different shapes, each pair of edges met once.
+    let next = AtomicUsize::new(0);
+    let found = in_parallel(threads, || {
+        let mut out = Found::default();
+        let mut items = Vec::new();
+        loop {
+            let first = next.fetch_add(ROWS, Ordering::Relaxed);
+            if first >= cells.ny {
+                break;
+            }
+            for r in first..(first + ROWS).min(cells.ny) {
+                crossings(&set, &cells, &grids, r, &mut items, &mut out);
+            }
+        }
+        out
+    });
+    let long_pairs = long_pair_events(&set, &found);
+    // 3. Each part gathers the events on its edges and walks its rings, adding the terms of the
+    //    parts of edges no other shape covers.
+    let sums = in_parallel_over(&parts, |part| {
+        let events = EdgeEvents::new(part.edges.clone(), &found, &long_pairs);
+        let mut sum = Sum::default();
+        let mut scratch = Scratch::default();
+        for i in part.shapes.clone() {
+            set.uncovered_boundary(i, &tree, &events, &mut scratch, &mut sum);
+        }
+        sum
+    });
+    let mut total = Sum::default();
+    for s in sums {
+        total.add(s.value());
+    }
+    total.value().abs()
+}
+
+/// Rows of grid cells handed to a worker at a time.
+const ROWS: usize = 4;
+
+fn shape_tree(set: &PolygonSet) -> RTree<GeomWithData<Rectangle<[f64; 2]>, usize>> {
+    RTree::bulk_load(
+        set.shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| GeomWithData::new(Rectangle::from_corners(s.min, s.max), i))
+            .collect(),
+    )
+}
+
+/// A run of shapes and the run of coordinates (edges by first coordinate) they own.
+#[derive(Clone)]
+struct Part {
+    shapes: Range<usize>,
+    edges: Range<usize>,
+}
+
+/// Runs `work` once per part, each on its own thread (the calling one if there is one part).
+fn in_parallel_over<T: Send>(parts: &[Part], work: impl Fn(&Part) -> T + Sync) -> Vec<T> {
+    if parts.len() < 2 {
+        return parts.iter().map(&work).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts.iter().map(|p| scope.spawn(|| work(p))).collect();
+        handles.into_iter().map(join).collect()
+    })
+}
+
+/// Runs `work` on `threads` threads (the calling one if 1) and collects what each returns.
+fn in_parallel<T: Send>(threads: usize, work: impl Fn() -> T + Sync) -> Vec<T> {
+    if threads < 2 {
+        return vec![work()];
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(&work)).collect();
+        handles.into_iter().map(join).collect()
+    })
+}
+
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// Neumaier-compensated sum: the terms are large (areas to a reference parallel) and cancel.
+#[derive(Default, Clone, Copy)]
+struct Sum {
+    s: f64,
+    c: f64,
+}
+
+impl Sum {
+    fn add(&mut self, x: f64) {
+        let t = self.s + x;
+        if self.s.abs() >= x.abs() {
+            self.c += (self.s - t) + x;
+        } else {
+            self.c += (x - t) + self.s;
+        }
+        self.s = t;
+    }
+    fn value(self) -> f64 {
+        self.s + self.c
+    }
+}
+
+struct Shape {
+    rings: Range<usize>,
+    min: [f64; 2],
+    max: [f64; 2],
+}
+
+/// The polygons flattened: closed rings wound with the interior on the left (exteriors
+/// counter-clockwise, holes clockwise), with each vertex's projected position beside it.
+struct PolygonSet {
+    coords: Vec<Coord<f64>>,
+    /// The shape each coordinate belongs to; the edge starting at coordinate k is (k, k+1)
+    /// unless k closes its ring (`last[k]`).
+    owner: Vec<u32>,
+    last: Vec<bool>,
+    /// Extent of all shapes.
+    lo: [f64; 2],
+    hi: [f64; 2],
+    rings: Vec<Range<usize>>,
+    shapes: Vec<Shape>,
+    /// Reference meridian and parallel of the projection (radians / projected y, absolute).
+    lon0: f64,
+    y0: f64,
+    e: f64,
+    e2: f64,
+}
+
+/// Per-worker buffers reused from polygon to polygon.
+#[derive(Default)]
+struct Scratch {
+    /// Crossings along the edge being walked: parameter and change in depth (0 for a cut).
+    events: Vec<(f64, i32)>,
+    /// The projected positions of the ring being walked.
+    projected: Vec<[f64; 2]>,
+}
+
+/// A crossing (or a cut, `change` 0) on edge `edge` at parameter `t`.
+#[derive(Clone, Copy)]
+struct Event {
+    t: f64,
+    edge: u32,
+    change: i32,
+}
+
+/// What a worker found: events, and pairs involving a long edge (met in several cells, so tested
+/// once after deduplication).
+#[derive(Default)]
+struct Found {
+    events: Vec<Event>,
+    long_pairs: Vec<(u32, u32)>,
+}
+
+/// The events of the pairs with a long edge, each pair tested once.
+fn long_pair_events(set: &PolygonSet, found: &[Found]) -> Vec<Event> {
+    let mut pairs: Vec<(u32, u32)> = found
+        .iter()
+        .flat_map(|f| f.long_pairs.iter().copied())
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut out = Vec::new();
+    for (e, f) in pairs {
+        let (e, f) = (e as usize, f as usize);
+        set.test_pair(
+            e,
+            set.coords[e],
+            set.coords[e + 1],
+            f,
+            set.coords[f],
+            set.coords[f + 1],
+            &mut out,
+        );
+    }
+    out
+}
+
+/// The events on a run of edges, grouped: those of edge k are
+/// `events[start[k - first]..start[k - first + 1]]`.
+struct EdgeEvents {
+    first: usize,
+    start: Vec<u32>,
+    events: Vec<(f64, i32)>,
+}
+
+impl EdgeEvents {
+    fn new(edges: Range<usize>, found: &[Found], more: &[Event]) -> Self {
+        let all = || {
+            found
+                .iter()
+                .flat_map(|f| f.events.iter())
+                .chain(more.iter())
+                .filter(|ev| edges.contains(&(ev.edge as usize)))
+        };
+        let mut start = vec![0u32; edges.len() + 1];
+        for ev in all() {
+            start[ev.edge as usize - edges.start + 1] += 1;
+        }
+        for k in 1..start.len() {
+            start[k] += start[k - 1];
+        }
+        let mut fill = start.clone();
+        let mut events = vec![(0.0, 0); start[start.len() - 1] as usize];
+        for ev in all() {
+            let slot = &mut fill[ev.edge as usize - edges.start];
+            events[*slot as usize] = (ev.t, ev.change);
+            *slot += 1;
+        }
+        EdgeEvents {
+            first: edges.start,
+            start,
+            events,
+        }
+    }
+
+    fn of(&self, edge: usize) -> &[(f64, i32)] {
+        let k = edge - self.first;
+        &self.events[self.start[k] as usize..self.start[k + 1] as usize]
+    }
+}
+
+/// A part's edges filed under the grid cells they pass through, with their coordinates, so that
+/// the edges that may cross are found cell by cell in memory read in order. Cells are about
+/// twice the typical edge long; a long edge is filed as a chain of pieces a cell long, so it
+/// costs cells in proportion to its length.
+struct EdgeGrid {
+    /// Items of cell c: items[start[c]..start[c + 1]].
+    start: Vec<u32>,
+    items: Vec<Item>,
+}
+
+#[derive(Clone, Copy)]
+struct Item {
+    a: Coord<f64>,
+    b: Coord<f64>,
+    edge: u32,
+    /// The owning shape, with [`LONG`] set for an edge filed as more than one piece.
+    owner: u32,
+}
+
+const LONG: u32 = 1 << 31;
+
+#[derive(Clone, Copy)]
+struct Cells {
+    x0: f64,
+    y0: f64,
+    inv: f64,
+    nx: usize,
+    ny: usize,
+}
+
+impl Cells {
+    // Truncation, not `floor` (a libm call on baseline x86-64): they differ only below zero,
+    // which clamps to the first cell either way.
+    fn col(&self, x: f64) -> usize {
+        (((x - self.x0) * self.inv) as usize).min(self.nx - 1)
+    }
+
+    fn row(&self, y: f64) -> usize {
+        (((y - self.y0) * self.inv) as usize).min(self.ny - 1)
+    }
+
+    /// How many pieces segment a→b is filed as: pieces are at most a cell long.
+    fn pieces(&self, a: Coord<f64>, b: Coord<f64>) -> usize {
+        let span = (b.x - a.x).abs().max((b.y - a.y).abs()) * self.inv;
+        // `as` saturates (NaN to 0), and a piece is at most a cell long.
+        let whole = span.min(1e7) as usize;
+        (whole + usize::from((whole as f64) < span.min(1e7))).max(1)
+    }
+
+    /// Calls `f` with every cell the segment a→b may touch (some more than once): the cells of
+    /// each piece's box, a hair wider so that rounding in the cut points loses no cell.
+    fn visit(&self, a: Coord<f64>, b: Coord<f64>, mut f: impl FnMut(usize)) {
+        let pieces = self.pieces(a, b);
+        let pad = 1e-9 / self.inv;
+        let mut p = a;
+        for n in 1..=pieces {
+            let q = if n == pieces {
+                b
+            } else {
+                let t = n as f64 / pieces as f64;
+                Coord {
+                    x: a.x + t * (b.x - a.x),
+                    y: a.y + t * (b.y - a.y),
+                }
+            };
+            let (c0, c1) = (self.col(p.x.min(q.x) - pad), self.col(p.x.max(q.x) + pad));
+            let (r0, r1) = (self.row(p.y.min(q.y) - pad), self.row(p.y.max(q.y) + pad));
+            for r in r0..=r1 {
+                for c in c0..=c1 {
+                    f(r * self.nx + c);
+                }
+            }
+            p = q;
+        }
+    }
+}
+
+impl Cells {
+    /// A grid over the set's extent with cells about twice its typical edge, and no more than
+    /// about four cells per edge.
+    fn new(set: &PolygonSet) -> Self {
+        let count = set.coords.len().max(1);
+        let step = (count / 1000).max(1);
+        let mut sample: Vec<f64> = (0..set.coords.len().saturating_sub(1))
+            .step_by(step)
+            .filter(|&k| !set.last[k])
+            .map(|k| {
+                let (a, b) = (set.coords[k], set.coords[k + 1]);
+                (b.x - a.x).abs().max((b.y - a.y).abs())
+            })
+            .collect();
+        sample.sort_unstable_by(f64::total_cmp);
+        let typical = sample.get(sample.len() / 2).copied().unwrap_or(0.0);
+        let (w, h) = (set.hi[0] - set.lo[0], set.hi[1] - set.lo[1]);
+        let mut cell = (2.0 * typical).max(w.max(h) / 4096.0).max(1e-9);
+        let n_cells = |c: f64| ((w / c).floor() + 1.0) * ((h / c).floor() + 1.0);
+        let limit = 4.0 * count as f64 + 16.0;
+        if n_cells(cell) > limit {
+            cell *= (n_cells(cell) / limit).sqrt() * 1.01;
+        }
+        Cells {
+            x0: set.lo[0],
+            y0: set.lo[1],
+            inv: 1.0 / cell,
+            nx: (w / cell) as usize + 1,
+            ny: (h / cell) as usize + 1,
+        }
+    }
+}
+
+impl EdgeGrid {
+    fn new(set: &PolygonSet, cells: Cells, edges: Range<usize>) -> Self {
+        let edges = || edges.clone().filter(|&k| !set.last[k]);
+        let mut start = vec![0u32; cells.nx * cells.ny + 1];
+        for k in edges() {
+            cells.visit(set.coords[k], set.coords[k + 1], |c| start[c + 1] += 1);
+        }
+        for c in 1..start.len() {
+            start[c] += start[c - 1];
+        }
+        let blank = Item {
+            a: Coord::zero(),
+            b: Coord::zero(),
+            edge: 0,
+            owner: 0,
+        };
+        let mut items = vec![blank; start[start.len() - 1] as usize];
+        let mut fill = start.clone();
+        for k in edges() {
+            let (a, b) = (set.coords[k], set.coords[k + 1]);
+            let long = if cells.pieces(a, b) > 1 { LONG } else { 0 };
+            let item = Item {
+                a,
+                b,
+                edge: k as u32,
+                owner: set.owner[k] | long,
+            };
+            cells.visit(a, b, |c| {
+                items[fill[c] as usize] = item;
+                fill[c] += 1;
+            });
+        }
+        EdgeGrid { start, items }
+    }
+
+    fn cell(&self, c: usize) -> &[Item] {
+        &self.items[self.start[c] as usize..self.start[c + 1] as usize]
+    }
+}
+
+/// Tests the pairs of edges filed together in the cells of row `r` (of all parts' grids). Two
+/// one-piece edges are tested only in the cell holding the lower-left corner of where their
+/// boxes overlap, so each such pair once; pairs with a long edge are set aside to be
+/// deduplicated.
+#[allow(clippy::too_many_arguments)]
+fn crossings(
+    set: &PolygonSet,
+    cells: &Cells,
+    grids: &[EdgeGrid],
+    r: usize,
+    items: &mut Vec<Item>,
+    out: &mut Found,
+) {
+    for c in 0..cells.nx {
+        let cell = r * cells.nx + c;
+        let here: &[Item] = if grids.len() == 1 {
+            grids[0].cell(cell)
+        } else {
+            items.clear();
+            for g in grids {
+                items.extend_from_slice(g.cell(cell));
+            }
+            items
+        };
+        for (x, e) in here.iter().enumerate() {
+            let (emin, emax) = edge_box(e.a, e.b);
+            for f in &here[x + 1..] {
+                if (e.owner ^ f.owner) & !LONG == 0 {
+                    continue;
+                }
+                let (fmin, fmax) = edge_box(f.a, f.b);
+                if emax[0] < fmin[0] || emin[0] > fmax[0] || emax[1] < fmin[1] || emin[1] > fmax[1]
+                {
+                    continue;
+                }
+                if (e.owner | f.owner) & LONG != 0 {
+                    out.long_pairs
+                        .push((e.edge.min(f.edge), e.edge.max(f.edge)));
+                    continue;
+                }
+                if cells.col(emin[0].max(fmin[0])) != c || cells.row(emin[1].max(fmin[1])) != r {
+                    continue;
+                }
+                set.test_pair(
+                    e.edge as usize,
+                    e.a,
+                    e.b,
+                    f.edge as usize,
+                    f.a,
+                    f.b,
+                    &mut out.events,
+                );
+            }
+        }
+    }
+}
+
+fn edge_box(c: Coord<f64>, d: Coord<f64>) -> ([f64; 2], [f64; 2]) {
+    ([c.x.min(d.x), c.y.min(d.y)], [c.x.max(d.x), c.y.max(d.y)])
+}
+
+impl PolygonSet {
+    fn new(polygons: &[Polygon<f64>]) -> Self {
+        let e2 = F * (2.0 - F);
+        let mut set = PolygonSet {
+            coords: Vec::new(),
+            owner: Vec::new(),
+            last: Vec::new(),
+            lo: [0.0; 2],
+            hi: [0.0; 2],
+            rings: Vec::new(),
+            shapes: Vec::with_capacity(polygons.len()),
+            lon0: 0.0,
+            y0: 0.0,
+            e: e2.sqrt(),
+            e2,
+        };
+        let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+        for p in spatial_order(polygons) {
+            let first_ring = set.rings.len();
+            let first_coord = set.coords.len();
+            let mut ok = true;
+            for (k, ring) in std::iter::once(p.exterior())
+                .chain(p.interiors())
+                .enumerate()
+            {
+                let mut pts: &[Coord<f64>] = &ring.0;
+                if pts.len() > 1 && pts[0] == pts[pts.len() - 1] {
+                    pts = &pts[..pts.len() - 1];
+                }
+                if pts.iter().any(|c| !c.x.is_finite() || !c.y.is_finite()) {
+                    ok = false;
+                    break;
+                }
+                let twice = shoelace(pts);
+                if pts.len() < 3 || twice == 0.0 {
+                    if k == 0 {
+                        ok = false;
+                        break;
+                    }
+                    continue;
+                }
+                // Exterior counter-clockwise (positive), holes clockwise.
+                let want_positive = k == 0;
+                let start = set.coords.len();
+                if (twice > 0.0) == want_positive {
+                    set.coords.extend_from_slice(pts);
+                } else {
+                    set.coords.extend(pts.iter().rev());
+                }
+                // Closed again, so that edges are the coordinate windows.
+                set.coords.push(set.coords[start]);
+                set.rings.push(start..set.coords.len());
+            }
+            if !ok {
+                set.rings.truncate(first_ring);
+                set.coords.truncate(first_coord);
+                continue;
+            }
+            let (mut min, mut max) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+            for c in &set.coords[first_coord..] {
+                min = [min[0].min(c.x), min[1].min(c.y)];
+                max = [max[0].max(c.x), max[1].max(c.y)];
+            }
+            lo = [lo[0].min(min[0]), lo[1].min(min[1])];
+            hi = [hi[0].max(max[0]), hi[1].max(max[1])];
+            set.shapes.push(Shape {
+                rings: first_ring..set.rings.len(),
+                min,
+                max,
+            });
+        }
+        set.owner = vec![0; set.coords.len()];
+        set.last = vec![false; set.coords.len()];
+        for (k, shape) in set.shapes.iter().enumerate() {
+            for r in shape.rings.clone() {
+                let ring = set.rings[r].clone();
+                set.owner[ring.clone()].fill(k as u32);
+                set.last[ring.end - 1] = true;
+            }
+        }
+        if !set.shapes.is_empty() {
+            (set.lo, set.hi) = (lo, hi);
+            set.lon0 = ((lo[0] + hi[0]) / 2.0).to_radians();
+            set.y0 = set.authalic_y(((lo[1] + hi[1]) / 2.0).to_radians());
+        }
+        set
+    }
+
+    /// Up to `n` runs of whole shapes with about equal numbers of coordinates.
+    fn partition(&self, n: usize) -> Vec<Part> {
+        let coord_start = |i: usize| self.rings[self.shapes[i].rings.start].start;
+        let total = self.coords.len();
+        let mut parts = Vec::with_capacity(n);
+        let mut first = 0;
+        for p in 1..=n {
+            if first >= self.shapes.len() {
+                break;
+            }
+            let mut end = first + 1;
+            let target = total * p / n;
+            while end < self.shapes.len() && (p == n || coord_start(end) < target) {
+                end += 1;
+            }
+            let edges_end = if end < self.shapes.len() {
+                coord_start(end)
+            } else {
+                total
+            };
+            parts.push(Part {
+                shapes: first..end,
+                edges: coord_start(first)..edges_end,
+            });
+            first = end;
+        }
+        parts
+    }
+
+    /// y of Lambert's cylindrical equal-area projection of the ellipsoid (x = a·λ), in metres:
+    /// a·q(φ)/2, so that dx·dy is area.
+    fn authalic_y(&self, phi: f64) -> f64 {
+        let s = phi.sin();
+        let es = self.e * s;
+        let q = (1.0 - self.e2)
+            * (s / (1.0 - es * es) + ((1.0 + es) / (1.0 - es)).ln() / (2.0 * self.e));
+        A * q / 2.0
+    }
+
+    /// Projected position relative to the reference meridian and parallel.
+    fn project(&self, c: Coord<f64>) -> [f64; 2] {
+        [
+            A * (c.x.to_radians() - self.lon0),
+            self.authalic_y(c.y.to_radians()) - self.y0,
+        ]
+    }
+
+    /// Records the crossing of edges e and f (of different shapes) as an event on each, and
+    /// where a long edge is cut by the other's first vertex.
+    #[allow(clippy::too_many_arguments)]
+    fn test_pair(
+        &self,
+        e: usize,
+        a: Coord<f64>,
+        b: Coord<f64>,
+        f: usize,
+        c: Coord<f64>,
+        d: Coord<f64>,
+        out: &mut Vec<Event>,
+    ) {
+        let (i, j) = (self.owner[e] as usize, self.owner[f] as usize);
+        let (oc, od) = (orient(a, b, i, c, j), orient(a, b, i, d, j));
+        if oc != od {
+            let (oa, ob) = (orient(c, d, j, a, i), orient(c, d, j, b, i));
+            if oa != ob {
+                // Each edge enters the other's shape when it passes from the other edge's right
+                // to its left (interiors lie left of their edges).
+                out.push(Event {
+                    t: parameter(c, d, a, b),
+                    edge: e as u32,
+                    change: if oa < 0.0 { 1 } else { -1 },
+                });
+                out.push(Event {
+                    t: parameter(a, b, c, d),
+                    edge: f as u32,
+                    change: if oc < 0.0 { 1 } else { -1 },
+                });
+            }
+        }
+        // A geodesic part's term depends on where it ends, so long edges are also cut where
+        // another shape's vertex lies on them, as an overlay would cut them.
+        if is_long(a, b) {
+            if let Some(t) = on_edge(a, b, c) {
+                out.push(Event {
+                    t,
+                    edge: e as u32,
+                    change: 0,
+                });
+            }
+        }
+        if is_long(c, d) {
+            if let Some(t) = on_edge(c, d, a) {
+                out.push(Event {
+                    t,
+                    edge: f as u32,
+                    change: 0,
+                });
+            }
+        }
+    }
+
+    /// Adds to `sum` the terms of the parts of shape `i`'s edges that no other shape covers.
+    fn uncovered_boundary(
+        &self,
+        i: usize,
+        tree: &RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>,
+        events: &EdgeEvents,
+        scratch: &mut Scratch,
+        sum: &mut Sum,
+    ) {
+        for r in self.shapes[i].rings.clone() {
+            let ring = self.rings[r].clone();
+            let first = ring.start;
+            let pts = &self.coords[ring];
+            scratch.projected.clear();
+            scratch
+                .projected
+                .extend(pts.iter().map(|c| self.project(*c)));
+            // How many other shapes cover the ring's first vertex.
+            let mut depth: i32 = tree
+                .locate_all_at_point(&[pts[0].x, pts[0].y])
+                .filter(|g| g.data != i && self.contains(g.data, pts[0], i))
+                .count() as i32;
+            for (k, w) in pts.windows(2).enumerate() {
+                let (a, b) = (w[0], w[1]);
+                let (pa, pb) = (scratch.projected[k], scratch.projected[k + 1]);
+                let on = events.of(first + k);
+                if on.is_empty() {
+                    if depth == 0 {
+                        sum.add(self.term(a, b, pa, pb, 0.0, 1.0));
+                    }
+                    continue;
+                }
+                scratch.events.clear();
+                scratch.events.extend_from_slice(on);
+                scratch.events.sort_unstable_by(|x, y| x.0.total_cmp(&y.0));
+                let mut from = 0.0;
+                for &(t, change) in &scratch.events {
+                    if depth == 0 && t > from {
+                        sum.add(self.term(a, b, pa, pb, from, t));
+                    }
+                    from = t;
+                    depth += change;
+                }
+                if depth == 0 && from < 1.0 {
+                    sum.add(self.term(a, b, pa, pb, from, 1.0));
+                }
+            }
+        }
+    }
+
+    /// The term of the part `t0..t1` of edge a→b: the signed area between it and the reference
+    /// parallel, positive for westward parts (so counter-clockwise rings sum to their area).
+    fn term(
+        &self,
+        a: Coord<f64>,
+        b: Coord<f64>,
+        pa: [f64; 2],
+        pb: [f64; 2],
+        t0: f64,
+        t1: f64,
+    ) -> f64 {
+        if !is_long(a, b) {
+            let lerp = |t: f64| [pa[0] + t * (pb[0] - pa[0]), pa[1] + t * (pb[1] - pa[1])];
+            let (p, q) = (lerp(t0), lerp(t1));
+            let chord = -(q[0] - p[0]) * (p[1] + q[1]) / 2.0;
+            // The geodesic bows poleward of the projected chord: with λ, φ in radians and
+            // y = sin φ on the sphere, the great circle has y'' = −sin φ (3φ'² + cos² φ), and the
+            // area between a curve and its chord is −y''Δλ³/12.
+            let (dl, dp) = (
+                (b.x - a.x).to_radians() * (t1 - t0),
+                (b.y - a.y).to_radians() * (t1 - t0),
+            );
+            let phi = (a.y + (b.y - a.y) * (t0 + t1) / 2.0).to_radians();
+            let c = phi.cos();
+            let bow = A * A * phi.sin() * (3.0 * dp * dp * dl + c * c * dl * dl * dl) / 12.0;
+            return chord - bow;
+        }
+        let lerp = |t: f64| Coord {
+            x: a.x + t * (b.x - a.x),
+            y: a.y + t * (b.y - a.y),
+        };
+        let (p, q) = (lerp(t0), lerp(t1));
+        // −S12 is this term measured from the equator; move its reference to the projection's
+        // parallel.
+        let dx = A * (q.x - p.x).to_radians();
+        dx * self.y0 - geodesic_s12(p, q)
+    }
+
+    /// Whether vertex `v` of shape `owner` lies inside shape `j`, both moved as described in the
+    /// module documentation (so `v` is never on `j`'s boundary).
+    fn contains(&self, j: usize, v: Coord<f64>, owner: usize) -> bool {
+        let s = &self.shapes[j];
+        if v.x < s.min[0] || v.x > s.max[0] || v.y < s.min[1] || v.y > s.max[1] {
+            return false;
+        }
+        let mut inside = false;
+        for r in s.rings.clone() {
+            for w in self.coords[self.rings[r].clone()].windows(2) {
+                let (c, d) = (w[0], w[1]);
+                // "Above" with ties broken by the vertical part of the move (index order).
+                let above = |p: Coord<f64>| p.y > v.y || (p.y == v.y && j > owner);
+                let (ca, da) = (above(c), above(d));
+                if ca == da {
+                    continue;
+                }
+                let (lo, hi) = if ca { (d, c) } else { (c, d) };
+                // The horizontal ray to the east crosses the edge iff v is left of lo→hi.
+                if orient(lo, hi, j, v, owner) > 0.0 {
+                    inside = !inside;
+                }
+            }
+        }
+        inside
+    }
+}
+
+/// Where `c` lies strictly inside edge a→b, exactly, as the parameter along it.
+fn on_edge(a: Coord<f64>, b: Coord<f64>, c: Coord<f64>) -> Option<f64> {
+    let o = robust::orient2d(
+        robust::Coord { x: a.x, y: a.y },
+        robust::Coord { x: b.x, y: b.y },
+        robust::Coord { x: c.x, y: c.y },
+    );
+    if o != 0.0 || c == a || c == b {
+        return None;
+    }
+    let (ux, uy) = (b.x - a.x, b.y - a.y);
+    let t = ((c.x - a.x) * ux + (c.y - a.y) * uy) / (ux * ux + uy * uy);
+    (t > 0.0 && t < 1.0).then_some(t)
+}
+
+/// The polygons in Z-order of their first vertex, so neighbours on the ground are neighbours in
+/// memory and in the work each thread takes.
+fn spatial_order(polygons: &[Polygon<f64>]) -> impl Iterator<Item = &Polygon<f64>> {
+    let first = |p: &Polygon<f64>| p.exterior().0.first().copied();
+    let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+    for c in polygons.iter().filter_map(first) {
+        if c.x.is_finite() && c.y.is_finite() {
+            lo = [lo[0].min(c.x), lo[1].min(c.y)];
+            hi = [hi[0].max(c.x), hi[1].max(c.y)];
+        }
+    }
+    let scale = |v: f64, l: f64, h: f64| {
+        let s = if h > l { (v - l) / (h - l) } else { 0.0 };
+        if s.is_finite() {
+            (s.clamp(0.0, 1.0) * 65535.0) as u32
+        } else {
+            0
+        }
+    };
+    let spread = |mut v: u32| {
+        v = (v | (v << 8)) & 0x00FF_00FF;
+        v = (v | (v << 4)) & 0x0F0F_0F0F;
+        v = (v | (v << 2)) & 0x3333_3333;
+        (v | (v << 1)) & 0x5555_5555
+    };
+    let mut keyed: Vec<(u32, usize)> = polygons
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let c = first(p).unwrap_or_default();
+            let key = spread(scale(c.x, lo[0], hi[0])) | (spread(scale(c.y, lo[1], hi[1])) << 1);
+            (key, k)
+        })
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(move |(_, k)| &polygons[k])
+}
+
+/// Twice the signed planar area of a ring without its closing vertex.
+fn shoelace(pts: &[Coord<f64>]) -> f64 {
+    let n = pts.len();
+    (0..n)
+        .map(|k| {
+            let (p, q) = (pts[k], pts[(k + 1) % n]);
+            p.x * q.y - q.x * p.y
+        })
+        .sum()
+}
+
+/// Sign (as ±1.0) of the orientation of point `p` (of shape `ps`) relative to the directed edge
+/// a→b (of shape `es`), exact, with ties broken by moving shape k by k·(ε, ε²): positive when `p`
+/// lies to the left.
+fn orient(a: Coord<f64>, b: Coord<f64>, es: usize, p: Coord<f64>, ps: usize) -> f64 {
+    let o = robust::orient2d(
+        robust::Coord { x: a.x, y: a.y },
+        robust::Coord { x: b.x, y: b.y },
+        robust::Coord { x: p.x, y: p.y },
+    );
+    if o != 0.0 {
+        return o.signum();
+    }
+    // p + k(ε, ε²) with k = ps − es: cross(b − a, k(ε, ε²)) = k(ux·ε² − uy·ε).
+    let k = if ps > es { 1.0 } else { -1.0 };
+    let (ux, uy) = (b.x - a.x, b.y - a.y);
+    if uy != 0.0 {
+        -k * uy.signum()
+    } else {
+        k * ux.signum()
+    }
+}
+
+/// The parameter along a→b where it meets the line through c→d, from the unmoved (limit)
+/// positions, for edges known to cross.
+fn parameter(c: Coord<f64>, d: Coord<f64>, a: Coord<f64>, b: Coord<f64>) -> f64 {
+    let cross = |p: Coord<f64>, q: Coord<f64>, r: Coord<f64>| {
+        (q.x - p.x) * (r.y - p.y) - (q.y - p.y) * (r.x - p.x)
+    };
+    let (da, db) = (cross(c, d, a), cross(c, d, b));
+    let denom = da - db;
+    let t = if denom == 0.0 { 0.5 } else { da / denom };
+    t.clamp(0.0, 1.0)
+}
+
+/// Whether an edge's term is the geodesic one (see [`SHORT_DEG`]).
+fn is_long(a: Coord<f64>, b: Coord<f64>) -> bool {
+    (b.x - a.x).abs() > SHORT_DEG || (b.y - a.y).abs() > SHORT_DEG
+}
+
+/// Karney's S12 for the geodesic p→q (lon/lat degrees) on WGS84: the signed area between it and
+/// the equator, in GeographicLib's convention (clockwise rings sum positive).
+fn geodesic_s12(p: Coord<f64>, q: Coord<f64>) -> f64 {
+    use geographiclib_rs::capability::AREA;
+    let g = Geodesic::wgs84();
+    let out = g._gen_inverse(p.y, p.x, q.y, q.x, AREA);
+    out.9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::{coord, BooleanOps, GeodesicArea, LineString, MultiPolygon, Rect};
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> Polygon<f64> {
+        Rect::new(coord! {x: x0, y: y0}, coord! {x: x1, y: y1}).to_polygon()
+    }
+
+    /// The independent answer: an overlay union (i_overlay through geo), then geo's geodesic area.
+    fn by_overlay(polys: &[Polygon<f64>]) -> f64 {
+        let oriented: Vec<Polygon<f64>> = polys
+            .iter()
+            .map(|p| geo::Orient::orient(p, geo::orient::Direction::Default))
+            .collect();
+        geo::unary_union(oriented.iter()).geodesic_area_unsigned()
+    }
+
+    fn close(a: f64, b: f64, rel: f64) {
+        assert!(
+            (a - b).abs() <= rel * b.abs().max(1.0),
+            "{a} vs {b}: relative difference {:e}",
+            (a - b).abs() / b.abs()
+        );
+    }
+
+    fn star(rng: &mut SmallRng, cx: f64, cy: f64, r: f64) -> Polygon<f64> {
+        let mut ring: Vec<Coord<f64>> = (0..19)
+            .map(|k| {
+                let a = k as f64 / 19.0 * std::f64::consts::TAU;
+                let rr = r * rng.gen_range(0.6..1.0);
+                coord! {x: cx + rr * a.cos(), y: cy + rr * a.sin()}
+            })
+            .collect();
+        ring.push(ring[0]);
+        Polygon::new(LineString(ring), vec![])
+    }
+
+    #[test]
+    fn a_single_polygon_is_its_geodesic_area() {
+        // Short edges (projection term) and long ones (geodesic term) alike.
+        for p in [
+            rect(106.0, 29.0, 106.0005, 29.0004),
+            rect(105.0, 28.0, 107.0, 30.5),
+            rect(106.0, 29.0, 106.01, 29.01),
+            // Long and short edges in one ring.
+            Polygon::new(
+                LineString::from(vec![
+                    (106.0, 29.0),
+                    (106.3, 29.0),
+                    (106.3005, 29.0004),
+                    (106.3, 29.2),
+                    (106.0002, 29.2),
+                    (106.0, 29.0),
+                ]),
+                vec![],
+            ),
+        ] {
+            close(
+                union_area_m2(std::slice::from_ref(&p)),
+                p.geodesic_area_unsigned(),
+                1e-9,
+            );
+        }
+    }
+
+    #[test]
+    fn random_overlapping_stars_agree_with_an_overlay_union() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        for round in 0..6 {
+            let n = [2, 10, 50, 300, 1000, 3000][round];
+            let polys: Vec<Polygon<f64>> = (0..n)
+                .map(|_| {
+                    let cx = 106.5 + rng.gen_range(-0.02..0.02);
+                    let cy = 29.5 + rng.gen_range(-0.02..0.02);
+                    let r = rng.gen_range(0.0005..0.004);
+                    let mut p = star(&mut rng, cx, cy, r);
+                    if rng.gen_bool(0.3) {
+                        // Clockwise input counts the same.
+                        p.exterior_mut(|r| r.0.reverse());
+                    }
+                    p
+                })
+                .collect();
+            close(union_area_m2(&polys), by_overlay(&polys), 1e-8);
+        }
+    }
+
+    #[test]
+    fn shared_edges_duplicates_and_touching_corners() {
+        // A 4×3 tiling of 0.001° squares: shared edges and shared corners everywhere.
+        let mut tiles = Vec::new();
+        for i in 0..4 {
+            for j in 0..3 {
+                let (x, y) = (106.0 + i as f64 * 0.001, 29.0 + j as f64 * 0.001);
+                tiles.push(rect(x, y, x + 0.001, y + 0.001));
+            }
+        }
+        let whole = rect(106.0, 29.0, 106.004, 29.003).geodesic_area_unsigned();
+        close(union_area_m2(&tiles), whole, 1e-9);
+        // Every tile twice, in both windings.
+        let mut twice = tiles.clone();
+        twice.extend(tiles.iter().map(|p| {
+            let mut q = p.clone();
+            q.exterior_mut(|r| r.0.reverse());
+            q
+        }));
+        close(union_area_m2(&twice), whole, 1e-9);
+        // Two squares meeting at one corner, and one nested inside another.
+        let a = rect(106.0, 29.0, 106.002, 29.002);
+        let b = rect(106.002, 29.002, 106.004, 29.004);
+        let inner = rect(106.0005, 29.0005, 106.001, 29.001);
+        close(
+            union_area_m2(&[a.clone(), b.clone(), inner]),
+            a.geodesic_area_unsigned() + b.geodesic_area_unsigned(),
+            1e-9,
+        );
+    }
+
+    #[test]
+    fn collinear_overlaps_and_vertices_on_edges() {
+        // Rectangles sharing parts of edges, a vertex of one on another's edge, and a bow of
+        // long (geodesic) edges.
+        let polys = vec![
+            rect(106.0, 29.0, 106.003, 29.002),
+            rect(106.001, 29.002, 106.005, 29.003),
+            rect(106.003, 29.0005, 106.004, 29.002),
+            rect(106.002, 28.999, 106.0035, 29.0),
+            Polygon::new(
+                LineString::from(vec![
+                    (106.0015, 29.001),
+                    (106.0045, 29.0025),
+                    (106.002, 29.004),
+                    (106.0015, 29.001),
+                ]),
+                vec![],
+            ),
+            rect(105.9, 28.99, 106.0, 29.1),
+        ];
+        close(union_area_m2(&polys), by_overlay(&polys), 1e-8);
+    }
+
+    #[test]
+    fn holes_count_unless_another_polygon_fills_them() {
+        let frame = Polygon::new(
+            rect(106.0, 29.0, 106.01, 29.01).exterior().clone(),
+            vec![rect(106.002, 29.002, 106.008, 29.008).exterior().clone()],
+        );
+        close(
+            union_area_m2(std::slice::from_ref(&frame)),
+            crate::geom::geodesic_area_m2(&frame.clone().into()),
+            1e-9,
+        );
+        // A plug filling half the hole, and one filling exactly the whole hole.
+        let plug = rect(106.002, 29.002, 106.005, 29.008);
+        let left_open = rect(106.005, 29.002, 106.008, 29.008).geodesic_area_unsigned();
+        close(
+            union_area_m2(&[frame.clone(), plug]),
+            rect(106.0, 29.0, 106.01, 29.01).geodesic_area_unsigned() - left_open,
+            1e-9,
+        );
+        let full = rect(106.002, 29.002, 106.008, 29.008);
+        close(
+            union_area_m2(&[frame, full]),
+            rect(106.0, 29.0, 106.01, 29.01).geodesic_area_unsigned(),
+            1e-9,
+        );
+    }
+
+    #[test]
+    fn degenerate_and_empty_input_is_zero_not_a_panic() {
+        assert_eq!(union_area_m2(&[]), 0.0);
+        let flat = Polygon::new(
+            LineString::from(vec![(106.0, 29.0), (106.1, 29.0), (106.0, 29.0)]),
+            vec![],
+        );
+        let nan = Polygon::new(
+            LineString::from(vec![(f64::NAN, 29.0), (106.1, 29.0), (106.0, 29.1)]),
+            vec![],
+        );
+        assert_eq!(union_area_m2(&[flat, nan]), 0.0);
+        let mp = MultiPolygon(vec![rect(106.0, 29.0, 106.001, 29.001)]);
+        let clipped = mp.intersection(&MultiPolygon(vec![rect(106.0005, 29.0, 106.002, 29.002)]));
+        close(
+            union_area_m2(&clipped.0),
+            clipped.geodesic_area_unsigned(),
+            1e-9,
+        );
+    }
+}
