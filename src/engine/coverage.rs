@@ -3,6 +3,7 @@
 
 use geo::{Area, BooleanOps, BoundingRect, Geometry, MultiLineString, MultiPolygon, Polygon};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::LayerIndex;
@@ -78,6 +79,41 @@ fn lines_of(g: &Geometry<f64>) -> MultiLineString<f64> {
     }
 }
 
+fn has_polygons(g: &Geometry<f64>) -> bool {
+    match g {
+        Geometry::Polygon(_) | Geometry::Rect(_) | Geometry::Triangle(_) => true,
+        Geometry::MultiPolygon(mp) => !mp.0.is_empty(),
+        Geometry::GeometryCollection(gc) => gc.0.iter().any(has_polygons),
+        _ => false,
+    }
+}
+
+/// Hands `f` each of the geometry's polygons by reference, if it holds them as polygons (not
+/// rectangles or triangles) and each has a positive area; otherwise hands none and says so.
+fn borrow_polygons<'a>(g: &'a Geometry<f64>, f: &mut impl FnMut(&'a Polygon<f64>)) -> bool {
+    fn all<'a>(g: &'a Geometry<f64>, out: &mut Vec<&'a Polygon<f64>>) -> bool {
+        match g {
+            Geometry::Polygon(p) => {
+                out.push(p);
+                true
+            }
+            Geometry::MultiPolygon(mp) => {
+                out.extend(mp.0.iter());
+                true
+            }
+            Geometry::GeometryCollection(gc) => gc.0.iter().all(|g| all(g, out)),
+            Geometry::Rect(_) | Geometry::Triangle(_) => false,
+            _ => true,
+        }
+    }
+    let mut found = Vec::new();
+    if !all(g, &mut found) || found.is_empty() || found.iter().any(|p| p.unsigned_area() <= 0.0) {
+        return false;
+    }
+    found.into_iter().for_each(f);
+    true
+}
+
 /// Whether a feature is pinned only to a whole district (`placement: "district"`): its polygon is
 /// the district, so it says nothing about any town or village in it.
 pub fn district_level(f: &crate::model::Feature) -> bool {
@@ -96,7 +132,7 @@ pub fn coverage(idx: &LayerIndex, area: &PreparedArea, skip_district_level: bool
     };
     let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
     slots.sort_unstable();
-    let mut pieces: Vec<Polygon<f64>> = Vec::new();
+    let mut pieces: Vec<Cow<'_, Polygon<f64>>> = Vec::new();
     for (slot, _) in slots {
         let Some(f) = idx.slot(slot) else { continue };
         let Some(g) = f.geometry.as_ref() else {
@@ -115,18 +151,23 @@ pub fn coverage(idx: &LayerIndex, area: &PreparedArea, skip_district_level: bool
         }
         // A feature counts when a positive part of it lies inside: neighbours that only share a
         // boundary with the area (as tiled admin units do) are not "in" it.
-        let polys = polygons_of(g);
         let lines = lines_of(g);
         let mut meets = false;
-        let (has_polys, has_lines) = (!polys.0.is_empty(), !lines.0.is_empty());
+        let has_polys = has_polygons(g);
+        let has_lines = !lines.0.is_empty();
         if has_polys {
-            let inside = match relation {
-                BoxRelation::Inside => polys,
-                _ => polys.intersection(&area.shape),
-            };
-            if inside.0.iter().any(|p| p.unsigned_area() > 0.0) {
+            if relation == BoxRelation::Inside && borrow_polygons(g, &mut |p| pieces.push(Cow::Borrowed(p))) {
+                // Wholly inside: the stored polygons themselves, uncopied.
                 meets = true;
-                pieces.extend(inside.0);
+            } else {
+                let inside = match relation {
+                    BoxRelation::Inside => polygons_of(g),
+                    _ => polygons_of(g).intersection(&area.shape),
+                };
+                if inside.0.iter().any(|p| p.unsigned_area() > 0.0) {
+                    meets = true;
+                    pieces.extend(inside.0.into_iter().map(Cow::Owned));
+                }
             }
         }
         if has_lines {
@@ -152,8 +193,10 @@ pub fn coverage(idx: &LayerIndex, area: &PreparedArea, skip_district_level: bool
         }
         for (k, v) in &f.properties {
             if let Some(n) = v.as_f64() {
-                if summable(k) {
-                    *out.sums.entry(k.clone()).or_insert(0.0) += n;
+                if let Some(sum) = out.sums.get_mut(k) {
+                    *sum += n;
+                } else if summable(k) {
+                    out.sums.insert(k.clone(), n);
                 }
             }
         }

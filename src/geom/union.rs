@@ -24,6 +24,7 @@ use geo::{Coord, Polygon};
 use geographiclib_rs::Geodesic;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::RTree;
+use std::borrow::Borrow;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -36,7 +37,7 @@ pub const SHORT_DEG: f64 = 5e-4;
 
 /// Area in m² of the union of `polygons` (lon/lat degrees), on the WGS84 ellipsoid. Overlaps count
 /// once; rings may be wound either way; polygons may share edges or repeat.
-pub fn union_area_m2(polygons: &[Polygon<f64>]) -> f64 {
+pub fn union_area_m2<P: Borrow<Polygon<f64>>>(polygons: &[P]) -> f64 {
     let set = PolygonSet::new(polygons);
     if set.shapes.is_empty() {
         return 0.0;
@@ -65,14 +66,14 @@ pub fn union_area_m2(polygons: &[Polygon<f64>]) -> f64 {
     let next = AtomicUsize::new(0);
     let found = in_parallel(threads, || {
         let mut out = Found::default();
-        let mut items = Vec::new();
+        let mut here = Vec::new();
         loop {
             let first = next.fetch_add(ROWS, Ordering::Relaxed);
             if first >= cells.ny {
                 break;
             }
             for r in first..(first + ROWS).min(cells.ny) {
-                crossings(&set, &cells, &grids, r, &mut items, &mut out);
+                crossings(&set, &cells, &grids, r, &mut here, &mut out);
             }
         }
         out
@@ -437,42 +438,55 @@ impl EdgeGrid {
 /// one-piece edges are tested only in the cell holding the lower-left corner of where their
 /// boxes overlap, so each such pair once; pairs with a long edge are set aside to be
 /// deduplicated.
-#[allow(clippy::too_many_arguments)]
+/// An item of the cell being searched, with its box, sorted by the box's west side.
+#[derive(Clone, Copy)]
+struct Boxed {
+    min: [f64; 2],
+    max: [f64; 2],
+    item: Item,
+}
+
 fn crossings(
     set: &PolygonSet,
     cells: &Cells,
     grids: &[EdgeGrid],
     r: usize,
-    items: &mut Vec<Item>,
+    here: &mut Vec<Boxed>,
     out: &mut Found,
 ) {
     for c in 0..cells.nx {
         let cell = r * cells.nx + c;
-        let here: &[Item] = if grids.len() == 1 {
-            grids[0].cell(cell)
-        } else {
-            items.clear();
-            for g in grids {
-                items.extend_from_slice(g.cell(cell));
-            }
-            items
-        };
+        here.clear();
+        for g in grids {
+            here.extend(g.cell(cell).iter().map(|&item| {
+                let (min, max) = edge_box(item.a, item.b);
+                Boxed { min, max, item }
+            }));
+        }
+        if here.len() < 2 {
+            continue;
+        }
+        here.sort_unstable_by(|p, q| p.min[0].total_cmp(&q.min[0]));
         for (x, e) in here.iter().enumerate() {
-            let (emin, emax) = edge_box(e.a, e.b);
+            // A sweep from west to east: later items start no further west.
             for f in &here[x + 1..] {
-                if (e.owner ^ f.owner) & !LONG == 0 {
-                    continue;
+                if f.min[0] > e.max[0] {
+                    break;
                 }
-                let (fmin, fmax) = edge_box(f.a, f.b);
-                if emax[0] < fmin[0] || emin[0] > fmax[0] || emax[1] < fmin[1] || emin[1] > fmax[1]
+                if (e.item.owner ^ f.item.owner) & !LONG == 0
+                    || e.max[1] < f.min[1]
+                    || e.min[1] > f.max[1]
                 {
                     continue;
                 }
+                let (e, f) = (&e.item, &f.item);
                 if (e.owner | f.owner) & LONG != 0 {
                     out.long_pairs
                         .push((e.edge.min(f.edge), e.edge.max(f.edge)));
                     continue;
                 }
+                let (emin, _) = edge_box(e.a, e.b);
+                let (fmin, _) = edge_box(f.a, f.b);
                 if cells.col(emin[0].max(fmin[0])) != c || cells.row(emin[1].max(fmin[1])) != r {
                     continue;
                 }
@@ -495,7 +509,7 @@ fn edge_box(c: Coord<f64>, d: Coord<f64>) -> ([f64; 2], [f64; 2]) {
 }
 
 impl PolygonSet {
-    fn new(polygons: &[Polygon<f64>]) -> Self {
+    fn new<P: Borrow<Polygon<f64>>>(polygons: &[P]) -> Self {
         let e2 = F * (2.0 - F);
         let mut set = PolygonSet {
             coords: Vec::new(),
@@ -816,10 +830,10 @@ fn on_edge(a: Coord<f64>, b: Coord<f64>, c: Coord<f64>) -> Option<f64> {
 
 /// The polygons in Z-order of their first vertex, so neighbours on the ground are neighbours in
 /// memory and in the work each thread takes.
-fn spatial_order(polygons: &[Polygon<f64>]) -> impl Iterator<Item = &Polygon<f64>> {
+fn spatial_order<P: Borrow<Polygon<f64>>>(polygons: &[P]) -> impl Iterator<Item = &Polygon<f64>> {
     let first = |p: &Polygon<f64>| p.exterior().0.first().copied();
     let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-    for c in polygons.iter().filter_map(first) {
+    for c in polygons.iter().filter_map(|p| first(p.borrow())) {
         if c.x.is_finite() && c.y.is_finite() {
             lo = [lo[0].min(c.x), lo[1].min(c.y)];
             hi = [hi[0].max(c.x), hi[1].max(c.y)];
@@ -843,13 +857,13 @@ fn spatial_order(polygons: &[Polygon<f64>]) -> impl Iterator<Item = &Polygon<f64
         .iter()
         .enumerate()
         .map(|(k, p)| {
-            let c = first(p).unwrap_or_default();
+            let c = first(p.borrow()).unwrap_or_default();
             let key = spread(scale(c.x, lo[0], hi[0])) | (spread(scale(c.y, lo[1], hi[1])) << 1);
             (key, k)
         })
         .collect();
     keyed.sort_unstable();
-    keyed.into_iter().map(move |(_, k)| &polygons[k])
+    keyed.into_iter().map(move |(_, k)| polygons[k].borrow())
 }
 
 /// Twice the signed planar area of a ring without its closing vertex.
@@ -1084,7 +1098,7 @@ mod tests {
 
     #[test]
     fn degenerate_and_empty_input_is_zero_not_a_panic() {
-        assert_eq!(union_area_m2(&[]), 0.0);
+        assert_eq!(union_area_m2::<Polygon<f64>>(&[]), 0.0);
         let flat = Polygon::new(
             LineString::from(vec![(106.0, 29.0), (106.1, 29.0), (106.0, 29.0)]),
             vec![],
