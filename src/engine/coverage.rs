@@ -156,7 +156,9 @@ pub fn coverage(idx: &LayerIndex, area: &PreparedArea, skip_district_level: bool
         let has_polys = has_polygons(g);
         let has_lines = !lines.0.is_empty();
         if has_polys {
-            if relation == BoxRelation::Inside && borrow_polygons(g, &mut |p| pieces.push(Cow::Borrowed(p))) {
+            if relation == BoxRelation::Inside
+                && borrow_polygons(g, &mut |p| pieces.push(Cow::Borrowed(p)))
+            {
                 // Wholly inside: the stored polygons themselves, uncopied.
                 meets = true;
             } else {
