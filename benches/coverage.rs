@@ -46,6 +46,12 @@ fn main() {
         return;
     }
     let idx = LayerIndex::build(Layer::untitled("dense"), 1, dense);
+    if let Ok(n) = std::env::var("COVERAGE_ONLY") {
+        // For profilers: only the coverage, n times.
+        let (t, c) = time(n.parse().unwrap_or(20), || coverage(&idx, &town, false));
+        println!("coverage p50 {:.1} ms {:.3}", ms(t), c.covered_m2);
+        return;
+    }
 
     let (t, c) = time(20, || coverage(&idx, &town, false));
     println!(

@@ -1,7 +1,7 @@
 //! Coverage of an area by a layer: how many features meet it, how much of it they cover (their
 //! union, so overlaps count once) on the ellipsoid, and sums of the plans' numeric attributes.
 
-use geo::{Area, BooleanOps, BoundingRect, Geometry, MultiLineString, MultiPolygon, Polygon};
+use geo::{Area, BooleanOps, Geometry, MultiLineString, MultiPolygon, Polygon, Rect};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -130,15 +130,59 @@ pub fn coverage(idx: &LayerIndex, area: &PreparedArea, skip_district_level: bool
     let Some(window) = area.bbox() else {
         return out;
     };
-    let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
-    slots.sort_unstable();
-    let mut pieces: Vec<Cow<'_, Polygon<f64>>> = Vec::new();
-    for (slot, _) in slots {
+    let mut slots: Vec<(u32, Rect<f64>)> = idx.candidate_boxes(window).collect();
+    slots.sort_unstable_by_key(|(slot, _)| *slot);
+    // Large layers are read in two halves on two threads, merged in slot order.
+    let halves: Vec<&[(u32, Rect<f64>)]> = if slots.len() >= 4_000 {
+        let (a, b) = slots.split_at(slots.len() / 2);
+        vec![a, b]
+    } else {
+        vec![&slots]
+    };
+    let parts: Vec<(LayerCoverage, Vec<Cow<'_, Polygon<f64>>>)> = if halves.len() > 1 {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = halves
+                .iter()
+                .map(|h| scope.spawn(|| meeting(idx, area, skip_district_level, h)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    } else {
+        vec![meeting(idx, area, skip_district_level, &slots)]
+    };
+    let mut pieces = Vec::new();
+    for (part, p) in parts {
+        out.features += part.features;
+        out.line_length_m += part.line_length_m;
+        out.approximate_inputs |= part.approximate_inputs;
+        out.district_level_skipped += part.district_level_skipped;
+        for (k, v) in part.sums {
+            *out.sums.entry(k).or_insert(0.0) += v;
+        }
+        pieces.extend(p);
+    }
+    out.covered_m2 = union_area_m2(&pieces);
+    out
+}
+
+/// The features of `slots` that meet the area: their count, lengths and sums (no area yet), and
+/// their polygons' parts inside it — borrowed from the index when wholly inside.
+fn meeting<'a>(
+    idx: &'a LayerIndex,
+    area: &PreparedArea,
+    skip_district_level: bool,
+    slots: &[(u32, Rect<f64>)],
+) -> (LayerCoverage, Vec<Cow<'a, Polygon<f64>>>) {
+    let mut out = LayerCoverage::default();
+    let mut pieces: Vec<Cow<'a, Polygon<f64>>> = Vec::new();
+    for &(slot, r) in slots {
         let Some(f) = idx.slot(slot) else { continue };
         let Some(g) = f.geometry.as_ref() else {
             continue;
         };
-        let Some(r) = g.bounding_rect() else { continue };
         let relation = area.relate_box(r);
         if relation == BoxRelation::Outside {
             continue;
@@ -203,8 +247,7 @@ pub fn coverage(idx: &LayerIndex, area: &PreparedArea, skip_district_level: bool
             }
         }
     }
-    out.covered_m2 = union_area_m2(&pieces);
-    out
+    (out, pieces)
 }
 
 /// A prepared area for the part of `unit` inside `clip` (a child unit cut by a drawn polygon).

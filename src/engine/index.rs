@@ -185,6 +185,19 @@ impl LayerIndex {
             .map(move |e| (e.data, aabb.contains_envelope(&e.geom().envelope())))
     }
 
+    /// Slots whose bounding boxes intersect `r`, unordered, with their boxes.
+    pub(crate) fn candidate_boxes(
+        &self,
+        r: Rect<f64>,
+    ) -> impl Iterator<Item = (u32, Rect<f64>)> + '_ {
+        let aabb = AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]);
+        self.tree.locate_in_envelope_intersecting(&aabb).map(|e| {
+            let env = e.geom().envelope();
+            let (lo, hi) = (env.lower(), env.upper());
+            (e.data, Rect::new((lo[0], lo[1]), (hi[0], hi[1])))
+        })
+    }
+
     /// Stamps the changes since the last call with `revision` (the layer's new revision).
     pub fn seal_changes(&mut self, revision: u64) {
         self.revision = self.revision.max(revision);
