@@ -2,10 +2,17 @@
 //!
 //! The boundary of a union is made of the parts of the input edges that lie inside no other input
 //! polygon, and an area is a sum of per-edge terms over a boundary (Green's theorem), so the union's
-//! area is the sum of those terms over the uncovered parts of every edge. Each polygon only meets
-//! the few polygons whose boxes overlap its own, so the work is local, runs on every core, and
-//! never assembles rings: for 10,000 heavily overlapping parcels it is several times faster than
-//! an overlay union followed by an area.
+//! area is the sum of those terms over the uncovered parts of every edge. The work, on every core:
+//!
+//! 1. file every edge under the cells of a grid (cells about the size of a typical edge);
+//! 2. in each cell, sweep its edges west to east and find every crossing of two edges of
+//!    different polygons, each pair once, as an event on both edges (entering or leaving the
+//!    other polygon);
+//! 3. walk each ring from a vertex whose depth (how many other polygons cover it) is counted
+//!    directly, and add the terms of the parts of edges where the depth is zero.
+//!
+//! For 10,000 heavily overlapping parcels this is about four times faster than an overlay union
+//! (i_overlay through geo) followed by its geodesic area, and never assembles a ring.
 //!
 //! **Exactness.** Predicates (which side of an edge a vertex lies on) are exact (`robust`).
 //! Coincidences — shared edges between adjacent parcels, a vertex lying on another polygon's edge,
@@ -16,9 +23,11 @@
 //!
 //! **The per-edge term.** Each uncovered part contributes the area between it and a reference
 //! parallel, on the ellipsoid. Parts up to [`SHORT_DEG`] long use Lambert's cylindrical
-//! equal-area projection, in which that area is a trapezoid; longer parts use the geodesic
-//! quadrilateral area `S12` (Karney 2013, as in PostGIS `ST_Area(geography)`), so long edges are
-//! geodesics exactly and short ones differ from a geodesic by far less than 1e-9 of any area.
+//! equal-area projection, in which that area is a trapezoid, plus the geodesic's bow; longer
+//! parts use the geodesic quadrilateral area `S12` (Karney 2013, as in PostGIS
+//! `ST_Area(geography)`), and are cut where other polygons cross or touch them, as an overlay
+//! cuts them. Against an overlay union's geodesic area the result agrees to about 1e-10 on the
+//! benchmark set and 1e-8 on the tests' worst cases.
 
 use geo::{Coord, Polygon};
 use geographiclib_rs::Geodesic;
