@@ -1,6 +1,6 @@
 use geo::{BoundingRect, Rect};
 use rstar::primitives::{GeomWithData, Rectangle};
-use rstar::{Envelope, RTree, RTreeObject, AABB};
+use rstar::{RTree, RTreeObject, AABB};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -179,10 +179,13 @@ impl LayerIndex {
     /// Slots whose bounding boxes intersect `r`, unordered, each with whether its box lies
     /// wholly inside `r` (then the feature surely intersects and needs no exact test).
     pub(crate) fn candidates(&self, r: Rect<f64>) -> impl Iterator<Item = (u32, bool)> + '_ {
-        let aabb = AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]);
-        self.tree
-            .locate_in_envelope_intersecting(&aabb)
-            .map(move |e| (e.data, aabb.contains_envelope(&e.geom().envelope())))
+        self.candidate_boxes(r).map(move |(slot, b)| {
+            let inside = b.min().x >= r.min().x
+                && b.min().y >= r.min().y
+                && b.max().x <= r.max().x
+                && b.max().y <= r.max().y;
+            (slot, inside)
+        })
     }
 
     /// Slots whose bounding boxes intersect `r`, unordered, with their boxes.

@@ -524,15 +524,14 @@ fn crossings(
                 {
                     continue;
                 }
+                let corner = [e.min[0].max(f.min[0]), e.min[1].max(f.min[1])];
                 let (e, f) = (&e.item, &f.item);
                 if (e.owner | f.owner) & LONG != 0 {
                     out.long_pairs
                         .push((e.edge.min(f.edge), e.edge.max(f.edge)));
                     continue;
                 }
-                let (emin, _) = edge_box(e.a, e.b);
-                let (fmin, _) = edge_box(f.a, f.b);
-                if cells.col(emin[0].max(fmin[0])) != c || cells.row(emin[1].max(fmin[1])) != r {
+                if cells.col(corner[0]) != c || cells.row(corner[1]) != r {
                     continue;
                 }
                 set.test_pair(
