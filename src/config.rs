@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,6 +63,48 @@ pub struct ServeArgs {
     /// Refuse writes over HTTP (POST /collections/{id}/items).
     #[arg(long, env = "YIZHANGTU_READ_ONLY")]
     pub read_only: bool,
+    /// Longest a heavy request (coverage, area features, exports, tiles, large filters) may
+    /// run, queueing included, e.g. `30`, `2.5`, `500ms`; over it the answer is 503.
+    #[arg(long, env = "YIZHANGTU_REQUEST_TIMEOUT", default_value = "30", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// After SIGTERM or Ctrl-C, how long requests in flight may take before the process exits
+    /// anyway, e.g. `10`, `500ms`.
+    #[arg(long, env = "YIZHANGTU_SHUTDOWN_GRACE", default_value = "10", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Heavy requests that run at once (0: one per core); the others wait in a queue.
+    #[arg(long, env = "YIZHANGTU_HEAVY_JOBS", default_value_t = 0)]
+    pub heavy_jobs: usize,
+    /// Heavy requests that may wait for a slot; more get 503 with Retry-After.
+    #[arg(long, env = "YIZHANGTU_HEAVY_QUEUE", default_value_t = 64)]
+    pub heavy_queue: usize,
+    /// Largest export built in memory (GeoPackage, Shapefile, CSV, TXT, land-consolidation
+    /// bundle), in MiB, as estimated from the features chosen; larger ones get 413.
+    /// GeoJSON exports are streamed and not bound by it.
+    #[arg(long, env = "YIZHANGTU_MAX_EXPORT_MB", default_value_t = 512)]
+    pub max_export_mb: usize,
+    /// Build links from X-Forwarded-Host and X-Forwarded-Proto (only behind a proxy that sets
+    /// them); otherwise they are ignored.
+    #[arg(long, env = "YIZHANGTU_TRUST_FORWARDED_HEADERS")]
+    pub trust_forwarded_headers: bool,
+}
+
+/// `30`, `2.5` (seconds), `30s` or `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, scale) = if let Some(ms) = t.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(s) = t.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = number.trim().parse().map_err(|_| {
+        format!("'{text}' is not a duration: write seconds (30, 2.5, 30s) or 500ms")
+    })?;
+    if !(v.is_finite() && v > 0.0 && v * scale < 1e9) {
+        return Err(format!("'{text}': give a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -137,6 +180,18 @@ pub struct HttpSettings {
     pub read_only: bool,
     /// Memory the vector-tile cache may use, in bytes.
     pub tile_cache_bytes: usize,
+    /// Longest a heavy request may take, queueing included.
+    pub request_timeout: Duration,
+    /// Time requests in flight get after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// Heavy requests that run at once (0: one per core).
+    pub heavy_jobs: usize,
+    /// Heavy requests that may wait for a slot.
+    pub heavy_queue: usize,
+    /// Largest export built in memory, in bytes (estimated before building).
+    pub max_export_bytes: usize,
+    /// Whether X-Forwarded-Host/-Proto are believed.
+    pub trust_forwarded_headers: bool,
 }
 
 impl Default for HttpSettings {
@@ -145,6 +200,29 @@ impl Default for HttpSettings {
             max_body_bytes: 64 * 1024 * 1024,
             read_only: false,
             tile_cache_bytes: 256 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            heavy_jobs: 0,
+            heavy_queue: 64,
+            max_export_bytes: 512 * 1024 * 1024,
+            trust_forwarded_headers: false,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The settings `serve` was given.
+    pub fn from_args(args: &ServeArgs) -> HttpSettings {
+        HttpSettings {
+            max_body_bytes: args.max_body_bytes,
+            read_only: args.read_only,
+            tile_cache_bytes: args.tile_cache_mb.saturating_mul(1024 * 1024),
+            request_timeout: args.request_timeout,
+            shutdown_grace: args.shutdown_grace,
+            heavy_jobs: args.heavy_jobs,
+            heavy_queue: args.heavy_queue,
+            max_export_bytes: args.max_export_mb.saturating_mul(1024 * 1024),
+            trust_forwarded_headers: args.trust_forwarded_headers,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::engine::coverage::{coverage, district_level};
 use crate::engine::filter::{parse as parse_filter, FilterLang};
-use crate::engine::{AdminLevel, AdminUnit, Engine, Filter, Query};
+use crate::engine::{AdminLevel, AdminUnit, Budget, Engine, Filter, Query, Stop};
 use crate::formats::geojson::{write_feature, PropertySelection};
 use crate::formats::{
     write_boundary_txt, write_csv, write_geopackage, write_shapefile_zip, DbfEncoding, ExportLayer,
@@ -85,9 +85,20 @@ pub type Chosen = Vec<(Layer, Vec<Arc<Feature>>)>;
 
 /// Picks the features. Errors name the layer or the filter's problem.
 pub fn select(engine: &Engine, sel: &Selection) -> Result<Chosen, String> {
+    select_within(engine, sel, &Budget::unlimited()).unwrap_or_else(|stop| Err(stop.to_string()))
+}
+
+/// [`select`] that stops when `budget` runs out.
+pub fn select_within(
+    engine: &Engine,
+    sel: &Selection,
+    budget: &Budget,
+) -> Result<Result<Chosen, String>, Stop> {
     let mut out = Vec::new();
     for id in &sel.layers {
-        let idx = engine.layer(id).ok_or_else(|| format!("no layer '{id}'"))?;
+        let Some(idx) = engine.layer(id) else {
+            return Ok(Err(format!("no layer '{id}'")));
+        };
         let idx = idx.read();
         let mut parts = Vec::new();
         if let Some((_, area)) = &sel.area {
@@ -98,21 +109,25 @@ pub fn select(engine: &Engine, sel: &Selection) -> Result<Chosen, String> {
         }
         if let Some(text) = &sel.filter {
             let known = |k: &str| k == "id" || idx.has_property(k);
-            let f = parse_filter(text, FilterLang::Cql2Text, &known)
-                .map_err(|e| format!("filter on layer {id}: {e}"))?;
-            parts.push(f);
+            match parse_filter(text, FilterLang::Cql2Text, &known) {
+                Ok(f) => parts.push(f),
+                Err(e) => return Ok(Err(format!("filter on layer {id}: {e}"))),
+            }
         }
         let filter = match parts.len() {
             0 => None,
             1 => parts.pop(),
             _ => Some(Filter::And(parts)),
         };
-        let res = idx.query(&Query {
-            bbox: sel.bbox,
-            filter,
-            limit: usize::MAX,
-            ..Default::default()
-        });
+        let res = idx.query_within(
+            &Query {
+                bbox: sel.bbox,
+                filter,
+                limit: usize::MAX,
+                ..Default::default()
+            },
+            budget,
+        )?;
         let below_district = sel
             .area
             .as_ref()
@@ -131,7 +146,7 @@ pub fn select(engine: &Engine, sel: &Selection) -> Result<Chosen, String> {
             .collect();
         out.push((idx.layer.clone(), features));
     }
-    Ok(out)
+    Ok(Ok(out))
 }
 
 /// The centre longitude of what is exported, for `crs=auto-gk`.

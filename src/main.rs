@@ -78,16 +78,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     println!("  landing page: {url}   collections: {url}collections   API: {url}api");
     tracing::info!(%url, "listening");
-    let state = yizhangtu::http::AppState::new(
-        app,
-        HttpSettings {
-            max_body_bytes: args.max_body_bytes,
-            read_only: args.read_only,
-            tile_cache_bytes: args.tile_cache_mb * 1024 * 1024,
-        },
-    );
+    let state = yizhangtu::http::AppState::new(app, HttpSettings::from_args(&args));
     yizhangtu::http::serve(listener, state).await?;
-    Ok(())
+    // Work that outlived the grace period (a blocking computation) must not hold the process:
+    // leaving through `main` would wait for it when the runtime drops.
+    tracing::info!("stopped");
+    std::process::exit(0)
 }
 
 async fn import(args: ImportArgs) -> anyhow::Result<()> {

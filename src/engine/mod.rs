@@ -2,6 +2,7 @@
 //! Pure: no I/O, no HTTP, no SQL. Reads take a shared lock on one layer; writes a short exclusive one.
 
 pub mod admin;
+pub mod budget;
 pub mod check;
 pub mod coverage;
 pub mod filter;
@@ -9,6 +10,7 @@ mod index;
 mod query;
 
 pub use admin::{AdminLevel, AdminLookupError, AdminUnit};
+pub use budget::{Budget, Stop};
 pub use filter::{Filter, FilterError, FilterLang};
 pub use index::{LayerIndex, LayerStats};
 pub use query::{Near, PropertyFilter, Query, QueryResult, SortKey};

@@ -3,6 +3,7 @@ use serde_json::Value;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use super::budget::{Budget, Stop};
 use super::filter::Filter;
 use super::LayerIndex;
 use crate::model::Feature;
@@ -161,6 +162,17 @@ impl LayerIndex {
     /// tests, then property filters, then sort and page. Without a sort the order is insertion
     /// order, so paging is stable between requests.
     pub fn query(&self, q: &Query) -> QueryResult {
+        self.query_within(q, &Budget::unlimited())
+            .unwrap_or_else(|_| QueryResult {
+                features: vec![],
+                distances: None,
+                matched: 0,
+            })
+    }
+
+    /// [`LayerIndex::query`] that stops when `budget` runs out (checked every few hundred
+    /// candidates).
+    pub fn query_within(&self, q: &Query, budget: &Budget) -> Result<QueryResult, Stop> {
         let hint = q.filter.as_ref().and_then(Filter::bbox_hint);
         let windows = [q.bbox, hint, q.near.map(|n| n.window())];
         let mut window: Option<Rect<f64>> = None;
@@ -170,11 +182,11 @@ impl LayerIndex {
                 Some(prev) => match intersect(prev, w) {
                     Some(r) => Some(r),
                     None => {
-                        return QueryResult {
+                        return Ok(QueryResult {
                             features: vec![],
                             distances: None,
                             matched: 0,
-                        }
+                        })
                     }
                 },
             };
@@ -214,7 +226,8 @@ impl LayerIndex {
                 // "inside" is about the combined window; it proves the bbox test only when the
                 // window is the bbox itself.
                 let window_is_bbox = q.bbox == Some(r);
-                for (slot, inside) in slots {
+                for (i, (slot, inside)) in slots.into_iter().enumerate() {
+                    budget.check_every(i)?;
                     let Some(f) = self.slot(slot) else { continue };
                     if passes_bbox(f, inside && window_is_bbox) && keep(f) {
                         take(f);
@@ -232,7 +245,8 @@ impl LayerIndex {
                 );
             }
             None => {
-                for (_, f) in self.iter() {
+                for (i, (_, f)) in self.iter().enumerate() {
+                    budget.check_every(i)?;
                     if keep(f) {
                         take(f);
                     }
@@ -240,11 +254,11 @@ impl LayerIndex {
             }
         }
         if !needs_all {
-            return QueryResult {
+            return Ok(QueryResult {
                 features: page,
                 distances: None,
                 matched,
-            };
+            });
         }
         if q.near.is_some() && q.sort.is_empty() {
             all.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(Ordering::Equal));
@@ -263,11 +277,11 @@ impl LayerIndex {
         let chosen: Vec<(Arc<Feature>, f64)> =
             all.into_iter().skip(q.offset).take(q.limit).collect();
         let distances = q.near.map(|_| chosen.iter().map(|(_, d)| *d).collect());
-        QueryResult {
+        Ok(QueryResult {
             features: chosen.into_iter().map(|(f, _)| f).collect(),
             distances,
             matched,
-        }
+        })
     }
 }
 

@@ -14,11 +14,14 @@ use std::sync::Arc;
 
 use super::error::{ApiError, ApiResult};
 use super::html;
-use super::params::{base_url, etag, not_modified, respond, Format, Params};
+use super::params::{
+    base_url, etag, media_type_essence, not_modified, respond, unsupported_media_type, Format,
+    Params,
+};
 use super::query::{check_vertices, lookup_error};
 use super::AppState;
 use crate::engine::coverage::{coverage, intersect_areas, unit_of, LayerCoverage};
-use crate::engine::{AdminLevel, AdminUnit, Engine};
+use crate::engine::{AdminLevel, AdminUnit, Budget, Engine, Stop};
 use crate::formats::geojson::{decode_geometry, write_feature, PropertySelection};
 use crate::geom::{geodesic_area_m2, validate_topology, PreparedArea, M2_PER_HA, M2_PER_MU};
 
@@ -85,35 +88,51 @@ fn prepared(engine: &Engine, u: &AdminUnit) -> ApiResult<Arc<PreparedArea>> {
     })
 }
 
-/// The `layers` parameter, each checked to exist; `default` picks the layers when it is absent.
+/// Most distinct layers one request may name.
+pub const MAX_LAYERS: usize = 64;
+
+/// The `layers` parameter, each checked to exist, repeated names collapsed (first one kept, in
+/// order); `default` picks the layers when it is absent.
 pub(super) fn parse_layers(
     engine: &Engine,
     params: &Params,
     default: fn(&str) -> bool,
 ) -> ApiResult<Vec<String>> {
     let all = engine.layer_ids();
-    match params.get("layers")? {
-        None => Ok(all.into_iter().filter(|l| default(l)).collect()),
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                if all.iter().any(|a| a == l) {
-                    Ok(l.to_string())
-                } else {
-                    Err(ApiError::parameter(
-                        "layers",
-                        list,
-                        format!("no layer '{l}'; see /collections"),
-                    )
-                    .with_details(
-                        json!({"parameter": "layers", "value": list, "layer": l, "layers": all}),
-                    ))
-                }
-            })
-            .collect(),
+    let Some(list) = params.get("layers")? else {
+        return Ok(all.into_iter().filter(|l| default(l)).collect());
+    };
+    let mut out: Vec<String> = Vec::new();
+    for l in list.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+        if !all.iter().any(|a| a == l) {
+            return Err(ApiError::parameter(
+                "layers",
+                list,
+                format!("no layer '{l}'; see /collections"),
+            )
+            .with_details(
+                json!({"parameter": "layers", "value": list, "layer": l, "layers": all}),
+            ));
+        }
+        if !out.iter().any(|o| o == l) {
+            if out.len() == MAX_LAYERS {
+                return Err(too_many_layers("layers", list));
+            }
+            out.push(l.to_string());
+        }
     }
+    Ok(out)
+}
+
+/// 400 for a list of more than [`MAX_LAYERS`] distinct layers.
+pub(super) fn too_many_layers(parameter: &str, value: &str) -> ApiError {
+    let shown: String = value.chars().take(200).collect();
+    ApiError::parameter(
+        parameter,
+        &shown,
+        format!("name at most {MAX_LAYERS} distinct layers"),
+    )
+    .with_details(json!({"parameter": parameter, "limit": "layers", "max": MAX_LAYERS}))
 }
 
 fn parse_by(params: &Params) -> ApiResult<Option<AdminLevel>> {
@@ -258,67 +277,70 @@ async fn area_features(
         return Ok(r);
     }
     let unit = u.clone();
-    let (body, counts, total, truncated) = tokio::task::spawn_blocking(move || {
-        let mut out = String::new();
-        let mut counts = serde_json::Map::new();
-        let mut total = 0usize;
-        let mut truncated = false;
-        for layer_id in &layers {
-            let Some(layer) = engine.layer(layer_id) else {
-                continue;
-            };
-            let idx = layer.read();
-            let Some(window) = area.bbox() else { continue };
-            let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
-            slots.sort_unstable();
-            let mut n = 0usize;
-            for (slot, _) in slots {
-                let Some(f) = idx.slot(slot) else { continue };
-                let Some(g) = f.geometry.as_ref() else {
+    let (body, counts, total, truncated) = state
+        .heavy
+        .run(move |budget| {
+            let mut out = String::new();
+            let mut counts = serde_json::Map::new();
+            let mut total = 0usize;
+            let mut truncated = false;
+            for layer_id in &layers {
+                let Some(layer) = engine.layer(layer_id) else {
                     continue;
                 };
-                // The unit itself is not "in" the unit; features tied only to a whole district
-                // are not in any town or village of it.
-                if layer_id == unit.level.layer() && f.id == unit.feature.id {
-                    continue;
+                let idx = layer.read();
+                let Some(window) = area.bbox() else { continue };
+                let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
+                slots.sort_unstable();
+                let mut n = 0usize;
+                for (i, (slot, _)) in slots.into_iter().enumerate() {
+                    budget.check_every(i)?;
+                    let Some(f) = idx.slot(slot) else { continue };
+                    let Some(g) = f.geometry.as_ref() else {
+                        continue;
+                    };
+                    // The unit itself is not "in" the unit; features tied only to a whole district
+                    // are not in any town or village of it.
+                    if layer_id == unit.level.layer() && f.id == unit.feature.id {
+                        continue;
+                    }
+                    if unit.level != AdminLevel::District
+                        && crate::engine::coverage::district_level(f)
+                    {
+                        continue;
+                    }
+                    let Some(share) = area.share_inside(g) else {
+                        continue;
+                    };
+                    // A positive share: neighbours that only touch the boundary are not in the unit.
+                    let keep = if within {
+                        share >= 1.0 - 1e-6
+                    } else {
+                        share > 0.0
+                    };
+                    if !keep {
+                        continue;
+                    }
+                    n += 1;
+                    if total >= MAX_AREA_FEATURES {
+                        truncated = true;
+                        continue;
+                    }
+                    if total > 0 {
+                        out.push(',');
+                    }
+                    total += 1;
+                    let extra = [
+                        ("layer", json!(layer_id)),
+                        ("share_inside", json!(round(share, 6))),
+                    ];
+                    write_feature(&mut out, f, &PropertySelection::All, None, &extra);
                 }
-                if unit.level != AdminLevel::District && crate::engine::coverage::district_level(f)
-                {
-                    continue;
-                }
-                let Some(share) = area.share_inside(g) else {
-                    continue;
-                };
-                // A positive share: neighbours that only touch the boundary are not in the unit.
-                let keep = if within {
-                    share >= 1.0 - 1e-6
-                } else {
-                    share > 0.0
-                };
-                if !keep {
-                    continue;
-                }
-                n += 1;
-                if total >= MAX_AREA_FEATURES {
-                    truncated = true;
-                    continue;
-                }
-                if total > 0 {
-                    out.push(',');
-                }
-                total += 1;
-                let extra = [
-                    ("layer", json!(layer_id)),
-                    ("share_inside", json!(round(share, 6))),
-                ];
-                write_feature(&mut out, f, &PropertySelection::All, None, &extra);
+                counts.insert(layer_id.clone(), json!(n));
             }
-            counts.insert(layer_id.clone(), json!(n));
-        }
-        (out, counts, total, truncated)
-    })
-    .await
-    .map_err(ApiError::internal)?;
+            Ok((out, counts, total, truncated))
+        })
+        .await?;
     let head = json!({
         "area": unit_json(&u),
         "relation": if within { "within" } else { "intersects" },
@@ -391,11 +413,17 @@ fn layer_json(c: &LayerCoverage, title: &str, area_m2: f64) -> Value {
     })
 }
 
-fn region_report(engine: &Engine, region: &Region, layers: &[String]) -> (Value, bool) {
+fn region_report(
+    engine: &Engine,
+    region: &Region,
+    layers: &[String],
+    budget: &Budget,
+) -> Result<(Value, bool), Stop> {
     let area_m2 = geodesic_area_m2(&Geometry::MultiPolygon(region.area.shape.clone()));
     let mut approximate = region.approximate;
     let mut rows = Vec::new();
     for l in layers {
+        budget.check()?;
         let Some(layer) = engine.layer(l) else {
             continue;
         };
@@ -406,26 +434,32 @@ fn region_report(engine: &Engine, region: &Region, layers: &[String]) -> (Value,
         approximate |= c.approximate_inputs;
         rows.push(layer_json(&c, &idx.layer.title_zh, area_m2));
     }
-    (
+    Ok((
         json!({
             "code": region.code, "name": region.name, "level": region.level,
             "area": area_figures(area_m2), "approximate": region.approximate, "layers": rows,
         }),
         approximate,
-    )
+    ))
 }
 
 /// Children of the region at `level`: by code for admin units, by intersection for drawn areas.
-fn breakdown_regions(engine: &Engine, region: &Region, level: AdminLevel) -> Vec<Region> {
+fn breakdown_regions(
+    engine: &Engine,
+    region: &Region,
+    level: AdminLevel,
+    budget: &Budget,
+) -> Result<Vec<Region>, Stop> {
     let Some(layer) = engine.layer(level.layer()) else {
-        return vec![];
+        return Ok(vec![]);
     };
     let units: Vec<Arc<crate::model::Feature>> = {
         let idx = layer.read();
         idx.iter().map(|(_, f)| Arc::clone(f)).collect()
     };
     let mut out = Vec::new();
-    for f in units {
+    for (i, f) in units.into_iter().enumerate() {
+        budget.check_every(i)?;
         let code = f.admin_code.clone().unwrap_or_else(|| f.id.clone());
         let Some(g) = f.geometry.as_ref() else {
             continue;
@@ -471,18 +505,66 @@ fn breakdown_regions(engine: &Engine, region: &Region, level: AdminLevel) -> Vec
         });
     }
     out.sort_by(|a, b| a.code.cmp(&b.code));
-    out
+    Ok(out)
+}
+
+/// A region ready to use, or a drawn geometry still to decode and validate (on a heavy slot:
+/// validating a large polygon is real work).
+enum RegionSource {
+    Ready(Region),
+    Drawn(Value),
+}
+
+impl RegionSource {
+    fn code(&self) -> Option<&str> {
+        match self {
+            RegionSource::Ready(r) => r.code.as_deref(),
+            RegionSource::Drawn(_) => None,
+        }
+    }
+
+    fn make(self) -> ApiResult<Region> {
+        match self {
+            RegionSource::Ready(r) => Ok(r),
+            RegionSource::Drawn(geometry) => drawn_region(&geometry),
+        }
+    }
+}
+
+fn invalid_body(msg: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "InvalidBody", msg)
+}
+
+fn drawn_region(geometry: &Value) -> ApiResult<Region> {
+    let g = decode_geometry(geometry, 0).map_err(|e| invalid_body(format!("geometry: {e}")))?;
+    if !matches!(g, Geometry::Polygon(_) | Geometry::MultiPolygon(_)) {
+        return Err(invalid_body(
+            "geometry must be a Polygon or MultiPolygon".into(),
+        ));
+    }
+    check_vertices("geometry", &g)?;
+    validate_topology(&g).map_err(|p| invalid_body(format!("geometry is invalid: {p}")))?;
+    let Some(area) = crate::geom::prepare(&g) else {
+        return Err(invalid_body("geometry has no area".into()));
+    };
+    Ok(Region {
+        code: None,
+        name: "drawn area".into(),
+        level: None,
+        area: Arc::new(area),
+        approximate: false,
+    })
 }
 
 async fn coverage_response(
     state: &AppState,
-    region: Region,
+    region: RegionSource,
     layers: Vec<String>,
     by: Option<AdminLevel>,
     format: Format,
     tag: Option<&str>,
 ) -> ApiResult<Response> {
-    if let (Some(level), Some(code)) = (by, &region.code) {
+    if let (Some(level), Some(code)) = (by, region.code()) {
         let own = AdminLevel::of_code(code);
         if own == Some(level)
             || own == Some(AdminLevel::Village)
@@ -496,26 +578,29 @@ async fn coverage_response(
         }
     }
     let engine = Arc::clone(&state.app.engine);
-    let doc = tokio::task::spawn_blocking(move || {
-        let (mut doc, mut approximate) = region_report(&engine, &region, &layers);
-        if let Some(level) = by {
-            let parts: Vec<Value> = breakdown_regions(&engine, &region, level)
-                .iter()
-                .map(|child| {
-                    let (d, a) = region_report(&engine, child, &layers);
+    let doc = state
+        .heavy
+        .run(move |budget| {
+            let region = match region.make() {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            let (mut doc, mut approximate) = region_report(&engine, &region, &layers, budget)?;
+            if let Some(level) = by {
+                let mut parts = Vec::new();
+                for child in breakdown_regions(&engine, &region, level, budget)? {
+                    let (d, a) = region_report(&engine, &child, &layers, budget)?;
                     approximate |= a;
-                    d
-                })
-                .collect();
-            doc["by"] = json!(level);
-            doc["breakdown"] = Value::Array(parts);
-        }
-        doc["approximate_inputs"] = json!(approximate);
-        doc["units"] = units_doc();
-        doc
-    })
-    .await
-    .map_err(ApiError::internal)?;
+                    parts.push(d);
+                }
+                doc["by"] = json!(level);
+                doc["breakdown"] = Value::Array(parts);
+            }
+            doc["approximate_inputs"] = json!(approximate);
+            doc["units"] = units_doc();
+            Ok(Ok(doc))
+        })
+        .await??;
     if format == Format::Html {
         let mut body = format!("<p>面积 Area: {}</p>", html::value(&doc["area"]));
         let mut table = |rows: &Value, label: &str| {
@@ -591,7 +676,15 @@ async fn area_coverage(
         approximate: u.feature.properties.get("approximate") == Some(&Value::Bool(true)),
         area,
     };
-    coverage_response(&state, region, layers, by, format, Some(&tag)).await
+    coverage_response(
+        &state,
+        RegionSource::Ready(region),
+        layers,
+        by,
+        format,
+        Some(&tag),
+    )
+    .await
 }
 
 /// `POST /analysis/coverage`: the body is a GeoJSON Polygon/MultiPolygon (bare, or as a Feature),
@@ -605,7 +698,16 @@ async fn analysis_coverage(
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f", "layers", "by"], |_| false)?;
     let format = Format::negotiate(&params, &headers)?;
-    let invalid = |msg: String| ApiError::new(StatusCode::BAD_REQUEST, "InvalidBody", msg);
+    match media_type_essence(&headers).as_deref() {
+        None | Some("application/json") | Some("application/geo+json") => {}
+        Some(other) => {
+            return Err(unsupported_media_type(
+                other,
+                &["application/geo+json", "application/json"],
+            ))
+        }
+    }
+    let invalid = invalid_body;
     let doc: Value =
         serde_json::from_slice(&body).map_err(|e| invalid(format!("body is not JSON: {e}")))?;
     let engine = &state.app.engine;
@@ -635,13 +737,13 @@ async fn analysis_coverage(
         let u = engine
             .resolve_admin(code)
             .map_err(|e| lookup_error("area", e))?;
-        Region {
+        RegionSource::Ready(Region {
             code: Some(u.code.clone()),
             name: u.name.clone(),
             level: Some(u.level),
             approximate: u.feature.properties.get("approximate") == Some(&Value::Bool(true)),
             area: prepared(engine, &u)?,
-        }
+        })
     } else {
         let geometry = match doc.get("type").and_then(Value::as_str) {
             Some("Feature") => doc.get("geometry").cloned().unwrap_or(Value::Null),
@@ -651,22 +753,7 @@ async fn analysis_coverage(
         if geometry.is_null() {
             return Err(invalid("send a GeoJSON Polygon or MultiPolygon, a Feature with one, or {\"area\": \"<code>\"}".into()));
         }
-        let g = decode_geometry(&geometry, 0).map_err(|e| invalid(format!("geometry: {e}")))?;
-        if !matches!(g, Geometry::Polygon(_) | Geometry::MultiPolygon(_)) {
-            return Err(invalid("geometry must be a Polygon or MultiPolygon".into()));
-        }
-        check_vertices("geometry", &g)?;
-        validate_topology(&g).map_err(|p| invalid(format!("geometry is invalid: {p}")))?;
-        let Some(area) = crate::geom::prepare(&g) else {
-            return Err(invalid("geometry has no area".into()));
-        };
-        Region {
-            code: None,
-            name: "drawn area".into(),
-            level: None,
-            area: Arc::new(area),
-            approximate: false,
-        }
+        RegionSource::Drawn(geometry)
     };
     coverage_response(&state, region, layers, by, format, None).await
 }

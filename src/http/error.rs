@@ -12,6 +12,8 @@ pub struct ApiError {
     pub description: String,
     /// Extra members of the body (e.g. the list of bad features).
     pub details: Option<serde_json::Value>,
+    /// Seconds for a `Retry-After` header (503 when busy); small, to keep the error small.
+    pub retry_after: Option<std::num::NonZeroU16>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             code,
             description: description.into(),
             details: None,
+            retry_after: None,
         }
     }
 
@@ -41,6 +44,12 @@ impl ApiError {
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
+        self
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        let s = u16::try_from(seconds.max(1)).unwrap_or(u16::MAX);
+        self.retry_after = std::num::NonZeroU16::new(s);
         self
     }
 
@@ -65,12 +74,17 @@ impl IntoResponse for ApiError {
                 obj.insert(k, v);
             }
         }
-        (
+        let mut r = (
             self.status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.get().into());
+        }
+        r
     }
 }
 

@@ -14,10 +14,12 @@ use super::error::{ApiError, ApiResult};
 use super::params::Params;
 use super::query::{lookup_error, parse_crs};
 use super::AppState;
+use crate::engine::{Budget, Stop};
 use crate::export::{self, ExportFile, ExportFormat, Selection};
 use crate::formats::DbfEncoding;
 use crate::geom::crs::{Crs, CrsRequest};
 use crate::geom::Bbox;
+use geo::CoordsIter;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -50,10 +52,12 @@ fn attachment(file: ExportFile) -> Response {
     r
 }
 
-/// Sends what a blocking writer produces down a channel, 64 KiB at a time.
+/// Sends what a blocking writer produces down a channel, 64 KiB at a time; stops when the
+/// client has gone (the channel is closed) or the request's budget runs out.
 struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
     buf: Vec<u8>,
+    budget: Budget,
 }
 
 impl std::io::Write for ChannelWriter {
@@ -66,6 +70,7 @@ impl std::io::Write for ChannelWriter {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
+        self.budget.check().map_err(std::io::Error::other)?;
         if !self.buf.is_empty() {
             let chunk = Bytes::from(std::mem::take(&mut self.buf));
             self.tx
@@ -129,12 +134,27 @@ async fn export_handler(
         filter: params.get("filter")?.map(String::from),
     };
     let crs_req = parse_crs(&params, "crs")?;
+    let filter_text = sel.filter.clone().unwrap_or_default();
+    let max_bytes = state.settings.max_export_bytes;
+    let streamed = format == ExportFormat::GeoJson;
     let chosen = {
         let engine = Arc::clone(&engine);
-        tokio::task::spawn_blocking(move || export::select(&engine, &sel).map(|c| (c, sel)))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|e| ApiError::parameter("filter", "", e))?
+        state
+            .heavy
+            .run(move |budget| {
+                let chosen = match export::select_within(&engine, &sel, budget)? {
+                    Ok(c) => c,
+                    Err(e) => return Ok(Err(ApiError::parameter("filter", &filter_text, e))),
+                };
+                if !streamed {
+                    let estimate = estimated_bytes(&chosen, budget)?;
+                    if estimate > max_bytes {
+                        return Ok(Err(too_large(estimate, max_bytes)));
+                    }
+                }
+                Ok(Ok((chosen, sel)))
+            })
+            .await??
     };
     let (chosen, sel) = chosen;
     let default_crs = match format {
@@ -149,10 +169,18 @@ async fn export_handler(
     if format == ExportFormat::GeoJson {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let count = chosen.iter().map(|(_, f)| f.len()).sum::<usize>();
+        // The stream outlives this handler: it holds a heavy slot and stops at the deadline or
+        // when the client stops reading.
+        let admission = state.heavy.admit().await?;
+        let budget = admission.budget.clone();
+        let permit = admission.permit;
+        admission.cancel_on_drop.disarm();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut w = ChannelWriter {
                 tx: tx.clone(),
                 buf: Vec::with_capacity(64 * 1024),
+                budget,
             };
             let result = export::write_geojson_stream(&chosen, &crs, &mut w)
                 .and_then(|_| std::io::Write::flush(&mut w));
@@ -182,12 +210,19 @@ async fn export_handler(
         }
         return Ok(r);
     }
-    let file = export::write(&chosen, format, &crs, encoding, &name)
-        .await
-        .map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "ExportFailed", e)
-                .with_details(json!({"format": format.extension(), "crs": crs.uri()}))
-        })?;
+    let handle = tokio::runtime::Handle::current();
+    let file = state
+        .heavy
+        .run(move |budget| {
+            budget.check()?;
+            Ok(handle
+                .block_on(export::write(&chosen, format, &crs, encoding, &name))
+                .map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "ExportFailed", e)
+                        .with_details(json!({"format": format.extension(), "crs": crs.uri()}))
+                }))
+        })
+        .await??;
     let mut r = attachment(file);
     if let Ok(v) = HeaderValue::from_str(&format!("<{}>", crs.uri())) {
         r.headers_mut().insert("content-crs", v);
@@ -243,8 +278,41 @@ async fn land_consolidation(
         .admin_area(&unit)
         .ok_or_else(|| ApiError::parameter("area", code, "the unit has no polygon"))?;
     let layers = layers_param(&state, &params)?;
-    let file = export::land_consolidation(&engine, &unit, area, layers)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "ExportFailed", e))?;
+    let handle = tokio::runtime::Handle::current();
+    let file = state
+        .heavy
+        .run(move |budget| {
+            budget.check()?;
+            Ok(handle
+                .block_on(export::land_consolidation(&engine, &unit, area, layers))
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "ExportFailed", e)))
+        })
+        .await??;
     Ok(attachment(file))
+}
+
+/// Bytes an export built in memory is reckoned to need: 24 per coordinate (a WKB point is 16,
+/// text more) and 512 per feature for its properties and record overhead.
+fn estimated_bytes(chosen: &export::Chosen, budget: &Budget) -> Result<usize, Stop> {
+    let mut total = 0usize;
+    for (i, f) in chosen.iter().flat_map(|(_, fs)| fs).enumerate() {
+        budget.check_every(i)?;
+        let coords = f.geometry.as_ref().map_or(0, |g| g.coords_count());
+        total = total.saturating_add(coords.saturating_mul(24) + 512);
+    }
+    Ok(total)
+}
+
+/// 413 for an export over the in-memory limit.
+fn too_large(estimate: usize, max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "ExportTooLarge",
+        format!(
+            "this export would need about {} MiB in memory, over the server's limit of {} MiB (--max-export-mb); export fewer layers or a smaller area, or ask for format=geojson, which is streamed",
+            estimate >> 20,
+            max >> 20
+        ),
+    )
+    .with_details(json!({"limit": "max-export-mb", "max_bytes": max, "estimated_bytes": estimate}))
 }

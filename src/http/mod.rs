@@ -4,6 +4,7 @@
 mod areas;
 pub mod error;
 mod export;
+pub mod heavy;
 mod html;
 mod ogc;
 mod openapi;
@@ -12,9 +13,11 @@ pub mod query;
 mod tiles;
 pub mod viewer;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, Method, StatusCode};
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,17 +38,131 @@ pub struct AppState {
     pub app: Arc<App>,
     pub settings: Arc<HttpSettings>,
     pub tiles: Arc<tiles::TileCache>,
+    /// Slots, queue and deadline for heavy requests.
+    pub heavy: Arc<heavy::Heavy>,
 }
 
 impl AppState {
     pub fn new(app: Arc<App>, settings: HttpSettings) -> AppState {
         let tiles = Arc::new(tiles::TileCache::new(settings.tile_cache_bytes));
+        let heavy = Arc::new(heavy::Heavy::new(
+            settings.heavy_jobs,
+            settings.heavy_queue,
+            settings.request_timeout,
+        ));
         AppState {
             app,
             settings: Arc::new(settings),
             tiles,
+            heavy,
         }
     }
+}
+
+/// Longest request target we read (hyper itself refuses 64 KiB and more, without a body).
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+/// Most bytes of request headers we read (hyper itself refuses more than 100 headers).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// `GET /healthz`: cheap, never queued behind heavy work; says what the heavy pool is doing.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let doc = serde_json::json!({
+        "status": "ok",
+        "heavy": {
+            "slots": state.heavy.jobs,
+            "request_timeout_s": state.heavy.timeout.as_secs_f64(),
+            "jobs": state.heavy.stats.to_json(),
+        },
+    });
+    let mut r = (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// 414 and 431 as JSON for request targets and headers over our limits.
+async fn request_limits(req: Request, next: Next) -> Response {
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "UriTooLong",
+            format!("the request target has {uri_len} bytes; at most {MAX_URI_BYTES} are read"),
+        )
+        .with_details(serde_json::json!({"limit": "uri-bytes", "max": MAX_URI_BYTES}))
+        .into_response();
+    }
+    let header_len: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_len > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HeadersTooLarge",
+            format!(
+                "the request headers have {header_len} bytes; at most {MAX_HEADER_BYTES} are read"
+            ),
+        )
+        .with_details(serde_json::json!({"limit": "header-bytes", "max": MAX_HEADER_BYTES}))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Limit answers made by axum or tower (413 from the body limits, …) become the JSON problem.
+async fn json_limit_errors(r: Response) -> Response {
+    let status = r.status();
+    let is_json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return r;
+    }
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            status,
+            "PayloadTooLarge",
+            "the request body is larger than the server accepts (--max-body-bytes)",
+        ),
+        StatusCode::URI_TOO_LONG => {
+            ApiError::new(status, "UriTooLong", "the request target is too long")
+        }
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ApiError::new(
+            status,
+            "HeadersTooLarge",
+            "the request headers are too large",
+        ),
+        _ => return r,
+    }
+    .into_response()
+}
+
+/// X-Forwarded-Host/-Proto reach the handlers only with `--trust-forwarded-headers`; then the
+/// answers depend on them, and `Vary` says so.
+async fn forwarded_headers(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if !state.settings.trust_forwarded_headers {
+        let h = req.headers_mut();
+        h.remove("x-forwarded-host");
+        h.remove("x-forwarded-proto");
+        return next.run(req).await;
+    }
+    let mut r = next.run(req).await;
+    r.headers_mut().append(
+        header::VARY,
+        HeaderValue::from_static("X-Forwarded-Host, X-Forwarded-Proto"),
+    );
+    r
 }
 
 /// The whole API.
@@ -67,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tiles::router())
         .merge(viewer::router())
         .merge(export::router())
+        .route("/healthz", get(healthz))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -81,9 +199,15 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed on this resource",
             )
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forwarded_headers,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
+        .layer(middleware::map_response(json_limit_errors))
+        .layer(middleware::from_fn(request_limits))
         .layer(CompressionLayer::new())
         .layer(cors)
         .layer(TraceLayer::new_for_http())
@@ -94,12 +218,29 @@ pub fn router(state: AppState) -> Router {
         ))
 }
 
-/// Serves the API on `listener` until the process is stopped (Ctrl-C or SIGTERM).
+/// Serves the API on `listener` until the process is stopped (Ctrl-C or SIGTERM). After the
+/// signal no new connections are taken; requests in flight get the shutdown grace period, then
+/// this returns whether or not they finished.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let grace = state.settings.shutdown_grace;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");
+        let _ = tx.send(true);
+    });
+    let give_up = async move {
+        if rx.wait_for(|stopping| *stopping).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+        tracing::warn!("requests still running after the shutdown grace period; stopping anyway");
+    };
+    tokio::select! {
+        r = std::future::IntoFuture::into_future(server) => r,
+        _ = give_up => Ok(()),
+    }
 }
 
 async fn shutdown_signal() {

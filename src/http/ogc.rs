@@ -25,7 +25,26 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    // Part 2: `crs`, `bbox-crs`, `Content-Crs`, `storageCrs`.
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    // Part 3: `filter`, `filter-lang`, `filter-crs`, queryables and `property=value`.
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    // CQL2 as src/engine/filter.rs evaluates it: comparisons of a property with a literal,
+    // LIKE/BETWEEN/IN, and every S_* function; no property-property, arithmetic or temporal.
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
 ];
+
+/// Layers with more features than this are queried on a heavy slot (under the deadline).
+const HEAVY_LAYER: usize = 4096;
 
 const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
 
@@ -394,24 +413,42 @@ async fn items(
     let layer = layer_or_404(&state, &id)?;
     let format = Format::negotiate(&params, &headers)?;
     let within = query::resolve_within(&state.app.engine, &params)?;
-    let idx = layer.read();
-    let FeatureQuery { query, selection } = query::parse(&params, &idx, within)?;
+    let (query, selection, tag, centre, layer_size) = {
+        let idx = layer.read();
+        let FeatureQuery { query, selection } = query::parse(&params, &idx, within)?;
+        let tag = etag(&[
+            "items",
+            &id,
+            &idx.revision.to_string(),
+            &base_url(&headers),
+            format.code(),
+            &params.canonical(),
+        ]);
+        let centre = idx.stats().extent.map_or(106.0, |e| e.center().x);
+        (query, selection, tag, centre, idx.len())
+    };
     let (offset, limit) = (query.offset, query.limit);
-    let centre = idx.stats().extent.map_or(106.0, |e| e.center().x);
     let out_crs = query::parse_crs(&params, "crs")?.map(|c| c.resolve(centre));
     let base = base_url(&headers);
-    let tag = etag(&[
-        "items",
-        &id,
-        &idx.revision.to_string(),
-        &base,
-        format.code(),
-        &params.canonical(),
-    ]);
     if let Some(r) = not_modified(&headers, &tag) {
         return Ok(r);
     }
-    let result = idx.query(&query);
+    // Plain paging of a layer is cheap; a filter, sort or distance over a large layer is not.
+    let plain = query.filter.is_none()
+        && query.filters.is_empty()
+        && query.near.is_none()
+        && query.sort.is_empty()
+        && query.bbox.is_none();
+    let result = if layer_size > HEAVY_LAYER && !plain {
+        let layer = std::sync::Arc::clone(&layer);
+        state
+            .heavy
+            .run(move |budget| layer.read().query_within(&query, budget))
+            .await?
+    } else {
+        layer.read().query(&query)
+    };
+    let idx = layer.read();
     let returned = result.features.len();
     let path = format!("/collections/{id}/items");
     let json_type = content_type(format, true);

@@ -112,12 +112,47 @@ impl Format {
         })
     }
 
+    /// The representation, for ETags: each media type gets its own tag.
     pub fn code(self) -> &'static str {
         match self {
-            Format::Json | Format::PlainJson => "json",
+            Format::Json => "json",
+            Format::PlainJson => "plain-json",
             Format::Html => "html",
         }
     }
+}
+
+/// The media type of the request body without parameters, lower-cased
+/// (`Application/JSON; charset=utf-8` → `application/json`); `None` without a `Content-Type`.
+/// A malformed value comes back whole, so it matches no accepted type.
+pub fn media_type_essence(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get(header::CONTENT_TYPE)?;
+    let text = String::from_utf8_lossy(raw.as_bytes())
+        .trim()
+        .to_ascii_lowercase();
+    let essence = text.split(';').next().unwrap_or("").trim();
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    match essence.split_once('/') {
+        Some((kind, sub)) if token(kind) && token(sub) => Some(essence.to_string()),
+        _ => Some(text),
+    }
+}
+
+/// 415 naming the media type sent and the ones accepted.
+pub fn unsupported_media_type(sent: &str, accepted: &[&str]) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UnsupportedMediaType",
+        format!(
+            "Content-Type '{sent}' is not accepted; send {}",
+            accepted.join(" or ")
+        ),
+    )
+    .with_details(serde_json::json!({"contentType": sent, "accepted": accepted}))
 }
 
 /// The scheme and authority clients used to reach us, for absolute links.

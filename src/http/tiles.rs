@@ -12,11 +12,12 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::areas::{too_many_layers, MAX_LAYERS};
 use super::error::{ApiError, ApiResult};
 use super::params::{base_url, etag, not_modified, Params};
 use super::query::{self, FeatureQuery};
 use super::AppState;
-use crate::engine::{Engine, Filter, LayerIndex};
+use crate::engine::{Budget, Engine, Filter, LayerIndex, Stop};
 use crate::formats::geojson::PropertySelection;
 use crate::formats::mvt::{self, TileFeature, TileId, TileLayer};
 use crate::geom::crs::{self, Crs};
@@ -129,9 +130,14 @@ impl TileCache {
     }
 }
 
-fn tile_error(e: mvt::TileError) -> ApiError {
-    let p = e.parameter();
-    ApiError::parameter(p, &e.to_string(), &e)
+/// 400 naming the tile coordinate that is out of range, with the value as given.
+fn tile_error(e: mvt::TileError, names: [&str; 3], values: [&str; 3]) -> ApiError {
+    let i = match e.parameter() {
+        "z" => 0,
+        "x" => 1,
+        _ => 2,
+    };
+    ApiError::parameter(names[i], values[i], &e)
 }
 
 fn parse_u32(name: &str, v: &str) -> ApiResult<u32> {
@@ -139,27 +145,35 @@ fn parse_u32(name: &str, v: &str) -> ApiResult<u32> {
         .map_err(|_| ApiError::parameter(name, v, "must be a whole number, 0 or more"))
 }
 
+/// Largest tile we build: a map tile should hold well under a megabyte; past this the answer
+/// is 413 asking for fewer layers, a higher zoom or a filter.
+pub const MAX_TILE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The layers of a tile URL, each checked to exist; a name given twice is drawn once (MVT
+/// forbids two layers of one name).
 fn layer_list(engine: &Engine, spec: &str) -> ApiResult<Vec<String>> {
-    let ids: Vec<String> = spec
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
-    if ids.is_empty() {
-        return Err(ApiError::parameter(
-            "layers",
-            spec,
-            "name at least one layer",
-        ));
-    }
-    for id in &ids {
+    let mut ids: Vec<String> = Vec::new();
+    for id in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if ids.iter().any(|i| i == id) {
+            continue;
+        }
         if engine.layer(id).is_none() {
             return Err(
                 ApiError::not_found(format!("no layer '{id}'; see /collections"))
                     .with_details(json!({"layer": id})),
             );
         }
+        if ids.len() == MAX_LAYERS {
+            return Err(too_many_layers("layers", spec));
+        }
+        ids.push(id.to_string());
+    }
+    if ids.is_empty() {
+        return Err(ApiError::parameter(
+            "layers",
+            spec,
+            "name at least one layer",
+        ));
     }
     Ok(ids)
 }
@@ -208,26 +222,31 @@ async fn tile_response(
                 queries.push((l.clone(), query.filter, selection));
             }
             let tiles = Arc::clone(&state.tiles);
-            tokio::task::spawn_blocking(move || {
-                let (bytes, revisions) = render(&engine, tile, &queries, shift);
-                let bytes = Arc::new(bytes);
-                tiles.put(
-                    key,
-                    CachedTile {
-                        bytes: Arc::clone(&bytes),
-                        revisions,
-                        // A shifted tile shows features from up to ~0.01° away.
-                        bounds: if shift.is_some() {
-                            grow(tile.bounds_lonlat_buffered(), 0.01)
-                        } else {
-                            tile.bounds_lonlat_buffered()
+            state
+                .heavy
+                .run(move |budget| {
+                    let rendered = match render(&engine, tile, &queries, shift, budget)? {
+                        Ok(r) => r,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let (bytes, revisions) = rendered;
+                    let bytes = Arc::new(bytes);
+                    tiles.put(
+                        key,
+                        CachedTile {
+                            bytes: Arc::clone(&bytes),
+                            revisions,
+                            // A shifted tile shows features from up to ~0.01° away.
+                            bounds: if shift.is_some() {
+                                grow(tile.bounds_lonlat_buffered(), 0.01)
+                            } else {
+                                tile.bounds_lonlat_buffered()
+                            },
                         },
-                    },
-                );
-                bytes
-            })
-            .await
-            .map_err(ApiError::internal)?
+                    );
+                    Ok(Ok(bytes))
+                })
+                .await??
         }
     };
     let cache_header = HeaderValue::from_static(if hit { "hit" } else { "miss" });
@@ -262,54 +281,49 @@ fn mvt_id(id: &str) -> u64 {
         .unwrap_or_else(|_| xxhash_rust::xxh3::xxh3_64(id.as_bytes()) >> 11)
 }
 
+/// A tile's layers one at a time, each encoded as soon as it is chosen (an MVT tile is the
+/// concatenation of its layers), so that the budget is checked between layers and the size
+/// limit is met before the next layer is built.
+#[allow(clippy::type_complexity)]
 fn render(
     engine: &Engine,
     tile: TileId,
     queries: &[(String, Option<Filter>, PropertySelection)],
     shift: Option<Crs>,
-) -> (Vec<u8>, Vec<(String, u64)>) {
+    budget: &Budget,
+) -> Result<ApiResult<(Vec<u8>, Vec<(String, u64)>)>, Stop> {
     // GCJ-02/BD-09 move features a few hundred metres: look a little wider for candidates.
     let window = match shift {
         None => tile.bounds_lonlat_buffered(),
         Some(_) => grow(tile.bounds_lonlat_buffered(), 0.01),
     };
-    let mut guards = Vec::new();
-    for (l, _, _) in queries {
-        if let Some(idx) = engine.layer(l) {
-            guards.push(idx);
-        }
-    }
-    let reads: Vec<_> = guards.iter().map(|g| g.read()).collect();
+    let mut out = Vec::new();
     let mut revisions = Vec::new();
-    let mut chosen = Vec::new();
-    for (idx, (name, filter, _)) in reads.iter().zip(queries) {
+    for (name, filter, selection) in queries {
+        budget.check()?;
+        let Some(idx) = engine.layer(name) else {
+            continue;
+        };
+        let idx = idx.read();
         revisions.push((name.clone(), idx.revision));
-        chosen.push(tile_candidates(idx, window, filter.as_ref()));
-    }
-    // Geometry in the basemap's coordinates when a GCJ-02/BD-09 basemap asked for it.
-    let shifted: Vec<Vec<Option<geo::Geometry<f64>>>> = chosen
-        .iter()
-        .map(|fs| {
-            fs.iter()
-                .map(|f| {
-                    shift.and_then(|c| {
-                        f.geometry
-                            .as_ref()
-                            .and_then(|g| crs::geometry_from_lonlat(&c, g).ok())
-                    })
+        let chosen = tile_candidates(&idx, window, filter.as_ref(), budget)?;
+        // Geometry in the basemap's coordinates when a GCJ-02/BD-09 basemap asked for it.
+        let shifted: Vec<Option<geo::Geometry<f64>>> = chosen
+            .iter()
+            .map(|f| {
+                shift.and_then(|c| {
+                    f.geometry
+                        .as_ref()
+                        .and_then(|g| crs::geometry_from_lonlat(&c, g).ok())
                 })
-                .collect()
-        })
-        .collect();
-    let layers: Vec<TileLayer> = chosen
-        .iter()
-        .zip(&shifted)
-        .zip(queries)
-        .map(|((fs, gs), (name, _, selection))| TileLayer {
+            })
+            .collect();
+        budget.check()?;
+        let layer = TileLayer {
             name,
-            features: fs
+            features: chosen
                 .iter()
-                .zip(gs)
+                .zip(&shifted)
                 .filter_map(|(f, g)| {
                     Some(TileFeature {
                         id: Some(mvt_id(&f.id)),
@@ -318,9 +332,21 @@ fn render(
                     })
                 })
                 .collect(),
-        })
-        .collect();
-    (mvt::encode_tile(tile, &layers), revisions)
+        };
+        out.extend_from_slice(&mvt::encode_tile(tile, std::slice::from_ref(&layer)));
+        if out.len() > MAX_TILE_BYTES {
+            return Ok(Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "TileTooLarge",
+                format!(
+                    "tile {tile} would be larger than {} MiB (at layer '{name}'); ask for fewer layers, a higher zoom or a filter",
+                    MAX_TILE_BYTES >> 20
+                ),
+            )
+            .with_details(json!({"limit": "tile-bytes", "max": MAX_TILE_BYTES, "layer": name}))));
+        }
+    }
+    Ok(Ok((out, revisions)))
 }
 
 fn grow(r: geo::Rect<f64>, d: f64) -> geo::Rect<f64> {
@@ -335,14 +361,20 @@ fn tile_candidates<'a>(
     idx: &'a LayerIndex,
     window: geo::Rect<f64>,
     filter: Option<&Filter>,
-) -> Vec<&'a Arc<Feature>> {
+    budget: &Budget,
+) -> Result<Vec<&'a Arc<Feature>>, Stop> {
     let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
     slots.sort_unstable();
-    slots
-        .into_iter()
-        .filter_map(|(slot, _)| idx.slot(slot))
-        .filter(|f| f.geometry.is_some() && filter.is_none_or(|flt| flt.matches(f)))
-        .collect()
+    let mut out = Vec::new();
+    for (i, (slot, _)) in slots.into_iter().enumerate() {
+        budget.check_every(i)?;
+        if let Some(f) = idx.slot(slot) {
+            if f.geometry.is_some() && filter.is_none_or(|flt| flt.matches(f)) {
+                out.push(f);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A feature's properties as MVT values: `id` first, then the selected ones.
@@ -387,7 +419,7 @@ async fn xyz_tile(
         parse_u32("x", &x)?,
         parse_u32("y", &y)?,
     )
-    .map_err(tile_error)?;
+    .map_err(|e| tile_error(e, ["z", "x", "y"], [&z, &x, &y]))?;
     let layers = layer_list(&state.app.engine, &layers)?;
     tile_response(&state, layers, tile, Params::parse(q.as_deref()), &headers).await
 }
@@ -405,14 +437,7 @@ async fn ogc_tile(
         parse_u32("tileCol", &col)?,
         parse_u32("tileRow", &row)?,
     )
-    .map_err(|e| {
-        let name = match e.parameter() {
-            "z" => "tileMatrix",
-            "x" => "tileCol",
-            _ => "tileRow",
-        };
-        ApiError::parameter(name, &e.to_string(), &e)
-    })?;
+    .map_err(|e| tile_error(e, ["tileMatrix", "tileCol", "tileRow"], [&z, &col, &row]))?;
     let layers = layer_list(&state.app.engine, &collection)?;
     tile_response(&state, layers, tile, params, &headers).await
 }
