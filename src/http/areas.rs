@@ -121,6 +121,13 @@ pub(super) fn parse_layers(
             out.push(l.to_string());
         }
     }
+    if out.is_empty() {
+        return Err(ApiError::parameter(
+            "layers",
+            list,
+            "name at least one layer",
+        ));
+    }
     Ok(out)
 }
 
@@ -152,6 +159,7 @@ async fn area(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f"], |_| false)?;
+    params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     let engine = &state.app.engine;
     let u = resolve(engine, &code)?;
@@ -241,6 +249,7 @@ async fn area_features(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f", "layers", "relation"], |_| false)?;
+    params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     let engine = Arc::clone(&state.app.engine);
     let u = resolve(&engine, &code)?;
@@ -646,6 +655,7 @@ async fn area_coverage(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f", "layers", "by"], |_| false)?;
+    params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     let engine = &state.app.engine;
     let u = resolve(engine, &code)?;
@@ -697,6 +707,7 @@ async fn analysis_coverage(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f", "layers", "by"], |_| false)?;
+    params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     match media_type_essence(&headers).as_deref() {
         None | Some("application/json") | Some("application/geo+json") => {}

@@ -92,6 +92,7 @@ async fn export_handler(
         ],
         |_| false,
     )?;
+    params.reject_empty()?;
     let format = match params.get("format")?.or(params.get("f")?) {
         None => ExportFormat::GeoJson,
         Some(f) => ExportFormat::parse(f).ok_or_else(|| {
@@ -267,6 +268,7 @@ async fn land_consolidation(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["area", "layers"], |_| false)?;
+    params.reject_empty()?;
     let code = params.get("area")?.ok_or_else(|| {
         ApiError::parameter("area", "", "name an admin unit: ?area=<code or name>")
     })?;

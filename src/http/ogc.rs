@@ -140,6 +140,7 @@ async fn landing(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f"], |_| false)?;
+    params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     // A browser asking for `/` gets the map; `/?f=html` stays the HTML landing page with links.
     if format == Format::Html && params.get("f")?.is_none() {
@@ -223,6 +224,7 @@ async fn landing(
 async fn conformance(headers: HeaderMap, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f"], |_| false)?;
+    params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     let tag = etag(&["conformance", format.code()]);
     Ok(render(
@@ -270,6 +272,7 @@ async fn collections(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f"], |_| false)?;
+    params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     let base = base_url(&headers);
     let tag = etag(&["collections", &base, format.code(), &engine_tag(&state)]);
@@ -317,6 +320,7 @@ async fn collection(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f"], |_| false)?;
+    params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     let layer = layer_or_404(&state, &id)?;
     let idx = layer.read();
@@ -358,6 +362,7 @@ async fn queryables(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f"], |_| false)?;
+    params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     let layer = layer_or_404(&state, &id)?;
     let idx = layer.read();
@@ -370,7 +375,17 @@ async fn queryables(
         format.code(),
     ]);
     let title = format!("{} queryables", idx.layer.title_zh);
-    Ok(render(
+    // Part 3: queryables are a JSON Schema document.
+    let schema_type = |mut r: Response| {
+        if format != Format::Html && r.status() == StatusCode::OK {
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/schema+json"),
+            );
+        }
+        r
+    };
+    Ok(schema_type(render(
         &headers,
         format,
         &tag,
@@ -400,7 +415,7 @@ async fn queryables(
             })
         },
         |doc| html::value(&doc["properties"]),
-    ))
+    )))
 }
 
 async fn items(
@@ -584,6 +599,7 @@ async fn feature(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f", "properties", "crs"], |_| false)?;
+    params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     let layer = layer_or_404(&state, &id)?;
     let idx = layer.read();

@@ -35,9 +35,24 @@ fn qp(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
 }
 
+/// A non-empty string: an empty parameter value (`?filter=`) is answered 400.
+fn text() -> Value {
+    json!({"type": "string", "minLength": 1})
+}
+
+/// 503 from the heavy-request pool: over `--request-timeout`, or the queue is full.
+fn unavailable() -> Value {
+    json!({"description": "Heavy request over the time limit (--request-timeout) or too many waiting (--heavy-queue); the body names the limit and Retry-After says when to come back",
+           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}})
+}
+
+fn unchanged() -> Value {
+    json!({"description": "Not modified (If-None-Match matched the ETag)"})
+}
+
 /// Parameters of feature queries beyond Part 1 Core (Part 2 CRS, Part 3 filtering, shortcuts).
 fn query_params() -> Vec<Value> {
-    let s = || json!({"type": "string"});
+    let s = text;
     vec![
         qp("filter", "CQL2 filter (text by default): comparisons, LIKE, IN, BETWEEN, IS NULL, AND/OR/NOT, S_INTERSECTS/S_WITHIN/S_CONTAINS/S_DISJOINT … with WKT geometry", s()),
         qp("filter-lang", "cql2-text (default) or cql2-json", json!({"type": "string", "enum": ["cql2-text", "cql2-json"]})),
@@ -53,9 +68,14 @@ fn query_params() -> Vec<Value> {
 
 /// The planners' endpoints, tiles and exports.
 fn extra_paths(problem: &dyn Fn() -> Value) -> Value {
-    let s = || json!({"type": "string"});
-    let code = json!({"name": "code", "in": "path", "required": true, "description": "admin code or name", "schema": {"type": "string"}});
-    let layers = qp("layers", "comma-separated layer ids", s());
+    let s = text;
+    let f = json!({"$ref": "#/components/parameters/f"});
+    let code = json!({"name": "code", "in": "path", "required": true, "description": "admin code or name", "schema": text()});
+    let layers = qp(
+        "layers",
+        "comma-separated layer ids; a layer named twice counts once; at most 64 distinct",
+        s(),
+    );
     let get = |summary: &str, op: &str, params: Vec<Value>, types: &[&str]| {
         let mut content = serde_json::Map::new();
         for t in types {
@@ -64,41 +84,71 @@ fn extra_paths(problem: &dyn Fn() -> Value) -> Value {
         json!({"get": {"summary": summary, "operationId": op, "parameters": params,
             "responses": {"200": {"description": summary, "content": content}, "400": problem(), "404": problem()}}})
     };
+    // Heavy resources: computed on a bounded pool under the request deadline.
+    let heavy = |summary: &str, op: &str, params: Vec<Value>, types: &[&str], etag: bool| {
+        let mut doc = get(summary, op, params, types);
+        let r = &mut doc["get"]["responses"];
+        r["503"] = unavailable();
+        if etag {
+            r["304"] = unchanged();
+        }
+        doc
+    };
+    let tile_responses = || {
+        json!({"200": {"description": "Mapbox Vector Tile", "content": {"application/vnd.mapbox-vector-tile": {"schema": {"type": "string", "format": "binary"}}}},
+               "204": {"description": "No feature in the tile"},
+               "304": unchanged(),
+               "400": problem(), "404": problem(),
+               "413": {"description": "The tile would exceed 16 MiB: ask for fewer layers, a higher zoom or a filter",
+                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}},
+               "503": unavailable()})
+    };
+    let tile_get = |summary: &str, op: &str, params: Vec<Value>| json!({"get": {"summary": summary, "operationId": op, "parameters": params, "responses": tile_responses()}});
+    let zoom = |name: &str| json!({"name": name, "in": "path", "required": true, "description": "zoom level 0–24", "schema": {"type": "integer", "minimum": 0, "maximum": 24}});
+    let index = |name: &str| json!({"name": name, "in": "path", "required": true, "description": "0 to 2^zoom − 1 (400 beyond)", "schema": {"type": "integer", "minimum": 0}});
+    let export_types = [
+        "application/geo+json",
+        "application/geopackage+sqlite3",
+        "application/zip",
+        "text/csv",
+        "text/plain",
+    ];
     json!({
-        "/areas/{code}": get("An admin unit: parents, children, area in m², ha and 亩", "getArea", vec![code.clone(), qp("f", "json or html", s())], &["application/json", "text/html"]),
-        "/areas/{code}/features": get("Features of the given layers in the unit, with the share of each inside", "getAreaFeatures",
-            vec![code.clone(), layers.clone(), qp("relation", "intersects (default) or within", json!({"type": "string", "enum": ["intersects", "within"]})), qp("f", "json or html", s())],
-            &["application/geo+json", "text/html"]),
-        "/areas/{code}/coverage": get("Coverage of the unit per layer (count, union area in m²/ha/亩, share, sums), optionally per town or village", "getAreaCoverage",
-            vec![code, layers.clone(), qp("by", "town or village", json!({"type": "string", "enum": ["town", "village"]})), qp("f", "json or html", s())],
-            &["application/json", "text/html"]),
+        "/areas/{code}": {"get": {"summary": "An admin unit: parents, children, area in m², ha and 亩", "operationId": "getArea",
+            "parameters": [code.clone(), f.clone()],
+            "responses": {"200": ok("the unit", &["application/json", "text/html"]), "304": unchanged(), "400": problem(), "404": problem()}}},
+        "/areas/{code}/features": heavy("Features of the given layers in the unit, with the share of each inside", "getAreaFeatures",
+            vec![code.clone(), layers.clone(), qp("relation", "intersects (default) or within", json!({"type": "string", "enum": ["intersects", "within"]})), f.clone()],
+            &["application/geo+json", "text/html"], true),
+        "/areas/{code}/coverage": heavy("Coverage of the unit per layer (count, union area in m²/ha/亩, share, sums), optionally per town or village", "getAreaCoverage",
+            vec![code, layers.clone(), qp("by", "town or village", json!({"type": "string", "enum": ["town", "village"]})), f.clone()],
+            &["application/json", "text/html"], true),
         "/analysis/coverage": {"post": {"summary": "Coverage of a drawn (Multi)Polygon or of {\"area\": code}", "operationId": "postCoverage",
-            "parameters": [layers.clone(), qp("by", "town or village", s())],
-            "requestBody": {"required": true, "content": {"application/geo+json": {}, "application/json": {}}},
-            "responses": {"200": {"description": "coverage figures", "content": {"application/json": {}}}, "400": problem(), "413": problem()}}},
-        "/tiles/{layers}/{z}/{x}/{y}.mvt": get("Mapbox Vector Tile of one or more layers (204 when empty)", "getTile",
-            vec![json!({"name": "layers", "in": "path", "required": true, "schema": {"type": "string"}}),
-                 json!({"name": "z", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0, "maximum": 24}}),
-                 json!({"name": "x", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}),
-                 json!({"name": "y", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}),
-                 qp("filter", "CQL2 text filter", s()), qp("properties", "properties to include", s()), qp("crs", "GCJ-02/BD-09 for Chinese basemaps", s())],
-            &["application/vnd.mapbox-vector-tile"]),
-        "/tiles/{layers}.json": get("TileJSON 3.0", "getTileJson", vec![json!({"name": "layers", "in": "path", "required": true, "schema": {"type": "string"}})], &["application/json"]),
-        "/collections/{collectionId}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}": get("OGC API – Tiles form of a layer's vector tiles", "getCollectionTile",
-            vec![json!({"$ref": "#/components/parameters/collectionId"}),
-                 json!({"name": "tileMatrix", "in": "path", "required": true, "schema": {"type": "integer"}}),
-                 json!({"name": "tileRow", "in": "path", "required": true, "schema": {"type": "integer"}}),
-                 json!({"name": "tileCol", "in": "path", "required": true, "schema": {"type": "integer"}})],
-            &["application/vnd.mapbox-vector-tile"]),
-        "/export": get("Download layers of an area, box or filter", "export",
-            vec![layers.clone(), qp("area", "admin code or name", s()), qp("bbox", "minLon,minLat,maxLon,maxLat", s()), qp("filter", "CQL2 text", s()),
+            "parameters": [layers.clone(), qp("by", "town or village", json!({"type": "string", "enum": ["town", "village"]})), f.clone()],
+            "requestBody": {"required": true, "description": "A GeoJSON Polygon or MultiPolygon (bare or as a Feature; valid, without self-intersections), or {\"area\": \"<code or name>\"}; `layers` and `by` may also be members",
+                "content": {"application/geo+json": {"schema": {"type": "object"}}, "application/json": {"schema": {"type": "object"}}}},
+            "responses": {"200": ok("coverage figures", &["application/json", "text/html"]), "400": problem(), "404": problem(), "413": problem(), "415": problem(), "503": unavailable()}}},
+        "/tiles/{layers}/{z}/{x}/{y}.mvt": tile_get("Mapbox Vector Tile of one or more layers (204 when empty); a layer named twice is drawn once", "getTile",
+            vec![json!({"name": "layers", "in": "path", "required": true, "description": "comma-separated layer ids, at most 64 distinct", "schema": text()}),
+                 zoom("z"), index("x"), index("y"),
+                 qp("filter", "CQL2 text filter", s()), qp("properties", "properties to include", s()), qp("crs", "GCJ-02/BD-09 for Chinese basemaps", s())]),
+        "/tiles/{layers}.json": get("TileJSON 3.0", "getTileJson", vec![json!({"name": "layers", "in": "path", "required": true, "schema": text()})], &["application/json"]),
+        "/collections/{collectionId}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}": tile_get("OGC API – Tiles form of a layer's vector tiles", "getCollectionTile",
+            vec![json!({"$ref": "#/components/parameters/collectionId"}), zoom("tileMatrix"), index("tileRow"), index("tileCol")]),
+        "/export": {"get": {"summary": "Download layers of an area, box or filter", "operationId": "export",
+            "parameters": [layers.clone(), qp("area", "admin code or name", s()), qp("bbox", "minLon,minLat,maxLon,maxLat", s()), qp("filter", "CQL2 text", s()),
                  qp("format", "geojson (streamed), gpkg, shp (zip), csv, txt (界址点坐标交换格式)", json!({"type": "string", "enum": ["geojson", "gpkg", "shp", "csv", "txt"]})),
-                 qp("crs", "output CRS (as for items; txt is always Gauss-Krüger)", s()), qp("encoding", "gbk (default) or utf-8, for Shapefiles", s())],
-            &["application/geo+json", "application/geopackage+sqlite3", "application/zip", "text/csv", "text/plain"]),
-        "/export/land-consolidation": get("The land-consolidation bundle of an area: Shapefiles in its Gauss-Krüger zone, GeoPackage, 亩 per village CSV, TXT, README", "exportLandConsolidation",
-            vec![qp("area", "admin code or name", s()), layers],
-            &["application/zip"]),
+                 qp("crs", "output CRS (as for items; txt is always Gauss-Krüger)", s()), qp("encoding", "gbk (default) or utf-8, for Shapefiles", json!({"type": "string", "enum": ["gbk", "utf-8"]}))],
+            "responses": {"200": ok("the file", &export_types), "400": problem(), "404": problem(),
+                "413": {"description": "The export would need more memory than --max-export-mb (estimated before it is built); GeoJSON is streamed and not bound by it",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}},
+                "503": unavailable()}}},
+        "/export/land-consolidation": heavy("The land-consolidation bundle of an area: Shapefiles in its Gauss-Krüger zone, GeoPackage, 亩 per village CSV, TXT, README", "exportLandConsolidation",
+            vec![json!({"name": "area", "in": "query", "required": true, "description": "admin code or name", "schema": text()}), layers],
+            &["application/zip"], false),
         "/map": get("The built-in map (MapLibre GL JS)", "getMap", vec![], &["text/html"]),
+        "/healthz": {"get": {"summary": "Liveness and what the heavy-request pool is doing; never queued", "operationId": "getHealth",
+            "responses": {"200": ok("{\"status\": \"ok\", \"heavy\": {…}}", &["application/json"])}}},
     })
 }
 
@@ -107,7 +157,7 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
     let standard = |summary: &str, op: &str, params: Vec<Value>, types: &[&str]| {
         json!({"get": {
             "summary": summary, "operationId": op, "parameters": params,
-            "responses": {"200": ok(summary, types), "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+            "responses": {"200": ok(summary, types), "304": unchanged(),
                           "400": problem(), "404": problem()}}})
     };
     let mut doc = json!({
@@ -115,7 +165,7 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
         "info": {
             "title": "yizhangtu (一张图) API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "OGC API – Features for the spatial plans of Chongqing districts. Coordinates are CRS84 longitude/latitude (data stored in CGCS2000, EPSG:4490).",
+            "description": "OGC API – Features for the spatial plans of Chongqing districts. Coordinates are CRS84 longitude/latitude (data stored in CGCS2000, EPSG:4490). An empty parameter value (`?filter=`) is a 400 naming the parameter. Heavy requests (coverage, area features, exports, tiles, filters over large layers) run on a bounded pool under a time limit: over it, or with the queue full, the answer is 503 naming the limit, with Retry-After. Errors are JSON {code, description, …}, also for 413/414/431.",
             "license": {"name": "MIT OR Apache-2.0"}
         },
         "servers": [{"url": base}],
@@ -146,13 +196,16 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
                          "schema": {"type": "object", "additionalProperties": {"type": "string"}}}
                     ],
                     "responses": {"200": ok("A page of features, with next/prev links", &["application/geo+json", "application/json", "text/html"]),
-                                  "304": {"description": "Not modified"}, "400": problem(), "404": problem()}
+                                  "304": unchanged(), "400": problem(), "404": problem(), "503": unavailable()}
                 },
                 "post": {
                     "summary": "Add or update features (a GeoJSON Feature or FeatureCollection), all or nothing",
                     "operationId": "addFeatures",
-                    "parameters": [{"$ref": "#/components/parameters/collectionId"}],
-                    "requestBody": {"required": true, "content": {"application/geo+json": {}}},
+                    "parameters": [{"$ref": "#/components/parameters/collectionId"}, qp("crs", "CRS of the upload when it does not say", text())],
+                    "requestBody": {"required": true, "description": "A GeoJSON Feature or FeatureCollection with valid geometry, a zipped Shapefile or a GeoPackage",
+                        "content": {"application/geo+json": {"schema": {"type": "object"}}, "application/json": {"schema": {"type": "object"}},
+                                    "application/zip": {"schema": {"type": "string", "format": "binary"}},
+                                    "application/geopackage+sqlite3": {"schema": {"type": "string", "format": "binary"}}}},
                     "responses": {"201": ok("Counts of inserted and updated features", &["application/json"]),
                                   "400": problem(), "403": problem(), "404": problem(), "413": problem(), "415": problem()}
                 }
@@ -166,22 +219,23 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
                 "f": {"name": "f", "in": "query", "required": false, "description": "Representation: json (geojson) or html; otherwise the Accept header decides",
                       "schema": {"type": "string", "enum": ["json", "geojson", "html"]}},
                 "collectionId": {"name": "collectionId", "in": "path", "required": true, "schema": {"type": "string", "enum": layer_ids}},
-                "featureId": {"name": "featureId", "in": "path", "required": true, "schema": {"type": "string"}},
+                "featureId": {"name": "featureId", "in": "path", "required": true, "schema": text()},
                 "bbox": {"name": "bbox", "in": "query", "required": false, "style": "form", "explode": false,
                          "description": "minLon,minLat,maxLon,maxLat in CRS84 (6 numbers with heights also accepted; heights ignored)",
                          "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
                 "bbox-crs": {"name": "bbox-crs", "in": "query", "required": false,
+                             "description": "CRS of bbox (Part 2); CRS84 is documented here, the others of /collections/{id} `crs` are accepted too",
                              "schema": {"type": "string", "format": "uri", "enum": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]}},
                 "limit": {"name": "limit", "in": "query", "required": false,
-                          "description": format!("Page size; larger values are reduced to {MAX_LIMIT}"),
-                          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+                          "description": format!("Page size, at most {MAX_LIMIT}: larger values are accepted and reduced to {MAX_LIMIT} (numberReturned says how many came)"),
+                          "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}},
                 "offset": {"name": "offset", "in": "query", "required": false, "description": "Features to skip (the next/prev links set it)",
                            "schema": {"type": "integer", "minimum": 0, "default": 0}},
                 "datetime": {"name": "datetime", "in": "query", "required": false,
                              "description": "RFC 3339 instant or interval; no layer has a temporal extent, so it selects every feature",
-                             "schema": {"type": "string"}},
+                             "schema": text()},
                 "properties": {"name": "properties", "in": "query", "required": false, "style": "form", "explode": false,
-                               "description": "Comma-separated property names to return", "schema": {"type": "array", "items": {"type": "string"}}}
+                               "description": "Comma-separated property names to return", "schema": {"type": "array", "minItems": 1, "items": text()}}
             },
             "schemas": {
                 "exception": {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}
@@ -208,6 +262,7 @@ async fn api(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["f"], |_| false)?;
+    params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     let base = base_url(&headers);
     let ids = state.app.engine.layer_ids();

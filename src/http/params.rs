@@ -40,6 +40,19 @@ impl Params {
         Ok(())
     }
 
+    /// 400 for the first parameter given with an empty value (`?filter=`): leaving a parameter
+    /// out and giving it empty are different requests, and an empty one is a client's mistake.
+    pub fn reject_empty(&self) -> ApiResult<()> {
+        match self.0.iter().find(|(_, v)| v.is_empty()) {
+            Some((k, v)) => Err(ApiError::parameter(
+                k,
+                v,
+                "empty; leave the parameter out or give it a value",
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Re-encodes the query with `name` set to `value` (or removed when `None`).
     pub fn with(&self, name: &str, value: Option<&str>) -> String {
         let mut out = form_urlencoded::Serializer::new(String::new());

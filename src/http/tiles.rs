@@ -190,6 +190,7 @@ async fn tile_response(
         &["properties", "filter", "filter-lang", "filter-crs", "crs"],
         |_| false,
     )?;
+    params.reject_empty()?;
     // Tiles are Web Mercator; `crs` only says which lon/lat the geometry is drawn in, for
     // basemaps in GCJ-02 (Amap, Tencent) or BD-09 (Baidu).
     let shift = match query::parse_crs(&params, "crs")? {
@@ -474,6 +475,7 @@ async fn tilejson(
         &["properties", "filter", "filter-lang", "filter-crs", "crs"],
         |_| false,
     )?;
+    params.reject_empty()?;
     let engine = &state.app.engine;
     let layers = layer_list(engine, spec)?;
     let base = base_url(&headers);
