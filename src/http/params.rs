@@ -230,3 +230,47 @@ pub fn content_type(format: Format, features: bool) -> &'static str {
         _ => "application/json",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn essence(ct: &str) -> Option<String> {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        media_type_essence(&h)
+    }
+
+    #[test]
+    fn media_types_compare_by_essence() {
+        assert_eq!(
+            essence("application/json").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(
+            essence(" Application/GEO+JSON ; charset=utf-8").as_deref(),
+            Some("application/geo+json")
+        );
+        // Prefixes are not matches.
+        assert_eq!(
+            essence("application/jsonfoo").as_deref(),
+            Some("application/jsonfoo")
+        );
+        // Malformed values come back whole and match nothing accepted.
+        assert_eq!(essence("json").as_deref(), Some("json"));
+        assert_eq!(
+            essence("application/json x; y").as_deref(),
+            Some("application/json x; y")
+        );
+        assert_eq!(media_type_essence(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn empty_values_are_refused_by_name() {
+        let p = Params::parse(Some("f=json&filter="));
+        let e = p.reject_empty().unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.description.contains("'filter'"), "{}", e.description);
+        assert!(Params::parse(Some("f=json")).reject_empty().is_ok());
+    }
+}
