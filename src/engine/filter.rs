@@ -307,7 +307,7 @@ fn text_shape(text: &str) -> (usize, usize) {
                             here.chain = 0;
                         }
                         "not" => here.nots += 1,
-                        w if CHAIN_KEYWORDS.contains(&w) => operator = true,
+                        w if CHAIN_KEYWORDS.contains(&w) => here.chain += 1,
                         _ => here.nots = 0,
                     }
                 }
@@ -563,10 +563,7 @@ pub fn compile(e: &cql2::Expr, known: &dyn Fn(&str) -> bool) -> Result<Filter, F
             })?;
             // Coordinates may be in another CRS (filter-crs) until the caller transforms them, so
             // only the shape is checked here; `check_literals` checks ranges afterwards.
-            if let Some(e) = geo::algorithm::Validation::validation_errors(&geometry)
-                .into_iter()
-                .next()
-            {
+            if let Some(e) = crate::geom::topology_error(&geometry) {
                 return Err(FilterError::Invalid(format!("{op}: invalid geometry: {e}")));
             }
             let mut op = match op {
