@@ -857,6 +857,16 @@ impl Filter {
         }
     }
 
+    /// Parts of the geometry literals (see [`crate::geom::MAX_GEOMETRY_PARTS`]).
+    pub fn part_count(&self) -> usize {
+        match self {
+            Filter::And(v) | Filter::Or(v) => v.iter().map(Filter::part_count).sum(),
+            Filter::Not(f) => f.part_count(),
+            Filter::Spatial { geometry, .. } => crate::geom::part_count(geometry),
+            _ => 0,
+        }
+    }
+
     pub fn matches(&self, f: &Feature) -> bool {
         self.eval(f) == Some(true)
     }

@@ -94,6 +94,9 @@ pub enum ImportError {
     /// Not a file of the expected format, or damaged.
     #[error("the file cannot be read, it is damaged or not of the expected kind: {0}")]
     Corrupt(String),
+    /// The upload would unpack to more than the stated limits (a zip bomb, or simply too big).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// `feature 3 (id 17): …; feature 9: …` and `… and N more`.

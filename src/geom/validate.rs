@@ -2,12 +2,12 @@
 //! send, and the size limits on any input geometry.
 
 use geo::algorithm::validation::{
-    GeometryIndex, InvalidGeometry, InvalidGeometryCollection, InvalidMultiPolygon,
-    InvalidPolygon, RingRole, Validation,
+    GeometryIndex, InvalidGeometry, InvalidGeometryCollection, InvalidMultiPolygon, InvalidPolygon,
+    RingRole, Validation,
 };
 use geo::{
-    BoundingRect, CoordsIter, Geometry, HasDimensions, Intersects, Line, LineString,
-    MultiPolygon, Polygon, Relate, RemoveRepeatedPoints,
+    BoundingRect, CoordsIter, Geometry, HasDimensions, Intersects, Line, LineString, MultiPolygon,
+    Polygon, Relate, RemoveRepeatedPoints,
 };
 use rstar::{primitives::GeomWithData, primitives::Rectangle, RTree, RTreeObject, AABB};
 
@@ -401,12 +401,11 @@ fn pair_error(m: &geo::relate::IntersectionMatrix) -> Option<PairProblem> {
 }
 
 fn multi_polygon_error(mp: &MultiPolygon<f64>) -> Option<InvalidMultiPolygon> {
-    let boxes = mp
-        .0
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| p.bounding_rect().map(|r| boxed(i, r.min(), r.max())))
-        .collect();
+    let boxes =
+        mp.0.iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.bounding_rect().map(|r| boxed(i, r.min(), r.max())))
+            .collect();
     let mut pairs = meeting_pairs(boxes).peekable();
     for (i, p) in mp.0.iter().enumerate() {
         if let Some(e) = polygon_error(p) {
@@ -489,7 +488,10 @@ mod tests {
             .map(|i| {
                 let a = i as f64 / n as f64 * std::f64::consts::TAU;
                 let rr = r * rng.gen_range(0.5..1.0);
-                Coord { x: cx + rr * a.cos(), y: cy + rr * a.sin() }
+                Coord {
+                    x: cx + rr * a.cos(),
+                    y: cy + rr * a.sin(),
+                }
             })
             .collect();
         pts.push(pts[0]);
@@ -540,12 +542,13 @@ mod tests {
                         .map(|_| {
                             let (x, y) = (rng.gen_range(0..4) as f64, rng.gen_range(0..4) as f64);
                             let s = rng.gen_range(1..3) as f64;
-                            geo::Rect::new(Coord { x, y }, Coord { x: x + s, y: y + s }).to_polygon()
+                            geo::Rect::new(Coord { x, y }, Coord { x: x + s, y: y + s })
+                                .to_polygon()
                         })
                         .collect();
-                    Geometry::GeometryCollection(GeometryCollection(vec![
-                        Geometry::MultiPolygon(MultiPolygon(polys)),
-                    ]))
+                    Geometry::GeometryCollection(GeometryCollection(vec![Geometry::MultiPolygon(
+                        MultiPolygon(polys),
+                    )]))
                 }
             };
             let expected = geo_answer(&g);
@@ -560,15 +563,18 @@ mod tests {
     fn large_polygon_with_a_crossing_is_found() {
         let mut rng = SmallRng::seed_from_u64(1);
         let mut shell = star(&mut rng, 20_000, 105.0, 29.0, 0.1);
-        assert_eq!(topology_error(&Geometry::Polygon(Polygon::new(shell.clone(), vec![]))), None);
+        assert_eq!(
+            topology_error(&Geometry::Polygon(Polygon::new(shell.clone(), vec![]))),
+            None
+        );
         // Swap two far-apart vertices: two long segments now cross the ring.
         shell.0.swap(100, 10_100);
         let e = topology_error(&Geometry::Polygon(Polygon::new(shell, vec![])));
         assert_eq!(
             e,
-            Some(InvalidGeometry::InvalidPolygon(InvalidPolygon::SelfIntersection(
-                RingRole::Exterior
-            )))
+            Some(InvalidGeometry::InvalidPolygon(
+                InvalidPolygon::SelfIntersection(RingRole::Exterior)
+            ))
         );
     }
 
@@ -581,13 +587,28 @@ mod tests {
             MAX_GEOMETRY_PARTS + 1
         ]));
         let e = validate_geometry(&many).unwrap_err();
-        assert!(e.problem.contains(&format!("at most {MAX_GEOMETRY_PARTS}")), "{e}");
+        assert!(
+            e.problem.contains(&format!("at most {MAX_GEOMETRY_PARTS}")),
+            "{e}"
+        );
         let fine = Geometry::GeometryCollection(GeometryCollection(vec![pt; MAX_GEOMETRY_PARTS]));
         assert!(validate_geometry(&fine).is_ok());
-        let long = Geometry::LineString(LineString::from(vec![(105.0, 29.0); MAX_GEOMETRY_VERTICES + 1]));
+        let long = Geometry::LineString(LineString::from(vec![
+            (105.0, 29.0);
+            MAX_GEOMETRY_VERTICES + 1
+        ]));
         let e = validate_geometry(&long).unwrap_err();
-        assert!(e.problem.contains(&format!("at most {MAX_GEOMETRY_VERTICES}")), "{e}");
-        assert!(check_wkt_nesting(&format!("{}POINT(1 1){}", "GEOMETRYCOLLECTION(".repeat(MAX_WKT_DEPTH - 1), ")".repeat(MAX_WKT_DEPTH - 1))).is_ok());
+        assert!(
+            e.problem
+                .contains(&format!("at most {MAX_GEOMETRY_VERTICES}")),
+            "{e}"
+        );
+        assert!(check_wkt_nesting(&format!(
+            "{}POINT(1 1){}",
+            "GEOMETRYCOLLECTION(".repeat(MAX_WKT_DEPTH - 1),
+            ")".repeat(MAX_WKT_DEPTH - 1)
+        ))
+        .is_ok());
         assert!(check_wkt_nesting(&"GEOMETRYCOLLECTION(".repeat(MAX_WKT_DEPTH + 1)).is_err());
     }
 }
