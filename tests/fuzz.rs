@@ -67,9 +67,7 @@ fn coord_text(u: &mut Unstructured<'_>) -> Result<String> {
 
 fn coord_list(u: &mut Unstructured<'_>, ring: bool) -> Result<String> {
     let n = u.int_in_range(if ring { 3 } else { 1 }..=12)?;
-    let mut pts = (0..n)
-        .map(|_| coord_text(u))
-        .collect::<Result<Vec<_>>>()?;
+    let mut pts = (0..n).map(|_| coord_text(u)).collect::<Result<Vec<_>>>()?;
     if ring && u.ratio(7, 8)? {
         pts.push(pts[0].clone());
     }
@@ -117,13 +115,7 @@ fn wkt(u: &mut Unstructured<'_>, depth: usize) -> Result<String> {
 }
 
 const PROPERTIES: &[&str] = &[
-    "name",
-    "x",
-    "kind",
-    "missing",
-    "geometry",
-    "unknown",
-    "\"name\"",
+    "name", "x", "kind", "missing", "geometry", "unknown", "\"name\"",
 ];
 
 fn string_literal(u: &mut Unstructured<'_>) -> Result<String> {
@@ -174,10 +166,7 @@ fn cql(u: &mut Unstructured<'_>, depth: usize) -> Result<String> {
             format!("{prop} IN ({})", items.join(", "))
         }
         6 => format!("{prop} BETWEEN {} AND {}", scalar(u)?, scalar(u)?),
-        7 => format!(
-            "{prop} IS {}NULL",
-            if u.arbitrary()? { "NOT " } else { "" }
-        ),
+        7 => format!("{prop} IS {}NULL", if u.arbitrary()? { "NOT " } else { "" }),
         8 => {
             let op = pick(
                 u,
@@ -205,14 +194,28 @@ fn cql(u: &mut Unstructured<'_>, depth: usize) -> Result<String> {
             number(u)?,
             number(u)?
         ),
-        10 => format!("{prop} = {} {} {}", number(u)?, pick(u, &["+", "-", "*", "/", "%", "^", "div"])?, number(u)?),
+        10 => format!(
+            "{prop} = {} {} {}",
+            number(u)?,
+            pick(u, &["+", "-", "*", "/", "%", "^", "div"])?,
+            number(u)?
+        ),
         11 => format!("({})", cql(u, depth + 1)?),
         12 => {
             let n = u.int_in_range(1..=40)?;
             let (open, close) = pick(u, &[("(", ")"), ("NOT (", ")"), ("- ", "")])?;
-            format!("{prop} = 1 OR {}{}{}", open.repeat(n), cql(u, depth + 1)?, close.repeat(n))
+            format!(
+                "{prop} = 1 OR {}{}{}",
+                open.repeat(n),
+                cql(u, depth + 1)?,
+                close.repeat(n)
+            )
         }
-        _ => format!("{}({})", pick(u, &["A_CONTAINS", "casei", "foo", "T_AFTER"])?, scalar(u)?),
+        _ => format!(
+            "{}({})",
+            pick(u, &["A_CONTAINS", "casei", "foo", "T_AFTER"])?,
+            scalar(u)?
+        ),
     })
 }
 
@@ -228,7 +231,10 @@ fn mutate_text(u: &mut Unstructured<'_>, s: String) -> Result<String> {
             0 => {
                 chars.remove(at);
             }
-            1 => chars.insert(at, *pick(u, &['(', ')', '\'', ',', '%', ' ', 'é', '"', '-'])?),
+            1 => chars.insert(
+                at,
+                *pick(u, &['(', ')', '\'', ',', '%', ' ', 'é', '"', '-'])?,
+            ),
             _ => chars.truncate(at),
         }
     }
@@ -281,7 +287,12 @@ fn features() -> Vec<Feature> {
         _ => unreachable!(),
     };
     let square = Polygon::new(
-        LineString::from(vec![(105.5, 29.5), (106.0, 29.5), (106.0, 30.0), (105.5, 29.5)]),
+        LineString::from(vec![
+            (105.5, 29.5),
+            (106.0, 29.5),
+            (106.0, 30.0),
+            (105.5, 29.5),
+        ]),
         vec![],
     );
     vec![
@@ -305,15 +316,46 @@ fn features() -> Vec<Feature> {
 // Targets
 // ---------------------------------------------------------------------------------------------
 
+/// Counts accepted and refused inputs, to check that a generator reaches past the parser.
+#[derive(Default)]
+struct Tally {
+    ok: usize,
+    err: usize,
+}
+
+impl Tally {
+    fn add<T, E>(&mut self, r: &std::result::Result<T, E>) {
+        if r.is_ok() {
+            self.ok += 1;
+        } else {
+            self.err += 1;
+        }
+    }
+
+    /// Both outcomes are common: the grammar reaches evaluation, and the refusals are tried.
+    fn assert_mixed(&self, what: &str) {
+        let total = self.ok + self.err;
+        assert!(
+            total > 0 && self.ok * 5 >= total && self.err * 20 >= total,
+            "{what}: {} accepted, {} refused",
+            self.ok,
+            self.err
+        );
+    }
+}
+
 #[test]
 fn cql2_text_filters() {
     let fs = features();
+    let mut tally = Tally::default();
     fuzz(|u| {
         let mut text = cql(u, 0)?;
         if u.ratio(1, 4)? {
             text = mutate_text(u, text)?;
         }
-        match parse(&text, FilterLang::Cql2Text, &|k| k != "unknown") {
+        let parsed = parse(&text, FilterLang::Cql2Text, &|k| k != "unknown");
+        tally.add(&parsed);
+        match parsed {
             Ok(f) => {
                 let _ = f.check_literals();
                 let _ = f.bbox_hint();
@@ -327,6 +369,7 @@ fn cql2_text_filters() {
         }
         Ok(())
     });
+    tally.assert_mixed("cql2-text");
 }
 
 /// CQL2 JSON by grammar (the text generator's trees written as JSON), plus mangled JSON.
@@ -360,7 +403,9 @@ fn cql_json(u: &mut Unstructured<'_>, depth: usize) -> Result<serde_json::Value>
         5 => json!({"op": "between", "args": [prop, scalar(u)?, scalar(u)?]}),
         6 => json!({"op": "s_intersects", "args": [{"property": "geometry"},
             {"type": "Polygon", "coordinates": [[[105.0, 29.0], [106.0, 29.0], [106.0, 30.0], [105.0, 29.0]]]}]}),
-        7 => json!({"op": "s_within", "args": [{"property": "geometry"}, {"bbox": [105.0, 29.0, 106.0, 30.0]}]}),
+        7 => {
+            json!({"op": "s_within", "args": [{"property": "geometry"}, {"bbox": [105.0, 29.0, 106.0, 30.0]}]})
+        }
         _ => json!({"op": pick(u, &["foo", "+", "a_contains"])?, "args": [scalar(u)?]}),
     })
 }
@@ -368,6 +413,7 @@ fn cql_json(u: &mut Unstructured<'_>, depth: usize) -> Result<serde_json::Value>
 #[test]
 fn cql2_json_filters() {
     let fs = features();
+    let mut tally = Tally::default();
     fuzz(|u| {
         let mut text = cql_json(u, 0)?.to_string();
         if u.ratio(1, 4)? {
@@ -377,7 +423,9 @@ fn cql2_json_filters() {
             let n = u.int_in_range(1..=200)?;
             text = format!("{}{text}{}", "[".repeat(n), "]".repeat(n));
         }
-        match parse(&text, FilterLang::Cql2Json, &|k| k != "unknown") {
+        let parsed = parse(&text, FilterLang::Cql2Json, &|k| k != "unknown");
+        tally.add(&parsed);
+        match parsed {
             Ok(f) => {
                 for feature in &fs {
                     let _ = f.eval(feature);
@@ -387,17 +435,21 @@ fn cql2_json_filters() {
         }
         Ok(())
     });
+    tally.assert_mixed("cql2-json");
 }
 
 #[test]
 fn wkt_geometries() {
+    let mut tally = Tally::default();
     fuzz(|u| {
         let mut text = wkt(u, 0)?;
         if u.ratio(1, 4)? {
             text = mutate_text(u, text)?;
         }
         if check_wkt_nesting(&text).is_ok() {
-            if let Ok(g) = Geometry::<f64>::try_from_wkt_str(&text) {
+            let parsed = Geometry::<f64>::try_from_wkt_str(&text);
+            tally.add(&parsed);
+            if let Ok(g) = parsed {
                 let _ = check_size(&g);
                 let _ = validate_topology(&g);
                 let _ = yizhangtu::geom::topology_error(&g);
@@ -405,6 +457,7 @@ fn wkt_geometries() {
         }
         Ok(())
     });
+    tally.assert_mixed("WKT");
 }
 
 #[test]
@@ -516,7 +569,10 @@ fn valid_shapefile_zip() -> Vec<u8> {
         .map(std::sync::Arc::new)
         .collect();
     write_shapefile_zip(
-        &[ExportLayer { layer: &l, features }],
+        &[ExportLayer {
+            layer: &l,
+            features,
+        }],
         &Crs::from_epsg(4490).unwrap(),
         DbfEncoding::Utf8,
     )
@@ -581,7 +637,10 @@ fn geopackage_import() {
         .collect();
     rt.block_on(write_geopackage(
         &path,
-        &[ExportLayer { layer: &l, features }],
+        &[ExportLayer {
+            layer: &l,
+            features,
+        }],
         &Crs::from_epsg(4490).unwrap(),
     ))
     .expect("export");

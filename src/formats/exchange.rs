@@ -350,6 +350,8 @@ pub(crate) fn to_stored(crs: &Crs, g: &Geometry<f64>) -> Result<Geometry<f64>, S
     if let Some(bad) = first_non_finite(g) {
         return Err(format!("geometry: coordinate {bad} is not a finite number"));
     }
+    // Size first: no transform of a geometry that is refused anyway.
+    crate::geom::check_size(g).map_err(|p| format!("geometry: {p}"))?;
     let lonlat = geometry_to_lonlat(crs, g).map_err(|e| format!("geometry: {e}"))?;
     validate_geometry(&lonlat).map_err(|p| format!("geometry: {p}"))?;
     crate::geom::within_china(&lonlat).map_err(|p| format!("geometry: {p}"))?;
