@@ -560,14 +560,19 @@ fn layer() -> Layer {
     .expect("layer")
 }
 
-fn valid_shapefile_zip() -> Vec<u8> {
-    use yizhangtu::formats::{write_shapefile_zip, DbfEncoding, ExportLayer};
-    let l = layer();
-    let features = features()
+/// The features with a geometry, as exporters take them.
+fn located_features() -> Vec<std::sync::Arc<Feature>> {
+    features()
         .into_iter()
         .filter(|f| f.geometry.is_some())
         .map(std::sync::Arc::new)
-        .collect();
+        .collect()
+}
+
+fn valid_shapefile_zip() -> Vec<u8> {
+    use yizhangtu::formats::{write_shapefile_zip, DbfEncoding, ExportLayer};
+    let l = layer();
+    let features = located_features();
     write_shapefile_zip(
         &[ExportLayer {
             layer: &l,
@@ -630,11 +635,7 @@ fn geopackage_import() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("valid.gpkg");
     let l = layer();
-    let features = features()
-        .into_iter()
-        .filter(|f| f.geometry.is_some())
-        .map(std::sync::Arc::new)
-        .collect();
+    let features = located_features();
     rt.block_on(write_geopackage(
         &path,
         &[ExportLayer {
