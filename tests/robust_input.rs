@@ -232,14 +232,15 @@ async fn large_polygons_are_validated_quickly_and_bounded() {
             .contains("self-intersection"),
         "{b}"
     );
-    let huge = big_ring(yizhangtu::geom::MAX_GEOMETRY_VERTICES + 10, 0.01);
+    let max = yizhangtu::http::query::MAX_REQUEST_VERTICES;
+    let huge = big_ring(max + 10, 0.01);
     let r = post(serde_json::json!({"type": "Polygon", "coordinates": [huge]}))
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["code"], "GeometryTooLarge");
-    assert_eq!(b["max_vertices"], yizhangtu::geom::MAX_GEOMETRY_VERTICES);
+    assert_eq!(b["max_vertices"], max);
     still_alive(&s).await;
 }
 

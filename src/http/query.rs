@@ -23,8 +23,9 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// refused.
 pub const MAX_LIMIT: usize = 10_000;
 /// Vertices the geometries of one request may have together (an `intersects` WKT, the literals of
-/// a filter, a posted polygon): the same bound as for one stored geometry.
-pub const MAX_REQUEST_VERTICES: usize = crate::geom::MAX_GEOMETRY_VERTICES;
+/// a filter, a polygon posted for analysis). Lower than what one stored geometry may have
+/// ([`crate::geom::MAX_GEOMETRY_VERTICES`]): a query is answered while the client waits.
+pub const MAX_REQUEST_VERTICES: usize = 100_000;
 /// The farthest `near` query, in metres.
 pub const MAX_NEAR_METRES: f64 = 1_000_000.0;
 
