@@ -141,9 +141,18 @@ pub enum LikeToken {
     Any,
 }
 
-/// The longest filter accepted, in bytes. A query string cannot carry much more, and the parser's
-/// time grows with the length.
-pub const MAX_FILTER_BYTES: usize = 256 * 1024;
+/// The longest filter accepted, in bytes: a polygon literal of some 3,000 vertices. The parser's
+/// time grows with the length (about ten parser steps per byte).
+pub const MAX_FILTER_BYTES: usize = 64 * 1024;
+/// The most steps (rule calls) cql2's pest parser may take for one filter, set as pest's
+/// process-wide call limit. Parsing is linear for most text, but pest backtracks over nested
+/// `(`: a group is tried as a parenthesised expression and again as a list, so work doubles per
+/// nested list (`((((1,1),1),1),1)`; 14 levels took 5.5 s in a debug build). Every filter within
+/// [`MAX_FILTER_BYTES`] that parses linearly stays below this (the heaviest, an `IN` list of
+/// 32,000 one-digit numbers, took 1.0 s in a debug build; test
+/// `long_filters_parse_and_backtracking_stops`); at the limit a parse stops with an error
+/// (after 1.9 s in a debug build, a fraction of that in a release build).
+pub const MAX_PARSER_CALLS: usize = 8_000_000;
 /// How deeply a filter may nest. A level is a parenthesis, a `NOT`, or an operator in a chain of
 /// comparisons or arithmetic (`a = b = c`, `1 + 2 + 3` nest one level per operator); in cql2-json
 /// a level is an array or object. The `cql2` crate's parser (pest) recurses through about a dozen
@@ -360,6 +369,8 @@ pub fn parse(
     known: &dyn Fn(&str) -> bool,
 ) -> Result<Filter, FilterError> {
     check_bounds(text, lang)?;
+    static CALL_LIMIT: std::sync::Once = std::sync::Once::new();
+    CALL_LIMIT.call_once(|| pest::set_call_limit(std::num::NonZeroUsize::new(MAX_PARSER_CALLS)));
     let expr = match lang {
         FilterLang::Cql2Text => cql2::parse_text(text).map_err(syntax_error)?,
         FilterLang::Cql2Json => {
@@ -371,6 +382,11 @@ pub fn parse(
 
 fn syntax_error(e: cql2::Error) -> FilterError {
     let text = e.to_string();
+    if text.contains("call limit reached") || text.contains("stack limit reached") {
+        return FilterError::TooLarge(format!(
+            "the filter takes more than {MAX_PARSER_CALLS} parser steps; nest fewer parentheses or lists"
+        ));
+    }
     // pest reports " --> line:column" then a caret diagram and what it expected.
     let (mut line, mut column) = (1, 1);
     if let Some(pos) = text.find("--> ") {
@@ -1092,7 +1108,7 @@ mod tests {
                 ")".repeat(2000)
             ),
             // Unbalanced: still refused, not parsed.
-            "(".repeat(100_000),
+            "(".repeat(60_000),
         ];
         for q in too_deep {
             let e = parse(&q, FilterLang::Cql2Text, &|_| true).unwrap_err();
@@ -1155,6 +1171,61 @@ mod tests {
             ring[0]
         );
         assert!(parse(&poly, FilterLang::Cql2Text, &|_| true).is_ok());
+    }
+
+    /// The longest filters of the shapes that take the most parser steps per byte parse within
+    /// [`MAX_PARSER_CALLS`]; backtracking over nested lists is stopped.
+    #[test]
+    fn long_filters_parse_and_backtracking_stops() {
+        let fill = |unit: &str, head: &str, tail: &str, sep: &str| {
+            let n = (MAX_FILTER_BYTES - head.len() - tail.len()) / (unit.len() + sep.len());
+            format!("{head}{}{tail}", vec![unit; n].join(sep))
+        };
+        let ring: Vec<String> = (0..4000)
+            .map(|i| {
+                let a = f64::from(i) / 4000.0 * std::f64::consts::TAU;
+                format!("{:.6} {:.6}", 105.0 + a.cos(), 29.0 + a.sin())
+            })
+            .collect();
+        let mut poly = String::from("S_INTERSECTS(geometry, POLYGON((");
+        for c in &ring {
+            if poly.len() + c.len() + 40 > MAX_FILTER_BYTES {
+                break;
+            }
+            poly.push_str(c);
+            poly.push_str(", ");
+        }
+        poly.push_str(&format!("{})))", ring[0]));
+        let long = [
+            fill("'aaaa'", "x IN (", ")", ","),
+            fill("1", "x IN (", ")", ","),
+            fill("x", "name = '", "'", ""),
+            poly,
+            fill(
+                "(x = 'abc' AND y IN (1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22))",
+                "",
+                "",
+                " OR ",
+            )
+            .chars()
+            .take(0)
+            .collect::<String>()
+                + &vec!["(x = 'abc' AND y IN (1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30))"; 64].join(" OR "),
+        ];
+        for q in &long {
+            assert!(q.len() <= MAX_FILTER_BYTES);
+            if let Err(e) = parse(q, FilterLang::Cql2Text, &|_| true) {
+                panic!("{e}: {:.80}… ({} bytes)", q, q.len());
+            }
+        }
+        let mut inner = String::from("1,1");
+        for _ in 0..14 {
+            inner = format!("({inner}),1");
+        }
+        assert!(matches!(
+            parse(&format!("x IN ({inner})"), FilterLang::Cql2Text, &|_| true),
+            Err(FilterError::TooLarge(m)) if m.contains("parser steps")
+        ));
     }
 
     #[test]
