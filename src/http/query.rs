@@ -321,8 +321,8 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
         (Some(v), Some(c)) => Some(bbox_from_crs(v, &c)?),
         (None, _) => None,
     };
-    // No layer has a temporal extent: every feature matches any valid interval, and an empty
-    // `datetime` is no interval at all.
+    // No layer has a temporal extent: every feature matches any interval, so `datetime` is only
+    // checked for being given once (an empty value counts as absent, as for every text parameter).
     text_param(params, "datetime")?;
     let selection = match params.get("properties")? {
         None => PropertySelection::All,
