@@ -334,6 +334,9 @@ impl Tally {
 
     /// Both outcomes are common: the grammar reaches evaluation, and the refusals are tried.
     fn assert_mixed(&self, what: &str) {
+        if std::env::var_os("ARBTEST_SEED").is_some() {
+            return; // replaying one case
+        }
         let total = self.ok + self.err;
         assert!(
             total > 0 && self.ok * 5 >= total && self.err * 20 >= total,
@@ -452,7 +455,7 @@ fn wkt_geometries() {
             if let Ok(g) = parsed {
                 let _ = check_size(&g);
                 let _ = validate_topology(&g);
-                let _ = yizhangtu::geom::topology_error(&g);
+                let _ = yizhangtu::geom::topology_problem(&g);
             }
         }
         Ok(())

@@ -579,7 +579,7 @@ pub fn compile(e: &cql2::Expr, known: &dyn Fn(&str) -> bool) -> Result<Filter, F
             })?;
             // Coordinates may be in another CRS (filter-crs) until the caller transforms them, so
             // only the shape is checked here; `check_literals` checks ranges afterwards.
-            if let Some(e) = crate::geom::topology_error(&geometry) {
+            if let Some(e) = crate::geom::topology_problem(&geometry) {
                 return Err(FilterError::Invalid(format!("{op}: invalid geometry: {e}")));
             }
             let mut op = match op {

@@ -138,9 +138,36 @@ fn check_parts(g: &Geometry<f64>, at: &str) -> Result<(), GeometryProblem> {
 /// ```
 pub fn validate_topology(g: &Geometry<f64>) -> Result<(), GeometryProblem> {
     validate_geometry(g)?;
-    match topology_error(g) {
+    match topology_problem(g) {
         None => Ok(()),
-        Some(e) => Err(problem(e.to_string(), "geometry")),
+        Some(e) => Err(problem(e, "geometry")),
+    }
+}
+
+/// The largest coordinate magnitude [`topology_problem`] works with: beyond every supported CRS
+/// (Gauss-Krüger eastings with the zone in front are below 5e7), and small enough that no
+/// product in the intersection arithmetic overflows.
+pub const MAX_COORDINATE_MAGNITUDE: f64 = 1e10;
+
+/// [`topology_error`] as a message, for geometries in any CRS: non-finite or absurdly large
+/// coordinates are refused first, and should geo's relate give up on a geometry (it panics on
+/// some invalid ones: "topology position conflict"), that is reported as invalidity rather than
+/// taking the request down.
+pub fn topology_problem(g: &Geometry<f64>) -> Option<String> {
+    if let Some((i, c)) = g.coords_iter().enumerate().find(|(_, c)| {
+        !(c.x.abs() <= MAX_COORDINATE_MAGNITUDE && c.y.abs() <= MAX_COORDINATE_MAGNITUDE)
+    }) {
+        return Some(format!(
+            "coordinate {i} ({}, {}) is not a finite number within ±{MAX_COORDINATE_MAGNITUDE:e}",
+            c.x, c.y
+        ));
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| topology_error(g))) {
+        Ok(e) => e.map(|e| e.to_string()),
+        Err(_) => Some(
+            "the geometry's rings or parts meet in a way that cannot be resolved (it is invalid)"
+                .into(),
+        ),
     }
 }
 
@@ -576,6 +603,28 @@ mod tests {
                 InvalidPolygon::SelfIntersection(RingRole::Exterior)
             ))
         );
+    }
+
+    /// Found by the fuzzer: geo's relate panics ("topology position conflict") on this
+    /// multipolygon; reported as invalid instead.
+    #[test]
+    fn relate_panics_become_answers() {
+        use wkt::TryFromWkt;
+        let text = "GEOMETRYCOLLECTION(POINT EMPTY, MULTIPOLYGON(((106.665 30.133, 106.012 29.078, -133.2000 -1e-7, 106.014 30.298000000000002, 105.932 30.767, 106.617 30.951, 106.989 29.281, 106.665 30.133)), ((105.457 29.339, 106.194 30.564, 105.476 29.406, 106.265 30.162, 105.731 29.048, 106.186 29.385, 58 1e308))))";
+        let g = Geometry::<f64>::try_from_wkt_str(text).unwrap();
+        let e = topology_problem(&g).unwrap();
+        assert!(e.contains("1e10"), "{e}");
+        // The same shape with the far vertex brought near: relate itself gives up.
+        let near = text.replace("58 1e308", "58 1e9");
+        let g = Geometry::<f64>::try_from_wkt_str(&near).unwrap();
+        assert!(topology_problem(&g).is_some());
+        let filter = format!("S_INTERSECTS(geometry, {})", &text[32..text.len() - 1]);
+        assert!(crate::engine::filter::parse(
+            &filter,
+            crate::engine::filter::FilterLang::Cql2Text,
+            &|_| true
+        )
+        .is_err());
     }
 
     #[test]
