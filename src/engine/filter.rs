@@ -811,7 +811,11 @@ impl Filter {
             }),
             Filter::Spatial { op, geometry, .. } => {
                 let g = f.geometry.as_ref()?;
-                Some(spatial(*op, g, geometry))
+                // geo's relate panics on some invalid geometries ("topology position conflict");
+                // a stored feature that is invalid then matches nothing rather than failing the
+                // request.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| spatial(*op, g, geometry)))
+                    .ok()
             }
             Filter::InArea { area, within } => {
                 let g = f.geometry.as_ref()?;
