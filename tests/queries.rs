@@ -250,7 +250,7 @@ async fn filter_errors_name_the_problem() {
     let r = s.client.post(s.url("/analysis/coverage?layers=plots")).header("content-type", "application/json")
         .body(json!({"type": "Polygon", "coordinates": [(0..100_001).map(|i| [105.0 + i as f64 * 1e-7, 29.5]).chain([[105.0, 29.6], [105.0, 29.5]]).collect::<Vec<_>>()]}).to_string())
         .send().await.unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 413);
     let b: Value = r.json().await.unwrap();
     assert!(
         b["description"]

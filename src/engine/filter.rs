@@ -25,6 +25,10 @@ pub enum FilterError {
     Unsupported(String),
     #[error("{0}")]
     Invalid(String),
+    /// Longer or deeper than the stated limits ([`MAX_FILTER_BYTES`], [`MAX_FILTER_DEPTH`],
+    /// [`MAX_FILTER_OPERATORS`]).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// The encodings of the `filter` parameter.
@@ -137,12 +141,236 @@ pub enum LikeToken {
     Any,
 }
 
+/// The longest filter accepted, in bytes: a polygon literal of some 3,000 vertices. The parser's
+/// time grows with the length (about ten parser steps per byte).
+pub const MAX_FILTER_BYTES: usize = 64 * 1024;
+/// The most steps (rule calls) cql2's pest parser may take for one filter, set as pest's
+/// process-wide call limit. Parsing is linear for most text, but pest backtracks over nested
+/// `(`: a group is tried as a parenthesised expression and again as a list, so work doubles per
+/// nested list (`((((1,1),1),1),1)`; 14 levels took 5.5 s in a debug build). Every filter within
+/// [`MAX_FILTER_BYTES`] that parses linearly stays below this (the heaviest, an `IN` list of
+/// 32,000 one-digit numbers, took 1.0 s in a debug build; test
+/// `long_filters_parse_and_backtracking_stops`); at the limit a parse stops with an error
+/// (after 1.9 s in a debug build, a fraction of that in a release build).
+pub const MAX_PARSER_CALLS: usize = 8_000_000;
+/// How deeply a filter may nest. A level is a parenthesis, a `NOT`, or an operator in a chain of
+/// comparisons or arithmetic (`a = b = c`, `1 + 2 + 3` nest one level per operator); in cql2-json
+/// a level is an array or object. The `cql2` crate's parser (pest) recurses through about a dozen
+/// rules per level, some 36 KiB of stack per parenthesis in a debug build (measured; far less in
+/// a release build), so this bound keeps the worst case within 1 MiB even there, half of what a
+/// tokio worker has (see the test `worst_case_fits_a_small_stack`).
+pub const MAX_FILTER_DEPTH: usize = 16;
+/// How many `AND`/`OR` a filter may join. The crate builds a chain of them as a tree as deep as
+/// the chain before it flattens it, recursively (~2.2 KiB of stack per link in a debug build,
+/// measured), so long chains need a bound too; a long list of alternatives is `IN (…)`.
+pub const MAX_FILTER_OPERATORS: usize = 128;
+/// How deeply a cql2-json filter may nest arrays and objects (a condition takes two levels,
+/// `{"op": …, "args": [ … ]}`, a multipolygon literal five).
+pub const MAX_FILTER_JSON_DEPTH: usize = 40;
+
+/// Checks the size and nesting of a filter before any parser sees it, in one linear pass that
+/// needs no stack: the `cql2` crate, `wkt` and serde recurse once per level, so deep input would
+/// overflow the thread's stack and abort the whole process.
+pub fn check_bounds(text: &str, lang: FilterLang) -> Result<(), FilterError> {
+    if text.len() > MAX_FILTER_BYTES {
+        return Err(FilterError::TooLarge(format!(
+            "the filter is {} bytes long; at most {MAX_FILTER_BYTES} are accepted",
+            text.len()
+        )));
+    }
+    let (depth, operators) = match lang {
+        FilterLang::Cql2Text => text_shape(text),
+        FilterLang::Cql2Json => (json_depth(text), 0),
+    };
+    let limit = match lang {
+        FilterLang::Cql2Text => MAX_FILTER_DEPTH,
+        FilterLang::Cql2Json => MAX_FILTER_JSON_DEPTH,
+    };
+    if depth > limit {
+        return Err(FilterError::TooLarge(format!(
+            "the filter is nested deeper than {limit} levels"
+        )));
+    }
+    if operators > MAX_FILTER_OPERATORS {
+        return Err(FilterError::TooLarge(format!(
+            "the filter joins {operators} conditions with AND/OR; at most {MAX_FILTER_OPERATORS} are accepted"
+        )));
+    }
+    Ok(())
+}
+
+/// The greatest nesting of `[`/`{` outside strings in JSON text.
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// WKT keywords: inside their parentheses only numbers follow, so signs there are no operators.
+const WKT_KEYWORDS: &[&str] = &[
+    "point",
+    "linestring",
+    "polygon",
+    "multipoint",
+    "multilinestring",
+    "multipolygon",
+    "geometrycollection",
+];
+
+/// Keywords that nest what follows or chain like a comparison.
+const CHAIN_KEYWORDS: &[&str] = &["like", "in", "between", "is", "div"];
+
+/// Where the scan of cql2-text is, per open parenthesis.
+#[derive(Clone, Copy, Default)]
+struct Level {
+    /// Depth at which this parenthesis opened.
+    base: usize,
+    /// `NOT`s since the last operand.
+    nots: usize,
+    /// Comparison and arithmetic operators since the last `AND`, `OR`, `,` or `(`.
+    chain: usize,
+    /// Inside a WKT literal (only numbers there).
+    literal: bool,
+}
+
+/// (nesting depth, AND/OR count) of cql2-text, as [`MAX_FILTER_DEPTH`] counts levels, outside
+/// quoted strings and identifiers. Over-estimates rather than under-estimates what the parser
+/// builds: every `-` counts, even a sign.
+fn text_shape(text: &str) -> (usize, usize) {
+    let b = text.as_bytes();
+    let mut stack: Vec<Level> = Vec::new();
+    let mut here = Level::default();
+    let (mut max, mut joins) = (0usize, 0usize);
+    let mut after_wkt_keyword = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let mut operator = false;
+        match c {
+            b'\'' | b'"' => {
+                // A quoted string or identifier; a doubled quote is an escaped one.
+                i += 1;
+                while i < b.len() {
+                    if b[i] == c {
+                        if b.get(i + 1) == Some(&c) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                here.nots = 0;
+            }
+            b'(' => {
+                let literal = here.literal || after_wkt_keyword;
+                stack.push(here);
+                here = Level {
+                    base: here.base + here.nots + here.chain + 1,
+                    nots: 0,
+                    chain: 0,
+                    literal,
+                };
+            }
+            b')' => {
+                here = stack.pop().unwrap_or_default();
+                here.nots = 0;
+            }
+            b',' => {
+                here.nots = 0;
+                here.chain = 0;
+            }
+            _ if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i + 1 < b.len()
+                    && (b[i + 1].is_ascii_alphanumeric() || matches!(b[i + 1], b'_' | b'.' | b':'))
+                {
+                    i += 1;
+                }
+                let word = text[start..=i].to_ascii_lowercase();
+                let word = word.as_str();
+                if !here.literal {
+                    match word {
+                        "and" | "or" => {
+                            joins += 1;
+                            here.nots = 0;
+                            here.chain = 0;
+                        }
+                        "not" => here.nots += 1,
+                        w if CHAIN_KEYWORDS.contains(&w) => here.chain += 1,
+                        _ => here.nots = 0,
+                    }
+                }
+                after_wkt_keyword = WKT_KEYWORDS.contains(&word);
+                max = max.max(here.base + here.nots + here.chain);
+                i += 1;
+                continue;
+            }
+            b'<' | b'>' | b'!' if matches!(b.get(i + 1), Some(b'=') | Some(b'>')) => {
+                operator = true;
+                i += 1;
+            }
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'=' | b'<' | b'>' | b'!' => operator = true,
+            _ if c.is_ascii_digit() => {
+                // A number, with its exponent sign (`1e-5`).
+                while i + 1 < b.len()
+                    && (b[i + 1].is_ascii_digit()
+                        || b[i + 1] == b'.'
+                        || (matches!(b[i + 1], b'e' | b'E')
+                            && b.get(i + 2)
+                                .is_some_and(|n| n.is_ascii_digit() || *n == b'-' || *n == b'+')))
+                {
+                    i += if matches!(b[i + 1], b'e' | b'E') {
+                        2
+                    } else {
+                        1
+                    };
+                }
+                here.nots = 0;
+            }
+            _ => {}
+        }
+        if operator && !here.literal {
+            here.chain += 1;
+        }
+        if !c.is_ascii_whitespace() {
+            after_wkt_keyword = false;
+        }
+        max = max.max(here.base + here.nots + here.chain);
+        i += 1;
+    }
+    (max, joins)
+}
+
 /// Parses `text` in the given encoding and compiles it; `known` says which property names exist.
+/// Size and nesting are checked first ([`check_bounds`]).
 pub fn parse(
     text: &str,
     lang: FilterLang,
     known: &dyn Fn(&str) -> bool,
 ) -> Result<Filter, FilterError> {
+    check_bounds(text, lang)?;
+    static CALL_LIMIT: std::sync::Once = std::sync::Once::new();
+    CALL_LIMIT.call_once(|| pest::set_call_limit(std::num::NonZeroUsize::new(MAX_PARSER_CALLS)));
     let expr = match lang {
         FilterLang::Cql2Text => cql2::parse_text(text).map_err(syntax_error)?,
         FilterLang::Cql2Json => {
@@ -154,6 +382,11 @@ pub fn parse(
 
 fn syntax_error(e: cql2::Error) -> FilterError {
     let text = e.to_string();
+    if text.contains("call limit reached") || text.contains("stack limit reached") {
+        return FilterError::TooLarge(format!(
+            "the filter takes more than {MAX_PARSER_CALLS} parser steps; nest fewer parentheses or lists"
+        ));
+    }
     // pest reports " --> line:column" then a caret diagram and what it expected.
     let (mut line, mut column) = (1, 1);
     if let Some(pos) = text.find("--> ") {
@@ -346,10 +579,7 @@ pub fn compile(e: &cql2::Expr, known: &dyn Fn(&str) -> bool) -> Result<Filter, F
             })?;
             // Coordinates may be in another CRS (filter-crs) until the caller transforms them, so
             // only the shape is checked here; `check_literals` checks ranges afterwards.
-            if let Some(e) = geo::algorithm::Validation::validation_errors(&geometry)
-                .into_iter()
-                .next()
-            {
+            if let Some(e) = crate::geom::topology_problem(&geometry) {
                 return Err(FilterError::Invalid(format!("{op}: invalid geometry: {e}")));
             }
             let mut op = match op {
@@ -383,6 +613,7 @@ fn describe(e: &cql2::Expr) -> String {
     e.to_text().unwrap_or_else(|_| format!("{e:?}"))
 }
 
+/// A LIKE pattern as tokens; runs of `%` collapse into one `Any`, which matches the same strings.
 fn like_pattern(p: &str) -> Vec<LikeToken> {
     let mut out = Vec::new();
     let mut text = String::new();
@@ -398,11 +629,11 @@ fn like_pattern(p: &str) -> Vec<LikeToken> {
                 if !text.is_empty() {
                     out.push(LikeToken::Text(std::mem::take(&mut text)));
                 }
-                out.push(if c == '%' {
-                    LikeToken::Any
-                } else {
-                    LikeToken::One
-                });
+                if c == '_' {
+                    out.push(LikeToken::One);
+                } else if out.last() != Some(&LikeToken::Any) {
+                    out.push(LikeToken::Any);
+                }
             }
             c => text.push(c),
         }
@@ -413,24 +644,48 @@ fn like_pattern(p: &str) -> Vec<LikeToken> {
     out
 }
 
+/// Whether `s` matches the pattern, in O(|s| · |pattern|) time and constant space: the classic
+/// wildcard matcher that keeps only the last `%` as its backtracking point. Retrying only from the
+/// last `%` loses nothing, since the part before it matched at its leftmost place, which leaves
+/// the most room for the rest; trying every split for every `%` (as a recursive matcher does)
+/// takes time exponential in the number of `%`.
 fn like_matches(pattern: &[LikeToken], s: &str) -> bool {
-    match pattern.split_first() {
-        None => s.is_empty(),
-        Some((LikeToken::Text(t), rest)) => s
-            .strip_prefix(t.as_str())
-            .is_some_and(|r| like_matches(rest, r)),
-        Some((LikeToken::One, rest)) => {
-            let mut it = s.chars();
-            it.next().is_some() && like_matches(rest, it.as_str())
-        }
-        Some((LikeToken::Any, rest)) => {
-            if rest.is_empty() {
-                return true;
+    let char_len = |at: usize| s[at..].chars().next().map_or(0, char::len_utf8);
+    let (mut t, mut at) = (0usize, 0usize);
+    // (token after the last `%`, where in `s` that `%`'s match currently ends)
+    let mut retry: Option<(usize, usize)> = None;
+    loop {
+        match pattern.get(t) {
+            Some(LikeToken::Any) => {
+                if t + 1 == pattern.len() {
+                    return true;
+                }
+                retry = Some((t + 1, at));
+                t += 1;
+                continue;
             }
-            s.char_indices()
-                .map(|(i, _)| i)
-                .chain(std::iter::once(s.len()))
-                .any(|i| like_matches(rest, &s[i..]))
+            Some(LikeToken::Text(text)) if s[at..].starts_with(text.as_str()) => {
+                at += text.len();
+                t += 1;
+                continue;
+            }
+            Some(LikeToken::One) if at < s.len() => {
+                at += char_len(at);
+                t += 1;
+                continue;
+            }
+            None if at == s.len() => return true,
+            _ => {}
+        }
+        // Mismatch: let the last `%` swallow one more character and try again from after it.
+        match retry {
+            Some((after, end)) if end < s.len() => {
+                let end = end + char_len(end);
+                retry = Some((after, end));
+                t = after;
+                at = end;
+            }
+            _ => return false,
         }
     }
 }
@@ -556,7 +811,11 @@ impl Filter {
             }),
             Filter::Spatial { op, geometry, .. } => {
                 let g = f.geometry.as_ref()?;
-                Some(spatial(*op, g, geometry))
+                // geo's relate panics on some invalid geometries ("topology position conflict");
+                // a stored feature that is invalid then matches nothing rather than failing the
+                // request.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| spatial(*op, g, geometry)))
+                    .ok()
             }
             Filter::InArea { area, within } => {
                 let g = f.geometry.as_ref()?;
@@ -614,6 +873,16 @@ impl Filter {
             Filter::And(v) | Filter::Or(v) => v.iter().map(Filter::vertex_count).sum(),
             Filter::Not(f) => f.vertex_count(),
             Filter::Spatial { geometry, .. } => geometry.coords_count(),
+            _ => 0,
+        }
+    }
+
+    /// Parts of the geometry literals (see [`crate::geom::MAX_GEOMETRY_PARTS`]).
+    pub fn part_count(&self) -> usize {
+        match self {
+            Filter::And(v) | Filter::Or(v) => v.iter().map(Filter::part_count).sum(),
+            Filter::Not(f) => f.part_count(),
+            Filter::Spatial { geometry, .. } => crate::geom::part_count(geometry),
             _ => 0,
         }
     }
@@ -753,6 +1022,289 @@ mod tests {
         );
         assert!(matches!(e, Err(FilterError::Invalid(m)) if m.contains("self-intersection")));
         assert!(parse("{", FilterLang::Cql2Json, &|_| true).is_err());
+    }
+
+    fn run_on_small_stack<T: Send + 'static>(
+        kib: usize,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        std::thread::Builder::new()
+            .stack_size(kib * 1024)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    /// Every shape the bounds let through, at the bounds, parsed, compiled, evaluated and dropped
+    /// on a 1 MiB stack in a debug build (tokio's workers have 2 MiB; a release build needs a
+    /// fraction of what a debug build does).
+    #[test]
+    fn worst_case_fits_a_small_stack() {
+        let d = MAX_FILTER_DEPTH;
+        let chain = |op: &str, n: usize| vec!["1"; n + 1].join(op);
+        let joins = vec!["x = 1"; MAX_FILTER_OPERATORS + 1].join(" AND ");
+        let cases = vec![
+            format!("{}x = 1{}", "(".repeat(d - 1), ")".repeat(d - 1)),
+            format!(
+                "{}x = 1{}",
+                "NOT (".repeat(d / 2 - 1),
+                ")".repeat(d / 2 - 1)
+            ),
+            format!("{}x = 1", "NOT ".repeat(d - 1)),
+            format!("x = {}", chain(" + ", d - 1)),
+            format!("x = {}", chain(" ^ ", d - 1)),
+            format!("x = {}", chain(" - ", d - 1)),
+            format!("x = {}1", "- ".repeat(d - 1)),
+            format!("{}x = 1", "x = ".repeat(d - 1)),
+            vec!["x = 1"; MAX_FILTER_OPERATORS + 1].join(" OR "),
+            format!("{}{joins}{}", "(".repeat(d - 1), ")".repeat(d - 1)),
+            format!(
+                "{}x = {}{}",
+                "(".repeat(d / 2),
+                chain(" * ", d / 2 - 1),
+                ")".repeat(d / 2)
+            ),
+            format!(
+                "S_INTERSECTS(geometry, {}POINT(1 1){})",
+                "GEOMETRYCOLLECTION(".repeat(d - 2),
+                ")".repeat(d - 2)
+            ),
+            format!("x IN ({})", vec!["1"; 10_000].join(",")),
+            format!("name LIKE '{}'", "_%".repeat(10_000)),
+        ];
+        for q in cases {
+            check_bounds(&q, FilterLang::Cql2Text).unwrap_or_else(|e| panic!("{e}: {q:.80}"));
+            run_on_small_stack(1024, move || {
+                let f = feature(
+                    serde_json::json!({"x": 1, "name": "x"}),
+                    Geometry::Point(point!(x: 1., y: 1.)),
+                );
+                if let Ok(filter) = parse(&q, FilterLang::Cql2Text, &|_| true) {
+                    let _ = filter.eval(&f);
+                    let _ = filter.check_literals();
+                    let _ = filter.clone().map_geometries(&|g| Ok(g.clone()));
+                }
+            });
+        }
+        let mut json = String::from(r#"{"op":"=","args":[{"property":"x"},1]}"#);
+        while json_depth(&json) + 2 <= MAX_FILTER_JSON_DEPTH {
+            json = format!(r#"{{"op":"not","args":[{json}]}}"#);
+        }
+        check_bounds(&json, FilterLang::Cql2Json).unwrap();
+        run_on_small_stack(1024, move || {
+            let f = parse(&json, FilterLang::Cql2Json, &|_| true).unwrap();
+            let g = Geometry::Point(point!(x: 1., y: 1.));
+            let _ = f.eval(&feature(serde_json::json!({"x": 1}), g));
+        });
+    }
+
+    #[test]
+    fn deep_or_long_filters_are_refused_before_parsing() {
+        let too_deep = [
+            format!("{}name = 'x'{}", "(".repeat(400), ")".repeat(400)),
+            format!("{}name = 'x'{}", "(".repeat(5810), ")".repeat(5810)),
+            format!("{}name = 'x'", "NOT ".repeat(5000)),
+            format!("{}name = 'x'", "NOT ".repeat(MAX_FILTER_DEPTH + 1)),
+            format!(
+                "S_INTERSECTS(geometry, {}POINT(1 1){})",
+                "GEOMETRYCOLLECTION(".repeat(2000),
+                ")".repeat(2000)
+            ),
+            // Unbalanced: still refused, not parsed.
+            "(".repeat(60_000),
+        ];
+        for q in too_deep {
+            let e = parse(&q, FilterLang::Cql2Text, &|_| true).unwrap_err();
+            assert_eq!(
+                e,
+                FilterError::TooLarge(format!(
+                    "the filter is nested deeper than {MAX_FILTER_DEPTH} levels"
+                )),
+                "{q:.60}"
+            );
+        }
+        // Just within and just beyond the bound.
+        let at = |n: usize| format!("{}x = 1{}", "(".repeat(n), ")".repeat(n));
+        assert!(parse(&at(MAX_FILTER_DEPTH - 1), FilterLang::Cql2Text, &|_| true).is_ok());
+        assert!(parse(&at(MAX_FILTER_DEPTH), FilterLang::Cql2Text, &|_| true).is_err());
+        for ok in [
+            "NOT (x = 1 AND (y <= 2 OR z <> 3)) AND NOT name LIKE 'a%'",
+            "x BETWEEN -5 AND 5 AND y IS NOT NULL",
+            "S_INTERSECTS(geometry, MULTIPOLYGON(((0 0, 1 0, 1 1, 0 0)), ((2 2, 3 2, 3 3, 2 2))))",
+            "S_INTERSECTS(geometry, BBOX(-1, -2, 3, 4)) OR S_WITHIN(geometry, BBOX(-1e-3, -2, 3, 4))",
+        ] {
+            let (depth, _) = text_shape(ok);
+            assert!(depth <= 6, "{ok}: {depth}");
+        }
+        let chain = format!("x = {}", vec!["1"; 5000].join(" + "));
+        assert!(matches!(
+            parse(&chain, FilterLang::Cql2Text, &|_| true),
+            Err(FilterError::TooLarge(m)) if m.contains("nested deeper")
+        ));
+        let joins = vec!["x = 1"; MAX_FILTER_OPERATORS + 2].join(" AND ");
+        assert!(matches!(
+            parse(&joins, FilterLang::Cql2Text, &|_| true),
+            Err(FilterError::TooLarge(m)) if m.contains("AND/OR")
+        ));
+        let long = format!("name = '{}'", "x".repeat(MAX_FILTER_BYTES));
+        assert!(matches!(
+            parse(&long, FilterLang::Cql2Text, &|_| true),
+            Err(FilterError::TooLarge(m)) if m.contains("bytes")
+        ));
+        let mut json = String::from(r#"{"op":"=","args":[{"property":"x"},1]}"#);
+        for _ in 0..30 {
+            json = format!(r#"{{"op":"not","args":[{json}]}}"#);
+        }
+        assert!(matches!(
+            parse(&json, FilterLang::Cql2Json, &|_| true),
+            Err(FilterError::TooLarge(m)) if m.contains("nested deeper")
+        ));
+        // Brackets and parentheses inside strings do not count; minus signs in WKT are no operators.
+        let quoted = format!("name = '{}'", "(".repeat(1000));
+        assert!(parse(&quoted, FilterLang::Cql2Text, &|_| true).is_ok());
+        let ring: Vec<String> = (0..1000)
+            .map(|i| {
+                let a = i as f64 / 1000.0 * std::f64::consts::TAU;
+                format!("{} {}", -100.0 + a.cos(), -30.0 + a.sin())
+            })
+            .collect();
+        let poly = format!(
+            "S_INTERSECTS(geometry, POLYGON(({}, {})))",
+            ring.join(", "),
+            ring[0]
+        );
+        assert!(parse(&poly, FilterLang::Cql2Text, &|_| true).is_ok());
+    }
+
+    /// The longest filters of the shapes that take the most parser steps per byte parse within
+    /// [`MAX_PARSER_CALLS`]; backtracking over nested lists is stopped.
+    #[test]
+    fn long_filters_parse_and_backtracking_stops() {
+        let fill = |unit: &str, head: &str, tail: &str, sep: &str| {
+            let n = (MAX_FILTER_BYTES - head.len() - tail.len()) / (unit.len() + sep.len());
+            format!("{head}{}{tail}", vec![unit; n].join(sep))
+        };
+        let ring: Vec<String> = (0..4000)
+            .map(|i| {
+                let a = f64::from(i) / 4000.0 * std::f64::consts::TAU;
+                format!("{:.6} {:.6}", 105.0 + a.cos(), 29.0 + a.sin())
+            })
+            .collect();
+        let mut poly = String::from("S_INTERSECTS(geometry, POLYGON((");
+        for c in &ring {
+            if poly.len() + c.len() + 40 > MAX_FILTER_BYTES {
+                break;
+            }
+            poly.push_str(c);
+            poly.push_str(", ");
+        }
+        poly.push_str(&format!("{})))", ring[0]));
+        let long = [
+            fill("'aaaa'", "x IN (", ")", ","),
+            fill("1", "x IN (", ")", ","),
+            fill("x", "name = '", "'", ""),
+            poly,
+            fill(
+                "(x = 'abc' AND y IN (1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22))",
+                "",
+                "",
+                " OR ",
+            )
+            .chars()
+            .take(0)
+            .collect::<String>()
+                + &vec!["(x = 'abc' AND y IN (1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30))"; 64].join(" OR "),
+        ];
+        for q in &long {
+            assert!(q.len() <= MAX_FILTER_BYTES);
+            if let Err(e) = parse(q, FilterLang::Cql2Text, &|_| true) {
+                panic!("{e}: {:.80}… ({} bytes)", q, q.len());
+            }
+        }
+        let mut inner = String::from("1,1");
+        for _ in 0..14 {
+            inner = format!("({inner}),1");
+        }
+        assert!(matches!(
+            parse(&format!("x IN ({inner})"), FilterLang::Cql2Text, &|_| true),
+            Err(FilterError::TooLarge(m)) if m.contains("parser steps")
+        ));
+    }
+
+    #[test]
+    fn like_is_linear_and_right() {
+        // Independent reference: the textbook dynamic programme over (pattern, text) prefixes.
+        fn reference(p: &[LikeToken], s: &str) -> bool {
+            let mut flat = Vec::new();
+            for t in p {
+                match t {
+                    LikeToken::Text(t) => flat.extend(t.chars().map(Some)),
+                    LikeToken::One => flat.push(None),
+                    LikeToken::Any => flat.push(Some('\u{0}')),
+                }
+            }
+            let s: Vec<char> = s.chars().collect();
+            let mut row = vec![false; s.len() + 1];
+            row[0] = true;
+            for pc in &flat {
+                let mut next = vec![false; s.len() + 1];
+                for j in 0..=s.len() {
+                    next[j] = match pc {
+                        Some('\u{0}') => row[j] || (j > 0 && next[j - 1]),
+                        None => j > 0 && row[j - 1],
+                        Some(c) => j > 0 && row[j - 1] && s[j - 1] == *c,
+                    };
+                }
+                row = next;
+            }
+            row[s.len()]
+        }
+        let texts = [
+            "",
+            "a",
+            "ab",
+            "aab",
+            "abab",
+            "龙水镇",
+            "龙水镇镇",
+            "%x",
+            "a_b",
+            "bba",
+        ];
+        let patterns = [
+            "", "%", "%%", "_", "a%", "%b", "%a%b%", "a_b", "_%_", "%镇", "龙%镇", "%%%#", "a%%b",
+            "\\%x", "a\\_b", "%ab%ab", "_b%", "b%a",
+        ];
+        for p in patterns {
+            let tokens = like_pattern(p);
+            for t in texts {
+                assert_eq!(
+                    like_matches(&tokens, t),
+                    reference(&tokens, t),
+                    "'{t}' LIKE '{p}'"
+                );
+            }
+        }
+        // Crash 2: these took seconds to minutes and would not finish on a 10 kB string.
+        let long = "a".repeat(10_000);
+        for p in [
+            "%%%#",
+            "%%%%#",
+            "%%%%%%%%%%#",
+            "%a%a%a%a%a%a%a%a%a%a%#",
+            "%_%_%_%_%_%#",
+        ] {
+            assert!(!like_matches(&like_pattern(p), &long), "{p}");
+        }
+        assert!(like_matches(&like_pattern("%a%a%a%a%a%a%a%a%a%a%"), &long));
+        assert!(like_matches(&like_pattern("%%%%%%%%%%a"), &long));
+        let f = feature(
+            serde_json::json!({"name": "x".repeat(10_000)}),
+            Geometry::Point(point!(x: 1., y: 1.)),
+        );
+        assert!(!text("name LIKE '%%%%%%%%%%#'").matches(&f));
+        assert!(text("name LIKE '%%%%%%%%%%x'").matches(&f));
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub enum ImportError {
     /// Not a file of the expected format, or damaged.
     #[error("the file cannot be read, it is damaged or not of the expected kind: {0}")]
     Corrupt(String),
+    /// The upload would unpack to more than the stated limits (a zip bomb, or simply too big).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// `feature 3 (id 17): …; feature 9: …` and `… and N more`.
@@ -347,6 +350,8 @@ pub(crate) fn to_stored(crs: &Crs, g: &Geometry<f64>) -> Result<Geometry<f64>, S
     if let Some(bad) = first_non_finite(g) {
         return Err(format!("geometry: coordinate {bad} is not a finite number"));
     }
+    // Size first: no transform of a geometry that is refused anyway.
+    crate::geom::check_size(g).map_err(|p| format!("geometry: {p}"))?;
     let lonlat = geometry_to_lonlat(crs, g).map_err(|e| format!("geometry: {e}"))?;
     validate_geometry(&lonlat).map_err(|p| format!("geometry: {p}"))?;
     crate::geom::within_china(&lonlat).map_err(|p| format!("geometry: {p}"))?;

@@ -54,8 +54,15 @@ use crate::model::{GeometryType, Properties};
 pub const MAPPING_FILE: &str = "fields.csv";
 /// Longest dBASE character value, in bytes.
 pub const MAX_CHAR_BYTES: usize = 254;
-/// Largest file we unpack from an uploaded zip (guards against zip bombs).
-const MAX_ENTRY_BYTES: u64 = 2 << 30;
+/// The most bytes the entries read from one uploaded zip may unpack to, together. An upload is at
+/// most 64 MiB; Shapefile data compresses about 2–10:1, so honest uploads stay far below this.
+pub const MAX_ZIP_UNCOMPRESSED_BYTES: u64 = 512 << 20;
+/// The largest ratio of unpacked to packed size of an entry that unpacks to more than
+/// [`ZIP_RATIO_FREE_BYTES`]. Deflate reaches ~1000:1 only on runs of one byte (zip bombs); even
+/// a `.dbf` of blank padded text stays below this.
+pub const MAX_ZIP_RATIO: u64 = 200;
+/// Entries up to this size are not held to [`MAX_ZIP_RATIO`] (small files compress oddly).
+pub const ZIP_RATIO_FREE_BYTES: u64 = 1 << 20;
 
 /// Encoding of the `.dbf` attribute text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -787,6 +794,8 @@ pub fn read_shapefile_zip(
         .map_err(|e| ImportError::Corrupt(format!("not a zip archive ({e})")))?;
     let mut sets: Vec<ShapefileParts> = Vec::new();
     let mut mapping_index = None;
+    let mut unpacked = 0u64;
+    let mut set_of_stem: HashMap<String, usize> = HashMap::new();
     for i in 0..zip.len() {
         let entry = zip
             .by_index_raw(i)
@@ -816,10 +825,12 @@ pub fn read_shapefile_zip(
         if !matches!(ext.as_str(), "shp" | "dbf" | "prj" | "cpg") {
             continue;
         }
+        // A map, not a search of `sets`: a zip may list hundreds of thousands of entries.
         let key = stem_path.to_lowercase();
-        let set = match sets.iter_mut().position(|s| s.stem.to_lowercase() == key) {
-            Some(p) => &mut sets[p],
+        let set = match set_of_stem.get(&key) {
+            Some(&p) => &mut sets[p],
             None => {
+                set_of_stem.insert(key, sets.len());
                 sets.push(ShapefileParts {
                     stem: stem_path.to_string(),
                     display: format!("{stem_path}.shp"),
@@ -846,7 +857,8 @@ pub fn read_shapefile_zip(
     let mapping: HashMap<String, HashMap<String, MappedField>> = match mapping_index {
         Some(i) => {
             let text =
-                String::from_utf8_lossy(&read_entry(&mut zip, i, MAPPING_FILE)?).into_owned();
+                String::from_utf8_lossy(&read_entry(&mut zip, i, MAPPING_FILE, &mut unpacked)?)
+                    .into_owned();
             let mut m: HashMap<String, HashMap<String, MappedField>> = HashMap::new();
             for row in parse_csv(&text).into_iter().skip(1) {
                 if let [layer, file, field, property, kind, ..] = row.as_slice() {
@@ -867,6 +879,7 @@ pub fn read_shapefile_zip(
 
     // (layer name, records, whether ids came from the file)
     let mut layers: Vec<(String, Vec<RawFeature>, bool)> = Vec::new();
+    let mut layer_of_name: HashMap<String, usize> = HashMap::new();
     let mut crs_of: HashMap<String, Crs> = HashMap::new();
     for set in &sets {
         let file = set.display.clone();
@@ -876,7 +889,7 @@ pub fn read_shapefile_zip(
                 let Some(i) = set.prj else {
                     return Err(ImportError::NoCrs { file });
                 };
-                let raw = read_entry(&mut zip, i, &file)?;
+                let raw = read_entry(&mut zip, i, &file, &mut unpacked)?;
                 let wkt = String::from_utf8_lossy(&raw).into_owned();
                 crs_from_wkt(&wkt).map_err(|e| ImportError::UnknownCrs {
                     file: file.clone(),
@@ -888,10 +901,13 @@ pub fn read_shapefile_zip(
         let Some(dbf_i) = set.dbf else {
             return Err(ImportError::MissingPart { file, part: ".dbf" });
         };
-        let shp = read_entry(&mut zip, set.shp.expect("retained"), &file)?;
-        let dbf = read_entry(&mut zip, dbf_i, &file)?;
+        let shp = read_entry(&mut zip, set.shp.expect("retained"), &file, &mut unpacked)?;
+        let dbf = read_entry(&mut zip, dbf_i, &file, &mut unpacked)?;
         let cpg = match set.cpg {
-            Some(i) => Some(String::from_utf8_lossy(&read_entry(&mut zip, i, &file)?).into_owned()),
+            Some(i) => Some(
+                String::from_utf8_lossy(&read_entry(&mut zip, i, &file, &mut unpacked)?)
+                    .into_owned(),
+            ),
             None => None,
         };
         let shapes = read_shp(&shp).map_err(|e| ImportError::Corrupt(format!("{file}: {e}")))?;
@@ -970,12 +986,16 @@ pub fn read_shapefile_zip(
             });
         }
         crs_of.insert(layer_name.clone(), crs);
-        match layers.iter_mut().find(|(n, _, _)| *n == layer_name) {
-            Some((_, v, f)) => {
+        match layer_of_name.get(&layer_name) {
+            Some(&p) => {
+                let (_, v, f) = &mut layers[p];
                 v.extend(raw);
                 *f &= from_file;
             }
-            None => layers.push((layer_name, raw, from_file)),
+            None => {
+                layer_of_name.insert(layer_name.clone(), layers.len());
+                layers.push((layer_name, raw, from_file));
+            }
         }
     }
 
@@ -1008,26 +1028,55 @@ fn id_text(v: &Value) -> Option<String> {
     }
 }
 
+/// Unpacks entry `i`, counting the bytes as they are inflated: the sizes a zip declares are used to
+/// refuse early but never trusted. Stops as soon as the entry passes [`MAX_ZIP_RATIO`] or all the
+/// entries read so far (`unpacked`) pass [`MAX_ZIP_UNCOMPRESSED_BYTES`].
 fn read_entry(
     zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
     i: usize,
     file: &str,
+    unpacked: &mut u64,
 ) -> Result<Vec<u8>, ImportError> {
     let mut entry = zip
         .by_index(i)
         .map_err(|e| ImportError::Corrupt(format!("{file}: {e}")))?;
-    if entry.size() > MAX_ENTRY_BYTES {
-        return Err(ImportError::Corrupt(format!(
-            "{} is larger than {} GiB",
-            entry.name(),
-            MAX_ENTRY_BYTES >> 30
-        )));
+    let name = entry.name().to_string();
+    let packed = entry.compressed_size();
+    let left = MAX_ZIP_UNCOMPRESSED_BYTES.saturating_sub(*unpacked);
+    let by_ratio = packed
+        .saturating_mul(MAX_ZIP_RATIO)
+        .max(ZIP_RATIO_FREE_BYTES);
+    let cap = left.min(by_ratio);
+    let refuse = |size: u64, more: bool| {
+        let size = format!(
+            "{}{:.1} MiB",
+            if more { "more than " } else { "" },
+            size as f64 / f64::from(1 << 20)
+        );
+        if by_ratio < left {
+            ImportError::TooLarge(format!(
+                "zip entry '{name}' unpacks to {size} from {packed} bytes, more than {MAX_ZIP_RATIO} times its packed size (the limit for entries over {} MiB); nothing was unpacked further",
+                ZIP_RATIO_FREE_BYTES >> 20
+            ))
+        } else {
+            ImportError::TooLarge(format!(
+                "zip entry '{name}' unpacks to {size}: the entries of one upload may unpack to at most {} MiB together",
+                MAX_ZIP_UNCOMPRESSED_BYTES >> 20
+            ))
+        }
+    };
+    if entry.size() > cap {
+        return Err(refuse(entry.size(), false));
     }
-    let mut buf = Vec::with_capacity(entry.size() as usize);
+    let mut buf = Vec::with_capacity(entry.size().min(cap) as usize);
     (&mut entry)
-        .take(MAX_ENTRY_BYTES + 1)
+        .take(cap + 1)
         .read_to_end(&mut buf)
         .map_err(|e| ImportError::Corrupt(format!("{file}: {e}")))?;
+    if buf.len() as u64 > cap {
+        return Err(refuse(cap, true));
+    }
+    *unpacked += buf.len() as u64;
     Ok(buf)
 }
 
@@ -1447,6 +1496,56 @@ mod tests {
         let cut = p["项目建设内容说明"].as_str().unwrap();
         assert_eq!(cut.chars().count(), 127); // 254 bytes / 2 bytes per GBK character
         assert!(long.starts_with(cut));
+    }
+
+    /// A zip whose `.shp` is `mib` MiB of zeros (deflate packs them ~1000:1), with a `.dbf` and
+    /// `.prj`; `lie` rewrites the declared unpacked size of the `.shp` to 1,000 bytes.
+    fn zip_bomb(mib: usize, lie: bool) -> Vec<u8> {
+        let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        z.start_file("x.prj", opts).unwrap();
+        z.write_all(&prj_gk()).unwrap();
+        z.start_file("x.shp", opts).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..mib {
+            z.write_all(&zeros).unwrap();
+        }
+        z.start_file("x.dbf", opts).unwrap();
+        z.write_all(&[0u8; 64]).unwrap();
+        let mut bytes = z.finish().unwrap().into_inner();
+        if lie {
+            let size = (mib as u32) << 20;
+            for (sig, at) in [(0x04034b50u32, 22), (0x02014b50, 24)] {
+                for i in 0..bytes.len().saturating_sub(30) {
+                    if bytes[i..i + 4] == sig.to_le_bytes()
+                        && bytes[i + at..i + at + 4] == size.to_le_bytes()
+                    {
+                        bytes[i + at..i + at + 4].copy_from_slice(&1000u32.to_le_bytes());
+                    }
+                }
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn zip_bombs_stop_early() {
+        let bomb = zip_bomb(16, false);
+        assert!(bomb.len() < 200_000, "{}", bomb.len());
+        match read_shapefile_zip(&bomb, None) {
+            Err(ImportError::TooLarge(m)) => {
+                assert!(m.contains("'x.shp'") && m.contains("200 times"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Declared sizes are not trusted: a bomb that claims 1,000 bytes is stopped while inflating.
+        match read_shapefile_zip(&zip_bomb(16, true), None) {
+            Err(ImportError::TooLarge(m)) => {
+                assert!(m.contains("unpacks to more than"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     fn prj_gk() -> Vec<u8> {

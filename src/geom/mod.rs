@@ -13,4 +13,8 @@ pub use area::{
 };
 pub use bbox::{Bbox, BboxError};
 pub use union::union_area_m2;
-pub use validate::{validate_geometry, validate_topology, within_china, GeometryProblem};
+pub use validate::{
+    check_size, check_wkt_nesting, part_count, topology_error, topology_problem, validate_geometry,
+    validate_topology, within_china, GeometryProblem, MAX_GEOMETRY_PARTS, MAX_GEOMETRY_VERTICES,
+    MAX_WKT_DEPTH,
+};

@@ -19,11 +19,35 @@ use crate::model::Feature;
 use geo::MapCoords;
 
 pub const DEFAULT_LIMIT: usize = 100;
+/// The largest page. A larger `limit` is clamped to it (OGC API – Features allows that), not
+/// refused.
 pub const MAX_LIMIT: usize = 10_000;
-/// Vertices a request geometry may have: bigger ones would tie the server up.
+/// Vertices the geometries of one request may have together (an `intersects` WKT, the literals of
+/// a filter, a polygon posted for analysis). Lower than what one stored geometry may have
+/// ([`crate::geom::MAX_GEOMETRY_VERTICES`]): a query is answered while the client waits.
 pub const MAX_REQUEST_VERTICES: usize = 100_000;
 /// The farthest `near` query, in metres.
 pub const MAX_NEAR_METRES: f64 = 1_000_000.0;
+
+/// A text parameter, with an empty (or blank) value read as absent: the OpenAPI document types
+/// these as plain strings, so `filter=` or `datetime=` is a valid request that asks for nothing.
+/// Numeric parameters (`limit=`, `bbox=`) stay errors: an empty value is no number.
+pub fn text_param<'a>(params: &'a Params, name: &str) -> ApiResult<Option<&'a str>> {
+    Ok(params.get(name)?.filter(|v| !v.trim().is_empty()))
+}
+
+/// Shortens a long value for an error message.
+fn excerpt(value: &str) -> String {
+    const MAX: usize = 200;
+    if value.len() <= MAX {
+        return value.to_string();
+    }
+    let mut end = MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &value[..end], value.len())
+}
 
 /// Parameters the feature query understands; anything else must be a property of the layer.
 pub const QUERY_PARAMS: &[&str] = &[
@@ -126,7 +150,7 @@ pub struct FeatureQuery {
 /// An admin unit named by `within=` (a code, a name, or `town/village`), as a filter. Resolved
 /// before the queried layer is locked, since it reads the admin layers.
 pub fn resolve_within(engine: &Engine, params: &Params) -> ApiResult<Option<Filter>> {
-    let Some(text) = params.get("within")? else {
+    let Some(text) = text_param(params, "within")? else {
         return Ok(None);
     };
     let area = resolve_area(engine, "within", text)?;
@@ -180,6 +204,7 @@ pub fn lookup_error(param: &str, e: AdminLookupError) -> ApiError {
 }
 
 fn filter_error(param: &str, value: &str, e: FilterError) -> ApiError {
+    let value = &excerpt(value);
     let mut err = ApiError::parameter(param, value, &e);
     if let FilterError::Syntax { line, column, .. } = &e {
         err = err.with_details(
@@ -192,17 +217,49 @@ fn filter_error(param: &str, value: &str, e: FilterError) -> ApiError {
     err
 }
 
-/// Counts the vertices of a request geometry against the configured bound.
+/// 413 for a request geometry beyond the stated limits ([`MAX_REQUEST_VERTICES`],
+/// [`crate::geom::MAX_GEOMETRY_PARTS`]); names the parameter and the limit.
 pub fn check_vertices(param: &str, g: &Geometry<f64>) -> ApiResult<()> {
-    let n = g.coords_count();
-    if n > MAX_REQUEST_VERTICES {
-        return Err(ApiError::parameter(
-            param,
-            &format!("<geometry of {n} vertices>"),
-            format!("geometries in requests may have at most {MAX_REQUEST_VERTICES} vertices"),
-        ));
+    too_large(param, g.coords_count(), crate::geom::part_count(g))
+}
+
+fn too_large(param: &str, vertices: usize, parts: usize) -> ApiResult<()> {
+    use crate::geom::MAX_GEOMETRY_PARTS;
+    let why = if vertices > MAX_REQUEST_VERTICES {
+        format!("geometries in requests may have at most {MAX_REQUEST_VERTICES} vertices; this one has {vertices}")
+    } else if parts > MAX_GEOMETRY_PARTS {
+        format!("geometries in requests may have at most {MAX_GEOMETRY_PARTS} parts; this one has {parts}")
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "GeometryTooLarge",
+        format!("parameter '{param}': {why}"),
+    )
+    .with_details(json!({
+        "parameter": param,
+        "vertices": vertices,
+        "parts": parts,
+        "max_vertices": MAX_REQUEST_VERTICES,
+        "max_parts": MAX_GEOMETRY_PARTS,
+    })))
+}
+
+/// `near=lon,lat`: exactly two finite numbers, nothing else.
+fn parse_lon_lat(p: &str) -> ApiResult<[f64; 2]> {
+    let nums: Vec<Option<f64>> = p
+        .split(',')
+        .map(|v| v.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
+        .collect();
+    match nums[..] {
+        [Some(lon), Some(lat)] => Ok([lon, lat]),
+        _ => Err(ApiError::parameter(
+            "near",
+            p,
+            "must be two finite numbers, lon,lat (e.g. near=105.7,29.7)",
+        )),
     }
-    Ok(())
 }
 
 fn parse_limit(params: &Params) -> ApiResult<usize> {
@@ -264,16 +321,9 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
         (Some(v), Some(c)) => Some(bbox_from_crs(v, &c)?),
         (None, _) => None,
     };
-    if let Some(dt) = params.get("datetime")? {
-        // No layer has a temporal extent: every feature matches any valid interval.
-        if dt.trim().is_empty() {
-            return Err(ApiError::parameter(
-                "datetime",
-                dt,
-                "must be an RFC 3339 instant or interval",
-            ));
-        }
-    }
+    // No layer has a temporal extent: every feature matches any interval, so `datetime` is only
+    // checked for being given once (an empty value counts as absent, as for every text parameter).
+    text_param(params, "datetime")?;
     let selection = match params.get("properties")? {
         None => PropertySelection::All,
         Some(list) => {
@@ -304,8 +354,8 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
         .collect();
 
     let mut parts: Vec<Filter> = within.into_iter().collect();
-    if let Some(text) = params.get("filter")? {
-        let lang = match params.get("filter-lang")? {
+    if let Some(text) = text_param(params, "filter")? {
+        let lang = match text_param(params, "filter-lang")? {
             None | Some("cql2-text") => FilterLang::Cql2Text,
             Some("cql2-json") => FilterLang::Cql2Json,
             Some(other) => {
@@ -327,29 +377,26 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
                 )
             })?;
         }
+        too_large("filter", f.vertex_count(), f.part_count())?;
         f.check_literals()
-            .map_err(|e| ApiError::parameter("filter", text, e))?;
-        if f.vertex_count() > MAX_REQUEST_VERTICES {
-            return Err(ApiError::parameter(
-                "filter",
-                "<long filter>",
-                format!("geometries in requests may have at most {MAX_REQUEST_VERTICES} vertices"),
-            ));
-        }
+            .map_err(|e| ApiError::parameter("filter", &excerpt(text), e))?;
         parts.push(f);
-    } else if let Some(lang) = params.get("filter-lang")? {
+    } else if let Some(lang) = text_param(params, "filter-lang")? {
         return Err(ApiError::parameter(
             "filter-lang",
             lang,
             "given without a filter",
         ));
     }
-    if let Some(text) = params.get("intersects")? {
+    if let Some(text) = text_param(params, "intersects")? {
+        let shown = excerpt(text);
+        crate::geom::check_wkt_nesting(text)
+            .map_err(|e| ApiError::parameter("intersects", &shown, e))?;
         let g = Geometry::<f64>::try_from_wkt_str(text)
-            .map_err(|e| ApiError::parameter("intersects", text, format!("not WKT: {e}")))?;
+            .map_err(|e| ApiError::parameter("intersects", &shown, format!("not WKT: {e}")))?;
         check_vertices("intersects", &g)?;
         validate_topology(&g).map_err(|p| {
-            ApiError::parameter("intersects", text, format!("invalid geometry: {p}"))
+            ApiError::parameter("intersects", &shown, format!("invalid geometry: {p}"))
         })?;
         parts.push(Filter::Spatial {
             op: crate::engine::filter::SpatialOp::Intersects,
@@ -357,7 +404,7 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
             geometry: Arc::new(g),
         });
     }
-    let near = match (params.get("near")?, params.get("distance")?) {
+    let near = match (text_param(params, "near")?, params.get("distance")?) {
         (None, None) => None,
         (None, Some(d)) => {
             return Err(ApiError::parameter(
@@ -367,14 +414,7 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
             ))
         }
         (Some(p), d) => {
-            let nums: Vec<f64> = p
-                .split(',')
-                .filter_map(|v| v.trim().parse::<f64>().ok())
-                .filter(|v| v.is_finite())
-                .collect();
-            let [lon, lat] = nums[..] else {
-                return Err(ApiError::parameter("near", p, "must be lon,lat"));
-            };
+            let [lon, lat] = parse_lon_lat(p)?;
             if !(-180.0..=180.0).contains(&lon) || !(-90.0..=90.0).contains(&lat) {
                 return Err(ApiError::parameter(
                     "near",
@@ -403,7 +443,7 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
             })
         }
     };
-    let sort = match params.get("sortby")? {
+    let sort = match text_param(params, "sortby")? {
         None => vec![],
         Some(list) => list
             .split(',')
