@@ -244,7 +244,7 @@ async fn large_polygons_are_validated_quickly_and_bounded() {
     still_alive(&s).await;
 }
 
-/// Small: `near` needs exactly two finite numbers; empty text parameters are absent; `limit`
+/// Small: `near` needs exactly two finite numbers; empty parameters are a 400 naming them; `limit`
 /// above the maximum is clamped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parameter_edge_cases() {
@@ -265,7 +265,6 @@ async fn parameter_edge_cases() {
         )
         .await;
     }
-    let all = s.json("/collections/towns/items?limit=1000").await["numberMatched"].clone();
     for empty in [
         "filter=",
         "datetime=",
@@ -273,17 +272,15 @@ async fn parameter_edge_cases() {
         "intersects=",
         "within=",
         "filter=%20",
+        "limit=",
+        "bbox=",
+        "offset=",
+        "name=",
     ] {
-        let page = s
-            .json(&format!("/collections/towns/items?limit=1000&{empty}"))
-            .await;
-        assert_eq!(page["numberMatched"], all, "{empty}");
-    }
-    for empty in ["limit=", "bbox=", "offset="] {
         let b = s
             .problem(&format!("/collections/towns/items?{empty}"), 400)
             .await;
-        assert_eq!(b["parameter"], empty.trim_end_matches('='), "{b}");
+        assert_eq!(b["parameter"], empty.split('=').next().unwrap(), "{b}");
     }
     let page = s.json("/collections/projects/items?limit=20000").await;
     let max = yizhangtu::http::MAX_LIMIT as u64;

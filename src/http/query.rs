@@ -29,11 +29,18 @@ pub const MAX_REQUEST_VERTICES: usize = 100_000;
 /// The farthest `near` query, in metres.
 pub const MAX_NEAR_METRES: f64 = 1_000_000.0;
 
-/// A text parameter, with an empty (or blank) value read as absent: the OpenAPI document types
-/// these as plain strings, so `filter=` or `datetime=` is a valid request that asks for nothing.
-/// Numeric parameters (`limit=`, `bbox=`) stay errors: an empty value is no number.
+/// A text parameter; an empty or blank value is a 400 naming it, as on every resource (the
+/// OpenAPI document gives every parameter `minLength: 1`): leaving a parameter out and giving it
+/// empty are different requests, and the empty one is a client's mistake.
 pub fn text_param<'a>(params: &'a Params, name: &str) -> ApiResult<Option<&'a str>> {
-    Ok(params.get(name)?.filter(|v| !v.trim().is_empty()))
+    match params.get(name)? {
+        Some(v) if v.trim().is_empty() => Err(ApiError::parameter(
+            name,
+            v,
+            "empty; leave the parameter out or give it a value",
+        )),
+        other => Ok(other),
+    }
 }
 
 /// Shortens a long value for an error message.
@@ -294,6 +301,7 @@ fn known<'a>(idx: &'a LayerIndex) -> impl Fn(&str) -> bool + 'a {
 /// Parses everything but `within` (see `resolve_within`) against the layer.
 pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiResult<FeatureQuery> {
     params.reject_unknown(QUERY_PARAMS, |k| k == "f" || idx.has_property(k))?;
+    params.reject_empty()?;
     let limit = parse_limit(params)?;
     let offset = parse_offset(params)?;
     let fixed = |name: &str| -> ApiResult<Option<Crs>> {
