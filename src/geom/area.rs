@@ -262,7 +262,7 @@ impl PreparedArea {
             let (a, b) = (seg.start, seg.end);
             let (ux, uy) = (b.x - a.x, b.y - a.y);
             let len2 = ux * ux + uy * uy;
-            if !(len2 > 0.0) {
+            if len2.is_nan() || len2 <= 0.0 {
                 continue;
             }
             let at = |c: Coord<f64>| (((c.x - a.x) * ux + (c.y - a.y) * uy) / len2).clamp(0.0, 1.0);

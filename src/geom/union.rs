@@ -277,6 +277,9 @@ fn ring_by_ring(walked: &[Walked]) -> f64 {
     total.value().max(0.0)
 }
 
+/// The edges of one shape by their boxes (the edge starting at each coordinate).
+type EdgeIndex = RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>;
+
 /// Rows of grid cells handed to a worker at a time.
 const ROWS: usize = 4;
 
@@ -373,7 +376,7 @@ struct PolygonSet {
     /// Whether the union is restricted to the area polygons.
     restricted: bool,
     /// Edge indexes of shapes with many edges, for point-in-shape tests.
-    large: Vec<Option<RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>>>,
+    large: Vec<Option<EdgeIndex>>,
     /// Reference meridian and parallel of the projection (radians / projected y, absolute).
     lon0: f64,
     y0: f64,
