@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use super::LayerIndex;
 use crate::geom::{
-    geodesic_area_m2, geodesic_length_m, polygons_of, union_area_within_m2, BoxRelation,
+    geodesic_area_m2, geodesic_length_m, polygons_of, union_area_within_measuring_m2, BoxRelation,
     PreparedArea,
 };
 
@@ -148,7 +148,7 @@ pub fn coverage(idx: &LayerIndex, area: &PreparedArea, skip_district_level: bool
 /// true.
 ///
 /// The covered area is the union of the features' polygons restricted to the area, computed
-/// without clipping any feature (see [`union_area_within_m2`]), so a feature that shares the
+/// without clipping any feature (see [`crate::geom::union_area_within_m2`]), so a feature that shares the
 /// area's vertices adds exactly the area's own terms; it never exceeds the area's geodesic area
 /// ([`PreparedArea::area_m2`]).
 pub fn coverage_cancellable(
@@ -217,7 +217,13 @@ pub fn coverage_cancellable(
             sure,
         });
     }
-    let union = union_area_within_m2(&pieces, &area.shape.0, cancelled).ok_or(Cancelled)?;
+    // Only features across the boundary need their own overlap measured.
+    let mut unsure = vec![false; pieces.len()];
+    for c in candidates.iter().filter(|c| !c.sure) {
+        unsure[c.polygons.clone()].fill(true);
+    }
+    let union = union_area_within_measuring_m2(&pieces, &|k| unsure[k], &area.shape.0, cancelled)
+        .ok_or(Cancelled)?;
     // Never more than the area, whatever the rounding.
     out.covered_m2 = union.area_m2.clamp(0.0, area.area_m2());
     for c in candidates {

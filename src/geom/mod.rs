@@ -12,5 +12,8 @@ pub use area::{
     M2_PER_HA, M2_PER_MU,
 };
 pub use bbox::{Bbox, BboxError};
-pub use union::{union_area_m2, union_area_m2_cancellable, union_area_within_m2, UnionWithin};
+pub use union::{
+    union_area_m2, union_area_m2_cancellable, union_area_within_m2, union_area_within_measuring_m2,
+    UnionWithin,
+};
 pub use validate::{validate_geometry, validate_topology, within_china, GeometryProblem};

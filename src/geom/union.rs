@@ -69,7 +69,10 @@ pub fn union_area_m2_cancellable<P: Borrow<Polygon<f64>>>(
     polygons: &[P],
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Option<f64> {
-    let all: Vec<(&Polygon<f64>, bool)> = polygons.iter().map(|p| (p.borrow(), false)).collect();
+    let all: Vec<(&Polygon<f64>, bool, bool)> = polygons
+        .iter()
+        .map(|p| (p.borrow(), false, false))
+        .collect();
     Some(run(PolygonSet::new(&all, false), cancelled)?.area_m2)
 }
 
@@ -107,10 +110,22 @@ pub fn union_area_within_m2<P: Borrow<Polygon<f64>>>(
     area: &[Polygon<f64>],
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Option<UnionWithin> {
-    let all: Vec<(&Polygon<f64>, bool)> = pieces
+    union_area_within_measuring_m2(pieces, &|_| true, area, cancelled)
+}
+
+/// [`union_area_within_m2`], measuring the overlap only of the pieces `measure` picks (by index;
+/// the others' `overlap_m2` is 0), which saves the terms of their covered edges.
+pub fn union_area_within_measuring_m2<P: Borrow<Polygon<f64>>>(
+    pieces: &[P],
+    measure: &dyn Fn(usize) -> bool,
+    area: &[Polygon<f64>],
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Option<UnionWithin> {
+    let all: Vec<(&Polygon<f64>, bool, bool)> = pieces
         .iter()
-        .map(|p| (p.borrow(), false))
-        .chain(area.iter().map(|p| (p, true)))
+        .enumerate()
+        .map(|(k, p)| (p.borrow(), false, measure(k)))
+        .chain(area.iter().map(|p| (p, true, false)))
         .collect();
     let set = PolygonSet::new(&all, true);
     let mut out = run(set, cancelled)?;
@@ -375,6 +390,8 @@ struct PolygonSet {
     inputs: usize,
     /// Whether the union is restricted to the area polygons.
     restricted: bool,
+    /// Per shape: whether its own overlap with the area is wanted.
+    measure: Vec<bool>,
     /// Edge indexes of shapes with many edges, for point-in-shape tests.
     large: Vec<Option<EdgeIndex>>,
     /// Reference meridian and parallel of the projection (radians / projected y, absolute).
@@ -439,6 +456,8 @@ struct WalkState {
     own: Sum,
     /// The bow of the edge being walked (see `PolygonSet::term`).
     bow: f64,
+    /// Whether the piece being walked wants its overlap with the area.
+    measured: bool,
 }
 
 impl WalkState {
@@ -791,8 +810,9 @@ fn edge_box(c: Coord<f64>, d: Coord<f64>) -> ([f64; 2], [f64; 2]) {
 }
 
 impl PolygonSet {
-    /// The polygons, each marked whether it belongs to the area of a restricted union.
-    fn new(polygons: &[(&Polygon<f64>, bool)], restricted: bool) -> Self {
+    /// The polygons, each marked whether it belongs to the area of a restricted union and
+    /// whether its overlap with the area is wanted.
+    fn new(polygons: &[(&Polygon<f64>, bool, bool)], restricted: bool) -> Self {
         let e2 = F * (2.0 - F);
         let mut set = PolygonSet {
             coords: Vec::new(),
@@ -806,6 +826,7 @@ impl PolygonSet {
             input: Vec::with_capacity(polygons.len()),
             inputs: polygons.len(),
             restricted,
+            measure: Vec::with_capacity(polygons.len()),
             large: Vec::new(),
             lon0: 0.0,
             y0: 0.0,
@@ -813,7 +834,7 @@ impl PolygonSet {
             e2,
         };
         let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-        for (index, p, is_area) in spatial_order(polygons) {
+        for (index, p, is_area, measure) in spatial_order(polygons) {
             let first_ring = set.rings.len();
             let first_coord = set.coords.len();
             let mut ok = true;
@@ -867,6 +888,7 @@ impl PolygonSet {
                 max,
             });
             set.is_area.push(is_area);
+            set.measure.push(measure);
             set.input.push(index as u32);
         }
         set.owner = vec![0; set.coords.len()];
@@ -996,6 +1018,7 @@ impl PolygonSet {
         let area_ring = self.is_area[i];
         let st = &mut scratch.state;
         st.own = Sum::default();
+        st.measured = self.restricted && !area_ring && self.measure[i];
         for r in self.shapes[i].rings.clone() {
             let ring = self.rings[r].clone();
             let first = ring.start;
@@ -1017,7 +1040,7 @@ impl PolygonSet {
                     st.areas += 1;
                 } else {
                     st.pieces += 1;
-                    if area_ring {
+                    if area_ring && self.measure[j] {
                         st.cover_add(j as u32, 1);
                     }
                 }
@@ -1045,8 +1068,9 @@ impl PolygonSet {
                         match change {
                             1 | -1 => {
                                 st.pieces += change;
-                                if area_ring {
-                                    st.cover_add(self.owner[other as usize], change);
+                                let j = self.owner[other as usize];
+                                if area_ring && self.measure[j as usize] {
+                                    st.cover_add(j, change);
                                 }
                             }
                             2 | -2 => st.areas += change / 2,
@@ -1072,7 +1096,7 @@ impl PolygonSet {
                 }
             }
         }
-        if self.restricted && !area_ring {
+        if st.measured {
             out.overlap.push((i as u32, st.own.value()));
         }
     }
@@ -1102,7 +1126,7 @@ impl PolygonSet {
             && if area_ring {
                 st.cover.iter().any(|c| c.1 > 0)
             } else {
-                st.areas > 0
+                st.measured && st.areas > 0
             };
         if !st.on && !inside {
             return;
@@ -1257,8 +1281,8 @@ fn new_chain(out: &mut Walked) -> u32 {
 /// The polygons in Z-order of their first vertex, so neighbours on the ground are neighbours in
 /// memory and in the work each thread takes.
 fn spatial_order<'a>(
-    polygons: &'a [(&'a Polygon<f64>, bool)],
-) -> impl Iterator<Item = (usize, &'a Polygon<f64>, bool)> + 'a {
+    polygons: &'a [(&'a Polygon<f64>, bool, bool)],
+) -> impl Iterator<Item = (usize, &'a Polygon<f64>, bool, bool)> + 'a {
     let first = |p: &Polygon<f64>| p.exterior().0.first().copied();
     let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
     for c in polygons.iter().filter_map(|p| first(p.0)) {
@@ -1293,7 +1317,7 @@ fn spatial_order<'a>(
     keyed.sort_unstable();
     keyed
         .into_iter()
-        .map(move |(_, k)| (k, polygons[k].0, polygons[k].1))
+        .map(move |(_, k)| (k, polygons[k].0, polygons[k].1, polygons[k].2))
 }
 
 /// Twice the signed planar area of a ring without its closing vertex.
