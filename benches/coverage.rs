@@ -1,16 +1,69 @@
 //! Coverage of a town-sized polygon over 10,000 intersecting polygons, with its parts timed
-//! separately: `cargo bench --bench coverage`. (The same figure is part of `--bench engine`,
-//! which first builds a 1,000,000-polygon set; this one starts in a second.)
+//! separately, and of a drawn polygon of 50,000 vertices over the same parcels:
+//! `cargo bench --bench coverage`. (The town's figure is part of `--bench engine`, which first
+//! builds a 1,000,000-polygon set; this one starts in a second.)
 
-use geo::{GeodesicArea, Geometry, Polygon};
+use geo::{Coord, GeodesicArea, Geometry, LineString, MultiPolygon, Polygon};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use yizhangtu::engine::coverage::coverage;
 use yizhangtu::engine::LayerIndex;
-use yizhangtu::geom::union_area_m2;
+use yizhangtu::geom::{union_area_m2, PreparedArea};
 use yizhangtu::model::Layer;
 
 mod synthetic;
+
+/// Counts live heap bytes and their peak, so the extra memory of one request can be read.
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        grew(layout.size());
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        grew(new_size);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// A drawn polygon of `n` vertices around the town's centre, reaching past the town so that its
+/// jagged edge (a few metres in and out from vertex to vertex) crosses parcels all round.
+fn drawn_polygon(town: &PreparedArea, n: usize) -> Polygon<f64> {
+    let b = town.bbox().unwrap();
+    let (cx, cy) = (b.center().x, b.center().y);
+    let mut rng = SmallRng::seed_from_u64(50_000);
+    let mut ring: Vec<Coord<f64>> = (0..n)
+        .map(|k| {
+            let a = k as f64 / n as f64 * std::f64::consts::TAU;
+            let r = 0.03 * (1.0 + 0.2 * (5.0 * a).sin()) + rng.gen_range(0.0..0.00005);
+            Coord {
+                x: cx + r * a.cos() / cy.to_radians().cos(),
+                y: cy + r * a.sin(),
+            }
+        })
+        .collect();
+    ring.push(ring[0]);
+    Polygon::new(LineString(ring), vec![])
+}
 
 fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     let mut samples = Vec::with_capacity(runs);
@@ -59,6 +112,24 @@ fn main() {
         ms(t),
         c.features,
         c.covered_m2
+    );
+    // A drawn polygon of 50,000 vertices, prepared and measured as /analysis/coverage does.
+    let drawn = drawn_polygon(&town, 50_000);
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let (t, c) = time(5, || {
+        let area = PreparedArea::new(MultiPolygon(vec![drawn.clone()]));
+        let c = coverage(&idx, &area, false);
+        (c, area.area_m2())
+    });
+    let extra = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+    println!(
+        "coverage of a 50,000-vertex drawn polygon p50 {:>8.1} ms   peak {:.0} MB extra   ({} features, {:.0} of {:.0} m²)",
+        ms(t),
+        extra as f64 / 1e6,
+        c.0.features,
+        c.0.covered_m2,
+        c.1
     );
     let (t, a) = time(20, || union_area_m2(&pieces));
     println!(

@@ -4,6 +4,7 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+use super::admin::AdminLevel;
 use super::coverage::unit_of;
 use super::Engine;
 use crate::geom::validate_topology;
@@ -53,6 +54,15 @@ fn unitless(key: &str) -> bool {
 pub fn known_unit(key: &str) -> bool {
     let base = key.strip_suffix("_approx").unwrap_or(key);
     unit_of(base).is_some() || unitless(base)
+}
+
+/// Whether every feature of a layer must carry an admin code: the admin layers, whose features
+/// are the units the codes name. Other layers (an ordinary import, a project list) may name no
+/// code; when they do name one, it must exist and hold the feature.
+fn codes_required(layer: &str) -> bool {
+    [AdminLevel::District, AdminLevel::Town, AdminLevel::Village]
+        .iter()
+        .any(|l| l.layer() == layer)
 }
 
 /// Admin codes a feature names: `admin_code` and any `admin_codes` list.
@@ -109,7 +119,9 @@ pub fn check(engine: &Engine) -> CheckReport {
                 }
             }
             if codes.is_empty() {
-                problems.push("names no admin code".into());
+                if codes_required(&layer_id) {
+                    problems.push("names no admin code (required in an admin layer)".into());
+                }
             } else if all_exist && f.geometry.is_some() && share < 1.0 - INSIDE_TOLERANCE {
                 problems.push(format!(
                     "only {:.4}% of it lies inside the units it names ({})",
@@ -142,6 +154,62 @@ pub fn check(engine: &Engine) -> CheckReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Feature, Layer};
+    use geo::{coord, Geometry, Rect};
+
+    fn square(layer: &str, id: &str, props: serde_json::Value) -> Feature {
+        let serde_json::Value::Object(m) = props else {
+            panic!()
+        };
+        let r = Rect::new(coord! {x: 106.0, y: 29.0}, coord! {x: 106.01, y: 29.01});
+        let mut f =
+            Feature::from_parts(layer, id.into(), m, Some(Geometry::Polygon(r.to_polygon())));
+        f.id = id.into();
+        f
+    }
+
+    #[test]
+    fn an_ordinary_import_without_codes_passes_but_an_admin_unit_without_one_does_not() {
+        let engine = crate::engine::Engine::load(
+            vec![
+                (Layer::untitled("parcels"), 1),
+                (Layer::untitled("towns"), 1),
+            ],
+            vec![
+                square(
+                    "parcels",
+                    "p1",
+                    serde_json::json!({"name": "地块", "area_mu": 15}),
+                ),
+                square("towns", "t1", serde_json::json!({"name": "某镇"})),
+            ],
+        );
+        let report = check(&engine);
+        assert_eq!(
+            report.layers.get("parcels"),
+            Some(&(1, 0)),
+            "{:?}",
+            report.problems
+        );
+        assert_eq!(report.layers.get("towns"), Some(&(1, 1)));
+        assert_eq!(report.problems.len(), 1);
+        assert_eq!(report.problems[0].id, "t1");
+        assert!(report.problems[0].problem.contains("admin code"));
+        // A code that is named must still exist.
+        let engine = crate::engine::Engine::load(
+            vec![(Layer::untitled("parcels"), 1)],
+            vec![square(
+                "parcels",
+                "p2",
+                serde_json::json!({"admin_code": "500111999"}),
+            )],
+        );
+        let report = check(&engine);
+        assert_eq!(report.invalid(), 1);
+        assert!(report.problems[0]
+            .problem
+            .contains("500111999 does not exist"));
+    }
 
     #[test]
     fn units() {

@@ -5,9 +5,13 @@ use geo::{Area, BooleanOps, Geometry, MultiLineString, MultiPolygon, Polygon, Re
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use super::LayerIndex;
-use crate::geom::{geodesic_length_m, polygons_of, union_area_m2, BoxRelation, PreparedArea};
+use crate::geom::{
+    geodesic_area_m2, geodesic_length_m, polygons_of, union_area_within_measuring_m2, BoxRelation,
+    PreparedArea,
+};
 
 /// The figures for one layer in one area.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -79,6 +83,15 @@ fn lines_of(g: &Geometry<f64>) -> MultiLineString<f64> {
     }
 }
 
+fn has_lines(g: &Geometry<f64>) -> bool {
+    match g {
+        Geometry::LineString(_) => true,
+        Geometry::MultiLineString(ml) => !ml.0.is_empty(),
+        Geometry::GeometryCollection(gc) => gc.0.iter().any(has_lines),
+        _ => false,
+    }
+}
+
 fn has_polygons(g: &Geometry<f64>) -> bool {
     match g {
         Geometry::Polygon(_) | Geometry::Rect(_) | Geometry::Triangle(_) => true,
@@ -88,30 +101,24 @@ fn has_polygons(g: &Geometry<f64>) -> bool {
     }
 }
 
-/// Hands `f` each of the geometry's polygons by reference, if it holds them as polygons (not
-/// rectangles or triangles) and each has a positive area; otherwise hands none and says so.
-fn borrow_polygons<'a>(g: &'a Geometry<f64>, f: &mut impl FnMut(&'a Polygon<f64>)) -> bool {
-    fn all<'a>(g: &'a Geometry<f64>, out: &mut Vec<&'a Polygon<f64>>) -> bool {
-        match g {
-            Geometry::Polygon(p) => {
-                out.push(p);
-                true
-            }
-            Geometry::MultiPolygon(mp) => {
-                out.extend(mp.0.iter());
-                true
-            }
-            Geometry::GeometryCollection(gc) => gc.0.iter().all(|g| all(g, out)),
-            Geometry::Rect(_) | Geometry::Triangle(_) => false,
-            _ => true,
+/// Hands `f` each of the geometry's polygons of positive area, by reference where it holds them
+/// as polygons, copied from rectangles and triangles.
+fn each_polygon<'a>(g: &'a Geometry<f64>, f: &mut impl FnMut(Cow<'a, Polygon<f64>>)) {
+    match g {
+        Geometry::Polygon(p) if p.unsigned_area() > 0.0 => f(Cow::Borrowed(p)),
+        Geometry::MultiPolygon(mp) => {
+            mp.0.iter()
+                .filter(|p| p.unsigned_area() > 0.0)
+                .for_each(|p| f(Cow::Borrowed(p)))
         }
+        Geometry::Rect(_) | Geometry::Triangle(_) => polygons_of(g)
+            .0
+            .into_iter()
+            .filter(|p| p.unsigned_area() > 0.0)
+            .for_each(|p| f(Cow::Owned(p))),
+        Geometry::GeometryCollection(gc) => gc.0.iter().for_each(|g| each_polygon(g, f)),
+        _ => {}
     }
-    let mut found = Vec::new();
-    if !all(g, &mut found) || found.is_empty() || found.iter().any(|p| p.unsigned_area() <= 0.0) {
-        return false;
-    }
-    found.into_iter().for_each(f);
-    true
 }
 
 /// Whether a feature is pinned only to a whole district (`placement: "district"`): its polygon is
@@ -120,65 +127,52 @@ pub fn district_level(f: &crate::model::Feature) -> bool {
     f.properties.get("placement").and_then(Value::as_str) == Some("district")
 }
 
+/// The work was stopped by its cancellation check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the coverage computation was cancelled")]
+pub struct Cancelled;
+
+/// Share of a polygon feature's own area that must lie inside an area for the feature to count
+/// as in it: neighbours that only share a boundary with the area (as tiled admin units do) have
+/// an overlap of rounding noise, about 1e-15 of their area.
+const MEETS_SHARE: f64 = 1e-6;
+
 /// Computes a layer's coverage of an area. With `skip_district_level`, features placed only at
 /// district level are left out (counted in `district_level_skipped`).
 pub fn coverage(idx: &LayerIndex, area: &PreparedArea, skip_district_level: bool) -> LayerCoverage {
+    coverage_cancellable(idx, area, skip_district_level, &|| false).unwrap_or_default()
+}
+
+/// [`coverage`], calling `cancelled` between pieces of the work (every 256 features, every few
+/// grid rows and every ring of the union) and returning `Err(Cancelled)` soon after it returns
+/// true.
+///
+/// The covered area is the union of the features' polygons restricted to the area, computed
+/// without clipping any feature (see [`crate::geom::union_area_within_m2`]), so a feature that shares the
+/// area's vertices adds exactly the area's own terms; it never exceeds the area's geodesic area
+/// ([`PreparedArea::area_m2`]).
+pub fn coverage_cancellable(
+    idx: &LayerIndex,
+    area: &PreparedArea,
+    skip_district_level: bool,
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<LayerCoverage, Cancelled> {
     let mut out = LayerCoverage {
         layer: idx.layer.id.clone(),
         ..Default::default()
     };
     let Some(window) = area.bbox() else {
-        return out;
+        return Ok(out);
     };
     let mut slots: Vec<(u32, Rect<f64>)> = idx.candidate_boxes(window).collect();
     slots.sort_unstable_by_key(|(slot, _)| *slot);
-    // Large layers are read in two halves on two threads, merged in slot order.
-    let halves: Vec<&[(u32, Rect<f64>)]> = if slots.len() >= 4_000 {
-        let (a, b) = slots.split_at(slots.len() / 2);
-        vec![a, b]
-    } else {
-        vec![&slots]
-    };
-    let parts: Vec<(LayerCoverage, Vec<Cow<'_, Polygon<f64>>>)> = if halves.len() > 1 {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = halves
-                .iter()
-                .map(|h| scope.spawn(|| meeting(idx, area, skip_district_level, h)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
-    } else {
-        vec![meeting(idx, area, skip_district_level, &slots)]
-    };
-    let mut pieces = Vec::new();
-    for (part, p) in parts {
-        out.features += part.features;
-        out.line_length_m += part.line_length_m;
-        out.approximate_inputs |= part.approximate_inputs;
-        out.district_level_skipped += part.district_level_skipped;
-        for (k, v) in part.sums {
-            *out.sums.entry(k).or_insert(0.0) += v;
+    // Features that may count, with their polygons (uncopied) in `pieces`.
+    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    let mut pieces: Vec<Cow<'_, Polygon<f64>>> = Vec::new();
+    for (n, &(slot, r)) in slots.iter().enumerate() {
+        if n % 256 == 255 && cancelled() {
+            return Err(Cancelled);
         }
-        pieces.extend(p);
-    }
-    out.covered_m2 = union_area_m2(&pieces);
-    out
-}
-
-/// The features of `slots` that meet the area: their count, lengths and sums (no area yet), and
-/// their polygons' parts inside it — borrowed from the index when wholly inside.
-fn meeting<'a>(
-    idx: &'a LayerIndex,
-    area: &PreparedArea,
-    skip_district_level: bool,
-    slots: &[(u32, Rect<f64>)],
-) -> (LayerCoverage, Vec<Cow<'a, Polygon<f64>>>) {
-    let mut out = LayerCoverage::default();
-    let mut pieces: Vec<Cow<'a, Polygon<f64>>> = Vec::new();
-    for &(slot, r) in slots {
         let Some(f) = idx.slot(slot) else { continue };
         let Some(g) = f.geometry.as_ref() else {
             continue;
@@ -193,46 +187,60 @@ fn meeting<'a>(
             }
             continue;
         }
-        // A feature counts when a positive part of it lies inside: neighbours that only share a
-        // boundary with the area (as tiled admin units do) are not "in" it.
-        let lines = lines_of(g);
-        let mut meets = false;
-        let has_polys = has_polygons(g);
-        let has_lines = !lines.0.is_empty();
-        if has_polys {
-            if relation == BoxRelation::Inside
-                && borrow_polygons(g, &mut |p| pieces.push(Cow::Borrowed(p)))
-            {
-                // Wholly inside: the stored polygons themselves, uncopied.
-                meets = true;
-            } else {
-                let inside = match relation {
-                    BoxRelation::Inside => polygons_of(g),
-                    _ => polygons_of(g).intersection(&area.shape),
-                };
-                if inside.0.iter().any(|p| p.unsigned_area() > 0.0) {
-                    meets = true;
-                    pieces.extend(inside.0.into_iter().map(Cow::Owned));
-                }
-            }
+        let first = pieces.len();
+        if has_polygons(g) {
+            each_polygon(g, &mut |p| pieces.push(p));
         }
-        if has_lines {
-            let inside = match relation {
-                BoxRelation::Inside => lines,
-                _ => area.shape.clip(&lines, false),
+        let polygons = first..pieces.len();
+        let mut line_length_m = 0.0;
+        if has_lines(g) {
+            let lines = lines_of(g);
+            line_length_m = match relation {
+                BoxRelation::Inside => geodesic_length_m(&Geometry::MultiLineString(lines)),
+                _ => area.length_inside_m(&lines),
             };
-            let m = geodesic_length_m(&Geometry::MultiLineString(inside));
-            if m > 0.0 {
-                meets = true;
-                out.line_length_m += m;
-            }
         }
-        if !has_polys && !has_lines {
-            meets = geo::CoordsIter::coords_iter(g).any(|c| area.contains_coord(c));
+        // A feature counts when a positive part of it lies inside; for polygons across the
+        // boundary that is known after the union.
+        let sure = (relation == BoxRelation::Inside && !polygons.is_empty())
+            || line_length_m > 0.0
+            || (!has_polygons(g)
+                && !has_lines(g)
+                && geo::CoordsIter::coords_iter(g).any(|c| area.contains_coord(c)));
+        if !sure && polygons.is_empty() {
+            continue;
         }
+        out.line_length_m += line_length_m;
+        candidates.push(Candidate {
+            feature: f,
+            polygons,
+            sure,
+        });
+    }
+    // Only features across the boundary need their own overlap measured.
+    let mut unsure = vec![false; pieces.len()];
+    for c in candidates.iter().filter(|c| !c.sure) {
+        unsure[c.polygons.clone()].fill(true);
+    }
+    let union = union_area_within_measuring_m2(&pieces, &|k| unsure[k], &area.shape.0, cancelled)
+        .ok_or(Cancelled)?;
+    // Never more than the area, whatever the rounding.
+    out.covered_m2 = union.area_m2.clamp(0.0, area.area_m2());
+    for c in candidates {
+        let meets = c.sure || {
+            let inside: f64 = union.overlap_m2[c.polygons.clone()].iter().sum();
+            let own = geodesic_area_m2(&Geometry::MultiPolygon(geo::MultiPolygon(
+                pieces[c.polygons.clone()]
+                    .iter()
+                    .map(|p| p.clone().into_owned())
+                    .collect(),
+            )));
+            inside > MEETS_SHARE * own
+        };
         if !meets {
             continue;
         }
+        let f = c.feature;
         out.features += 1;
         if f.properties.get("approximate") == Some(&Value::Bool(true)) {
             out.approximate_inputs = true;
@@ -247,7 +255,15 @@ fn meeting<'a>(
             }
         }
     }
-    (out, pieces)
+    Ok(out)
+}
+
+/// A feature that meets the area's box, and its polygons' places in the union's input.
+struct Candidate<'a> {
+    feature: &'a crate::model::Feature,
+    polygons: Range<usize>,
+    /// Known to have a positive part inside (wholly inside, or lines or points inside).
+    sure: bool,
 }
 
 /// A prepared area for the part of `unit` inside `clip` (a child unit cut by a drawn polygon).
@@ -258,9 +274,10 @@ pub fn intersect_areas(unit: &MultiPolygon<f64>, clip: &MultiPolygon<f64>) -> Pr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geom::geodesic_area_m2;
     use crate::model::{Feature, Layer};
-    use geo::{coord, Rect};
+    use geo::{coord, Coord, LineString, Rect};
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
 
     fn square(id: &str, x0: f64, y0: f64, side: f64, props: serde_json::Value) -> Feature {
         let serde_json::Value::Object(m) = props else {
@@ -327,6 +344,254 @@ mod tests {
             "{} vs {expected}",
             c.covered_m2
         );
+    }
+
+    /// A jittered grid of `nx` × `ny` cells from (x0, y0), `cell` degrees, whose neighbours
+    /// share their vertices bit for bit; each edge is cut into `steps` pieces at points computed
+    /// the same way from both sides (so short edges, as real boundaries have, when `steps` is
+    /// large).
+    struct Tiling {
+        corners: Vec<Vec<Coord<f64>>>,
+        steps: usize,
+    }
+
+    impl Tiling {
+        fn new(x0: f64, y0: f64, cell: f64, nx: usize, ny: usize, steps: usize, seed: u64) -> Self {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let corners = (0..=nx)
+                .map(|i| {
+                    (0..=ny)
+                        .map(|j| {
+                            let inner = i > 0 && i < nx && j > 0 && j < ny;
+                            let jitter = |rng: &mut SmallRng| {
+                                if inner {
+                                    rng.gen_range(-0.3..0.3) * cell
+                                } else {
+                                    0.0
+                                }
+                            };
+                            coord! {x: x0 + i as f64 * cell + jitter(&mut rng), y: y0 + j as f64 * cell + jitter(&mut rng)}
+                        })
+                        .collect()
+                })
+                .collect();
+            Tiling { corners, steps }
+        }
+
+        /// The points of the edge between corners p and q, p included, q not, computed from
+        /// the lesser corner so that both neighbours get the same bits.
+        fn edge(&self, p: (usize, usize), q: (usize, usize), out: &mut Vec<Coord<f64>>) {
+            let (lo, hi, flip) = if p < q { (p, q, false) } else { (q, p, true) };
+            let (a, b) = (self.corners[lo.0][lo.1], self.corners[hi.0][hi.1]);
+            let mut pts: Vec<Coord<f64>> = (0..=self.steps)
+                .map(|k| {
+                    let t = k as f64 / self.steps as f64;
+                    coord! {x: a.x + t * (b.x - a.x), y: a.y + t * (b.y - a.y)}
+                })
+                .collect();
+            if flip {
+                pts.reverse();
+            }
+            out.extend_from_slice(&pts[..pts.len() - 1]);
+        }
+
+        /// The ring around cells i0..i1 × j0..j1, counter-clockwise.
+        fn block(&self, i0: usize, i1: usize, j0: usize, j1: usize) -> Polygon<f64> {
+            let mut walk = Vec::new();
+            walk.extend((i0..i1).map(|i| ((i, j0), (i + 1, j0))));
+            walk.extend((j0..j1).map(|j| ((i1, j), (i1, j + 1))));
+            walk.extend((i0..i1).rev().map(|i| ((i + 1, j1), (i, j1))));
+            walk.extend((j0..j1).rev().map(|j| ((i0, j + 1), (i0, j))));
+            let mut ring = Vec::new();
+            for (p, q) in walk {
+                self.edge(p, q, &mut ring);
+            }
+            ring.push(ring[0]);
+            Polygon::new(LineString(ring), vec![])
+        }
+
+        fn cells(&self) -> Vec<Polygon<f64>> {
+            let (nx, ny) = (self.corners.len() - 1, self.corners[0].len() - 1);
+            (0..nx)
+                .flat_map(|i| (0..ny).map(move |j| (i, j)))
+                .map(|(i, j)| self.block(i, i + 1, j, j + 1))
+                .collect()
+        }
+    }
+
+    fn layer_of(polys: &[Polygon<f64>]) -> LayerIndex {
+        let feats = polys
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                let mut f = Feature::from_parts(
+                    "t",
+                    k.to_string(),
+                    serde_json::Map::new(),
+                    Some(Geometry::Polygon(p.clone())),
+                );
+                f.id = k.to_string();
+                f
+            })
+            .collect();
+        LayerIndex::build(Layer::untitled("t"), 1, feats)
+    }
+
+    fn area_of(p: &Polygon<f64>) -> PreparedArea {
+        PreparedArea::new(MultiPolygon(vec![p.clone()]))
+    }
+
+    fn relative(a: f64, b: f64) -> f64 {
+        (a - b).abs() / b.abs()
+    }
+
+    #[test]
+    fn a_feature_identical_to_a_town_inside_its_district_covers_exactly_the_town() {
+        // Issue 10, item 10: towns tiling a district, with long edges (0.02°) and with short
+        // ones (the same cut into 50 pieces). A feature identical to a town, measured in the
+        // district, covers the town's geodesic area; so does the towns layer in each town,
+        // and in the district the district's.
+        for steps in [1, 50] {
+            let tiling = Tiling::new(105.7, 29.4, 0.02, 4, 3, steps, 7);
+            let towns = tiling.cells();
+            let district = area_of(&tiling.block(0, 4, 0, 3));
+            for town in &towns {
+                let own = geodesic_area_m2(&Geometry::Polygon(town.clone()));
+                let c = coverage(&layer_of(std::slice::from_ref(town)), &district, false);
+                assert_eq!(c.features, 1);
+                assert!(
+                    relative(c.covered_m2, own) < 1e-9,
+                    "{steps}: {} vs {own}",
+                    c.covered_m2
+                );
+                let c = coverage(&layer_of(&towns), &area_of(town), false);
+                assert_eq!(c.features, 1, "neighbours only touch the town");
+                assert!(
+                    relative(c.covered_m2, own) < 1e-9,
+                    "{steps}: {} vs {own}",
+                    c.covered_m2
+                );
+            }
+            let c = coverage(&layer_of(&towns), &district, false);
+            assert_eq!(c.features, towns.len());
+            let whole = district.area_m2();
+            assert!(
+                relative(c.covered_m2, whole) < 1e-9,
+                "{} vs {whole}",
+                c.covered_m2
+            );
+            let sum: f64 = towns
+                .iter()
+                .map(|t| geodesic_area_m2(&Geometry::Polygon(t.clone())))
+                .sum();
+            assert!(relative(sum, whole) < 1e-9, "the towns tile the district");
+        }
+    }
+
+    #[test]
+    fn near_duplicate_features_count_once() {
+        // The same town three times (as a layer may hold a project and its copies), and once
+        // more with its ring starting elsewhere and wound the other way.
+        let tiling = Tiling::new(105.7, 29.4, 0.02, 3, 3, 20, 9);
+        let towns = tiling.cells();
+        let town = towns[4].clone();
+        let mut other = town.clone();
+        other.exterior_mut(|r| {
+            r.0.pop();
+            r.0.rotate_left(7);
+            r.0.reverse();
+            let first = r.0[0];
+            r.0.push(first);
+        });
+        let own = geodesic_area_m2(&Geometry::Polygon(town.clone()));
+        let district = area_of(&tiling.block(0, 3, 0, 3));
+        let layer = layer_of(&[town.clone(), town.clone(), town.clone(), other]);
+        let c = coverage(&layer, &district, false);
+        assert!(
+            relative(c.covered_m2, own) < 1e-9,
+            "{} vs {own}",
+            c.covered_m2
+        );
+        let c = coverage(&layer, &area_of(&town), false);
+        assert!(
+            relative(c.covered_m2, own) < 1e-9,
+            "{} vs {own}",
+            c.covered_m2
+        );
+    }
+
+    /// A random star-shaped polygon of `n` vertices around (cx, cy).
+    fn random_star(rng: &mut SmallRng, cx: f64, cy: f64, r: f64, n: usize) -> Polygon<f64> {
+        let mut ring: Vec<Coord<f64>> = (0..n)
+            .map(|k| {
+                let a = k as f64 / n as f64 * std::f64::consts::TAU;
+                let rr = r * rng.gen_range(0.3..1.0);
+                coord! {x: cx + rr * a.cos(), y: cy + rr * a.sin()}
+            })
+            .collect();
+        ring.push(ring[0]);
+        Polygon::new(LineString(ring), vec![])
+    }
+
+    #[test]
+    fn random_tilings_cover_random_polygons_exactly() {
+        // Tiles with shared edges, long or cut short, under random polygons with long or short
+        // edges: the tiles cover each polygon's whole geodesic area, never more.
+        let mut rng = SmallRng::seed_from_u64(3);
+        for round in 0..12 {
+            let steps = [1, 8, 40][round % 3];
+            let tiling = Tiling::new(106.0, 29.0, 0.01, 8, 8, steps, round as u64);
+            let layer = layer_of(&tiling.cells());
+            let n = [7, 40, 400][round / 4 % 3];
+            let (cx, cy) = (
+                106.04 + rng.gen_range(-0.01..0.01),
+                29.04 + rng.gen_range(-0.01..0.01),
+            );
+            let r = rng.gen_range(0.005..0.03);
+            let poly = random_star(&mut rng, cx, cy, r, n);
+            let area = area_of(&poly);
+            let c = coverage(&layer, &area, false);
+            let whole = geodesic_area_m2(&Geometry::Polygon(poly.clone()));
+            assert!(c.covered_m2 <= area.area_m2());
+            assert!(
+                relative(c.covered_m2, whole) < 1e-9,
+                "round {round}: {} vs {whole}: {:e}",
+                c.covered_m2,
+                relative(c.covered_m2, whole)
+            );
+        }
+    }
+
+    #[test]
+    fn cancelled_coverage_stops() {
+        let tiling = Tiling::new(106.0, 29.0, 0.01, 4, 4, 1, 1);
+        let layer = layer_of(&tiling.cells());
+        let area = area_of(&tiling.block(0, 4, 0, 4));
+        assert_eq!(
+            coverage_cancellable(&layer, &area, false, &|| true),
+            Err(Cancelled)
+        );
+        let c = coverage_cancellable(&layer, &area, false, &|| false).unwrap();
+        assert_eq!(c, coverage(&layer, &area, false));
+    }
+
+    #[test]
+    fn lines_are_measured_inside_without_clipping() {
+        let area = area_of(
+            &Rect::new(coord! {x: 106.0, y: 29.0}, coord! {x: 106.01, y: 29.01}).to_polygon(),
+        );
+        // Crosses the square from west to east and leaves: the inside part is 0.01° of the
+        // parallel 29.005° (a geodesic from edge to edge).
+        let line = MultiLineString(vec![LineString::from(vec![
+            (105.99, 29.005),
+            (106.02, 29.005),
+        ])]);
+        let inside = area.length_inside_m(&line);
+        let expected = geodesic_length_m(&Geometry::LineString(LineString::from(vec![
+            (106.0, 29.005),
+            (106.01, 29.005),
+        ])));
+        assert!((inside - expected).abs() < 1e-6, "{inside} vs {expected}");
     }
 
     #[test]

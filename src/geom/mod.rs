@@ -12,7 +12,10 @@ pub use area::{
     M2_PER_HA, M2_PER_MU,
 };
 pub use bbox::{Bbox, BboxError};
-pub use union::union_area_m2;
+pub use union::{
+    union_area_m2, union_area_m2_cancellable, union_area_within_m2, union_area_within_measuring_m2,
+    UnionWithin,
+};
 pub use validate::{
     check_size, check_wkt_nesting, part_count, topology_error, topology_problem, validate_geometry,
     validate_topology, within_china, GeometryProblem, MAX_GEOMETRY_PARTS, MAX_GEOMETRY_VERTICES,
