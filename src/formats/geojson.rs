@@ -290,6 +290,8 @@ impl<'de> serde::de::Visitor<'de> for RootSeed<'_, '_, '_> {
                         continue;
                     };
                     match Crs::parse(name) {
+                        // CRS84 after the features is what they were read as anyway.
+                        Ok(Crs::Crs84) if state.total > 0 && state.crs.is_none() => {}
                         Ok(crs) if state.total > 0 && state.crs != Some(crs) => {
                             state.failure = Some(DecodeError::Crs(format!(
                                 "the \"crs\" member ({name}) comes after the features; put it \
@@ -1038,5 +1040,156 @@ mod tests {
             decode_feature_collection(b"{", "x"),
             Err(DecodeError::Syntax(_))
         ));
+    }
+
+    fn nested_collection(depth: usize) -> String {
+        format!(
+            r#"{}{{"type":"Point","coordinates":[105.5,29.5]}}{}"#,
+            r#"{"type":"GeometryCollection","geometries":["#.repeat(depth),
+            "]}".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn geometry_nesting_is_bounded_and_names_the_feature() {
+        // Within the limit: read.
+        let ok = format!(
+            r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","id":"a","properties":{{}},"geometry":{}}}]}}"#,
+            nested_collection(MAX_COLLECTION_DEPTH)
+        );
+        assert_eq!(
+            decode_feature_collection(ok.as_bytes(), "x").unwrap().len(),
+            1
+        );
+        // Past our limit: a problem of that feature, by index and id.
+        let deep = format!(
+            r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","id":"a","properties":{{}},"geometry":null}},{{"type":"Feature","id":"deep","properties":{{}},"geometry":{}}}]}}"#,
+            nested_collection(MAX_COLLECTION_DEPTH + 1)
+        );
+        match decode_feature_collection(deep.as_bytes(), "x") {
+            Err(DecodeError::Features { problems, .. }) => {
+                assert_eq!(
+                    (problems[0].index, problems[0].id.as_deref()),
+                    (1, Some("deep"))
+                );
+                assert!(
+                    problems[0].problem.contains("nest too deep"),
+                    "{}",
+                    problems[0].problem
+                );
+            }
+            other => panic!("expected a feature problem, got {other:?}"),
+        }
+        // Far past serde_json's own recursion limit: an error naming the feature, no overflow.
+        for depth in [200, 100_000] {
+            let deeper = format!(
+                r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","properties":{{}},"geometry":null}},{{"type":"Feature","properties":{{}},"geometry":{}}}]}}"#,
+                nested_collection(depth)
+            );
+            match decode_feature_collection(deeper.as_bytes(), "x") {
+                Err(DecodeError::Syntax(e)) => {
+                    assert!(e.starts_with("feature 1: recursion limit"), "{e}")
+                }
+                other => panic!("expected a syntax error, got {other:?}"),
+            }
+        }
+        let arrays = format!(
+            r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","properties":{{}},"geometry":{{"type":"Point","coordinates":{}105{}}}}}]}}"#,
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        );
+        assert!(matches!(
+            decode_feature_collection(arrays.as_bytes(), "x"),
+            Err(DecodeError::Syntax(e)) if e.starts_with("feature 0: recursion limit")
+        ));
+    }
+
+    #[test]
+    fn streams_with_a_crs_a_single_feature_and_wrong_types() {
+        let mut got = Vec::new();
+        let gk = r#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::4545"}},
+            "features":[{"type":"Feature","id":1,"properties":{"name":"甲"},"geometry":{"type":"Point","coordinates":[500000,3300000]}}]}"#;
+        let read = stream_feature_collection(
+            serde_json::de::SliceRead::new(gk.as_bytes()),
+            "x",
+            &StreamOptions::default(),
+            &mut |f| {
+                got.push(f);
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (read.total, read.single, read.first_id.as_deref()),
+            (1, false, Some("1"))
+        );
+        let Some(Geometry::Point(p)) = &got[0].geometry else {
+            panic!("a point")
+        };
+        // EPSG:4545 is CGCS2000 / 3-degree Gauss-Krüger CM 108E: easting 500 km is on 108°E.
+        assert!(
+            (p.x() - 108.0).abs() < 1e-9 && (p.y() - 29.8).abs() < 0.1,
+            "{p:?}"
+        );
+
+        // The crs member after the features cannot be honoured: refused, not misread.
+        let late = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[500000,3300000]}}],
+            "crs":{"type":"name","properties":{"name":"EPSG:4545"}}}"#;
+        assert!(matches!(
+            decode_feature_collection(late.as_bytes(), "x"),
+            Err(DecodeError::Crs(_)) | Err(DecodeError::Features { .. })
+        ));
+
+        // A single Feature, members in any order, when allowed.
+        let one = r#"{"geometry":{"coordinates":[105.5,29.5],"type":"Point"},"id":"s","properties":{"a":1},"type":"Feature"}"#;
+        let options = StreamOptions {
+            crs: None,
+            allow_single_feature: true,
+        };
+        let mut got = Vec::new();
+        let read = stream_feature_collection(
+            serde_json::de::SliceRead::new(one.as_bytes()),
+            "x",
+            &options,
+            &mut |f| {
+                got.push(f);
+                true
+            },
+        )
+        .unwrap();
+        assert!(read.single);
+        assert_eq!((got.len(), got[0].id.as_str()), (1, "s"));
+        assert!(matches!(
+            decode_feature_collection(one.as_bytes(), "x"),
+            Err(DecodeError::NotAFeatureCollection(_))
+        ));
+
+        // Wrong JSON types are problems of their feature, not syntax errors of the input.
+        let wrong = r#"{"type":"FeatureCollection","features":[5,
+            {"type":"Feature","properties":[],"geometry":null},
+            {"type":"Feature","properties":{},"geometry":"x"},
+            {"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":"x"}},
+            {"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[105,"29"]}},
+            {"type":"Feature","properties":{},"geometry":{"type":"GeometryCollection","geometries":{}}},
+            {"type":"Feature","id":{"a":1},"properties":{},"geometry":null}]}"#;
+        match decode_feature_collection(wrong.as_bytes(), "x") {
+            Err(DecodeError::Features {
+                problems, total, ..
+            }) => {
+                assert_eq!(total, 7);
+                let p: Vec<&str> = problems.iter().map(|p| p.problem.as_str()).collect();
+                assert!(p[0].contains("not a GeoJSON Feature"), "{p:?}");
+                assert!(p[1].contains("properties must be an object"), "{p:?}");
+                assert!(p[2].contains("geometry has no \"type\""), "{p:?}");
+                assert!(p[3].contains("a position must be an array"), "{p:?}");
+                assert!(
+                    p[4].contains("coordinate 1 is not a number: \"29\""),
+                    "{p:?}"
+                );
+                assert!(p[5].contains("no \"geometries\" array"), "{p:?}");
+                assert!(p[6].contains("id must be a string or a number"), "{p:?}");
+            }
+            other => panic!("expected feature problems, got {other:?}"),
+        }
     }
 }

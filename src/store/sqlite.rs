@@ -293,18 +293,17 @@ impl Store {
 
     /// Every feature, layer by layer in insertion order.
     pub async fn all_features(&self) -> Result<Vec<Feature>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM features ORDER BY layer, rowid")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(feature_from_row).collect()
+        decode_rows(sqlx::query("SELECT * FROM features ORDER BY layer, rowid").fetch(&self.pool))
+            .await
     }
 
     pub async fn features_of(&self, layer: &str) -> Result<Vec<Feature>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM features WHERE layer = ? ORDER BY rowid")
-            .bind(layer)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(feature_from_row).collect()
+        decode_rows(
+            sqlx::query("SELECT * FROM features WHERE layer = ? ORDER BY rowid")
+                .bind(layer)
+                .fetch(&self.pool),
+        )
+        .await
     }
 
     pub async fn feature(&self, layer: &str, id: &str) -> Result<Option<Feature>, StoreError> {
@@ -505,14 +504,13 @@ impl Store {
                     deleted: vec![],
                 }
             } else if replaced || n as usize > reload_above {
-                let rows = sqlx::query("SELECT * FROM features WHERE layer = ? ORDER BY rowid")
-                    .bind(&layer)
-                    .fetch_all(&mut *tx)
-                    .await?;
                 ChangedFeatures::All(
-                    rows.iter()
-                        .map(feature_from_row)
-                        .collect::<Result<_, _>>()?,
+                    decode_rows(
+                        sqlx::query("SELECT * FROM features WHERE layer = ? ORDER BY rowid")
+                            .bind(&layer)
+                            .fetch(&mut *tx),
+                    )
+                    .await?,
                 )
             } else {
                 let rows = sqlx::query(
@@ -595,6 +593,18 @@ async fn log_change(
     Ok(())
 }
 
+/// Decodes features row by row as the database yields them, without holding every row first.
+async fn decode_rows(
+    mut rows: futures_core::stream::BoxStream<'_, Result<sqlx::sqlite::SqliteRow, sqlx::Error>>,
+) -> Result<Vec<Feature>, StoreError> {
+    use futures_core::Stream;
+    let mut out = Vec::new();
+    while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+        out.push(feature_from_row(&row?)?);
+    }
+    Ok(out)
+}
+
 /// Where an import's features come from: an iterator (batched here) or a decoder's channel.
 enum Source<I> {
     /// The iterator and whether it has ended.
@@ -612,7 +622,7 @@ impl<I: Iterator<Item = Feature>> Source<I> {
                     *ended = true;
                     Some(Batch::Commit)
                 } else {
-                    Some(batch).map(Batch::Features)
+                    Some(Batch::Features(batch))
                 }
             }
             Source::Channel(rx) => rx.recv().await,
