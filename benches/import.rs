@@ -1,10 +1,12 @@
 //! Memory and time of large writes (issue 10, repro 8), each in a process of its own:
-//! (a) `yizhangtu import` of 300,000 synthetic polygons, (b) a POST of 100,000 polygons,
+//! (a) `yizhangtu import` of 300,000 synthetic 20-vertex polygons, (b) a POST of 100,000
+//! small polygons,
 //! (c) a POST of 640,000 points. Peak RSS comes from `/usr/bin/time -v` for the CLI and from the
 //! server's `/proc/<pid>/status` (VmHWM, VmRSS) for the POSTs.
 //!
 //! `cargo bench --bench import`. `YIZHANGTU_BENCH_SCALE=0.1` for smaller inputs;
-//! `YIZHANGTU_BENCH_BIN=/path/to/yizhangtu` to measure another build (e.g. an older commit).
+//! `YIZHANGTU_BENCH_BIN=/path/to/yizhangtu` to measure another build (e.g. an older commit);
+//! `YIZHANGTU_BENCH_ONLY=b,c` for some of the three.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -70,6 +72,35 @@ fn points(n: usize) -> impl Iterator<Item = Feature> {
     })
 }
 
+/// `n` small quadrilateral parcels (coordinates to 1e-6°, about 0.1 m), about 250 bytes of
+/// GeoJSON each, as in the issue's 24.6 MB POST of 100,000 polygons.
+fn parcels(n: usize) -> impl Iterator<Item = Feature> {
+    let round = |v: f64| (v * 1e6).round() / 1e6;
+    (0..n).map(move |i| {
+        let cx = WEST + (EAST - WEST) * ((i * 7919) % n) as f64 / n as f64;
+        let cy = SOUTH + (NORTH - SOUTH) * i as f64 / n as f64;
+        let d = 0.0005 + (i % 7) as f64 * 0.0001;
+        let ring: Vec<(f64, f64)> = [(0.0, 0.0), (d, 0.0), (d, d), (0.0, d), (0.0, 0.0)]
+            .iter()
+            .map(|(dx, dy)| (round(cx + dx), round(cy + dy)))
+            .collect();
+        let mut props = serde_json::Map::new();
+        props.insert("name".into(), format!("地块{i}").into());
+        props.insert("area_mu".into(), ((i % 500) as f64 + 0.5).into());
+        let mut f = Feature::from_parts(
+            "parcels",
+            String::new(),
+            props,
+            Some(geo::Geometry::Polygon(geo::Polygon::new(
+                ring.into(),
+                vec![],
+            ))),
+        );
+        f.id = format!("pa{i}");
+        f
+    })
+}
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
@@ -101,7 +132,9 @@ fn cli_import(file: &Path, layer: &str, db: &Path) -> (f64, u64) {
 /// A server process on a free port over `db`; returns it with its base URL.
 fn start_server(db: &Path) -> (Child, String) {
     let mut child = Command::new(binary())
-        .args(["serve", "--no-seed", "--listen", "127.0.0.1:0", "--db"])
+        // 640,000 points with ids and a property are a little over the default 64 MiB.
+        .args(["serve", "--no-seed", "--listen", "127.0.0.1:0"])
+        .args(["--max-body-bytes", "134217728", "--db"])
         .arg(db)
         .env("YIZHANGTU_NO_NPM", "1")
         .env("RUST_LOG", "warn")
@@ -181,12 +214,28 @@ fn post(label: &str, dir: &Path, file: &Path, layer: &str, first: Feature) {
     let _ = server.wait();
 }
 
+/// Whether to run part `part` ("a", "b" or "c"): all unless `YIZHANGTU_BENCH_ONLY` lists some.
+fn wanted(part: &str) -> bool {
+    std::env::var("YIZHANGTU_BENCH_ONLY").map_or(true, |only| only.split(',').any(|p| p == part))
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     println!("binary: {}", binary().display());
 
-    // (a) CLI import of 300,000 polygons.
+    if wanted("a") {
+        import_polygons(dir);
+    }
+    if wanted("b") {
+        post_polygons(dir);
+    }
+    if wanted("c") {
+        post_points(dir);
+    }
+}
+
+fn import_polygons(dir: &Path) {
     let n = scaled(300_000);
     let file = dir.join("polygons.geojson");
     let size = write_collection(&file, synthetic(n, 1).into_iter());
@@ -197,13 +246,14 @@ fn main() {
         kb as f64 / 1e3
     );
     std::fs::remove_file(&file).unwrap();
+}
 
-    // (b) POST of 100,000 polygons.
+fn post_polygons(dir: &Path) {
     let n = scaled(100_000);
     let file = dir.join("polygons-100k.geojson");
-    let mut parcels = synthetic(n + 1, 2).into_iter();
-    let first = parcels.next().unwrap();
-    write_collection(&file, parcels);
+    let mut small = parcels(n + 1);
+    let first = small.next().unwrap();
+    write_collection(&file, small);
     post(
         &format!("(b) POST of {n} polygons"),
         dir,
@@ -211,8 +261,9 @@ fn main() {
         "parcels",
         first,
     );
+}
 
-    // (c) POST of 640,000 points.
+fn post_points(dir: &Path) {
     let n = scaled(640_000);
     let file = dir.join("points.geojson");
     let mut pts = points(n + 1);

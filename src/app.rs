@@ -96,16 +96,12 @@ impl App {
 
     /// Writes features through the store (one transaction) and then shows them to readers all
     /// at once.
-    pub async fn import<I>(
+    pub async fn import(
         &self,
         layers: &[Layer],
-        features: I,
+        features: Vec<Feature>,
         mode: ImportMode,
-    ) -> Result<Vec<ImportSummary>, AppError>
-    where
-        I: IntoIterator<Item = Feature>,
-        I::IntoIter: Send,
-    {
+    ) -> Result<Vec<ImportSummary>, AppError> {
         let summaries = self.store.import(layers, features, mode, None).await?;
         self.catch_up().await?;
         Ok(summaries)

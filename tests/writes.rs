@@ -102,7 +102,7 @@ async fn an_import_by_another_process_shows_all_at_once() {
     let old = 700;
     app.import(
         &[Layer::untitled("parcels")],
-        (0..old).map(|i| point("parcels", i)),
+        (0..old).map(|i| point("parcels", i)).collect(),
         ImportMode::Upsert,
     )
     .await
@@ -167,7 +167,7 @@ async fn an_import_in_process_or_by_another_connection_shows_all_at_once() {
     let app = Arc::new(App::open(&db, false, None).await.unwrap());
     app.import(
         &[Layer::untitled("parcels")],
-        (0..10).map(|i| point("parcels", i)),
+        (0..10).map(|i| point("parcels", i)).collect(),
         ImportMode::Upsert,
     )
     .await
@@ -177,7 +177,7 @@ async fn an_import_in_process_or_by_another_connection_shows_all_at_once() {
     // In process: 25,000 more.
     app.import(
         &[],
-        (10..25_010).map(|i| point("parcels", i)),
+        (10..25_010).map(|i| point("parcels", i)).collect(),
         ImportMode::Upsert,
     )
     .await
@@ -188,7 +188,7 @@ async fn an_import_in_process_or_by_another_connection_shows_all_at_once() {
     other
         .import(
             &[],
-            (25_010..50_010).map(|i| point("parcels", i)),
+            (25_010..50_010).map(|i| point("parcels", i)).collect(),
             ImportMode::Upsert,
             None,
         )
@@ -251,7 +251,7 @@ async fn a_post_waits_for_another_writer() {
     let app = Arc::new(App::open(&db, false, None).await.unwrap());
     app.import(
         &[Layer::untitled("parcels")],
-        (0..5).map(|i| point("parcels", i)),
+        (0..5).map(|i| point("parcels", i)).collect(),
         ImportMode::Upsert,
     )
     .await
@@ -292,7 +292,7 @@ async fn a_post_after_the_busy_timeout_gets_503_with_retry_after() {
     let app = Arc::new(App::open_with(&db, false, None, &options).await.unwrap());
     app.import(
         &[Layer::untitled("parcels")],
-        (0..5).map(|i| point("parcels", i)),
+        (0..5).map(|i| point("parcels", i)).collect(),
         ImportMode::Upsert,
     )
     .await
@@ -591,7 +591,7 @@ async fn a_bad_feature_at_the_end_of_a_large_file_changes_nothing() {
         r#"{},{{"type":"Feature","id":"last","properties":{{}},"geometry":{{"type":"Point","coordinates":[105.7,95]}}}}]}}"#,
         &good[..end]
     );
-    let broken_end = format!("{}", &good[..good.len() - 2]);
+    let broken_end = good[..good.len() - 2].to_string();
     let file = dir.path().join("bad.geojson");
     for (text, layer) in [
         (&bad_end, "parcels"),

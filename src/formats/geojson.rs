@@ -155,10 +155,9 @@ pub fn stream_feature_collection<'de, R: serde_json::de::Read<'de>>(
                 kind: Some(Value::String("Feature".into())),
                 id: one.id,
                 properties: one.properties,
-                geometry: match one.geometry {
-                    None => None,
-                    Some(g) => Some(RawGeometry::deserialize(&g).unwrap_or(RawGeometry::Bad)),
-                },
+                geometry: one
+                    .geometry
+                    .map(|g| RawGeometry::deserialize(&g).unwrap_or(RawGeometry::Bad)),
             };
             state.feature(raw);
             true

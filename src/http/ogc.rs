@@ -685,7 +685,9 @@ async fn add_items(
         )
         .with_details(details)
     };
-    // A write that waited the whole busy timeout for another writer: 503, try again later.
+    // How a failed import answers: bad input 400; a write that waited the whole busy timeout
+    // for another writer 503 with Retry-After (nothing was written, the same request may be
+    // sent again); anything else is ours, 500.
     let failed = |e: crate::app::AppError| -> Response {
         use crate::app::AppError;
         use crate::formats::geojson::DecodeError;
@@ -755,7 +757,8 @@ async fn add_items(
             .map(|mut f| {
                 f.layer = id.clone();
                 f
-            });
+            })
+            .collect();
         match state.app.import(&[], features, ImportMode::Upsert).await {
             Ok(s) => (s, false, None),
             Err(e) => return Ok(failed(e)),

@@ -358,18 +358,14 @@ impl Store {
 
     /// Imports features into layers in ONE transaction: all land or none. Each feature names
     /// its layer (created from `layers`, or untitled when new). Features with an empty id are
-    /// numbered. The features are written [`IMPORT_BATCH`] at a time as the iterator yields them.
-    pub async fn import<I>(
+    /// numbered. The features are written [`IMPORT_BATCH`] at a time, one multi-row statement each.
+    pub async fn import(
         &self,
         layers: &[Layer],
-        features: I,
+        features: Vec<Feature>,
         mode: ImportMode,
         progress: Option<&(dyn Fn(usize) + Send + Sync)>,
-    ) -> Result<Vec<ImportSummary>, StoreError>
-    where
-        I: IntoIterator<Item = Feature>,
-        I::IntoIter: Send,
-    {
+    ) -> Result<Vec<ImportSummary>, StoreError> {
         let source = Source::Iter(features.into_iter(), false);
         self.import_source(layers, source, mode, progress).await
     }
@@ -597,7 +593,6 @@ async fn log_change(
 async fn decode_rows(
     mut rows: futures_core::stream::BoxStream<'_, Result<sqlx::sqlite::SqliteRow, sqlx::Error>>,
 ) -> Result<Vec<Feature>, StoreError> {
-    use futures_core::Stream;
     let mut out = Vec::new();
     while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
         out.push(feature_from_row(&row?)?);
@@ -791,7 +786,9 @@ async fn write_features(
     if chunk.is_empty() {
         return Ok(());
     }
-    let encoded: Vec<(String, Option<Vec<u8>>, Option<geo::Rect<f64>>)> = chunk
+    // Per feature: properties as JSON text, geometry as WKB, bounding box.
+    type Encoded = (String, Option<Vec<u8>>, Option<geo::Rect<f64>>);
+    let encoded: Vec<Encoded> = chunk
         .iter()
         .map(|f| {
             (
