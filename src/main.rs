@@ -90,6 +90,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `import` writes: features a tabular reader read whole, or GeoJSON to stream.
+enum ImportInput {
+    Read(Vec<yizhangtu::model::Feature>),
+    GeoJson(GeoJsonInput),
+}
+
 async fn import(args: ImportArgs) -> anyhow::Result<()> {
     if !Layer::valid_id(&args.layer) {
         anyhow::bail!(
@@ -127,13 +133,13 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
                 f
             })
             .collect();
-        Err(features)
+        ImportInput::Read(features)
     } else if args.file.as_os_str() == "-" {
-        Ok(GeoJsonInput::Reader(Box::new(std::io::stdin())))
+        ImportInput::GeoJson(GeoJsonInput::Reader(Box::new(std::io::stdin())))
     } else {
         let file = std::fs::File::open(&args.file)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
-        Ok(GeoJsonInput::Reader(Box::new(file)))
+        ImportInput::GeoJson(GeoJsonInput::Reader(Box::new(file)))
     };
     let store = Store::open(&args.db.db).await?;
     let existing = store.layer(&args.layer).await?;
@@ -161,16 +167,15 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     };
     let bar = progress_bar("importing");
     let report = |k: usize| bar.set_position(k as u64);
-    // `Err`: the features a tabular reader read whole; `Ok`: GeoJSON to stream.
     let (summaries, n) = match input {
-        Err(features) => {
+        ImportInput::Read(features) => {
             let n = features.len();
             let s = store
                 .import(&[layer], features, mode, Some(&report))
                 .await?;
             (s, n)
         }
-        Ok(input) => {
+        ImportInput::GeoJson(input) => {
             let options = StreamOptions {
                 crs,
                 allow_single_feature: false,
