@@ -1,15 +1,24 @@
 //! The running service's core: the store and the engine together, kept in step.
 //! Opening seeds an empty database and loads every feature; `catch_up` follows the change log.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, LayerUpdate};
+use crate::formats::geojson::{
+    stream_feature_collection, DecodeError, StreamOptions, StreamSummary,
+};
 use crate::model::{Feature, Layer};
 use crate::seed;
-use crate::store::{ChangeOp, ImportMode, ImportSummary, Store, StoreError};
+use crate::store::{
+    Batch, ChangedFeatures, ImportMode, ImportSummary, Store, StoreError, StoreOptions,
+    IMPORT_BATCH,
+};
+
+/// Changes to one layer above which the follower reloads the whole layer from the store and
+/// swaps it in, rather than applying the changed features one by one under the layer's lock.
+const RELOAD_ABOVE: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -17,6 +26,11 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("bundled seed data: {0}")]
     Seed(#[from] seed::SeedError),
+    /// The GeoJSON of an import is unusable; nothing was imported.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("a background task failed: {0}")]
+    Task(String),
 }
 
 /// Store and engine of one running service.
@@ -25,6 +39,8 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// The newest change-log entry the engine reflects.
     applied: AtomicI64,
+    /// Held while changes are applied to the engine.
+    catching_up: tokio::sync::Mutex<()>,
 }
 
 /// A hook for progress reports: called with the number of features done so far.
@@ -34,7 +50,17 @@ impl App {
     /// Opens the database at `db` (creating and migrating it), seeds it when it is empty and
     /// `seed` is set, and loads every feature into the engine.
     pub async fn open(db: &str, seed: bool, progress: Progress<'_>) -> Result<App, AppError> {
-        let store = Store::open(db).await?;
+        App::open_with(db, seed, progress, &StoreOptions::default()).await
+    }
+
+    /// [`App::open`] with explicit store options (e.g. a shorter busy timeout).
+    pub async fn open_with(
+        db: &str,
+        seed: bool,
+        progress: Progress<'_>,
+        options: &StoreOptions,
+    ) -> Result<App, AppError> {
+        let store = Store::open_with(db, options).await?;
         if seed && store.is_empty().await? {
             let (layers, features) = seed::bundled()?;
             tracing::info!(
@@ -53,6 +79,7 @@ impl App {
             store,
             engine: Arc::new(engine),
             applied: AtomicI64::new(applied),
+            catching_up: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -63,10 +90,12 @@ impl App {
             store,
             engine: Arc::new(engine),
             applied: AtomicI64::new(applied),
+            catching_up: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Writes features through the store and applies them to the engine at once.
+    /// Writes features through the store (one transaction) and then shows them to readers all
+    /// at once.
     pub async fn import(
         &self,
         layers: &[Layer],
@@ -78,56 +107,58 @@ impl App {
         Ok(summaries)
     }
 
-    /// Applies every change-log entry newer than what the engine has; returns how many.
+    /// Streams a GeoJSON FeatureCollection (or single Feature) into layer `layer` with
+    /// [`import_geojson`], then shows the result to readers all at once.
+    pub async fn import_geojson(
+        &self,
+        layers: &[Layer],
+        layer: &str,
+        input: GeoJsonInput,
+        options: StreamOptions,
+        mode: ImportMode,
+    ) -> Result<GeoJsonImport, AppError> {
+        let done = import_geojson(&self.store, layers, layer, input, options, mode, None).await?;
+        self.catch_up().await?;
+        Ok(done)
+    }
+
+    /// Applies everything the change log holds beyond what the engine reflects, in one step per
+    /// layer (see [`Engine::apply`]): a reader never sees part of an import. Returns how many
+    /// change-log entries that was.
     pub async fn catch_up(&self) -> Result<usize, AppError> {
-        let mut total = 0;
-        loop {
-            let from = self.applied.load(Ordering::SeqCst);
-            let changes = self.store.changes_since(from, 10_000).await?;
-            let Some(last) = changes.last().map(|c| c.seq) else {
-                break;
-            };
-            // Per layer: whole-layer reloads win over single features.
-            let mut touched: BTreeMap<String, (bool, Vec<(String, ChangeOp)>)> = BTreeMap::new();
-            for c in &changes {
-                let entry = touched.entry(c.layer.clone()).or_default();
-                match (c.op, &c.feature_id) {
-                    (ChangeOp::Replace, _) => entry.0 = true,
-                    (op, Some(id)) => entry.1.push((id.clone(), op)),
-                    _ => {}
-                }
-            }
-            for (layer_id, (reload, feature_changes)) in touched {
-                let Some((layer, revision)) = self.store.layer(&layer_id).await? else {
-                    self.engine.remove_layer(&layer_id);
-                    continue;
-                };
-                if reload {
-                    let features = self.store.features_of(&layer_id).await?;
-                    self.engine.replace_layer(layer, revision, features);
-                    continue;
-                }
-                self.engine.put_layer(layer, revision);
-                let mut upserts = Vec::new();
-                let mut seen = std::collections::HashSet::new();
-                for (id, _) in feature_changes.iter().rev() {
-                    if !seen.insert(id.clone()) {
-                        continue;
-                    }
-                    match self.store.feature(&layer_id, id).await? {
-                        Some(f) => upserts.push(f),
-                        None => {
-                            self.engine.delete(&layer_id, id, revision);
-                        }
+        // One at a time: an older snapshot applied after a newer one would step readers back.
+        let _one_at_a_time = self.catching_up.lock().await;
+        let from = self.applied.load(Ordering::SeqCst);
+        let Some(set) = self.store.changes_after(from, RELOAD_ABOVE).await? else {
+            return Ok(0);
+        };
+        let updates: Vec<LayerUpdate> = set
+            .layers
+            .into_iter()
+            .map(|c| match (c.current, c.features) {
+                (None, _) => LayerUpdate::Remove(c.layer),
+                (Some((layer, revision)), ChangedFeatures::All(features)) => LayerUpdate::Reload {
+                    layer,
+                    revision,
+                    features,
+                },
+                (Some((layer, revision)), ChangedFeatures::Changed { upserts, deleted }) => {
+                    LayerUpdate::Change {
+                        layer,
+                        revision,
+                        upserts,
+                        deletes: deleted,
                     }
                 }
-                upserts.reverse();
-                self.engine.upsert(upserts, revision);
-            }
-            total += changes.len();
-            self.applied.fetch_max(last, Ordering::SeqCst);
-        }
-        Ok(total)
+            })
+            .collect();
+        // Building a reloaded layer's R-tree is CPU work: off the async workers.
+        let engine = Arc::clone(&self.engine);
+        tokio::task::spawn_blocking(move || engine.apply(updates))
+            .await
+            .map_err(|e| AppError::Task(e.to_string()))?;
+        self.applied.fetch_max(set.upto, Ordering::SeqCst);
+        Ok(set.changes)
     }
 
     /// Follows the change log every `interval` until the process ends, so that writes by other
@@ -146,5 +177,81 @@ impl App {
                 }
             }
         })
+    }
+}
+
+/// Where the GeoJSON of an import comes from.
+pub enum GeoJsonInput {
+    /// A body already in memory (an HTTP request).
+    Memory(Box<dyn AsRef<[u8]> + Send>),
+    /// A file or standard input, read as the import goes.
+    Reader(Box<dyn std::io::Read + Send>),
+}
+
+/// What a GeoJSON import read and wrote.
+#[derive(Debug, Clone)]
+pub struct GeoJsonImport {
+    pub summaries: Vec<ImportSummary>,
+    pub read: StreamSummary,
+}
+
+/// Imports a GeoJSON FeatureCollection into layer `layer` in one transaction, decoding it on a
+/// blocking thread while the store writes what was decoded, [`IMPORT_BATCH`] features at a
+/// time: memory stays a few batches whatever the size of the input. Any invalid feature (or
+/// a syntax error, even at the very end) rolls everything back: [`AppError::Decode`].
+/// `layers` are created or updated first, as with [`Store::import`].
+pub async fn import_geojson(
+    store: &Store,
+    layers: &[Layer],
+    layer: &str,
+    input: GeoJsonInput,
+    options: StreamOptions,
+    mode: ImportMode,
+    progress: Progress<'_>,
+) -> Result<GeoJsonImport, AppError> {
+    // A few batches in flight keep decoding and writing busy at once, and memory bounded.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(4);
+    let layer_id = layer.to_string();
+    let decoder = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(IMPORT_BATCH);
+        let read = {
+            let mut sink = |f: Feature| {
+                batch.push(f);
+                if batch.len() < IMPORT_BATCH {
+                    return true;
+                }
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
+                tx.blocking_send(Batch::Features(full)).is_ok()
+            };
+            match input {
+                GeoJsonInput::Memory(bytes) => stream_feature_collection(
+                    serde_json::de::SliceRead::new((*bytes).as_ref()),
+                    &layer_id,
+                    &options,
+                    &mut sink,
+                ),
+                GeoJsonInput::Reader(r) => stream_feature_collection(
+                    serde_json::de::IoRead::new(std::io::BufReader::with_capacity(1 << 16, r)),
+                    &layer_id,
+                    &options,
+                    &mut sink,
+                ),
+            }
+        };
+        if read.is_ok() {
+            // The store has gone if these fail; its error is the one to report.
+            let _ = tx.blocking_send(Batch::Features(batch));
+            let _ = tx.blocking_send(Batch::Commit);
+        }
+        read
+    });
+    let stored = store.import_batches(layers, rx, mode, progress).await;
+    let read = decoder
+        .await
+        .map_err(|e| AppError::Task(format!("GeoJSON decoder: {e}")))?;
+    match (read, stored) {
+        (Ok(read), Ok(summaries)) => Ok(GeoJsonImport { summaries, read }),
+        (Err(DecodeError::Cancelled), Err(e)) | (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e.into()),
     }
 }

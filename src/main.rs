@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use yizhangtu::app::App;
+use yizhangtu::app::{import_geojson, App, AppError, GeoJsonInput};
 use yizhangtu::config::{CheckArgs, Cli, Command, ExportArgs, HttpSettings, ImportArgs, ServeArgs};
-use yizhangtu::formats::geojson::{decode_feature_collection, DecodeError};
-use yizhangtu::formats::{read_geojson, read_geopackage, read_shapefile_zip};
+use yizhangtu::formats::geojson::{DecodeError, StreamOptions};
+use yizhangtu::formats::{read_geopackage, read_shapefile_zip};
 use yizhangtu::geom::crs::Crs;
 use yizhangtu::model::Layer;
 use yizhangtu::store::{ImportMode, Store};
@@ -86,6 +86,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::process::exit(0)
 }
 
+/// What `import` writes: features a tabular reader read whole, or GeoJSON to stream.
+enum ImportInput {
+    Read(Vec<yizhangtu::model::Feature>),
+    GeoJson(GeoJsonInput),
+}
+
 async fn import(args: ImportArgs) -> anyhow::Result<()> {
     if !Layer::valid_id(&args.layer) {
         anyhow::bail!(
@@ -93,15 +99,6 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
             args.layer
         );
     }
-    let bytes = if args.file.as_os_str() == "-" {
-        use std::io::Read;
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf)?;
-        buf
-    } else {
-        std::fs::read(&args.file)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?
-    };
     let ext = args
         .file
         .extension()
@@ -112,58 +109,34 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         Some(c) => Some(Crs::parse(c).map_err(|e| anyhow::anyhow!("--crs: {e}"))?),
         None => None,
     };
-    let features: Vec<yizhangtu::model::Feature> = if ext == "gpkg" || ext == "zip" || crs.is_some()
-    {
-        let read = match ext.as_str() {
-            "gpkg" => read_geopackage(&args.file, crs.as_ref()).await,
-            "zip" => read_shapefile_zip(&bytes, crs.as_ref()),
-            _ => read_geojson(&bytes, &args.layer, crs.as_ref()).map(|l| vec![l]),
+    // Shapefile zips and GeoPackages are read whole by their readers; GeoJSON (a file or `-`
+    // for standard input) is decoded as it is written, so memory does not grow with the file.
+    let input = if ext == "gpkg" || ext == "zip" {
+        let read = if ext == "gpkg" {
+            read_geopackage(&args.file, crs.as_ref()).await
+        } else {
+            let bytes = std::fs::read(&args.file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+            read_shapefile_zip(&bytes, crs.as_ref())
         };
         let layers = read
             .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", args.file.display()))?;
-        layers
+        let features: Vec<yizhangtu::model::Feature> = layers
             .into_iter()
             .flat_map(|l| l.features)
             .map(|mut f| {
                 f.layer = args.layer.clone();
                 f
             })
-            .collect()
-    } else {
-        let decoded = match decode_feature_collection(&bytes, &args.layer) {
-            Ok(d) => d,
-            Err(DecodeError::Features {
-                problems,
-                problems_total,
-                total,
-            }) => {
-                eprintln!(
-                    "{}: {problems_total} of {total} features are invalid; nothing was imported:",
-                    args.file.display()
-                );
-                for p in &problems {
-                    match &p.id {
-                        Some(id) => eprintln!("  feature {} (id {id}): {}", p.index, p.problem),
-                        None => eprintln!("  feature {}: {}", p.index, p.problem),
-                    }
-                }
-                if problems_total > problems.len() {
-                    eprintln!("  … and {} more", problems_total - problems.len());
-                }
-                anyhow::bail!("import failed");
-            }
-            Err(e) => anyhow::bail!("{}: {e}; nothing was imported", args.file.display()),
-        };
-        let features: Vec<_> = decoded
-            .into_iter()
-            .map(|(id, mut f)| {
-                f.id = id.unwrap_or_default();
-                f
-            })
             .collect();
-        features
+        ImportInput::Read(features)
+    } else if args.file.as_os_str() == "-" {
+        ImportInput::GeoJson(GeoJsonInput::Reader(Box::new(std::io::stdin())))
+    } else {
+        let file = std::fs::File::open(&args.file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+        ImportInput::GeoJson(GeoJsonInput::Reader(Box::new(file)))
     };
-    let n = features.len();
     let store = Store::open(&args.db.db).await?;
     let existing = store.layer(&args.layer).await?;
     let layer = match existing {
@@ -190,9 +163,59 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     };
     let bar = progress_bar("importing");
     let report = |k: usize| bar.set_position(k as u64);
-    let summaries = store
-        .import(&[layer], features, mode, Some(&report))
-        .await?;
+    let (summaries, n) = match input {
+        ImportInput::Read(features) => {
+            let n = features.len();
+            let s = store
+                .import(&[layer], features, mode, Some(&report))
+                .await?;
+            (s, n)
+        }
+        ImportInput::GeoJson(input) => {
+            let options = StreamOptions {
+                crs,
+                allow_single_feature: false,
+            };
+            let done = import_geojson(
+                &store,
+                &[layer],
+                &args.layer,
+                input,
+                options,
+                mode,
+                Some(&report),
+            )
+            .await;
+            match done {
+                Ok(done) => (done.summaries, done.read.total),
+                Err(AppError::Decode(DecodeError::Features {
+                    problems,
+                    problems_total,
+                    total,
+                })) => {
+                    bar.finish_and_clear();
+                    eprintln!(
+                        "{}: {problems_total} of {total} features are invalid; nothing was imported:",
+                        args.file.display()
+                    );
+                    for p in &problems {
+                        match &p.id {
+                            Some(id) => eprintln!("  feature {} (id {id}): {}", p.index, p.problem),
+                            None => eprintln!("  feature {}: {}", p.index, p.problem),
+                        }
+                    }
+                    if problems_total > problems.len() {
+                        eprintln!("  … and {} more", problems_total - problems.len());
+                    }
+                    anyhow::bail!("import failed");
+                }
+                Err(AppError::Decode(e)) => {
+                    anyhow::bail!("{}: {e}; nothing was imported", args.file.display())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
     bar.finish_and_clear();
     store.close().await;
     for s in summaries {

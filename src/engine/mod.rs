@@ -21,6 +21,27 @@ use std::sync::Arc;
 
 use crate::model::{Feature, Layer};
 
+/// A change to one layer, prepared outside the engine, that [`Engine::apply`] makes visible to
+/// readers in one step.
+#[derive(Debug)]
+pub enum LayerUpdate {
+    /// The layer is gone.
+    Remove(String),
+    /// The layer's whole content: a new index is built beside the old one and swapped in.
+    Reload {
+        layer: Layer,
+        revision: u64,
+        features: Vec<Feature>,
+    },
+    /// Some features changed: upserted and deleted under one short write lock of the layer.
+    Change {
+        layer: Layer,
+        revision: u64,
+        upserts: Vec<Feature>,
+        deletes: Vec<String>,
+    },
+}
+
 /// Key of a prepared admin area: layer, feature id, feature version.
 type AreaKey = (String, String, i64);
 
@@ -99,6 +120,70 @@ impl Engine {
 
     pub fn remove_layer(&self, id: &str) -> bool {
         self.layers.write().remove(id).is_some()
+    }
+
+    /// Applies changes to several layers so that a reader sees each layer either wholly before
+    /// or wholly after them, never half-way: new indexes of reloaded layers are built first,
+    /// without any lock, then swapped in together; changed features go in under one write
+    /// lock of their layer.
+    pub fn apply(&self, updates: Vec<LayerUpdate>) {
+        let mut swaps = Vec::new();
+        let mut removals = Vec::new();
+        let mut changes = Vec::new();
+        for u in updates {
+            match u {
+                LayerUpdate::Remove(id) => removals.push(id),
+                LayerUpdate::Reload {
+                    layer,
+                    revision,
+                    features,
+                } => {
+                    let id = layer.id.clone();
+                    let idx = LayerIndex::build(layer, revision, features);
+                    swaps.push((id, Arc::new(RwLock::new(idx))));
+                }
+                LayerUpdate::Change {
+                    layer,
+                    revision,
+                    upserts,
+                    deletes,
+                } => changes.push((layer, revision, upserts, deletes)),
+            }
+        }
+        let mut targets = Vec::with_capacity(changes.len());
+        {
+            let mut map = self.layers.write();
+            for id in removals {
+                map.remove(&id);
+            }
+            for (id, idx) in swaps {
+                map.insert(id, idx);
+            }
+            for (layer, revision, upserts, deletes) in changes {
+                let idx = map
+                    .entry(layer.id.clone())
+                    .or_insert_with(|| {
+                        Arc::new(RwLock::new(LayerIndex::build(
+                            layer.clone(),
+                            revision,
+                            vec![],
+                        )))
+                    })
+                    .clone();
+                targets.push((idx, layer, revision, upserts, deletes));
+            }
+        }
+        for (idx, layer, revision, upserts, deletes) in targets {
+            let mut idx = idx.write();
+            idx.layer = layer;
+            for f in upserts {
+                idx.upsert(f);
+            }
+            for id in &deletes {
+                idx.delete(id);
+            }
+            idx.seal_changes(revision);
+        }
     }
 
     /// Inserts or replaces features (by layer and id) and sets the layers' revisions.

@@ -2,9 +2,11 @@
 //! Decoding checks every feature and reports the first problems by feature, never half a file.
 
 use geo::{Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon};
+use serde::Deserialize;
 use serde_json::Value;
 use std::fmt::Write as _;
 
+use crate::geom::crs::Crs;
 use crate::geom::validate_geometry;
 use crate::model::{Feature, Properties};
 
@@ -26,6 +28,12 @@ pub enum DecodeError {
     Syntax(String),
     #[error("expected a GeoJSON FeatureCollection, got {0}")]
     NotAFeatureCollection(String),
+    /// The collection's `"crs"` member cannot be used.
+    #[error("{0}")]
+    Crs(String),
+    /// The consumer of the features stopped the decoding.
+    #[error("decoding was stopped")]
+    Cancelled,
     #[error("{} of {total} features are invalid; first: {}", .problems_total, first_problems(.problems))]
     Features {
         problems: Vec<FeatureProblem>,
@@ -46,109 +54,617 @@ fn first_problems(p: &[FeatureProblem]) -> String {
 }
 
 /// Reads a FeatureCollection into features of `layer`. Features without an `id` get `None` ids
-/// (the store numbers them). Any invalid feature fails the whole collection.
+/// (the store numbers them). Any invalid feature fails the whole collection. (Imports use
+/// [`stream_feature_collection`], which never holds the whole collection.)
 pub fn decode_feature_collection(
     bytes: &[u8],
     layer: &str,
 ) -> Result<Vec<(Option<String>, Feature)>, DecodeError> {
-    let root: Value =
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::Syntax(e.to_string()))?;
-    let kind = root.get("type").and_then(Value::as_str).unwrap_or("");
-    if kind != "FeatureCollection" {
-        return Err(DecodeError::NotAFeatureCollection(if kind.is_empty() {
-            "an object without \"type\"".into()
-        } else {
-            format!("\"{kind}\"")
+    let mut out = Vec::new();
+    stream_feature_collection(
+        serde_json::de::SliceRead::new(bytes),
+        layer,
+        &StreamOptions::default(),
+        &mut |f: Feature| {
+            out.push(f);
+            true
+        },
+    )?;
+    Ok(out
+        .into_iter()
+        .map(|f| ((!f.id.is_empty()).then(|| f.id.clone()), f))
+        .collect())
+}
+
+/// How [`stream_feature_collection`] reads.
+#[derive(Debug, Clone, Default)]
+pub struct StreamOptions {
+    /// The coordinates' CRS, overriding the legacy `"crs"` member. With a CRS (given or from
+    /// the member) geometries are transformed to stored lon/lat and polygons oriented as
+    /// RFC 7946 wants; without, coordinates are taken as CGCS2000/WGS 84 lon/lat as they are.
+    pub crs: Option<Crs>,
+    /// Accept a single GeoJSON Feature as well as a FeatureCollection.
+    pub allow_single_feature: bool,
+}
+
+/// What [`stream_feature_collection`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// How many features were read (all valid, else the result is an error).
+    pub total: usize,
+    /// The input was a single Feature, not a collection.
+    pub single: bool,
+    /// The id the first feature gave, if any.
+    pub first_id: Option<String>,
+}
+
+/// Decodes a FeatureCollection feature by feature as it is read, handing each valid feature of
+/// `layer` to `sink` (with its id from the file, or an empty id for the store to number), so
+/// that memory does not grow with the size of the input. The collection's `"crs"` member
+/// counts only when it comes before `"features"` (as GDAL and QGIS write it).
+///
+/// All or nothing: after the first invalid feature nothing more goes to `sink`, the rest is
+/// still checked, and the result is [`DecodeError::Features`] listing the first
+/// [`MAX_LISTED_PROBLEMS`] problems and counting all; a caller must discard what `sink`
+/// received unless the result is `Ok`. `sink` returns `false` to stop (then
+/// [`DecodeError::Cancelled`]).
+pub fn stream_feature_collection<'de, R: serde_json::de::Read<'de>>(
+    read: R,
+    layer: &str,
+    options: &StreamOptions,
+    sink: &mut dyn FnMut(Feature) -> bool,
+) -> Result<StreamSummary, DecodeError> {
+    let mut state = StreamState {
+        layer,
+        crs: options.crs,
+        crs_given: options.crs.is_some(),
+        sink,
+        kind: None,
+        features_seen: false,
+        single: SingleFeature::default(),
+        problems: Vec::new(),
+        problems_total: 0,
+        total: 0,
+        first_id: None,
+        seen: std::collections::HashSet::new(),
+        at: None,
+        failure: None,
+    };
+    let mut de = serde_json::Deserializer::new(read);
+    let parsed = serde::de::DeserializeSeed::deserialize(RootSeed(&mut state), &mut de)
+        .and_then(|()| de.end());
+    if let Some(failure) = state.failure.take() {
+        return Err(failure);
+    }
+    if let Err(e) = parsed {
+        return Err(DecodeError::Syntax(match state.at {
+            Some(i) => format!("feature {i}: {e}"),
+            None => e.to_string(),
         }));
     }
-    let Some(features) = root.get("features").and_then(Value::as_array) else {
-        return Err(DecodeError::NotAFeatureCollection(
-            "no \"features\" array".into(),
-        ));
+    let single = match state.kind.as_deref() {
+        Some("FeatureCollection") if state.features_seen => false,
+        Some("FeatureCollection") => {
+            return Err(DecodeError::NotAFeatureCollection(
+                "no \"features\" array".into(),
+            ))
+        }
+        Some("Feature") if options.allow_single_feature && !state.features_seen => {
+            let one = std::mem::take(&mut state.single);
+            let raw = RawFeature {
+                kind: Some(Value::String("Feature".into())),
+                id: one.id,
+                properties: one.properties,
+                geometry: one
+                    .geometry
+                    .map(|g| RawGeometry::deserialize(&g).unwrap_or(RawGeometry::Bad)),
+            };
+            state.feature(raw);
+            true
+        }
+        Some(other) => return Err(DecodeError::NotAFeatureCollection(format!("\"{other}\""))),
+        None => {
+            return Err(DecodeError::NotAFeatureCollection(
+                "an object without \"type\"".into(),
+            ))
+        }
     };
-    let mut out = Vec::with_capacity(features.len());
-    let mut problems = Vec::new();
-    let mut problems_total = 0;
-    let mut seen = std::collections::HashSet::new();
-    for (index, f) in features.iter().enumerate() {
-        let id = match f.get("id") {
+    if state.problems_total > 0 {
+        return Err(DecodeError::Features {
+            problems: state.problems,
+            problems_total: state.problems_total,
+            total: state.total,
+        });
+    }
+    if state.failure.is_some() {
+        return Err(DecodeError::Cancelled);
+    }
+    Ok(StreamSummary {
+        total: state.total,
+        single,
+        first_id: state.first_id,
+    })
+}
+
+/// The members of a root-level single Feature, kept until its `type` is known.
+#[derive(Default)]
+struct SingleFeature {
+    id: Option<Value>,
+    properties: Option<Value>,
+    geometry: Option<Value>,
+}
+
+struct StreamState<'s, 'l> {
+    layer: &'l str,
+    crs: Option<Crs>,
+    crs_given: bool,
+    sink: &'s mut dyn FnMut(Feature) -> bool,
+    kind: Option<String>,
+    features_seen: bool,
+    single: SingleFeature,
+    problems: Vec<FeatureProblem>,
+    problems_total: usize,
+    total: usize,
+    first_id: Option<String>,
+    /// 128-bit hashes of the ids seen so far (16 bytes a feature, not the ids themselves).
+    seen: std::collections::HashSet<u128>,
+    /// The index of the feature being parsed, to name it in syntax errors.
+    at: Option<usize>,
+    /// Set when decoding must stop with an error other than a syntax error.
+    failure: Option<DecodeError>,
+}
+
+impl StreamState<'_, '_> {
+    /// Checks one feature; passes it on, or notes its problem.
+    fn feature(&mut self, raw: RawFeature) {
+        let index = self.total;
+        self.total += 1;
+        let id = match &raw.id {
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        let result = decode_feature(f, layer).and_then(|feature| match &id {
-            Some(id) if !seen.insert(id.clone()) => Err(format!("id {id} appears more than once")),
-            _ => Ok(feature),
-        });
+        if index == 0 {
+            self.first_id = id.clone();
+        }
+        let result =
+            raw.into_feature(self.layer, self.crs.as_ref())
+                .and_then(|feature| match &id {
+                    Some(id) if !self.seen.insert(xxhash_rust::xxh3::xxh3_128(id.as_bytes())) => {
+                        Err(format!("id {id} appears more than once"))
+                    }
+                    _ => Ok(feature),
+                });
         match result {
-            Ok(feature) => out.push((id, feature)),
+            Ok(mut feature) if self.problems_total == 0 && self.failure.is_none() => {
+                feature.id = id.unwrap_or_default();
+                if !(self.sink)(feature) {
+                    self.failure = Some(DecodeError::Cancelled);
+                }
+            }
+            Ok(_) => {}
             Err(problem) => {
-                problems_total += 1;
-                if problems.len() < MAX_LISTED_PROBLEMS {
-                    problems.push(FeatureProblem {
-                        index,
-                        id: id.clone(),
-                        problem,
-                    });
+                self.problems_total += 1;
+                if self.problems.len() < MAX_LISTED_PROBLEMS {
+                    self.problems.push(FeatureProblem { index, id, problem });
                 }
             }
         }
     }
-    if problems_total > 0 {
-        return Err(DecodeError::Features {
-            problems,
-            problems_total,
-            total: features.len(),
-        });
-    }
-    Ok(out)
 }
 
-fn decode_feature(f: &Value, layer: &str) -> Result<Feature, String> {
-    if f.get("type").and_then(Value::as_str) != Some("Feature") {
-        return Err("not a GeoJSON Feature (\"type\": \"Feature\" missing)".into());
+struct RootSeed<'a, 's, 'l>(&'a mut StreamState<'s, 'l>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for RootSeed<'_, '_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
     }
-    if let Some(id) = f.get("id") {
-        if !(id.is_string() || id.is_number() || id.is_null()) {
-            return Err("id must be a string or a number".into());
-        }
-    }
-    let properties: Properties = match f.get("properties") {
-        None | Some(Value::Null) => Properties::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => return Err("properties must be an object or null".into()),
-    };
-    let geometry = match f.get("geometry") {
-        None | Some(Value::Null) => None,
-        Some(g) => {
-            let geom = decode_geometry(g, 0)?;
-            validate_geometry(&geom).map_err(|p| format!("geometry: {p}"))?;
-            crate::geom::within_china(&geom).map_err(|p| format!("geometry: {p}"))?;
-            Some(geom)
-        }
-    };
-    Ok(Feature::from_parts(
-        layer,
-        String::new(),
-        properties,
-        geometry,
-    ))
 }
 
-fn position(v: &Value, at: &str) -> Result<Coord<f64>, String> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| format!("{at}: a position must be an array of numbers"))?;
+impl<'de> serde::de::Visitor<'de> for RootSeed<'_, '_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a GeoJSON FeatureCollection object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        use serde::de::{Error as _, IgnoredAny};
+        let state = self.0;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "type" => {
+                    let v: Value = map.next_value()?;
+                    state.kind = Some(match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    });
+                }
+                "crs" => {
+                    let v: Value = map.next_value()?;
+                    if state.crs_given {
+                        continue;
+                    }
+                    let Some(name) = v.pointer("/properties/name").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    match Crs::parse(name) {
+                        // CRS84 after the features is what they were read as anyway.
+                        Ok(Crs::Crs84) if state.total > 0 && state.crs.is_none() => {}
+                        Ok(crs) if state.total > 0 && state.crs != Some(crs) => {
+                            state.failure = Some(DecodeError::Crs(format!(
+                                "the \"crs\" member ({name}) comes after the features; put it \
+                                 before \"features\" or give the coordinate system with the import"
+                            )));
+                            return Err(A::Error::custom("crs after features"));
+                        }
+                        Ok(crs) => state.crs = Some(crs),
+                        Err(e) => {
+                            state.failure = Some(DecodeError::Crs(format!(
+                                "the \"crs\" member names {name}, which is not supported: {e}"
+                            )));
+                            return Err(A::Error::custom("unsupported crs"));
+                        }
+                    }
+                }
+                "features" => {
+                    state.features_seen = true;
+                    map.next_value_seed(FeaturesSeed(&mut *state))?;
+                    if state.failure.is_some() {
+                        return Err(A::Error::custom("stopped"));
+                    }
+                }
+                "id" => state.single.id = Some(map.next_value()?),
+                "properties" => state.single.properties = Some(map.next_value()?),
+                "geometry" => state.single.geometry = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct FeaturesSeed<'a, 's, 'l>(&'a mut StreamState<'s, 'l>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FeaturesSeed<'_, '_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FeaturesSeed<'_, '_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a \"features\" array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let state = self.0;
+        loop {
+            state.at = Some(state.total);
+            match seq.next_element::<RawFeature>()? {
+                Some(raw) => state.feature(raw),
+                None => break,
+            }
+            if state.failure.is_some() {
+                // Cancelled: skip the rest without looking.
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                break;
+            }
+        }
+        state.at = None;
+        Ok(())
+    }
+}
+
+/// Accepts any JSON value a GeoJSON member might wrongly hold, consuming it, so that a wrong
+/// type is a problem of one feature rather than a syntax error of the whole input.
+macro_rules! tolerate_other_json {
+    ($bad:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($bad("a boolean".into()))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok($bad(v.to_string()))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok($bad(v.to_string()))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok($bad(v.to_string()))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok($bad(Value::String(v.into()).to_string()))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($bad("null".into()))
+        }
+    };
+}
+
+/// One element of a `features` array, members read but not yet checked.
+#[derive(Default)]
+struct RawFeature {
+    kind: Option<Value>,
+    id: Option<Value>,
+    properties: Option<Value>,
+    geometry: Option<RawGeometry>,
+}
+
+impl<'de> Deserialize<'de> for RawFeature {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RawFeatureVisitor)
+    }
+}
+
+struct RawFeatureVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RawFeatureVisitor {
+    type Value = RawFeature;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a GeoJSON Feature")
+    }
+
+    tolerate_other_json!(|_: String| RawFeature::default());
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawFeature, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(RawFeature::default())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawFeature, A::Error> {
+        let mut raw = RawFeature::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "type" => raw.kind = Some(map.next_value()?),
+                "id" => raw.id = Some(map.next_value()?),
+                "properties" => raw.properties = Some(map.next_value()?),
+                "geometry" => raw.geometry = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(raw)
+    }
+}
+
+impl RawFeature {
+    fn into_feature(self, layer: &str, crs: Option<&Crs>) -> Result<Feature, String> {
+        if self.kind.as_ref().and_then(Value::as_str) != Some("Feature") {
+            return Err("not a GeoJSON Feature (\"type\": \"Feature\" missing)".into());
+        }
+        if let Some(id) = &self.id {
+            if !(id.is_string() || id.is_number() || id.is_null()) {
+                return Err("id must be a string or a number".into());
+            }
+        }
+        let properties: Properties = match self.properties {
+            None | Some(Value::Null) => Properties::new(),
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err("properties must be an object or null".into()),
+        };
+        let geometry = match self.geometry {
+            None | Some(RawGeometry::Null) => None,
+            Some(g) => {
+                let geom = g.to_geo(0)?;
+                Some(match crs {
+                    Some(crs) => crate::formats::exchange::to_stored(crs, &geom)?,
+                    None => {
+                        validate_geometry(&geom).map_err(|p| format!("geometry: {p}"))?;
+                        crate::geom::within_china(&geom).map_err(|p| format!("geometry: {p}"))?;
+                        geom
+                    }
+                })
+            }
+        };
+        Ok(Feature::from_parts(
+            layer,
+            String::new(),
+            properties,
+            geometry,
+        ))
+    }
+}
+
+/// A GeoJSON geometry object as read, before its coordinates are checked.
+enum RawGeometry {
+    Null,
+    Object {
+        kind: Option<Value>,
+        coordinates: Option<Coords>,
+        /// The members of a GeometryCollection, or `Err` when `geometries` is not an array.
+        geometries: Option<Result<Vec<RawGeometry>, ()>>,
+    },
+    /// Not an object.
+    Bad,
+}
+
+impl<'de> Deserialize<'de> for RawGeometry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RawGeometryVisitor)
+    }
+}
+
+struct RawGeometryVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RawGeometryVisitor {
+    type Value = RawGeometry;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a GeoJSON geometry")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<RawGeometry, E> {
+        Ok(RawGeometry::Bad)
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<RawGeometry, E> {
+        Ok(RawGeometry::Bad)
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<RawGeometry, E> {
+        Ok(RawGeometry::Bad)
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<RawGeometry, E> {
+        Ok(RawGeometry::Bad)
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<RawGeometry, E> {
+        Ok(RawGeometry::Bad)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<RawGeometry, E> {
+        Ok(RawGeometry::Null)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<RawGeometry, E> {
+        Ok(RawGeometry::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawGeometry, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(RawGeometry::Bad)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawGeometry, A::Error> {
+        let mut kind = None;
+        let mut coordinates = None;
+        let mut geometries = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "type" => kind = Some(map.next_value()?),
+                "coordinates" => coordinates = Some(map.next_value()?),
+                "geometries" => geometries = Some(map.next_value::<Members>()?.0),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(RawGeometry::Object {
+            kind,
+            coordinates,
+            geometries,
+        })
+    }
+}
+
+/// The `geometries` of a GeometryCollection.
+struct Members(Result<Vec<RawGeometry>, ()>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MembersVisitor)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> serde::de::Visitor<'de> for MembersVisitor {
+    type Value = Members;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of geometries")
+    }
+
+    tolerate_other_json!(|_: String| Members(Err(())));
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Members(Err(())))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Members, A::Error> {
+        let mut out = Vec::new();
+        while let Some(g) = seq.next_element()? {
+            out.push(g);
+        }
+        Ok(Members(Ok(out)))
+    }
+}
+
+/// Nested coordinate arrays as read: numbers, lists, or something else (as its JSON text).
+enum Coords {
+    Num(f64),
+    List(Vec<Coords>),
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for Coords {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CoordsVisitor)
+    }
+}
+
+struct CoordsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CoordsVisitor {
+    type Value = Coords;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("GeoJSON coordinates")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Coords, E> {
+        Ok(Coords::Other(v.to_string()))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Coords, E> {
+        Ok(Coords::Num(v as f64))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Coords, E> {
+        Ok(Coords::Num(v as f64))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Coords, E> {
+        Ok(Coords::Num(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Coords, E> {
+        Ok(Coords::Other(Value::String(v.into()).to_string()))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Coords, E> {
+        Ok(Coords::Other("null".into()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Coords, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Coords::Other("an object".into()))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Coords, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(c) = seq.next_element()? {
+            out.push(c);
+        }
+        Ok(Coords::List(out))
+    }
+}
+
+impl Coords {
+    fn describe(&self) -> String {
+        match self {
+            Coords::Num(n) => n.to_string(),
+            Coords::List(_) => "an array".into(),
+            Coords::Other(s) => s.clone(),
+        }
+    }
+}
+
+fn position(v: &Coords, at: &str) -> Result<Coord<f64>, String> {
+    let Coords::List(arr) = v else {
+        return Err(format!("{at}: a position must be an array of numbers"));
+    };
     if arr.len() < 2 {
         return Err(format!(
             "{at}: a position needs at least 2 numbers, has {}",
             arr.len()
         ));
     }
-    let num = |i: usize| {
-        arr[i]
-            .as_f64()
-            .ok_or_else(|| format!("{at}: coordinate {} is not a number: {}", i, arr[i]))
+    let num = |i: usize| match &arr[i] {
+        Coords::Num(n) => Ok(*n),
+        other => Err(format!(
+            "{at}: coordinate {i} is not a number: {}",
+            other.describe()
+        )),
     };
     Ok(Coord {
         x: num(0)?,
@@ -156,10 +672,10 @@ fn position(v: &Value, at: &str) -> Result<Coord<f64>, String> {
     })
 }
 
-fn positions(v: &Value, at: &str) -> Result<LineString<f64>, String> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| format!("{at}: expected an array of positions"))?;
+fn positions(v: &Coords, at: &str) -> Result<LineString<f64>, String> {
+    let Coords::List(arr) = v else {
+        return Err(format!("{at}: expected an array of positions"));
+    };
     arr.iter()
         .enumerate()
         .map(|(i, p)| position(p, &format!("{at}point {i}")))
@@ -167,10 +683,10 @@ fn positions(v: &Value, at: &str) -> Result<LineString<f64>, String> {
         .map(LineString)
 }
 
-fn polygon(v: &Value, at: &str) -> Result<Polygon<f64>, String> {
-    let rings = v
-        .as_array()
-        .ok_or_else(|| format!("{at}expected an array of rings"))?;
+fn polygon(v: &Coords, at: &str) -> Result<Polygon<f64>, String> {
+    let Coords::List(rings) = v else {
+        return Err(format!("{at}expected an array of rings"));
+    };
     let mut rings = rings
         .iter()
         .enumerate()
@@ -198,65 +714,86 @@ fn polygon(v: &Value, at: &str) -> Result<Polygon<f64>, String> {
     Ok(Polygon::new(exterior, rings))
 }
 
-/// Converts a GeoJSON geometry object to a `geo` geometry, naming the place of any fault.
-pub fn decode_geometry(g: &Value, depth: usize) -> Result<Geometry<f64>, String> {
-    if depth > 8 {
-        return Err("geometry collections nest too deep".into());
-    }
-    let kind = g
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or("geometry has no \"type\"")?;
-    if kind == "GeometryCollection" {
-        let members = g
-            .get("geometries")
-            .and_then(Value::as_array)
-            .ok_or("GeometryCollection has no \"geometries\" array")?;
-        return members
-            .iter()
-            .map(|m| decode_geometry(m, depth + 1))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| Geometry::GeometryCollection(geo::GeometryCollection(v)));
-    }
-    let c = g
-        .get("coordinates")
-        .ok_or_else(|| format!("{kind} geometry has no \"coordinates\""))?;
-    let list = |at: &str| {
-        c.as_array()
-            .ok_or_else(|| format!("{at}: coordinates must be an array"))
-    };
-    Ok(match kind {
-        "Point" => Geometry::Point(Point(position(c, "point")?)),
-        "MultiPoint" => Geometry::MultiPoint(MultiPoint(
-            positions(c, "")?.0.into_iter().map(Point).collect(),
-        )),
-        "LineString" => {
-            let l = positions(c, "")?;
-            if l.0.len() < 2 {
-                return Err(format!(
-                    "a LineString needs at least 2 positions, has {}",
-                    l.0.len()
-                ));
-            }
-            Geometry::LineString(l)
+/// How deep GeometryCollections may nest inside each other.
+pub const MAX_COLLECTION_DEPTH: usize = 8;
+
+impl RawGeometry {
+    fn to_geo(&self, depth: usize) -> Result<Geometry<f64>, String> {
+        if depth > MAX_COLLECTION_DEPTH {
+            return Err(format!(
+                "geometry collections nest too deep (more than {MAX_COLLECTION_DEPTH} levels)"
+            ));
         }
-        "MultiLineString" => Geometry::MultiLineString(MultiLineString(
-            list("MultiLineString")?
+        let RawGeometry::Object {
+            kind,
+            coordinates,
+            geometries,
+        } = self
+        else {
+            return Err("geometry has no \"type\"".into());
+        };
+        let kind = kind
+            .as_ref()
+            .and_then(Value::as_str)
+            .ok_or("geometry has no \"type\"")?;
+        if kind == "GeometryCollection" {
+            let Some(Ok(members)) = geometries else {
+                return Err("GeometryCollection has no \"geometries\" array".into());
+            };
+            return members
                 .iter()
-                .enumerate()
-                .map(|(i, l)| positions(l, &format!("line {i}, ")))
-                .collect::<Result<_, _>>()?,
-        )),
-        "Polygon" => Geometry::Polygon(polygon(c, "")?),
-        "MultiPolygon" => Geometry::MultiPolygon(MultiPolygon(
-            list("MultiPolygon")?
-                .iter()
-                .enumerate()
-                .map(|(i, p)| polygon(p, &format!("polygon {i}, ")))
-                .collect::<Result<_, _>>()?,
-        )),
-        other => return Err(format!("unknown geometry type \"{other}\"")),
-    })
+                .map(|m| m.to_geo(depth + 1))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| Geometry::GeometryCollection(geo::GeometryCollection(v)));
+        }
+        let c = coordinates
+            .as_ref()
+            .ok_or_else(|| format!("{kind} geometry has no \"coordinates\""))?;
+        let list = |at: &str| match c {
+            Coords::List(l) => Ok(l),
+            _ => Err(format!("{at}: coordinates must be an array")),
+        };
+        Ok(match kind {
+            "Point" => Geometry::Point(Point(position(c, "point")?)),
+            "MultiPoint" => Geometry::MultiPoint(MultiPoint(
+                positions(c, "")?.0.into_iter().map(Point).collect(),
+            )),
+            "LineString" => {
+                let l = positions(c, "")?;
+                if l.0.len() < 2 {
+                    return Err(format!(
+                        "a LineString needs at least 2 positions, has {}",
+                        l.0.len()
+                    ));
+                }
+                Geometry::LineString(l)
+            }
+            "MultiLineString" => Geometry::MultiLineString(MultiLineString(
+                list("MultiLineString")?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| positions(l, &format!("line {i}, ")))
+                    .collect::<Result<_, _>>()?,
+            )),
+            "Polygon" => Geometry::Polygon(polygon(c, "")?),
+            "MultiPolygon" => Geometry::MultiPolygon(MultiPolygon(
+                list("MultiPolygon")?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| polygon(p, &format!("polygon {i}, ")))
+                    .collect::<Result<_, _>>()?,
+            )),
+            other => return Err(format!("unknown geometry type \"{other}\"")),
+        })
+    }
+}
+
+/// Converts a GeoJSON geometry object to a `geo` geometry, naming the place of any fault.
+/// `depth` is how deep in GeometryCollections `g` already lies.
+pub fn decode_geometry(g: &Value, depth: usize) -> Result<Geometry<f64>, String> {
+    RawGeometry::deserialize(g)
+        .map_err(|e| format!("geometry: {e}"))?
+        .to_geo(depth)
 }
 
 /// Writes a number the shortest way that reads back exactly.
@@ -502,5 +1039,156 @@ mod tests {
             decode_feature_collection(b"{", "x"),
             Err(DecodeError::Syntax(_))
         ));
+    }
+
+    fn nested_collection(depth: usize) -> String {
+        format!(
+            r#"{}{{"type":"Point","coordinates":[105.5,29.5]}}{}"#,
+            r#"{"type":"GeometryCollection","geometries":["#.repeat(depth),
+            "]}".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn geometry_nesting_is_bounded_and_names_the_feature() {
+        // Within the limit: read.
+        let ok = format!(
+            r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","id":"a","properties":{{}},"geometry":{}}}]}}"#,
+            nested_collection(MAX_COLLECTION_DEPTH)
+        );
+        assert_eq!(
+            decode_feature_collection(ok.as_bytes(), "x").unwrap().len(),
+            1
+        );
+        // Past our limit: a problem of that feature, by index and id.
+        let deep = format!(
+            r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","id":"a","properties":{{}},"geometry":null}},{{"type":"Feature","id":"deep","properties":{{}},"geometry":{}}}]}}"#,
+            nested_collection(MAX_COLLECTION_DEPTH + 1)
+        );
+        match decode_feature_collection(deep.as_bytes(), "x") {
+            Err(DecodeError::Features { problems, .. }) => {
+                assert_eq!(
+                    (problems[0].index, problems[0].id.as_deref()),
+                    (1, Some("deep"))
+                );
+                assert!(
+                    problems[0].problem.contains("nest too deep"),
+                    "{}",
+                    problems[0].problem
+                );
+            }
+            other => panic!("expected a feature problem, got {other:?}"),
+        }
+        // Far past serde_json's own recursion limit: an error naming the feature, no overflow.
+        for depth in [200, 100_000] {
+            let deeper = format!(
+                r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","properties":{{}},"geometry":null}},{{"type":"Feature","properties":{{}},"geometry":{}}}]}}"#,
+                nested_collection(depth)
+            );
+            match decode_feature_collection(deeper.as_bytes(), "x") {
+                Err(DecodeError::Syntax(e)) => {
+                    assert!(e.starts_with("feature 1: recursion limit"), "{e}")
+                }
+                other => panic!("expected a syntax error, got {other:?}"),
+            }
+        }
+        let arrays = format!(
+            r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","properties":{{}},"geometry":{{"type":"Point","coordinates":{}105{}}}}}]}}"#,
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        );
+        assert!(matches!(
+            decode_feature_collection(arrays.as_bytes(), "x"),
+            Err(DecodeError::Syntax(e)) if e.starts_with("feature 0: recursion limit")
+        ));
+    }
+
+    #[test]
+    fn streams_with_a_crs_a_single_feature_and_wrong_types() {
+        let mut got = Vec::new();
+        let gk = r#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::4545"}},
+            "features":[{"type":"Feature","id":1,"properties":{"name":"甲"},"geometry":{"type":"Point","coordinates":[500000,3300000]}}]}"#;
+        let read = stream_feature_collection(
+            serde_json::de::SliceRead::new(gk.as_bytes()),
+            "x",
+            &StreamOptions::default(),
+            &mut |f| {
+                got.push(f);
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (read.total, read.single, read.first_id.as_deref()),
+            (1, false, Some("1"))
+        );
+        let Some(Geometry::Point(p)) = &got[0].geometry else {
+            panic!("a point")
+        };
+        // EPSG:4545 is CGCS2000 / 3-degree Gauss-Krüger CM 108E: easting 500 km is on 108°E.
+        assert!(
+            (p.x() - 108.0).abs() < 1e-9 && (p.y() - 29.8).abs() < 0.1,
+            "{p:?}"
+        );
+
+        // The crs member after the features cannot be honoured: refused, not misread.
+        let late = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[500000,3300000]}}],
+            "crs":{"type":"name","properties":{"name":"EPSG:4545"}}}"#;
+        assert!(matches!(
+            decode_feature_collection(late.as_bytes(), "x"),
+            Err(DecodeError::Crs(_)) | Err(DecodeError::Features { .. })
+        ));
+
+        // A single Feature, members in any order, when allowed.
+        let one = r#"{"geometry":{"coordinates":[105.5,29.5],"type":"Point"},"id":"s","properties":{"a":1},"type":"Feature"}"#;
+        let options = StreamOptions {
+            crs: None,
+            allow_single_feature: true,
+        };
+        let mut got = Vec::new();
+        let read = stream_feature_collection(
+            serde_json::de::SliceRead::new(one.as_bytes()),
+            "x",
+            &options,
+            &mut |f| {
+                got.push(f);
+                true
+            },
+        )
+        .unwrap();
+        assert!(read.single);
+        assert_eq!((got.len(), got[0].id.as_str()), (1, "s"));
+        assert!(matches!(
+            decode_feature_collection(one.as_bytes(), "x"),
+            Err(DecodeError::NotAFeatureCollection(_))
+        ));
+
+        // Wrong JSON types are problems of their feature, not syntax errors of the input.
+        let wrong = r#"{"type":"FeatureCollection","features":[5,
+            {"type":"Feature","properties":[],"geometry":null},
+            {"type":"Feature","properties":{},"geometry":"x"},
+            {"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":"x"}},
+            {"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[105,"29"]}},
+            {"type":"Feature","properties":{},"geometry":{"type":"GeometryCollection","geometries":{}}},
+            {"type":"Feature","id":{"a":1},"properties":{},"geometry":null}]}"#;
+        match decode_feature_collection(wrong.as_bytes(), "x") {
+            Err(DecodeError::Features {
+                problems, total, ..
+            }) => {
+                assert_eq!(total, 7);
+                let p: Vec<&str> = problems.iter().map(|p| p.problem.as_str()).collect();
+                assert!(p[0].contains("not a GeoJSON Feature"), "{p:?}");
+                assert!(p[1].contains("properties must be an object"), "{p:?}");
+                assert!(p[2].contains("geometry has no \"type\""), "{p:?}");
+                assert!(p[3].contains("a position must be an array"), "{p:?}");
+                assert!(
+                    p[4].contains("coordinate 1 is not a number: \"29\""),
+                    "{p:?}"
+                );
+                assert!(p[5].contains("no \"geometries\" array"), "{p:?}");
+                assert!(p[6].contains("id must be a string or a number"), "{p:?}");
+            }
+            other => panic!("expected feature problems, got {other:?}"),
+        }
     }
 }

@@ -738,11 +738,58 @@ async fn add_items(
         )
         .with_details(details)
     };
-    let mut single = false;
-    let features: Vec<crate::model::Feature> = if is_zip || is_gpkg || crs.is_some() {
+    // How a failed import answers: bad input 400; a write that waited the whole busy timeout
+    // for another writer 503 with Retry-After (nothing was written, the same request may be
+    // sent again); anything else is ours, 500.
+    let failed = |e: crate::app::AppError| -> Response {
+        use crate::app::AppError;
+        use crate::formats::geojson::DecodeError;
+        use crate::store::StoreError;
+        match e {
+            AppError::Store(StoreError::Busy) => {
+                let mut r = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Busy",
+                    "another write to the database is in progress and did not finish in time; \
+                     nothing was imported, send the request again shortly",
+                )
+                .into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+                r
+            }
+            AppError::Decode(DecodeError::Syntax(e)) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidBody",
+                format!("body is not JSON: {e}; nothing was imported"),
+            )
+            .into_response(),
+            AppError::Decode(e) => {
+                let details = match &e {
+                    DecodeError::Features {
+                        problems,
+                        problems_total,
+                        total,
+                    } => {
+                        json!({"problems": problems, "problems_total": problems_total, "features_total": total})
+                    }
+                    _ => json!({}),
+                };
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidFeatures",
+                    format!("nothing was imported: {e}"),
+                )
+                .with_details(details)
+                .into_response()
+            }
+            other => ApiError::internal(other).into_response(),
+        }
+    };
+    let (summaries, single, first_id) = if is_zip || is_gpkg {
         let read = if is_zip {
             crate::formats::read_shapefile_zip(&body, crs.as_ref())
-        } else if is_gpkg {
+        } else {
             let handle = tokio::runtime::Handle::current();
             let bytes = body.clone();
             tokio::task::spawn_blocking(move || {
@@ -755,56 +802,36 @@ async fn add_items(
             })
             .await
             .map_err(ApiError::internal)?
-        } else {
-            crate::formats::read_geojson(&body, &id, crs.as_ref()).map(|l| vec![l])
         };
-        read.map_err(import_error)?
+        let features = read
+            .map_err(import_error)?
             .into_iter()
             .flat_map(|l| l.features)
             .map(|mut f| {
                 f.layer = id.clone();
                 f
             })
-            .collect()
+            .collect();
+        match state.app.import(&[], features, ImportMode::Upsert).await {
+            Ok(s) => (s, false, None),
+            Err(e) => return Ok(failed(e)),
+        }
     } else {
-        // A single Feature is wrapped so that one decoder checks both forms.
-        let value: Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidBody",
-                format!("body is not JSON: {e}"),
-            )
-        })?;
-        single = value.get("type").and_then(Value::as_str) == Some("Feature");
-        let collection = if single {
-            json!({"type": "FeatureCollection", "features": [value]})
-        } else {
-            value
+        // Decoded feature by feature as it is written: no copy of the whole body as JSON values.
+        let options = geojson::StreamOptions {
+            crs,
+            allow_single_feature: true,
         };
-        let bytes = serde_json::to_vec(&collection).map_err(ApiError::internal)?;
-        let decoded = geojson::decode_feature_collection(&bytes, &id).map_err(|e| {
-            let details = match &e {
-                geojson::DecodeError::Features { problems, problems_total, total } => {
-                    json!({"problems": problems, "problems_total": problems_total, "features_total": total})
-                }
-                _ => json!({}),
-            };
-            ApiError::new(StatusCode::BAD_REQUEST, "InvalidFeatures", format!("nothing was imported: {e}")).with_details(details)
-        })?;
-        decoded
-            .into_iter()
-            .map(|(fid, mut f)| {
-                f.id = fid.unwrap_or_default();
-                f
-            })
-            .collect()
+        let input = crate::app::GeoJsonInput::Memory(Box::new(body));
+        match state
+            .app
+            .import_geojson(&[], &id, input, options, ImportMode::Upsert)
+            .await
+        {
+            Ok(done) => (done.summaries, done.read.single, done.read.first_id),
+            Err(e) => return Ok(failed(e)),
+        }
     };
-    let ids: Vec<String> = features.iter().map(|f| f.id.clone()).collect();
-    let summaries = state
-        .app
-        .import(&[], features, ImportMode::Upsert)
-        .await
-        .map_err(ApiError::internal)?;
     let s = summaries.into_iter().find(|s| s.layer == layer.id);
     let (inserted, updated, revision) =
         s.map_or((0, 0, 0), |s| (s.inserted, s.updated, s.revision));
@@ -816,9 +843,8 @@ async fn add_items(
             .to_string(),
     )
         .into_response();
-    if single && !ids[0].is_empty() {
-        let enc =
-            percent_encoding::utf8_percent_encode(&ids[0], percent_encoding::NON_ALPHANUMERIC);
+    if let (true, Some(fid)) = (single, first_id.filter(|f| !f.is_empty())) {
+        let enc = percent_encoding::utf8_percent_encode(&fid, percent_encoding::NON_ALPHANUMERIC);
         if let Ok(v) =
             header::HeaderValue::from_str(&format!("{base}/collections/{id}/items/{enc}"))
         {

@@ -3,4 +3,7 @@
 
 mod sqlite;
 
-pub use sqlite::{now, Change, ChangeOp, ImportMode, ImportSummary, Store, StoreError};
+pub use sqlite::{
+    now, Batch, Change, ChangeOp, ChangeSet, ChangedFeatures, ImportMode, ImportSummary,
+    LayerChanges, Store, StoreError, StoreOptions, IMPORT_BATCH,
+};

@@ -1,5 +1,6 @@
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -9,7 +10,15 @@ use crate::model::{Feature, GeometryType, Layer};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
+    /// Another writer held the database longer than the busy timeout (or every connection was
+    /// taken that long). Nothing was written; the same request may simply be sent again.
+    #[error("the database is busy with another write; nothing was written, try again shortly")]
+    Busy,
+    /// The features of an import stopped before their end (the reader found a problem or went
+    /// away): the transaction was rolled back and nothing was written.
+    #[error("the import stopped before its end; nothing was written")]
+    Aborted,
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot open database {url}: {reason}")]
@@ -22,6 +31,56 @@ pub enum StoreError {
     },
     #[error("invalid layer id '{0}': use lower-case letters, digits, '_' or '-' (at most 64)")]
     LayerId(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_busy(&e) {
+            StoreError::Busy
+        } else {
+            StoreError::Db(e)
+        }
+    }
+}
+
+/// SQLITE_BUSY / SQLITE_LOCKED (and their extended codes), or no connection free in time.
+fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
+}
+
+/// How the store waits for other writers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How long a write waits for another process's (or connection's) write to finish before it
+    /// gives up with [`StoreError::Busy`].
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            busy_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How many features an import reads, numbers and writes at a time (and what the streaming
+/// decoders hand over in one batch).
+pub const IMPORT_BATCH: usize = 500;
+
+/// One step of a streamed import: some features, or the word that every feature was read and
+/// checked and the import may commit. A stream that ends without `Commit` rolls back.
+#[derive(Debug)]
+pub enum Batch {
+    Features(Vec<Feature>),
+    Commit,
 }
 
 /// How an import treats what the layer already holds.
@@ -154,6 +213,11 @@ impl Store {
     /// Opens (creating it if needed) and migrates the database at `url`: a SQLite path or a
     /// `sqlite:` URL.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, &StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with explicit options.
+    pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         let opts = if url.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Open {
                 url: url.into(),
@@ -173,9 +237,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(options.busy_timeout);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .acquire_timeout(options.busy_timeout.max(Duration::from_secs(1)))
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Open {
@@ -228,18 +293,17 @@ impl Store {
 
     /// Every feature, layer by layer in insertion order.
     pub async fn all_features(&self) -> Result<Vec<Feature>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM features ORDER BY layer, rowid")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(feature_from_row).collect()
+        decode_rows(sqlx::query("SELECT * FROM features ORDER BY layer, rowid").fetch(&self.pool))
+            .await
     }
 
     pub async fn features_of(&self, layer: &str) -> Result<Vec<Feature>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM features WHERE layer = ? ORDER BY rowid")
-            .bind(layer)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(feature_from_row).collect()
+        decode_rows(
+            sqlx::query("SELECT * FROM features WHERE layer = ? ORDER BY rowid")
+                .bind(layer)
+                .fetch(&self.pool),
+        )
+        .await
     }
 
     pub async fn feature(&self, layer: &str, id: &str) -> Result<Option<Feature>, StoreError> {
@@ -285,8 +349,16 @@ impl Store {
             .collect()
     }
 
-    /// Imports features into layers in ONE transaction: all land or none. Each entry names its
-    /// layer (created from `layers` or untitled when new). Features with an empty id are numbered.
+    /// A write transaction that holds SQLite's write lock from its first statement
+    /// (`BEGIN IMMEDIATE`): a deferred one that upgrades later fails at once with SQLITE_BUSY
+    /// when another writer got in first, where this one waits up to the busy timeout.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Imports features into layers in ONE transaction: all land or none. Each feature names
+    /// its layer (created from `layers`, or untitled when new). Features with an empty id are
+    /// numbered. The features are written [`IMPORT_BATCH`] at a time, one multi-row statement each.
     pub async fn import(
         &self,
         layers: &[Layer],
@@ -294,150 +366,78 @@ impl Store {
         mode: ImportMode,
         progress: Option<&(dyn Fn(usize) + Send + Sync)>,
     ) -> Result<Vec<ImportSummary>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let source = Source::Iter(features.into_iter(), false);
+        self.import_source(layers, source, mode, progress).await
+    }
+
+    /// [`Store::import`] from a stream of batches, for decoders that read a file or a body as
+    /// the import goes: memory stays a few batches whatever the size of the input. The import
+    /// commits only when the stream sends [`Batch::Commit`]; if the sender is dropped before
+    /// that, everything is rolled back and the result is [`StoreError::Aborted`].
+    pub async fn import_batches(
+        &self,
+        layers: &[Layer],
+        batches: tokio::sync::mpsc::Receiver<Batch>,
+        mode: ImportMode,
+        progress: Option<&(dyn Fn(usize) + Send + Sync)>,
+    ) -> Result<Vec<ImportSummary>, StoreError> {
+        let source: Source<std::iter::Empty<Feature>> = Source::Channel(batches);
+        self.import_source(layers, source, mode, progress).await
+    }
+
+    async fn import_source<I: Iterator<Item = Feature> + Send>(
+        &self,
+        layers: &[Layer],
+        mut source: Source<I>,
+        mode: ImportMode,
+        progress: Option<&(dyn Fn(usize) + Send + Sync)>,
+    ) -> Result<Vec<ImportSummary>, StoreError> {
+        for l in layers {
+            if !Layer::valid_id(&l.id) {
+                return Err(StoreError::LayerId(l.id.clone()));
+            }
+        }
+        let mut tx = self.write().await?;
         let at = now();
         let mut summaries: Vec<ImportSummary> = Vec::new();
-        let mut layer_ids: Vec<String> = layers.iter().map(|l| l.id.clone()).collect();
-        for f in &features {
-            if !layer_ids.contains(&f.layer) {
-                layer_ids.push(f.layer.clone());
-            }
+        for l in layers {
+            prepare_layer(&mut tx, &l.id, Some(l), mode, &at, &mut summaries).await?;
         }
-        for id in &layer_ids {
-            if !Layer::valid_id(id) {
-                return Err(StoreError::LayerId(id.clone()));
-            }
-            let given = layers.iter().find(|l| &l.id == id);
-            let existing: Option<i64> =
-                sqlx::query_scalar("SELECT revision FROM layers WHERE id = ?")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            match (existing, given) {
-                (None, _) | (Some(_), Some(_)) => {
-                    let l = given.cloned().unwrap_or_else(|| Layer::untitled(id));
-                    sqlx::query(
-                        "INSERT INTO layers (id, title_zh, title_en, description, geometry_type, \
-                         property_schema, revision, created_at, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) \
-                         ON CONFLICT(id) DO UPDATE SET title_zh = excluded.title_zh, \
-                         title_en = excluded.title_en, description = excluded.description, \
-                         geometry_type = excluded.geometry_type, \
-                         property_schema = excluded.property_schema, updated_at = excluded.updated_at",
-                    )
-                    .bind(&l.id)
-                    .bind(&l.title_zh)
-                    .bind(&l.title_en)
-                    .bind(&l.description)
-                    .bind(l.geometry_type.as_str())
-                    .bind(l.property_schema.to_string())
-                    .bind(&at)
-                    .bind(&at)
-                    .execute(&mut *tx)
-                    .await?;
-                    log_change(&mut tx, id, None, ChangeOp::Layer, None, &at).await?;
+        let mut done = 0usize;
+        let committed = loop {
+            match source.next().await {
+                None => break false,
+                Some(Batch::Commit) => break true,
+                Some(Batch::Features(mut batch)) => {
+                    let mut new_layers: Vec<String> = Vec::new();
+                    for f in &batch {
+                        if !summaries.iter().any(|s| s.layer == f.layer)
+                            && !new_layers.contains(&f.layer)
+                        {
+                            new_layers.push(f.layer.clone());
+                        }
+                    }
+                    for id in &new_layers {
+                        if !Layer::valid_id(id) {
+                            return Err(StoreError::LayerId(id.clone()));
+                        }
+                        prepare_layer(&mut tx, id, None, mode, &at, &mut summaries).await?;
+                    }
+                    number_features(&mut tx, &mut batch).await?;
+                    for chunk in batch.chunks(IMPORT_BATCH) {
+                        write_features(&mut tx, chunk, &at, &mut summaries).await?;
+                    }
+                    done += batch.len();
+                    if let Some(report) = progress {
+                        report(done);
+                    }
                 }
-                (Some(_), None) => {}
             }
-            let mut summary = ImportSummary {
-                layer: id.clone(),
-                inserted: 0,
-                updated: 0,
-                removed: 0,
-                revision: 0,
-            };
-            if mode == ImportMode::Replace {
-                let removed = sqlx::query("DELETE FROM features WHERE layer = ?")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                summary.removed = removed as usize;
-                log_change(&mut tx, id, None, ChangeOp::Replace, None, &at).await?;
-            }
-            summaries.push(summary);
+        };
+        if !committed {
+            // Dropping the transaction rolls it back.
+            return Err(StoreError::Aborted);
         }
-
-        for (done, mut f) in features.into_iter().enumerate() {
-            if let Some(report) = progress {
-                if done % 256 == 0 {
-                    report(done);
-                }
-            }
-            if f.id.is_empty() {
-                let n: i64 = sqlx::query_scalar(
-                    "UPDATE layers SET next_id = next_id + 1 WHERE id = ? RETURNING next_id - 1",
-                )
-                .bind(&f.layer)
-                .fetch_one(&mut *tx)
-                .await?;
-                f.id = n.to_string();
-                // Skip numbers a user's own ids already took.
-                while sqlx::query_scalar::<_, i64>(
-                    "SELECT 1 FROM features WHERE layer = ? AND id = ?",
-                )
-                .bind(&f.layer)
-                .bind(&f.id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some()
-                {
-                    let n: i64 = sqlx::query_scalar(
-                        "UPDATE layers SET next_id = next_id + 1 WHERE id = ? RETURNING next_id - 1",
-                    )
-                    .bind(&f.layer)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    f.id = n.to_string();
-                }
-            }
-            let previous: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM features WHERE layer = ? AND id = ?")
-                    .bind(&f.layer)
-                    .bind(&f.id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let version = previous.map_or(1, |v| v + 1);
-            let bbox = f.bbox();
-            sqlx::query(
-                "INSERT INTO features (layer, id, admin_code, name, properties, geometry, \
-                 min_x, min_y, max_x, max_y, version, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT(layer, id) DO UPDATE SET admin_code = excluded.admin_code, \
-                 name = excluded.name, properties = excluded.properties, \
-                 geometry = excluded.geometry, min_x = excluded.min_x, min_y = excluded.min_y, \
-                 max_x = excluded.max_x, max_y = excluded.max_y, version = excluded.version, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(&f.layer)
-            .bind(&f.id)
-            .bind(&f.admin_code)
-            .bind(&f.name)
-            .bind(serde_json::Value::Object(std::mem::take(&mut f.properties)).to_string())
-            .bind(f.geometry.as_ref().map(wkb::encode))
-            .bind(bbox.map(|r| r.min().x))
-            .bind(bbox.map(|r| r.min().y))
-            .bind(bbox.map(|r| r.max().x))
-            .bind(bbox.map(|r| r.max().y))
-            .bind(version)
-            .bind(&at)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-            let op = if previous.is_some() {
-                ChangeOp::Update
-            } else {
-                ChangeOp::Insert
-            };
-            log_change(&mut tx, &f.layer, Some(&f.id), op, Some(version), &at).await?;
-            if let Some(s) = summaries.iter_mut().find(|s| s.layer == f.layer) {
-                match op {
-                    ChangeOp::Update => s.updated += 1,
-                    _ => s.inserted += 1,
-                }
-            }
-        }
-
         for s in &mut summaries {
             let rev: i64 = sqlx::query_scalar(
                 "UPDATE layers SET revision = revision + 1, updated_at = ? WHERE id = ? RETURNING revision",
@@ -452,9 +452,104 @@ impl Store {
         Ok(summaries)
     }
 
+    /// Everything written after change-log position `after`, read in ONE snapshot so that the
+    /// engine can apply it in one step: per layer, either all its features (when the layer was
+    /// replaced or more than `reload_above` of its features changed) or the changed features
+    /// and the ids of the deleted ones. `None` when nothing is newer than `after`.
+    pub async fn changes_after(
+        &self,
+        after: i64,
+        reload_above: usize,
+    ) -> Result<Option<ChangeSet>, StoreError> {
+        // A deferred transaction only reads: in WAL mode it sees one snapshot and blocks no one.
+        let mut tx = self.pool.begin().await?;
+        let upto: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM changes")
+            .fetch_one(&mut *tx)
+            .await?;
+        if upto <= after {
+            return Ok(None);
+        }
+        let per_layer = sqlx::query(
+            "SELECT layer, count(*) AS n, max(op = 'replace') AS replaced FROM changes \
+             WHERE seq > ? AND seq <= ? GROUP BY layer ORDER BY layer",
+        )
+        .bind(after)
+        .bind(upto)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut set = ChangeSet {
+            upto,
+            changes: 0,
+            layers: Vec::with_capacity(per_layer.len()),
+        };
+        for row in per_layer {
+            let layer: String = row.try_get("layer")?;
+            let n: i64 = row.try_get("n")?;
+            let replaced: bool = row.try_get::<Option<bool>, _>("replaced")?.unwrap_or(false);
+            set.changes += n as usize;
+            let current = sqlx::query("SELECT * FROM layers WHERE id = ?")
+                .bind(&layer)
+                .fetch_optional(&mut *tx)
+                .await?
+                .as_ref()
+                .map(layer_from_row)
+                .transpose()?;
+            let features = if current.is_none() {
+                ChangedFeatures::Changed {
+                    upserts: vec![],
+                    deleted: vec![],
+                }
+            } else if replaced || n as usize > reload_above {
+                ChangedFeatures::All(
+                    decode_rows(
+                        sqlx::query("SELECT * FROM features WHERE layer = ? ORDER BY rowid")
+                            .bind(&layer)
+                            .fetch(&mut *tx),
+                    )
+                    .await?,
+                )
+            } else {
+                let rows = sqlx::query(
+                    "SELECT * FROM features WHERE layer = ?1 AND id IN \
+                     (SELECT feature_id FROM changes WHERE seq > ?2 AND seq <= ?3 AND layer = ?1 \
+                      AND feature_id IS NOT NULL) ORDER BY rowid",
+                )
+                .bind(&layer)
+                .bind(after)
+                .bind(upto)
+                .fetch_all(&mut *tx)
+                .await?;
+                let deleted: Vec<String> = sqlx::query_scalar(
+                    "SELECT DISTINCT c.feature_id FROM changes c WHERE c.seq > ?2 AND c.seq <= ?3 \
+                     AND c.layer = ?1 AND c.feature_id IS NOT NULL AND NOT EXISTS \
+                     (SELECT 1 FROM features f WHERE f.layer = ?1 AND f.id = c.feature_id)",
+                )
+                .bind(&layer)
+                .bind(after)
+                .bind(upto)
+                .fetch_all(&mut *tx)
+                .await?;
+                ChangedFeatures::Changed {
+                    upserts: rows
+                        .iter()
+                        .map(feature_from_row)
+                        .collect::<Result<_, _>>()?,
+                    deleted,
+                }
+            };
+            set.layers.push(LayerChanges {
+                layer,
+                current,
+                features,
+            });
+        }
+        tx.commit().await?;
+        Ok(Some(set))
+    }
+
     /// Deletes one feature; false when it did not exist.
     pub async fn delete(&self, layer: &str, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let at = now();
         let n = sqlx::query("DELETE FROM features WHERE layer = ? AND id = ?")
             .bind(layer)
@@ -491,5 +586,272 @@ async fn log_change(
         .bind(at)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Decodes features row by row as the database yields them, without holding every row first.
+async fn decode_rows(
+    mut rows: futures_core::stream::BoxStream<'_, Result<sqlx::sqlite::SqliteRow, sqlx::Error>>,
+) -> Result<Vec<Feature>, StoreError> {
+    let mut out = Vec::new();
+    while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+        out.push(feature_from_row(&row?)?);
+    }
+    Ok(out)
+}
+
+/// Where an import's features come from: an iterator (batched here) or a decoder's channel.
+enum Source<I> {
+    /// The iterator and whether it has ended.
+    Iter(I, bool),
+    Channel(tokio::sync::mpsc::Receiver<Batch>),
+}
+
+impl<I: Iterator<Item = Feature>> Source<I> {
+    async fn next(&mut self) -> Option<Batch> {
+        match self {
+            Source::Iter(_, true) => None,
+            Source::Iter(it, ended) => {
+                let batch: Vec<Feature> = it.by_ref().take(IMPORT_BATCH).collect();
+                if batch.is_empty() {
+                    *ended = true;
+                    Some(Batch::Commit)
+                } else {
+                    Some(Batch::Features(batch))
+                }
+            }
+            Source::Channel(rx) => rx.recv().await,
+        }
+    }
+}
+
+/// What [`Store::changes_after`] found, up to change-log position `upto`.
+#[derive(Debug)]
+pub struct ChangeSet {
+    /// The newest change-log position the set reflects.
+    pub upto: i64,
+    /// How many change-log rows it covers.
+    pub changes: usize,
+    pub layers: Vec<LayerChanges>,
+}
+
+/// The state of one changed layer in a [`ChangeSet`].
+#[derive(Debug)]
+pub struct LayerChanges {
+    pub layer: String,
+    /// The layer's metadata and revision; `None` when the layer no longer exists.
+    pub current: Option<(Layer, u64)>,
+    pub features: ChangedFeatures,
+}
+
+#[derive(Debug)]
+pub enum ChangedFeatures {
+    /// Every feature of the layer (it was replaced, or much of it changed): swap it whole.
+    All(Vec<Feature>),
+    /// The features changed since the last position, as they are now, and the deleted ids.
+    Changed {
+        upserts: Vec<Feature>,
+        deleted: Vec<String>,
+    },
+}
+
+/// Creates or updates a layer's row at the start of its part of an import (and empties it for
+/// a replace); adds its summary.
+async fn prepare_layer(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    id: &str,
+    given: Option<&Layer>,
+    mode: ImportMode,
+    at: &str,
+    summaries: &mut Vec<ImportSummary>,
+) -> Result<(), StoreError> {
+    if summaries.iter().any(|s| s.layer == id) {
+        return Ok(());
+    }
+    let existing: Option<i64> = sqlx::query_scalar("SELECT revision FROM layers WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if existing.is_none() || given.is_some() {
+        let l = given.cloned().unwrap_or_else(|| Layer::untitled(id));
+        sqlx::query(
+            "INSERT INTO layers (id, title_zh, title_en, description, geometry_type, \
+             property_schema, revision, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET title_zh = excluded.title_zh, \
+             title_en = excluded.title_en, description = excluded.description, \
+             geometry_type = excluded.geometry_type, \
+             property_schema = excluded.property_schema, updated_at = excluded.updated_at",
+        )
+        .bind(&l.id)
+        .bind(&l.title_zh)
+        .bind(&l.title_en)
+        .bind(&l.description)
+        .bind(l.geometry_type.as_str())
+        .bind(l.property_schema.to_string())
+        .bind(at)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+        log_change(tx, id, None, ChangeOp::Layer, None, at).await?;
+    }
+    let mut summary = ImportSummary {
+        layer: id.to_string(),
+        inserted: 0,
+        updated: 0,
+        removed: 0,
+        revision: 0,
+    };
+    if mode == ImportMode::Replace {
+        let removed = sqlx::query("DELETE FROM features WHERE layer = ?")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        summary.removed = removed as usize;
+        log_change(tx, id, None, ChangeOp::Replace, None, at).await?;
+    }
+    summaries.push(summary);
+    Ok(())
+}
+
+/// Gives the features of `batch` that have no id the layer's next free numbers, in order:
+/// numbers that a stored feature or another feature of the batch already uses are skipped.
+async fn number_features(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    batch: &mut [Feature],
+) -> Result<(), StoreError> {
+    let mut layers: Vec<&str> = Vec::new();
+    for f in batch.iter().filter(|f| f.id.is_empty()) {
+        if !layers.contains(&f.layer.as_str()) {
+            layers.push(&f.layer);
+        }
+    }
+    let layers: Vec<String> = layers.into_iter().map(str::to_string).collect();
+    for layer in layers {
+        let wanted = batch
+            .iter()
+            .filter(|f| f.layer == layer && f.id.is_empty())
+            .count();
+        let given: HashSet<&str> = batch
+            .iter()
+            .filter(|f| f.layer == layer && !f.id.is_empty())
+            .map(|f| f.id.as_str())
+            .collect();
+        let mut ids: Vec<String> = Vec::with_capacity(wanted);
+        while ids.len() < wanted {
+            let need = (wanted - ids.len()) as i64;
+            let start: i64 = sqlx::query_scalar(
+                "UPDATE layers SET next_id = next_id + ?1 WHERE id = ?2 RETURNING next_id - ?1",
+            )
+            .bind(need)
+            .bind(&layer)
+            .fetch_one(&mut **tx)
+            .await?;
+            let candidates: Vec<String> = (start..start + need).map(|n| n.to_string()).collect();
+            let taken: HashSet<String> = sqlx::query_scalar(
+                "SELECT id FROM features WHERE layer = ? AND id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(&layer)
+            .bind(serde_json::to_string(&candidates).unwrap_or_default())
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+            ids.extend(
+                candidates
+                    .into_iter()
+                    .filter(|c| !taken.contains(c) && !given.contains(c.as_str())),
+            );
+        }
+        let mut ids = ids.into_iter();
+        for f in batch
+            .iter_mut()
+            .filter(|f| f.layer == layer && f.id.is_empty())
+        {
+            f.id = ids.next().unwrap_or_default();
+        }
+    }
+    Ok(())
+}
+
+/// Writes up to [`IMPORT_BATCH`] features with one multi-row upsert (a stored feature with the
+/// same id gets version + 1) and their change-log rows with one insert.
+async fn write_features(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    chunk: &[Feature],
+    at: &str,
+    summaries: &mut [ImportSummary],
+) -> Result<(), StoreError> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    // Per feature: properties as JSON text, geometry as WKB, bounding box.
+    type Encoded = (String, Option<Vec<u8>>, Option<geo::Rect<f64>>);
+    let encoded: Vec<Encoded> = chunk
+        .iter()
+        .map(|f| {
+            (
+                serde_json::to_string(&f.properties).unwrap_or_else(|_| "{}".into()),
+                f.geometry.as_ref().map(wkb::encode),
+                f.bbox(),
+            )
+        })
+        .collect();
+    let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO features (layer, id, admin_code, name, properties, geometry, \
+         min_x, min_y, max_x, max_y, version, created_at, updated_at) ",
+    );
+    insert.push_values(
+        chunk.iter().zip(&encoded),
+        |mut row, (f, (props, wkb, bbox))| {
+            row.push_bind(&f.layer)
+                .push_bind(&f.id)
+                .push_bind(&f.admin_code)
+                .push_bind(&f.name)
+                .push_bind(props)
+                .push_bind(wkb)
+                .push_bind(bbox.map(|r| r.min().x))
+                .push_bind(bbox.map(|r| r.min().y))
+                .push_bind(bbox.map(|r| r.max().x))
+                .push_bind(bbox.map(|r| r.max().y))
+                .push_bind(1i64)
+                .push_bind(at)
+                .push_bind(at);
+        },
+    );
+    insert.push(
+        " ON CONFLICT(layer, id) DO UPDATE SET admin_code = excluded.admin_code, \
+         name = excluded.name, properties = excluded.properties, \
+         geometry = excluded.geometry, min_x = excluded.min_x, min_y = excluded.min_y, \
+         max_x = excluded.max_x, max_y = excluded.max_y, version = features.version + 1, \
+         updated_at = excluded.updated_at \
+         RETURNING layer, id, version",
+    );
+    let written: Vec<(String, String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
+    for (layer, _, version) in &written {
+        if let Some(s) = summaries.iter_mut().find(|s| &s.layer == layer) {
+            if *version > 1 {
+                s.updated += 1;
+            } else {
+                s.inserted += 1;
+            }
+        }
+    }
+    let mut log: QueryBuilder<Sqlite> =
+        QueryBuilder::new("INSERT INTO changes (layer, feature_id, op, version, at) ");
+    log.push_values(&written, |mut row, (layer, id, version)| {
+        let op = if *version > 1 {
+            ChangeOp::Update
+        } else {
+            ChangeOp::Insert
+        };
+        row.push_bind(layer)
+            .push_bind(id)
+            .push_bind(op.as_str())
+            .push_bind(*version)
+            .push_bind(at);
+    });
+    log.build().execute(&mut **tx).await?;
     Ok(())
 }
