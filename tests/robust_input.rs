@@ -159,7 +159,7 @@ async fn like_with_many_wildcards_answers_right() {
 }
 
 /// Crash 4: a zip bomb (entries of zeros, ~1000:1) took 2.36 GB before its 400. Now it stops
-/// after a bounded amount, names the entry and the limit, and imports nothing.
+/// after a bounded amount with a 413, names the entry and the limit, and imports nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zip_bomb_is_refused_early_and_imports_nothing() {
     let s = start().await;
@@ -186,7 +186,7 @@ async fn zip_bomb_is_refused_early_and_imports_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 413);
     let b: serde_json::Value = r.json().await.unwrap();
     let d = b["description"].as_str().unwrap();
     assert!(

@@ -20,7 +20,7 @@ use super::params::{
 };
 use super::query::{check_vertices, lookup_error};
 use super::AppState;
-use crate::engine::coverage::{coverage, intersect_areas, unit_of, LayerCoverage};
+use crate::engine::coverage::{coverage_cancellable, intersect_areas, unit_of, LayerCoverage};
 use crate::engine::{AdminLevel, AdminUnit, Budget, Engine, Stop};
 use crate::formats::geojson::{decode_geometry, write_feature, PropertySelection};
 use crate::geom::{geodesic_area_m2, validate_topology, PreparedArea, M2_PER_HA, M2_PER_MU};
@@ -428,7 +428,8 @@ fn region_report(
     layers: &[String],
     budget: &Budget,
 ) -> Result<(Value, bool), Stop> {
-    let area_m2 = geodesic_area_m2(&Geometry::MultiPolygon(region.area.shape.clone()));
+    // The same figure coverage caps its covered area at, so shares never exceed 1.
+    let area_m2 = region.area.area_m2();
     let mut approximate = region.approximate;
     let mut rows = Vec::new();
     for l in layers {
@@ -439,7 +440,10 @@ fn region_report(
         let idx = layer.read();
         // Below district level, features the plans tie only to a whole district say nothing.
         let skip = region.level != Some(AdminLevel::District);
-        let c = coverage(&idx, &region.area, skip);
+        // Checked inside the union too (every few hundred features and grid rows), so a
+        // deadline or a client that went away stops a large coverage within milliseconds.
+        let c = coverage_cancellable(&idx, &region.area, skip, &|| budget.check().is_err())
+            .map_err(|_| budget.check().err().unwrap_or(Stop::Cancelled))?;
         approximate |= c.approximate_inputs;
         rows.push(layer_json(&c, &idx.layer.title_zh, area_m2));
     }

@@ -695,19 +695,22 @@ async fn add_items(
             "this server was started with --read-only",
         ));
     }
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let is_json = ct.starts_with("application/geo+json") || ct.starts_with("application/json");
-    let is_zip = ct.starts_with("application/zip") || ct.starts_with("application/x-zip");
-    let is_gpkg = ct.starts_with("application/geopackage+sqlite3");
+    const ACCEPTED: [&str; 5] = [
+        "application/geo+json",
+        "application/json",
+        "application/zip",
+        "application/x-zip-compressed",
+        "application/geopackage+sqlite3",
+    ];
+    let ct = super::params::media_type_essence(&headers).unwrap_or_default();
+    let is_json = matches!(ct.as_str(), "application/geo+json" | "application/json");
+    let is_zip = matches!(
+        ct.as_str(),
+        "application/zip" | "application/x-zip-compressed" | "application/x-zip"
+    );
+    let is_gpkg = ct == "application/geopackage+sqlite3";
     if !(is_json || is_zip || is_gpkg) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UnsupportedMediaType",
-            format!("Content-Type '{ct}' is not accepted; send application/geo+json, application/zip (Shapefile) or application/geopackage+sqlite3"),
-        ));
+        return Err(super::params::unsupported_media_type(&ct, &ACCEPTED));
     }
     let params = Params::parse(q.as_deref());
     params.reject_unknown(&["crs"], |_| false)?;
@@ -728,6 +731,14 @@ async fn add_items(
                 problems_total,
             } => {
                 json!({"problems": problems, "problems_total": problems_total, "features_total": total})
+            }
+            // An upload that would unpack past the limits is too large, not malformed.
+            crate::formats::ImportError::TooLarge(_) => {
+                return ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "UnpackedTooLarge",
+                    format!("nothing was imported: {e}"),
+                )
             }
             _ => json!({}),
         };
@@ -787,22 +798,22 @@ async fn add_items(
         }
     };
     let (summaries, single, first_id) = if is_zip || is_gpkg {
-        let read = if is_zip {
-            crate::formats::read_shapefile_zip(&body, crs.as_ref())
-        } else {
-            let handle = tokio::runtime::Handle::current();
-            let bytes = body.clone();
-            tokio::task::spawn_blocking(move || {
-                let dir = tempfile::tempdir()
-                    .map_err(|e| crate::formats::ImportError::Corrupt(e.to_string()))?;
-                let path = dir.path().join("upload.gpkg");
-                std::fs::write(&path, &bytes)
-                    .map_err(|e| crate::formats::ImportError::Corrupt(e.to_string()))?;
-                handle.block_on(crate::formats::read_geopackage(&path, crs.as_ref()))
-            })
-            .await
-            .map_err(ApiError::internal)?
-        };
+        // Unpacking and decoding are CPU work (and a zip may inflate to the unpack limit):
+        // off the async workers, so the server keeps answering meanwhile.
+        let handle = tokio::runtime::Handle::current();
+        let read = tokio::task::spawn_blocking(move || {
+            if is_zip {
+                return crate::formats::read_shapefile_zip(&body, crs.as_ref());
+            }
+            let dir = tempfile::tempdir()
+                .map_err(|e| crate::formats::ImportError::Corrupt(e.to_string()))?;
+            let path = dir.path().join("upload.gpkg");
+            std::fs::write(&path, &body)
+                .map_err(|e| crate::formats::ImportError::Corrupt(e.to_string()))?;
+            handle.block_on(crate::formats::read_geopackage(&path, crs.as_ref()))
+        })
+        .await
+        .map_err(ApiError::internal)?;
         let features = read
             .map_err(import_error)?
             .into_iter()
