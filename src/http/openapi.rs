@@ -42,7 +42,7 @@ fn text() -> Value {
 
 /// 503 from the heavy-request pool: over `--request-timeout`, or the queue is full.
 fn unavailable() -> Value {
-    json!({"description": "Heavy request over the time limit (--request-timeout) or too many waiting (--heavy-queue); the body names the limit and Retry-After says when to come back",
+    json!({"description": "Heavy request over the time limit (--request-timeout) or too many waiting (--heavy-queue), or (for writes) another write held the database past the busy timeout; the body names the limit and Retry-After says when to come back",
            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}})
 }
 
@@ -207,7 +207,8 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
                                     "application/zip": {"schema": {"type": "string", "format": "binary"}},
                                     "application/geopackage+sqlite3": {"schema": {"type": "string", "format": "binary"}}}},
                     "responses": {"201": ok("Counts of inserted and updated features", &["application/json"]),
-                                  "400": problem(), "403": problem(), "404": problem(), "413": problem(), "415": problem()}
+                                  "400": problem(), "403": problem(), "404": problem(), "413": problem(), "415": problem(),
+                                  "503": unavailable()}
                 }
             },
             "/collections/{collectionId}/items/{featureId}": standard("One feature", "getFeature",
