@@ -1044,6 +1044,57 @@ mod tests {
         );
     }
 
+    /// The benchmark's worst shape (issue 10): every vertex at a random radius, so that each
+    /// edge is a long spike whose box meets thousands of others; with a hole. At 100,000
+    /// vertices: valid, and the three ways of breaking it give the answers geo gives for the
+    /// same construction at 1,500 vertices (geo's own check is quadratic).
+    #[test]
+    fn spiky_polygons_of_100000_vertices() {
+        let build = |n: usize, broken: usize| {
+            let mut rng = SmallRng::seed_from_u64(n as u64);
+            let mut shell = star(&mut rng, n - 102, 105.7, 29.7, 0.2);
+            let hole = match broken {
+                // A hole outside the shell.
+                2 => star(&mut rng, 100, 106.2, 29.7, 0.05),
+                _ => star(&mut rng, 100, 105.7, 29.7, 0.05),
+            };
+            let mut holes = vec![hole];
+            match broken {
+                // Two far-apart vertices swapped: long edges across the ring.
+                1 => shell.0.swap(100, n / 2),
+                // A second hole inside the first.
+                3 => holes.push(star(&mut rng, 50, 105.7, 29.7, 0.01)),
+                _ => {}
+            }
+            Geometry::Polygon(Polygon::new(shell, holes))
+        };
+        let big = build(100_000, 0);
+        assert_eq!(topology_error(&big), None);
+        assert!(validate_topology(&big).is_ok());
+        for broken in 1..=3 {
+            let expected = geo_answer(&build(1_500, broken));
+            let kind = match &expected {
+                Some(InvalidGeometry::InvalidPolygon(e)) => std::mem::discriminant(e),
+                e => panic!("{e:?}"),
+            };
+            let wanted = match broken {
+                1 => InvalidPolygon::SelfIntersection(RingRole::Exterior),
+                2 => InvalidPolygon::InteriorRingNotContainedInExteriorRing(RingRole::Interior(0)),
+                _ => InvalidPolygon::IntersectingRingsOnAnArea(
+                    RingRole::Interior(0),
+                    RingRole::Interior(1),
+                ),
+            };
+            assert_eq!(kind, std::mem::discriminant(&wanted));
+            assert_eq!(topology_error(&build(1_500, broken)), expected);
+            assert_eq!(
+                topology_error(&build(100_000, broken)),
+                expected,
+                "{broken}"
+            );
+        }
+    }
+
     #[test]
     fn large_polygon_with_a_crossing_is_found() {
         let mut rng = SmallRng::seed_from_u64(1);
