@@ -709,6 +709,85 @@ impl RingIndex {
     }
 }
 
+/// Whether no ring meets a ring of another owner (rings come with their owner's number), found
+/// by one sweep; each ring must be known not to meet itself. `false` also where a ring encloses
+/// no area (where relate's answers rest on more than a vertex's place).
+fn rings_apart<'a>(rings: impl IntoIterator<Item = (usize, &'a LineString<f64>)>) -> bool {
+    let mut lines = Vec::new();
+    let mut owner = Vec::new();
+    for (k, r) in rings {
+        if r.is_empty() {
+            continue;
+        }
+        if !encloses_area(r) {
+            return false;
+        }
+        lines.extend(r.lines());
+        owner.resize(lines.len(), k);
+    }
+    sweep_segments(&lines, |i, j| owner[i] != owner[j]) == Sweep::Clear
+}
+
+/// A polygon's rings indexed for [`PolygonIndex::covers`]; holes indexed when first needed.
+struct PolygonIndex<'a> {
+    shell: RingIndex,
+    holes: Vec<(&'a LineString<f64>, geo::Rect<f64>, Option<RingIndex>)>,
+}
+
+impl<'a> PolygonIndex<'a> {
+    fn new(p: &'a Polygon<f64>) -> Self {
+        PolygonIndex {
+            shell: RingIndex::new(p.exterior()),
+            holes: p
+                .interiors()
+                .iter()
+                .filter_map(|h| h.bounding_rect().map(|r| (h, r, None)))
+                .collect(),
+        }
+    }
+
+    /// Whether `q`, a point on no ring, is in the polygon's interior.
+    fn covers(&mut self, q: geo::Coord<f64>) -> bool {
+        self.shell.encloses(q)
+            && !self.holes.iter_mut().any(|(h, r, index)| {
+                let (lo, hi) = (r.min(), r.max());
+                (lo.x..=hi.x).contains(&q.x)
+                    && (lo.y..=hi.y).contains(&q.y)
+                    && index.get_or_insert_with(|| RingIndex::new(h)).encloses(q)
+            })
+    }
+}
+
+/// geo's answer on how the valid elements of `mp` lie to each other, when no ring of one meets
+/// a ring of another ([`rings_apart`]): two elements overlap exactly when a vertex of one's
+/// shell is inside the other. `None` where that does not hold (relate decides then).
+fn elements_apart_error(mp: &MultiPolygon<f64>) -> Option<Option<InvalidMultiPolygon>> {
+    let rings = mp.0.iter().enumerate().flat_map(|(k, p)| {
+        std::iter::once(p.exterior())
+            .chain(p.interiors())
+            .map(move |r| (k, r))
+    });
+    if !rings_apart(rings) {
+        return None;
+    }
+    let mut indexes: Vec<Option<PolygonIndex>> = (0..mp.0.len()).map(|_| None).collect();
+    let mut covers = |k: usize, q: geo::Coord<f64>| {
+        indexes[k]
+            .get_or_insert_with(|| PolygonIndex::new(&mp.0[k]))
+            .covers(q)
+    };
+    for (i, j) in meeting_pairs(mp.0.iter().map(|p| p.bounding_rect())) {
+        // Both have a box, so both have a shell.
+        if covers(j, mp.0[i].exterior().0[0]) || covers(i, mp.0[j].exterior().0[0]) {
+            return Some(Some(InvalidMultiPolygon::ElementsOverlaps(
+                GeometryIndex(i),
+                GeometryIndex(j),
+            )));
+        }
+    }
+    Some(None)
+}
+
 /// geo's answer on how the rings of `p` lie to each other, when no two of them meet (a sweep
 /// over all their segments shows it; each is known not to meet itself) and each encloses an
 /// area: then a hole is inside the shell or outside it, and two holes are nested or apart, as
@@ -716,17 +795,11 @@ impl RingIndex {
 /// stays O(n log n) for any shape, where relate, like any search of boxes, slows down on rings
 /// of long spikes.
 fn rings_apart_error(p: &Polygon<f64>) -> Option<Option<InvalidPolygon>> {
-    let rings: Vec<&LineString<f64>> = std::iter::once(p.exterior()).chain(p.interiors()).collect();
-    if !rings.iter().all(|r| r.is_empty() || encloses_area(r)) {
-        return None;
-    }
-    let mut lines = Vec::new();
-    let mut owner = Vec::new();
-    for (k, r) in rings.iter().enumerate() {
-        lines.extend(r.lines());
-        owner.resize(lines.len(), k);
-    }
-    if sweep_segments(&lines, |i, j| owner[i] != owner[j]) != Sweep::Clear {
+    if !rings_apart(
+        std::iter::once(p.exterior())
+            .chain(p.interiors())
+            .enumerate(),
+    ) {
         return None;
     }
     let shell = RingIndex::new(p.exterior());
@@ -781,9 +854,15 @@ fn pair_error(m: &geo::relate::IntersectionMatrix) -> Option<PairProblem> {
 }
 
 fn multi_polygon_error(mp: &MultiPolygon<f64>) -> Option<InvalidMultiPolygon> {
+    let errors: Vec<Option<InvalidPolygon>> = mp.0.iter().map(polygon_error).collect();
+    if errors.iter().all(Option::is_none) {
+        if let Some(answer) = elements_apart_error(mp) {
+            return answer;
+        }
+    }
     let mut pairs = meeting_pairs(mp.0.iter().map(|p| p.bounding_rect()));
-    for (i, p) in mp.0.iter().enumerate() {
-        if let Some(e) = polygon_error(p) {
+    for (i, (p, e)) in mp.0.iter().zip(errors).enumerate() {
+        if let Some(e) = e {
             return Some(InvalidMultiPolygon::InvalidPolygon(GeometryIndex(i), e));
         }
         while let Some(&(a, b)) = pairs.peek() {
@@ -1093,6 +1172,42 @@ mod tests {
                 "{broken}"
             );
         }
+    }
+
+    /// Elements that mostly keep apart (the path without relate): side by side, one inside
+    /// another's hole (valid) or inside its area (overlap), or crossing; the answers are geo's.
+    #[test]
+    fn elements_apart_same_answers_as_geo() {
+        let mut rng = SmallRng::seed_from_u64(13);
+        let (mut apart, mut overlaps) = (0, 0);
+        for _ in 0..500 {
+            let mut polys = Vec::new();
+            for _ in 0..rng.gen_range(1..5) {
+                let (cx, cy) = (rng.gen_range(0.0..30.0), rng.gen_range(0.0..30.0));
+                let r = rng.gen_range(2.0..6.0);
+                let n = rng.gen_range(3..30);
+                let shell = star(&mut rng, n, cx, cy, r);
+                let hole = star(&mut rng, 12, cx, cy, r * 0.45);
+                polys.push(Polygon::new(shell, vec![hole]));
+                if rng.gen_bool(0.3) {
+                    // An element in the hole, across it, or around the whole polygon.
+                    let f = [0.2, 0.7, 2.5][rng.gen_range(0..3)];
+                    polys.push(Polygon::new(star(&mut rng, 8, cx, cy, r * f), vec![]));
+                }
+            }
+            let mp = MultiPolygon(polys);
+            apart += usize::from(elements_apart_error(&mp).is_some());
+            let g = Geometry::MultiPolygon(mp);
+            let expected = geo_answer(&g);
+            overlaps += usize::from(matches!(
+                expected,
+                Some(InvalidGeometry::InvalidMultiPolygon(
+                    InvalidMultiPolygon::ElementsOverlaps(..)
+                ))
+            ));
+            assert_eq!(topology_error(&g), expected, "{g:?}");
+        }
+        assert!(apart > 150 && overlaps > 30, "{apart} {overlaps}");
     }
 
     #[test]
