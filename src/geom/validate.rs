@@ -250,9 +250,15 @@ pub fn check_wkt_nesting(text: &str) -> Result<(), String> {
 
 /// The first problem geo's `Validation` reports for `g`, the same answer, found in O(n log n):
 /// geo compares every segment of a ring with every other (quadratic: 57 s for 50,000 vertices)
-/// and every pair of polygons of a multipolygon; here an R-tree of boxes (rstar) proposes only
-/// the pairs whose boxes meet, and the same exact predicates decide. One difference: a ring with
-/// a non-finite coordinate is reported as such without looking for self-intersections.
+/// and relates every pair of polygons of a multipolygon. Here a sweep line (`sweep_segments`,
+/// Shamos–Hoey with robust's exact predicates) finds whether a ring meets itself, and whether
+/// rings meet each other at all; rings that do not are placed by where one vertex lies
+/// (`RingIndex::encloses`). geo's relate is left for rings that touch (on pairs whose boxes
+/// meet), and an R-tree of segment boxes for the rare sweep that gives up. A search of boxes
+/// alone degrades on rings of long spikes (3.5 s at 100,000 vertices); the sweep does not.
+/// geo's own sweep (`geo::algorithm::sweep::Intersections`) compares every pair of segments
+/// whose x-ranges overlap, so it degrades the same way. One difference: a ring with a
+/// non-finite coordinate is reported as such without looking for self-intersections.
 pub fn topology_error(g: &Geometry<f64>) -> Option<InvalidGeometry> {
     match g {
         Geometry::Polygon(p) => polygon_error(p).map(InvalidGeometry::InvalidPolygon),
