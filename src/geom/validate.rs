@@ -715,10 +715,14 @@ impl RingIndex {
     }
 }
 
-/// Whether no ring meets a ring of another owner (rings come with their owner's number), found
-/// by one sweep; each ring must be known not to meet itself. `false` also where a ring encloses
-/// no area (where relate's answers rest on more than a vertex's place).
-fn rings_apart<'a>(rings: impl IntoIterator<Item = (usize, &'a LineString<f64>)>) -> bool {
+/// Whether no ring meets a ring of another owner (rings come with their owner's number), or
+/// with `at_vertices`, meets one only at vertices of both, not along a line: one sweep; each
+/// ring must be known not to meet itself. `false` also where a ring encloses no area (where
+/// relate's answers rest on more than where vertices lie).
+fn rings_apart<'a>(
+    rings: impl IntoIterator<Item = (usize, &'a LineString<f64>)>,
+    at_vertices: bool,
+) -> bool {
     let mut lines = Vec::new();
     let mut owner = Vec::new();
     for (k, r) in rings {
@@ -731,7 +735,36 @@ fn rings_apart<'a>(rings: impl IntoIterator<Item = (usize, &'a LineString<f64>)>
         lines.extend(r.lines());
         owner.resize(lines.len(), k);
     }
-    sweep_segments(&lines, |i, j| owner[i] != owner[j]) == Sweep::Clear
+    let at_a_vertex = |a: Line<f64>, b: Line<f64>| {
+        (a.start == b.start || a.start == b.end || a.end == b.start || a.end == b.end)
+            && (orient(a.start, a.end, b.start) != 0.0 || orient(a.start, a.end, b.end) != 0.0)
+    };
+    sweep_segments(&lines, |i, j| {
+        owner[i] != owner[j] && !(at_vertices && at_a_vertex(lines[i], lines[j]))
+    }) == Sweep::Clear
+}
+
+/// One vertex of each stretch of `ring` between the `shared` vertices (those of other rings
+/// too), or of the whole ring if none is shared; `None` where a segment joins two shared
+/// vertices (a stretch without a vertex of its own).
+fn stretch_points(
+    ring: &LineString<f64>,
+    shared: impl Fn(geo::Coord<f64>) -> bool,
+) -> Option<Vec<geo::Coord<f64>>> {
+    let on: Vec<bool> = ring.0.iter().map(|&c| shared(c)).collect();
+    if !on.contains(&true) {
+        return Some(vec![ring.0[0]]);
+    }
+    let mut points = Vec::new();
+    for i in 0..ring.0.len() - 1 {
+        if on[i] && on[i + 1] {
+            return None;
+        }
+        if !on[i] && (i == 0 || on[i - 1]) {
+            points.push(ring.0[i]);
+        }
+    }
+    Some(points)
 }
 
 /// A polygon's rings indexed for [`PolygonIndex::covers`]; holes indexed when first needed.
@@ -773,7 +806,7 @@ fn elements_apart_error(mp: &MultiPolygon<f64>) -> Option<Option<InvalidMultiPol
             .chain(p.interiors())
             .map(move |r| (k, r))
     });
-    if !rings_apart(rings) {
+    if !rings_apart(rings, false) {
         return None;
     }
     let mut indexes: Vec<Option<PolygonIndex>> = (0..mp.0.len()).map(|_| None).collect();
@@ -801,15 +834,38 @@ fn elements_apart_error(mp: &MultiPolygon<f64>) -> Option<Option<InvalidMultiPol
 /// stays O(n log n) for any shape, where relate, like any search of boxes, slows down on rings
 /// of long spikes.
 fn rings_apart_error(p: &Polygon<f64>) -> Option<Option<InvalidPolygon>> {
-    if !rings_apart(
+    let rings = || {
         std::iter::once(p.exterior())
             .chain(p.interiors())
-            .enumerate(),
-    ) {
+            .enumerate()
+    };
+    if !rings_apart(rings(), true) {
         return None;
     }
-    let shell = RingIndex::new(p.exterior());
+    // Vertices of two or more rings, where they touch.
+    let key = |c: geo::Coord<f64>| ((c.x + 0.0).to_bits(), (c.y + 0.0).to_bits());
+    let mut owners: std::collections::HashMap<(u64, u64), usize> = Default::default();
+    for (k, r) in rings() {
+        for &c in &r.0 {
+            let o = owners.entry(key(c)).or_insert(k);
+            if *o != k {
+                *o = usize::MAX;
+            }
+        }
+    }
+    let shared = |c: geo::Coord<f64>| owners.get(&key(c)) == Some(&usize::MAX);
     let holes = p.interiors();
+    let points: Vec<Vec<geo::Coord<f64>>> = holes
+        .iter()
+        .map(|h| {
+            if h.is_empty() {
+                Some(vec![])
+            } else {
+                stretch_points(h, shared)
+            }
+        })
+        .collect::<Option<_>>()?;
+    let shell = RingIndex::new(p.exterior());
     let mut indexes: Vec<Option<RingIndex>> = (0..holes.len()).map(|_| None).collect();
     let mut encloses = |i: usize, q: geo::Coord<f64>| {
         indexes[i]
@@ -821,7 +877,7 @@ fn rings_apart_error(p: &Polygon<f64>) -> Option<Option<InvalidPolygon>> {
         if hole.is_empty() {
             continue;
         }
-        if !shell.encloses(hole.0[0]) {
+        if !points[i].iter().all(|&q| shell.encloses(q)) {
             return Some(Some(
                 InvalidPolygon::InteriorRingNotContainedInExteriorRing(RingRole::Interior(i)),
             ));
@@ -831,7 +887,9 @@ fn rings_apart_error(p: &Polygon<f64>) -> Option<Option<InvalidPolygon>> {
                 break;
             }
             pairs.next();
-            if encloses(i, holes[j].0[0]) || encloses(j, hole.0[0]) {
+            if points[j].iter().any(|&q| encloses(i, q))
+                || points[i].iter().any(|&q| encloses(j, q))
+            {
                 return Some(Some(InvalidPolygon::IntersectingRingsOnAnArea(
                     RingRole::Interior(i),
                     RingRole::Interior(j),
@@ -1093,6 +1151,15 @@ mod tests {
         );
     }
 
+    /// Checks `p` against geo; whether it was decided without relate, and whether it is invalid.
+    fn holes_as_geo_does(p: Polygon<f64>) -> (bool, bool) {
+        let fast = rings_apart_error(&p).is_some();
+        let g = Geometry::Polygon(p);
+        let expected = geo_answer(&g);
+        assert_eq!(topology_error(&g), expected, "{g:?}");
+        (fast, expected.is_some())
+    }
+
     /// Holes that mostly keep apart from the shell and each other (the path without relate):
     /// inside, outside, nested in another hole, or crossing; the answers are geo's.
     #[test]
@@ -1116,12 +1183,9 @@ mod tests {
                 let n = rng.gen_range(3..20);
                 holes.push(star(&mut rng, n, cx, cy, r));
             }
-            let p = Polygon::new(shell, holes);
-            apart += usize::from(rings_apart_error(&p).is_some());
-            let g = Geometry::Polygon(p);
-            let expected = geo_answer(&g);
-            invalid += usize::from(expected.is_some());
-            assert_eq!(topology_error(&g), expected, "{g:?}");
+            let (fast, bad) = holes_as_geo_does(Polygon::new(shell, holes));
+            apart += usize::from(fast);
+            invalid += usize::from(bad);
         }
         assert!(
             apart > 200 && invalid > 100 && invalid < 500,
@@ -1178,6 +1242,47 @@ mod tests {
                 "{broken}"
             );
         }
+    }
+
+    /// Holes that touch the shell or each other at common vertices (from inside, or crossing
+    /// through them), a case also decided without relate; the answers are geo's.
+    #[test]
+    fn holes_touching_at_vertices_same_answers_as_geo() {
+        let mut rng = SmallRng::seed_from_u64(14);
+        let (mut decided, mut invalid) = (0, 0);
+        for _ in 0..600 {
+            let n = rng.gen_range(17..40);
+            let shell = star(&mut rng, n, 0.0, 0.0, 10.0);
+            let mut holes: Vec<LineString<f64>> = Vec::new();
+            for _ in 0..rng.gen_range(1..4) {
+                // A thin wedge from a shell vertex (or a previous hole's) towards the centre,
+                // past it to the other side, or outwards.
+                let tip = match holes.last() {
+                    Some(h) if rng.gen_bool(0.3) => h.0[1],
+                    _ => shell.0[rng.gen_range(0..n)],
+                };
+                let (a, r) = (tip.y.atan2(tip.x), tip.x.hypot(tip.y));
+                let depth = r * [0.3, 0.7, 1.6, -0.3][rng.gen_range(0..4)];
+                let w = rng.gen_range(0.01..0.3);
+                let at = |d: f64, da: f64| Coord {
+                    x: (r - d) * (a + da).cos(),
+                    y: (r - d) * (a + da).sin(),
+                };
+                let mut h = vec![tip, at(depth * 0.5, w), at(depth, 0.0), at(depth * 0.5, -w)];
+                if rng.gen_bool(0.5) {
+                    h.reverse();
+                }
+                h.push(h[0]);
+                holes.push(LineString(h));
+            }
+            let (fast, bad) = holes_as_geo_does(Polygon::new(shell, holes));
+            decided += usize::from(fast);
+            invalid += usize::from(bad);
+        }
+        assert!(
+            decided > 200 && invalid > 100 && invalid < 500,
+            "{decided} {invalid}"
+        );
     }
 
     /// Elements that mostly keep apart (the path without relate): side by side, one inside
