@@ -1350,8 +1350,10 @@ mod tests {
         );
     }
 
-    /// Elements that mostly keep apart (the path without relate): side by side, one inside
-    /// another's hole (valid) or inside its area (overlap), or crossing; the answers are geo's.
+    /// Elements that mostly keep apart or touch at vertices (the path without relate): side by
+    /// side, a wedge touching another's vertex from outside (valid) or reaching into it, one
+    /// inside another's hole (valid) or inside its area (overlap), or crossing; the answers are
+    /// geo's.
     #[test]
     fn elements_apart_same_answers_as_geo() {
         let mut rng = SmallRng::seed_from_u64(13);
