@@ -46,6 +46,21 @@ fn polygon(n: usize, spiky: bool, rng: &mut SmallRng) -> Geometry<f64> {
     Geometry::Polygon(Polygon::new(shell, vec![hole]))
 }
 
+/// A spiky shell of `n - 4` vertices (the first repeated at the end) with a thin triangular hole whose tip is the shell's
+/// deepest vertex, pointing to the centre: the two rings touch at that point only.
+fn touching(n: usize, rng: &mut SmallRng) -> Geometry<f64> {
+    let mut shell = ring(n - 5, 0.2, true, rng);
+    let k = (n - 5) / 3;
+    let a = k as f64 / (n - 5) as f64 * std::f64::consts::TAU;
+    let at = |r: f64, da: f64| Coord {
+        x: 105.7 + r * (a + da).cos(),
+        y: 29.7 + r * (a + da).sin(),
+    };
+    shell.0[k] = at(0.2 * 0.79, 0.0);
+    let hole = LineString(vec![shell.0[k], at(0.1, -1e-4), at(0.1, 1e-4), shell.0[k]]);
+    Geometry::Polygon(Polygon::new(shell, vec![hole]))
+}
+
 fn main() {
     let mut rng = SmallRng::seed_from_u64(7);
     for spiky in [false, true] {
@@ -66,6 +81,17 @@ fn main() {
                 times[runs - 1]
             );
         }
+    }
+    // A spiky shell with a small hole touching it at one vertex (valid): rings that meet, where
+    // geo's relate decides.
+    for n in [100_000, 250_000] {
+        let g = touching(n, &mut rng);
+        let t = Instant::now();
+        validate_topology(&g).expect("valid");
+        println!(
+            "validate_topology, spiky with a touching hole, {n} vertices: {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
     }
     let g = polygon(10_000, false, &mut rng);
     let t = Instant::now();
