@@ -681,6 +681,16 @@ async fn feature(
 }
 
 /// POST /collections/{id}/items: a GeoJSON Feature or FeatureCollection, all or nothing.
+/// 400 for an upload with unusable features: nothing was imported; `details` lists the problems.
+fn invalid_features(e: &dyn std::fmt::Display, details: Value) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "InvalidFeatures",
+        format!("nothing was imported: {e}"),
+    )
+    .with_details(details)
+}
+
 async fn add_items(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -742,12 +752,7 @@ async fn add_items(
             }
             _ => json!({}),
         };
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidFeatures",
-            format!("nothing was imported: {e}"),
-        )
-        .with_details(details)
+        invalid_features(&e, details)
     };
     // How a failed import answers: bad input 400; a write that waited the whole busy timeout
     // for another writer 503 with Retry-After (nothing was written, the same request may be
@@ -786,13 +791,7 @@ async fn add_items(
                     }
                     _ => json!({}),
                 };
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidFeatures",
-                    format!("nothing was imported: {e}"),
-                )
-                .with_details(details)
-                .into_response()
+                invalid_features(&e, details).into_response()
             }
             other => ApiError::internal(other).into_response(),
         }
