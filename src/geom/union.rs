@@ -1942,6 +1942,84 @@ mod tests {
         .budget_ms(property_budget());
     }
 
+    /// `p` with each vertex, at random, moved by 1e-9 to 1e-7 degrees (0.1 mm to 1 cm) each way,
+    /// so that edges shared on the grid of [`arbitrary_polygon`] become near-coincident.
+    fn nudged(
+        u: &mut arbtest::arbitrary::Unstructured,
+        p: &Polygon<f64>,
+    ) -> arbtest::arbitrary::Result<Polygon<f64>> {
+        let mut nudge = |v: f64| -> arbtest::arbitrary::Result<f64> {
+            if u.ratio(1, 3)? {
+                return Ok(v);
+            }
+            let size = 10f64.powf(-9.0 + 2.0 * f64::from(u.int_in_range(0..=100u8)?) / 100.0);
+            Ok(if u.arbitrary()? { v + size } else { v - size })
+        };
+        let mut ring = Vec::with_capacity(p.exterior().0.len());
+        for c in &p.exterior().0[..p.exterior().0.len() - 1] {
+            ring.push(coord! {x: nudge(c.x)?, y: nudge(c.y)?});
+        }
+        ring.push(ring[0]);
+        Ok(Polygon::new(LineString(ring), vec![]))
+    }
+
+    /// The sum over the polygons' edges of the geodesic area between each edge's geodesic and
+    /// its straight line in lon/lat (densified), by GeographicLib through geo.
+    fn bows(polys: &[Polygon<f64>]) -> f64 {
+        let mut sum = 0.0;
+        for p in polys {
+            for w in p.exterior().0.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                let mut ring = vec![a, b];
+                ring.extend((1..64).map(|k| b + (a - b) * (f64::from(k) / 64.0)));
+                ring.push(a);
+                sum += Polygon::new(LineString(ring), vec![])
+                    .geodesic_area_signed()
+                    .abs();
+            }
+        }
+        sum
+    }
+
+    #[test]
+    fn property_more_pieces_never_cover_less() {
+        arbtest::arbtest(|u| {
+            let n = u.int_in_range(1..=8)?;
+            let mut s = Vec::new();
+            let mut all = Vec::new();
+            for _ in 0..n {
+                let p = arbitrary_polygon(u)?;
+                let p = nudged(u, &p)?;
+                if u.arbitrary()? {
+                    s.push(p.clone());
+                }
+                all.push(p);
+            }
+            let area = arbitrary_polygon(u)?;
+            let area = nudged(u, &area)?;
+            let area = std::slice::from_ref(&area);
+            let within = |pieces: &[Polygon<f64>]| {
+                union_area_within_m2(pieces, area, &|| false)
+                    .expect("not cancelled")
+                    .area_m2
+            };
+            // A ring of the union counts as |its geodesic area|, and an edge cut where another
+            // polygon crosses it is taken to bow off the chords as its share of the whole edge's
+            // bow: a sliver thinner than the bows can lose up to its edges' bows. Monotone up to
+            // the bows of the edges of both unions, measured independently (see `bows`).
+            let slack = bows(&s) + bows(&all) + 1e-6;
+            let (fewer, more) = (within(&s), within(&all));
+            assert!(
+                more >= fewer - slack,
+                "within the area: {more} < {fewer} m²"
+            );
+            let (fewer, more) = (union_area_m2(&s), union_area_m2(&all));
+            assert!(more >= fewer - slack, "{more} < {fewer} m²");
+            Ok(())
+        })
+        .budget_ms(property_budget());
+    }
+
     #[test]
     fn cancelled_work_returns_none() {
         let polys = vec![rect(106.0, 29.0, 106.01, 29.01); 3];
