@@ -111,17 +111,6 @@ impl Engine {
         }
     }
 
-    /// Replaces a whole layer at once (an import with `--replace`).
-    pub fn replace_layer(&self, layer: Layer, revision: u64, features: Vec<Feature>) {
-        let id = layer.id.clone();
-        let fresh = Arc::new(RwLock::new(LayerIndex::build(layer, revision, features)));
-        self.layers.write().insert(id, fresh);
-    }
-
-    pub fn remove_layer(&self, id: &str) -> bool {
-        self.layers.write().remove(id).is_some()
-    }
-
     /// Applies changes to several layers so that a reader sees each layer either wholly before
     /// or wholly after them, never half-way: new indexes of reloaded layers are built first,
     /// without any lock, then swapped in together; changed features go in under one write
@@ -205,19 +194,6 @@ impl Engine {
                 idx.upsert(f);
             }
             idx.seal_changes(revision);
-        }
-    }
-
-    /// Removes one feature; true if it was there.
-    pub fn delete(&self, layer: &str, id: &str, revision: u64) -> bool {
-        match self.layer(layer) {
-            Some(idx) => {
-                let mut idx = idx.write();
-                let found = idx.delete(id);
-                idx.seal_changes(revision);
-                found
-            }
-            None => false,
         }
     }
 }

@@ -4,6 +4,6 @@
 mod sqlite;
 
 pub use sqlite::{
-    now, Batch, Change, ChangeOp, ChangeSet, ChangedFeatures, ImportMode, ImportSummary,
-    LayerChanges, Store, StoreError, StoreOptions, IMPORT_BATCH,
+    now, Batch, ChangeOp, ChangeSet, ChangedFeatures, ImportMode, ImportSummary, LayerChanges,
+    Store, StoreError, StoreOptions, IMPORT_BATCH,
 };

@@ -121,26 +121,6 @@ impl ChangeOp {
             ChangeOp::Replace => "replace",
         }
     }
-
-    fn parse(s: &str) -> Option<ChangeOp> {
-        Some(match s {
-            "insert" => ChangeOp::Insert,
-            "update" => ChangeOp::Update,
-            "delete" => ChangeOp::Delete,
-            "layer" => ChangeOp::Layer,
-            "replace" => ChangeOp::Replace,
-            _ => return None,
-        })
-    }
-}
-
-/// One row of the change log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub seq: i64,
-    pub layer: String,
-    pub feature_id: Option<String>,
-    pub op: ChangeOp,
 }
 
 /// The database behind the engine.
@@ -297,56 +277,12 @@ impl Store {
             .await
     }
 
-    pub async fn features_of(&self, layer: &str) -> Result<Vec<Feature>, StoreError> {
-        decode_rows(
-            sqlx::query("SELECT * FROM features WHERE layer = ? ORDER BY rowid")
-                .bind(layer)
-                .fetch(&self.pool),
-        )
-        .await
-    }
-
-    pub async fn feature(&self, layer: &str, id: &str) -> Result<Option<Feature>, StoreError> {
-        let row = sqlx::query("SELECT * FROM features WHERE layer = ? AND id = ?")
-            .bind(layer)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(feature_from_row).transpose()
-    }
-
     /// The newest change-log sequence number (0 when empty).
     pub async fn last_change(&self) -> Result<i64, StoreError> {
         let n: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM changes")
             .fetch_one(&self.pool)
             .await?;
         Ok(n.unwrap_or(0))
-    }
-
-    /// Changes after `seq`, oldest first, at most `limit`.
-    pub async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, layer, feature_id, op FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(seq)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .filter_map(|r| {
-                let op: String = match r.try_get("op") {
-                    Ok(op) => op,
-                    Err(e) => return Some(Err(e.into())),
-                };
-                let op = ChangeOp::parse(&op)?;
-                Some(Ok(Change {
-                    seq: r.try_get("seq").ok()?,
-                    layer: r.try_get("layer").ok()?,
-                    feature_id: r.try_get("feature_id").ok()?,
-                    op,
-                }))
-            })
-            .collect()
     }
 
     /// A write transaction that holds SQLite's write lock from its first statement
