@@ -211,24 +211,36 @@ async fn export_handler(
         }
         return Ok(r);
     }
-    let handle = tokio::runtime::Handle::current();
-    let file = state
-        .heavy
-        .run(move |budget| {
-            budget.check()?;
-            Ok(handle
-                .block_on(export::write(&chosen, format, &crs, encoding, &name))
-                .map_err(|e| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "ExportFailed", e)
-                        .with_details(json!({"format": format.extension(), "crs": crs.uri()}))
-                }))
-        })
-        .await??;
+    let details = json!({"format": format.extension(), "crs": crs.uri()});
+    let crs_out = crs.clone();
+    let file = build_in_pool(&state, details, async move {
+        export::write(&chosen, format, &crs_out, encoding, &name).await
+    })
+    .await?;
     let mut r = attachment(file);
     if let Ok(v) = HeaderValue::from_str(&format!("<{}>", crs.uri())) {
         r.headers_mut().insert("content-crs", v);
     }
     Ok(r)
+}
+
+/// Builds an export file on the heavy pool (under its deadline); a failure is a 400
+/// `ExportFailed` carrying `details`.
+async fn build_in_pool(
+    state: &AppState,
+    details: serde_json::Value,
+    build: impl std::future::Future<Output = Result<ExportFile, String>> + Send + 'static,
+) -> ApiResult<ExportFile> {
+    let handle = tokio::runtime::Handle::current();
+    state
+        .heavy
+        .run(move |budget| {
+            budget.check()?;
+            Ok(handle.block_on(build).map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "ExportFailed", e).with_details(details)
+            }))
+        })
+        .await?
 }
 
 /// A receiver as a stream of body chunks.
@@ -280,16 +292,10 @@ async fn land_consolidation(
         .admin_area(&unit)
         .ok_or_else(|| ApiError::parameter("area", code, "the unit has no polygon"))?;
     let layers = layers_param(&state, &params)?;
-    let handle = tokio::runtime::Handle::current();
-    let file = state
-        .heavy
-        .run(move |budget| {
-            budget.check()?;
-            Ok(handle
-                .block_on(export::land_consolidation(&engine, &unit, area, layers))
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "ExportFailed", e)))
-        })
-        .await??;
+    let file = build_in_pool(&state, json!({}), async move {
+        export::land_consolidation(&engine, &unit, area, layers).await
+    })
+    .await?;
     Ok(attachment(file))
 }
 
