@@ -212,9 +212,8 @@ async fn export_handler(
         return Ok(r);
     }
     let details = json!({"format": format.extension(), "crs": crs.uri()});
-    let crs_out = crs.clone();
     let file = build_in_pool(&state, details, async move {
-        export::write(&chosen, format, &crs_out, encoding, &name).await
+        export::write(&chosen, format, &crs, encoding, &name).await
     })
     .await?;
     let mut r = attachment(file);
