@@ -3,8 +3,7 @@
 //! `test-artifacts/` (map.png is the default view).
 //!
 //! Needs node, `npm ci` (node_modules with maplibre-gl and playwright-core) and /usr/bin/chromium
-//! (or $CHROMIUM). Without them it is skipped with the reason printed, except under CI (env CI
-//! set), where it fails.
+//! (or $CHROMIUM). Without them it fails naming what is missing (see `common::missing_tool`).
 
 mod common;
 
@@ -31,20 +30,12 @@ fn missing_tools(repo: &Path) -> Vec<String> {
     missing
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn map_viewer_in_headless_chromium() {
     let repo = common::repo();
     let missing = missing_tools(repo);
     if !missing.is_empty() {
-        let why = format!("browser test needs {}", missing.join(", "));
-        if in_ci() {
-            panic!("{why}; .ci/run installs them");
-        }
-        eprintln!("SKIPPED map_viewer_in_headless_chromium: {why}");
+        common::missing_tool(&format!("for the browser test, {}", missing.join(", ")));
         return;
     }
     let server = common::start().await;
