@@ -10,7 +10,7 @@ use std::ops::Range;
 use super::LayerIndex;
 use crate::geom::{
     geodesic_area_m2, geodesic_length_m, polygons_of, union_area_within_measuring_m2, BoxRelation,
-    PreparedArea,
+    PieceHint, PreparedArea,
 };
 
 /// The figures for one layer in one area.
@@ -215,14 +215,20 @@ pub fn coverage_cancellable(
             feature: f,
             polygons,
             sure,
+            inside: relation == BoxRelation::Inside,
         });
     }
-    // Only features across the boundary need their own overlap measured.
-    let mut unsure = vec![false; pieces.len()];
-    for c in candidates.iter().filter(|c| !c.sure) {
-        unsure[c.polygons.clone()].fill(true);
+    // Only features across the boundary need their own overlap measured; those inside need no
+    // test against the area.
+    let mut hints = vec![PieceHint::default(); pieces.len()];
+    for c in &candidates {
+        let hint = PieceHint {
+            measure: !c.sure,
+            inside_area: c.inside,
+        };
+        hints[c.polygons.clone()].fill(hint);
     }
-    let union = union_area_within_measuring_m2(&pieces, &|k| unsure[k], &area.shape.0, cancelled)
+    let union = union_area_within_measuring_m2(&pieces, &|k| hints[k], &area.shape.0, cancelled)
         .ok_or(Cancelled)?;
     // Never more than the area, whatever the rounding.
     out.covered_m2 = union.area_m2.clamp(0.0, area.area_m2());
@@ -264,6 +270,8 @@ struct Candidate<'a> {
     polygons: Range<usize>,
     /// Known to have a positive part inside (wholly inside, or lines or points inside).
     sure: bool,
+    /// Its box lies inside the area.
+    inside: bool,
 }
 
 /// A prepared area for the part of `unit` inside `clip` (a child unit cut by a drawn polygon).

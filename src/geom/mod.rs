@@ -14,7 +14,7 @@ pub use area::{
 pub use bbox::{Bbox, BboxError};
 pub use union::{
     union_area_m2, union_area_m2_cancellable, union_area_within_m2, union_area_within_measuring_m2,
-    UnionWithin,
+    PieceHint, UnionWithin,
 };
 pub use validate::{
     check_size, check_wkt_nesting, part_count, topology_error, topology_problem, validate_geometry,
