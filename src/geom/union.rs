@@ -214,11 +214,11 @@ fn run(mut set: PolygonSet, cancelled: &(dyn Fn() -> bool + Sync)) -> Option<Uni
     //    edges by grid cell.
     let cells = Cells::new(&set);
     let (tree, grids) = std::thread::scope(|scope| {
-        let tree = (threads > 1).then(|| scope.spawn(|| shape_tree(&set)));
+        let tree = (threads > 1).then(|| scope.spawn(|| ShapeGrid::new(&set)));
         let grids = in_parallel_over(&parts, |part| {
             EdgeGrid::new(&set, cells, part.edges.clone())
         });
-        (tree.map_or_else(|| shape_tree(&set), join), grids)
+        (tree.map_or_else(|| ShapeGrid::new(&set), join), grids)
     });
     if cancelled() {
         return None;
@@ -353,14 +353,134 @@ type EdgeIndex = RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>;
 /// Rows of grid cells handed to a worker at a time.
 const ROWS: usize = 4;
 
-fn shape_tree(set: &PolygonSet) -> RTree<GeomWithData<Rectangle<[f64; 2]>, usize>> {
-    RTree::bulk_load(
-        set.shapes
-            .iter()
-            .enumerate()
-            .map(|(i, s)| GeomWithData::new(Rectangle::from_corners(s.min, s.max), i))
-            .collect(),
+/// The shapes' boxes filed by grid cell, to find the shapes whose box holds a point: cells about
+/// the size of a typical shape, so most shapes are filed in one to four cells and a query reads
+/// one cell. Shapes spanning many cells (an area around everything, a district among parcels)
+/// are kept aside and checked on every query. Built in one counting pass, which costs a small
+/// fraction of an R-tree's bulk load.
+struct ShapeGrid {
+    cells: Cells,
+    /// Shapes of cell c: items[start[c]..start[c + 1]].
+    start: Vec<u32>,
+    items: Vec<u32>,
+    big: Vec<u32>,
+}
+
+/// The cells (first and last column, first and last row) a shape's box is filed in.
+fn box_span(cells: &Cells, s: &Shape) -> (usize, usize, usize, usize) {
+    cells.span(
+        Coord {
+            x: s.min[0],
+            y: s.min[1],
+        },
+        Coord {
+            x: s.max[0],
+            y: s.max[1],
+        },
     )
+}
+
+impl ShapeGrid {
+    /// Shapes spanning more cells than this are checked on every query instead.
+    const BIG: usize = 64;
+
+    fn new(set: &PolygonSet) -> Self {
+        let n = set.shapes.len().max(1);
+        let step = (n / 1000).max(1);
+        let mut sample: Vec<f64> = set
+            .shapes
+            .iter()
+            .step_by(step)
+            .map(|s| (s.max[0] - s.min[0]).max(s.max[1] - s.min[1]))
+            .collect();
+        sample.sort_unstable_by(f64::total_cmp);
+        let typical = sample.get(sample.len() / 2).copied().unwrap_or(0.0);
+        let (w, h) = (set.hi[0] - set.lo[0], set.hi[1] - set.lo[1]);
+        let mut cell = typical.max(w.max(h) / 4096.0).max(1e-9);
+        let n_cells = |c: f64| ((w / c).floor() + 1.0) * ((h / c).floor() + 1.0);
+        let limit = 2.0 * n as f64 + 16.0;
+        if n_cells(cell) > limit {
+            cell *= (n_cells(cell) / limit).sqrt() * 1.01;
+        }
+        let cells = Cells {
+            x0: set.lo[0],
+            y0: set.lo[1],
+            inv: 1.0 / cell,
+            nx: (w / cell) as usize + 1,
+            ny: (h / cell) as usize + 1,
+        };
+        let span = |s: &Shape| box_span(&cells, s);
+        let mut start = vec![0u32; cells.nx * cells.ny + 1];
+        let mut big = Vec::new();
+        for (i, s) in set.shapes.iter().enumerate() {
+            let (c0, c1, r0, r1) = span(s);
+            if (c1 - c0 + 1) * (r1 - r0 + 1) > Self::BIG {
+                big.push(i as u32);
+                continue;
+            }
+            for r in r0..=r1 {
+                for c in c0..=c1 {
+                    start[r * cells.nx + c + 1] += 1;
+                }
+            }
+        }
+        for c in 1..start.len() {
+            start[c] += start[c - 1];
+        }
+        let mut items = vec![0u32; start[start.len() - 1] as usize];
+        let mut fill = start.clone();
+        for (i, s) in set.shapes.iter().enumerate() {
+            let (c0, c1, r0, r1) = span(s);
+            if (c1 - c0 + 1) * (r1 - r0 + 1) > Self::BIG {
+                continue;
+            }
+            for r in r0..=r1 {
+                for c in c0..=c1 {
+                    let cell = r * cells.nx + c;
+                    items[fill[cell] as usize] = i as u32;
+                    fill[cell] += 1;
+                }
+            }
+        }
+        ShapeGrid {
+            cells,
+            start,
+            items,
+            big,
+        }
+    }
+
+    /// Calls `f` with every shape whose (closed) box holds `p`, each once.
+    fn at(&self, set: &PolygonSet, p: Coord<f64>, mut f: impl FnMut(usize)) {
+        let holds = |i: u32| {
+            let s = &set.shapes[i as usize];
+            p.x >= s.min[0] && p.x <= s.max[0] && p.y >= s.min[1] && p.y <= s.max[1]
+        };
+        // The padded span of a point is one cell, or two side by side where it lies on a cell's
+        // edge; a shape filed in both is reported from the first only.
+        let (c0, c1, r0, r1) = self.cells.span(p, p);
+        for r in r0..=r1 {
+            for c in c0..=c1 {
+                let cell = r * self.cells.nx + c;
+                for &i in &self.items[self.start[cell] as usize..self.start[cell + 1] as usize] {
+                    if !holds(i) {
+                        continue;
+                    }
+                    // Reported already from an earlier cell of this query?
+                    let (sc0, _, sr0, _) = box_span(&self.cells, &set.shapes[i as usize]);
+                    if (r > r0 && sr0 < r) || (c > c0 && sc0 < c) {
+                        continue;
+                    }
+                    f(i as usize);
+                }
+            }
+        }
+        for &i in &self.big {
+            if holds(i) {
+                f(i as usize);
+            }
+        }
+    }
 }
 
 /// A run of shapes and the run of coordinates (edges by first coordinate) they own.
@@ -1077,7 +1197,7 @@ impl PolygonSet {
     fn walk(
         &self,
         i: usize,
-        tree: &RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>,
+        tree: &ShapeGrid,
         events: &EdgeEvents,
         scratch: &mut Scratch,
         out: &mut Walked,
@@ -1098,15 +1218,14 @@ impl PolygonSet {
             st.pieces = 0;
             st.areas = 0;
             st.cover.clear();
-            for g in tree.locate_all_at_point(&[pts[0].x, pts[0].y]) {
-                let j = g.data;
+            tree.at(self, pts[0], |j| {
                 if j == i {
-                    continue;
+                    return;
                 }
                 // A piece known to be inside the one area polygon is inside it.
                 let known = self.is_area[j] && self.inside_area[i];
                 if !known && !self.contains(j, pts[0], i) {
-                    continue;
+                    return;
                 }
                 if self.is_area[j] {
                     st.areas += 1;
@@ -1116,7 +1235,7 @@ impl PolygonSet {
                         st.cover_add(j as u32, 1);
                     }
                 }
-            }
+            });
             st.on = self.bounds(area_ring, st);
             if st.on {
                 st.chain = new_chain(out);
