@@ -1247,43 +1247,51 @@ fn build_geometry(
                     for c in &g.codes[1..] {
                         region = region.union(&unit_p(c));
                     }
-                    let pts: Vec<Coord> = if g.codes.len() >= 2 {
-                        g.codes.iter().map(|c| anchor_of(c)).collect()
-                    } else {
-                        let a = anchor_of(&g.codes[0]);
-                        let scale = region.unsigned_area().sqrt();
-                        let l = len.min(1.2 * scale);
-                        let t = rng.f64() * std::f64::consts::PI;
-                        let bend = (rng.f64() - 0.5) * 0.3 * l;
-                        let (dx, dy) = (libm::cos(t), libm::sin(t));
-                        let off = (rng.f64() - 0.5) * 0.2 * scale;
-                        let c = Coord {
-                            x: a.x - dy * off,
-                            y: a.y + dx * off,
+                    // a line through the anchor may miss an odd-shaped unit:
+                    // draw again (deterministically) until a part lies inside
+                    for _attempt in 0..32 {
+                        let pts: Vec<Coord> = if g.codes.len() >= 2 {
+                            g.codes.iter().map(|c| anchor_of(c)).collect()
+                        } else {
+                            let a = anchor_of(&g.codes[0]);
+                            let scale = region.unsigned_area().sqrt();
+                            let l = len.min(1.2 * scale);
+                            let t = rng.f64() * std::f64::consts::PI;
+                            let bend = (rng.f64() - 0.5) * 0.3 * l;
+                            let (dx, dy) = (libm::cos(t), libm::sin(t));
+                            let off = (rng.f64() - 0.5) * 0.2 * scale;
+                            let c = Coord {
+                                x: a.x - dy * off,
+                                y: a.y + dx * off,
+                            };
+                            vec![
+                                Coord {
+                                    x: c.x - dx * l / 2.0,
+                                    y: c.y - dy * l / 2.0,
+                                },
+                                Coord {
+                                    x: c.x - dx * l / 6.0 - dy * bend,
+                                    y: c.y - dy * l / 6.0 + dx * bend,
+                                },
+                                Coord {
+                                    x: c.x + dx * l / 6.0 + dy * bend * 0.5,
+                                    y: c.y + dy * l / 6.0 - dx * bend * 0.5,
+                                },
+                                Coord {
+                                    x: c.x + dx * l / 2.0,
+                                    y: c.y + dy * l / 2.0,
+                                },
+                            ]
                         };
-                        vec![
-                            Coord {
-                                x: c.x - dx * l / 2.0,
-                                y: c.y - dy * l / 2.0,
-                            },
-                            Coord {
-                                x: c.x - dx * l / 6.0 - dy * bend,
-                                y: c.y - dy * l / 6.0 + dx * bend,
-                            },
-                            Coord {
-                                x: c.x + dx * l / 6.0 + dy * bend * 0.5,
-                                y: c.y + dy * l / 6.0 - dx * bend * 0.5,
-                            },
-                            Coord {
-                                x: c.x + dx * l / 2.0,
-                                y: c.y + dy * l / 2.0,
-                            },
-                        ]
-                    };
-                    let clipped = region.clip(&MultiLineString(vec![LineString(pts)]), false);
-                    for ls in clipped.0 {
-                        if ls.0.len() >= 2 {
-                            lines.push(proj.inv_ls(&ls));
+                        let clipped = region.clip(&MultiLineString(vec![LineString(pts)]), false);
+                        let before = lines.len();
+                        for ls in clipped.0 {
+                            if ls.0.len() >= 2 {
+                                lines.push(proj.inv_ls(&ls));
+                            }
+                        }
+                        if lines.len() > before {
+                            break;
                         }
                     }
                 }
