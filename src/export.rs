@@ -136,11 +136,10 @@ pub fn select_within(
             .features
             .into_iter()
             .filter(|f| !(below_district && district_level(f)))
-            // Touching the unit's boundary is not being in it.
+            // In the area by the membership rule (engine::membership): touching the unit's
+            // boundary, or overlapping it by a sliver, is not being in it.
             .filter(|f| match (&sel.area, &f.geometry) {
-                (Some((_, a)), Some(g)) => {
-                    a.share_inside(g).is_some_and(|s| s > 0.0) || a.within(g)
-                }
+                (Some((_, a)), Some(g)) => crate::engine::membership::is_member(a, g),
                 _ => true,
             })
             .collect();

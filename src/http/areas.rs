@@ -321,11 +321,12 @@ async fn area_features(
                     let Some(share) = area.share_inside(g) else {
                         continue;
                     };
-                    // A positive share: neighbours that only touch the boundary are not in the unit.
+                    // In the unit by the membership rule (engine::membership): neighbours that
+                    // touch the boundary or overlap it by a sliver are not in it.
                     let keep = if within {
                         share >= 1.0 - 1e-6
                     } else {
-                        share > 0.0
+                        crate::engine::membership::is_member(&area, g)
                     };
                     if !keep {
                         continue;
