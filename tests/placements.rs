@@ -24,8 +24,9 @@ fn codes(f: &geojson::Feature) -> Vec<String> {
     out
 }
 
-/// Ids of bundled features of `layer` (in the plan files) that name a unit of `district`.
-fn plan_ids_of(layer: &str, district: &str) -> BTreeSet<String> {
+/// Ids of bundled features of `layer` (in the plan files) that name a unit of `district`:
+/// with geometry, or (`null_geometry`) without.
+fn plan_ids_of(layer: &str, district: &str, null_geometry: bool) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for e in std::fs::read_dir(common::repo().join("seeds")).unwrap() {
         let p = e.unwrap().path();
@@ -35,7 +36,7 @@ fn plan_ids_of(layer: &str, district: &str) -> BTreeSet<String> {
         }
         for f in bundled(&format!("seeds/{name}")).features {
             if f.property("layer").and_then(Value::as_str) == Some(layer)
-                && f.geometry.is_some()
+                && f.geometry.is_none() == null_geometry
                 && codes(&f).iter().any(|c| c.starts_with(district))
             {
                 out.insert(feature_id(&f));
@@ -110,14 +111,16 @@ async fn a_district_holds_its_own_towns_and_villages_only() {
 #[tokio::test]
 async fn a_districts_projects_are_its_own() {
     let server = common::start().await;
-    let expected = plan_ids_of("projects", DAZU);
+    let expected = plan_ids_of("projects", DAZU, false);
+    let attributes_only = plan_ids_of("projects", DAZU, true);
     assert!(!expected.is_empty());
     let got: BTreeSet<String> = area_feature_ids(&server, DAZU, "projects")
         .await
         .into_iter()
         .map(|(_, id)| id)
         .collect();
-    assert_eq!(got, expected, "projects listed in 大足");
+    let all: BTreeSet<String> = expected.union(&attributes_only).cloned().collect();
+    assert_eq!(got, all, "projects listed in 大足");
     let cov = server
         .json(&format!("/areas/{DAZU}/coverage?layers=projects"))
         .await;
@@ -129,7 +132,10 @@ async fn a_districts_projects_are_its_own() {
         "projects counted in 大足's coverage"
     );
     // and 永川's are 永川's
-    let yc = plan_ids_of("projects", "500118");
+    let yc: BTreeSet<String> = plan_ids_of("projects", "500118", false)
+        .union(&plan_ids_of("projects", "500118", true))
+        .cloned()
+        .collect();
     let got: BTreeSet<String> = area_feature_ids(&server, "500118", "projects")
         .await
         .into_iter()
@@ -175,4 +181,74 @@ async fn an_export_of_a_district_holds_its_own_towns() {
         .collect();
     assert_eq!(ids.len(), 27, "{ids:?}");
     assert!(ids.iter().all(|id| id.starts_with(DAZU)), "{ids:?}");
+}
+
+/// Features the text ties to a district only have no geometry (item 3): 永川's are listed by the
+/// district with `share_inside: null`, not by its towns, not counted in coverage, and exported in
+/// every format as attribute rows (null shapes).
+#[tokio::test]
+async fn district_level_items_have_no_geometry_and_export_as_attributes() {
+    let server = common::start().await;
+    let yc = "500118";
+    let nulls = plan_ids_of("projects", yc, true);
+    let drawn = plan_ids_of("projects", yc, false);
+    assert!(
+        nulls.len() > 10,
+        "永川 has district-level projects: {}",
+        nulls.len()
+    );
+    let v = server
+        .json(&format!("/areas/{yc}/features?layers=projects"))
+        .await;
+    let listed: BTreeSet<String> = v["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["geometry"].is_null())
+        .map(|f| {
+            assert!(f["properties"]["share_inside"].is_null(), "{f}");
+            f["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(listed, nulls);
+    // not in a town of it
+    let town = server
+        .json("/areas/500118100/features?layers=projects")
+        .await;
+    assert!(town["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| !f["geometry"].is_null()));
+    let cov = server
+        .json(&format!("/areas/{yc}/coverage?layers=projects"))
+        .await;
+    assert_eq!(find_count(&cov, "projects"), Some(drawn.len() as u64));
+    for format in ["geojson", "gpkg", "shp", "csv"] {
+        let r = server
+            .get(&format!(
+                "/export?area={yc}&layers=projects&format={format}"
+            ))
+            .await;
+        let status = r.status();
+        let body = r.bytes().await.unwrap();
+        assert_eq!(status, 200, "{format}: {}", String::from_utf8_lossy(&body));
+        if format == "geojson" {
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            let n = v["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["geometry"].is_null())
+                .count();
+            assert_eq!(n, nulls.len(), "null-geometry rows in the GeoJSON export");
+            assert_eq!(
+                v["features"].as_array().unwrap().len(),
+                nulls.len() + drawn.len()
+            );
+        }
+    }
+    // a tile over 永川 draws none of them (and does not fail)
+    let r = server.get("/tiles/projects/9/405/211.mvt").await;
+    assert!(r.status() == 200 || r.status() == 204, "{}", r.status());
 }

@@ -70,6 +70,16 @@ pub fn is_member(area: &PreparedArea, g: &Geometry<f64>) -> bool {
     points_of(g).any(|c| area.contains_coord(c))
 }
 
+/// Whether a feature names the unit `code` (its `admin_code` or one of its `admin_codes`): how
+/// a feature without geometry (tied to a whole district by the text) is in a unit.
+pub fn names_unit(f: &crate::model::Feature, code: &str) -> bool {
+    f.admin_code.as_deref() == Some(code)
+        || f.properties
+            .get("admin_codes")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|a| a.iter().any(|c| c.as_str() == Some(code)))
+}
+
 fn points_of(g: &Geometry<f64>) -> Box<dyn Iterator<Item = geo::Coord<f64>> + '_> {
     match g {
         Geometry::Point(p) => Box::new(std::iter::once(p.0)),

@@ -346,6 +346,29 @@ async fn area_features(
                     ];
                     write_feature(&mut out, f, &PropertySelection::All, None, &extra);
                 }
+                // Features without geometry that the plans tie to this district only: listed as
+                // attributes (share_inside null), never drawn and never measured.
+                if unit.level == AdminLevel::District && !within {
+                    for (i, (_, f)) in idx.iter().enumerate() {
+                        budget.check_every(i)?;
+                        if f.geometry.is_some()
+                            || !crate::engine::membership::names_unit(f, &unit.code)
+                        {
+                            continue;
+                        }
+                        n += 1;
+                        if total >= MAX_AREA_FEATURES {
+                            truncated = true;
+                            continue;
+                        }
+                        if total > 0 {
+                            out.push(',');
+                        }
+                        total += 1;
+                        let extra = [("layer", json!(layer_id)), ("share_inside", Value::Null)];
+                        write_feature(&mut out, f, &PropertySelection::All, None, &extra);
+                    }
+                }
                 counts.insert(layer_id.clone(), json!(n));
             }
             Ok((out, counts, total, truncated))

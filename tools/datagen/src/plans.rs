@@ -2,7 +2,7 @@
 //! catalog, plus layers.json, aliases.json, unplaced.json and README.md.
 
 use crate::admin::Admin;
-use crate::out::{is_valid, round_geom, write_fc, Feature};
+use crate::out::{is_null, is_valid, no_geometry, round_geom, write_fc, Feature};
 use crate::resolve::{Gazetteer, Outcome, Resolved};
 use crate::util::*;
 use geo::{
@@ -461,7 +461,7 @@ pub fn write(admin: &Admin, reference: &Path, documents: &Path, dir: &Path) {
             .collect()
     };
     let up = json!({
-        "description": "Catalog entities of the five plans that could not be placed, or not placed as finely as the text names them. not_placed: no feature was made. district_level: placed at district level (geometry = the district polygon) because the text names no place inside the district that could be resolved. partially_placed: placed, but some of the places the text names could not be resolved. merged: folded into another feature (not double-counted).",
+        "description": "Catalog entities of the five plans that could not be placed, or not placed as finely as the text names them. not_placed: no feature was made. district_level: tied to the district only (geometry null, listed by the district) because the text names no place inside the district that could be resolved. partially_placed: placed, but some of the places the text names could not be resolved. merged: folded into another feature (not double-counted).",
         "not_placed": list("not_placed"),
         "partially_placed": list("partially_placed"),
         "district_level": list("district_level"),
@@ -812,14 +812,14 @@ fn plan_features(
              format!("{lvl}-polygon: the (approximate) polygon of the {lvl} itself, from data/{lvl}s.geojson"),
              codes, vec![], None)
         } else if placement == "district" {
-            (Geometry::MultiPolygon(d.geom_ll.clone()),
-             "district-polygon: the text ties it only to the district, so the geometry is the whole district; no site is known".to_string(),
+            (no_geometry(),
+             "no-geometry: the text ties it only to the district and names no site, so it has no geometry (null); it is listed by /areas/{district}/features and exported as attributes, never drawn and never in coverage".to_string(),
              vec![d.code.clone()], vec![], None)
         } else {
             build_geometry(admin, doc, e, &groups)
         };
         let geom = round_geom(&geom);
-        if !is_valid(&geom) {
+        if !is_null(&geom) && !is_valid(&geom) {
             if let Geometry::MultiPolygon(m) = &geom {
                 use geo::Validation;
                 panic!(
@@ -972,11 +972,11 @@ fn plan_features(
                     "group_households": 74, "group_people": 270,
                     "source": {"document": format!("{} {}", doc.file, doc.title), "file": doc.file, "title": doc.title, "quote": q},
                     "approximate": true,
-                    "geometry_method": "district-polygon: placeholder for an unnamed site; the text gives no town, so the geometry is the whole district",
+                    "geometry_method": "no-geometry: placeholder for an unnamed site; the text gives no town, so it has no geometry (null)",
                     "catalog": "catalog/004.json features (易地扶贫搬迁集中安置点（5个，全区）)",
                     "catalog_layer": "resettlement_site",
                 }),
-                geom: Geometry::MultiPolygon(d.geom_ll.clone()),
+                geom: no_geometry(),
             });
         }
     }
@@ -1527,8 +1527,9 @@ checked, word for word, against them (by the generator and by `tests/dataset.rs`
 
 ## How the geometry is made (`geometry_method`)
 
-- `district-polygon`: the text ties it only to the district (or to places that cannot be resolved);
-  the geometry is the district itself.
+- `no-geometry`: the text ties it only to the district (or to places that cannot be resolved), so
+  the feature has `geometry: null` and its district's `admin_code` (it is never drawn as the
+  district and never counted in coverage).
 - `village-polygon` / `town-polygon`: key help villages and towns are the unit's own polygon.
 - `unit-polygon`: a project or programme tied to a town or village without a site or an area
   (or a designation covering the whole unit, e.g. 全域土地综合整治): the unit's own polygon.
