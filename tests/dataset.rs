@@ -763,8 +763,10 @@ fn required_entities_are_present() {
     let rs = in_layer(&wl, "resettlement_sites");
     assert_eq!(rs.len(), 5);
     for f in &rs {
-        assert_eq!(f["properties"]["group_households"], 74);
-        assert_eq!(f["properties"]["group_people"], 270);
+        // the group's totals, in one object (not each site's own figures, issue 12 item 5)
+        assert_eq!(f["properties"]["group"]["households"], 74);
+        assert_eq!(f["properties"]["group"]["people"], 270);
+        assert!(f["properties"]["households"].is_null());
     }
     let named: BTreeSet<&str> = rs
         .iter()

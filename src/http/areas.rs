@@ -302,6 +302,7 @@ async fn area_features(
                 let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
                 slots.sort_unstable();
                 let mut n = 0usize;
+                let mut found = Vec::new();
                 for (i, (slot, _)) in slots.into_iter().enumerate() {
                     budget.check_every(i)?;
                     let Some(f) = idx.slot(slot) else { continue };
@@ -328,23 +329,9 @@ async fn area_features(
                     } else {
                         crate::engine::membership::is_member(&area, g)
                     };
-                    if !keep {
-                        continue;
+                    if keep {
+                        found.push((f, json!(round(share, 6))));
                     }
-                    n += 1;
-                    if total >= MAX_AREA_FEATURES {
-                        truncated = true;
-                        continue;
-                    }
-                    if total > 0 {
-                        out.push(',');
-                    }
-                    total += 1;
-                    let extra = [
-                        ("layer", json!(layer_id)),
-                        ("share_inside", json!(round(share, 6))),
-                    ];
-                    write_feature(&mut out, f, &PropertySelection::All, None, &extra);
                 }
                 // Features without geometry that the plans tie to this district only: listed as
                 // attributes (share_inside null), never drawn and never measured.
@@ -356,18 +343,21 @@ async fn area_features(
                         {
                             continue;
                         }
-                        n += 1;
-                        if total >= MAX_AREA_FEATURES {
-                            truncated = true;
-                            continue;
-                        }
-                        if total > 0 {
-                            out.push(',');
-                        }
-                        total += 1;
-                        let extra = [("layer", json!(layer_id)), ("share_inside", Value::Null)];
-                        write_feature(&mut out, f, &PropertySelection::All, None, &extra);
+                        found.push((f, Value::Null));
                     }
+                }
+                for (f, share) in found {
+                    n += 1;
+                    if total >= MAX_AREA_FEATURES {
+                        truncated = true;
+                        continue;
+                    }
+                    if total > 0 {
+                        out.push(',');
+                    }
+                    total += 1;
+                    let extra = [("layer", json!(layer_id)), ("share_inside", share)];
+                    write_feature(&mut out, f, &PropertySelection::All, None, &extra);
                 }
                 counts.insert(layer_id.clone(), json!(n));
             }

@@ -439,9 +439,9 @@ pub fn write(admin: &Admin, reference: &Path, documents: &Path, dir: &Path) {
                             "codes": codes, "kind": kind, "note": note}),
         );
     }
-    for (variant, canon, note) in ENTITY_ALIASES {
+    for (district, variant, canon, note) in ENTITY_ALIASES {
         aliases.push(
-            json!({"district_code": "500156", "variant": variant, "canonical": canon,
+            json!({"district_code": district, "variant": variant, "canonical": canon,
                             "codes": [], "kind": "entity-name-variant", "note": note}),
         );
     }
@@ -488,49 +488,71 @@ pub fn write(admin: &Admin, reference: &Path, documents: &Path, dir: &Path) {
     .unwrap();
 }
 
-const ENTITY_ALIASES: &[(&str, &str, &str)] = &[
+/// (district code, variant, canonical name, note)
+/// The 5 集中安置点 of 武隆 as one group: the plan gives its totals, not each site's.
+fn resettlement_group() -> Value {
+    json!({"name": "武隆区易地扶贫搬迁集中安置点（5个）", "sites": 5, "households": 74, "people": 270,
+           "note": "totals of the group of 5 sites as the plan gives them; no per-site figures"})
+}
+
+/// (district code, variant, canonical name, note)
+const ENTITY_ALIASES: &[(&str, &str, &str, &str)] = &[
     (
+        "500156",
         "香障树田园综合体",
         "桐梓镇香障树田园综合体（香树村田园综合体）",
         "project 2-11 is named 香障树, its content says 香树村田园综合体",
     ),
     (
+        "500156",
         "香树村田园综合体",
         "桐梓镇香障树田园综合体（香树村田园综合体）",
         "project 2-11 is named 香障树, its content says 香树村田园综合体",
     ),
     (
+        "500156",
         "关桥乡村生活综合体",
         "武隆区“官桥·云村”乡村生活旅游综合体项目",
         "project 3-1 (火炉镇) is written 官桥·云村 and 关桥 in the same plan",
     ),
     (
+        "500156",
         "官桥·云村",
         "武隆区“官桥·云村”乡村生活旅游综合体项目",
         "project 3-1 (火炉镇)",
     ),
     (
+        "500153",
         "双流万亩蔬菜园区",
         "万亩蔬菜园区（双流村）",
         "吴家镇: also 双流万亩蔬菜基地",
     ),
     (
+        "500153",
         "双流万亩蔬菜基地",
         "万亩蔬菜园区（双流村）",
         "吴家镇: also 双流万亩蔬菜园区",
     ),
-    ("沿濑溪河万亩蔬菜基地", "濑溪河万亩蔬菜基地", "龙水镇"),
     (
+        "500111",
+        "沿濑溪河万亩蔬菜基地",
+        "濑溪河万亩蔬菜基地",
+        "龙水镇",
+    ),
+    (
+        "500153",
         "内荣现代农高区",
         "内江荣昌现代农业高新技术产业示范区",
         "吴家镇",
     ),
     (
+        "500153",
         "荣昌黄桷滩现代农业产业园",
         "黄桷滩市级现代农业产业园",
         "吴家镇",
     ),
     (
+        "500154",
         "刘帅纪念馆",
         "刘伯承同志纪念馆及故居",
         "开州: the text does not say they are the same",
@@ -645,7 +667,7 @@ fn plan_features(
                 name: e.name.clone(),
                 catalog: e.catalog.into(),
                 catalog_layer: e.catalog_layer.clone(),
-                reason: "aggregate of the 5 集中安置点: made into the 2 named sites and 3 placeholders, each carrying the group totals (74 户 / 270 人)".into(),
+                reason: "aggregate of the 5 集中安置点: made into the 2 named sites and 3 placeholders, each carrying the group's totals (74 户 / 270 人) in one `group` object, not as its own figures".into(),
                 quote: e.quote.clone(),
             });
             continue;
@@ -923,14 +945,7 @@ fn plan_features(
             };
             set(&mut p, "site_type", json!(st));
             if doc.id == "004" {
-                set(
-                    &mut p,
-                    "group",
-                    json!("武隆区易地扶贫搬迁集中安置点（5个）"),
-                );
-                set(&mut p, "group_sites", json!(5));
-                set(&mut p, "group_households", json!(74));
-                set(&mut p, "group_people", json!(270));
+                set(&mut p, "group", resettlement_group());
                 set(&mut p, "placeholder", json!(false));
             }
         }
@@ -968,8 +983,7 @@ fn plan_features(
                     "placeholder": true,
                     "placeholder_note": "placeholder: the plan counts 5 集中安置点 but names only 火炉镇安置点 and 后坪乡安置点; this one is not named and its town is not known",
                     "site_type": "易地扶贫搬迁集中安置点",
-                    "group": "武隆区易地扶贫搬迁集中安置点（5个）", "group_sites": 5,
-                    "group_households": 74, "group_people": 270,
+                    "group": resettlement_group(),
                     "source": {"document": format!("{} {}", doc.file, doc.title), "file": doc.file, "title": doc.title, "quote": q},
                     "approximate": true,
                     "geometry_method": "no-geometry: placeholder for an unnamed site; the text gives no town, so it has no geometry (null)",
@@ -1521,9 +1535,10 @@ checked, word for word, against them (by the generator and by `tests/dataset.rs`
   catalog's own attributes and metrics verbatim
 - key_help_villages: `unit_level` (`village` or `town`), `tier`, `help_group` (帮扶集团),
   `contact_district_leaders` (联系区领导), `lead_unit` (牵头单位), `member_units`
-- resettlement_sites: `site_type`; the 5 武隆 集中安置点 carry `group_households: 74`,
-  `group_people: 270` (the plan gives no per-site figures); the 3 it does not name are
-  `placeholder: true` features at district level
+- resettlement_sites: `site_type`; the 5 武隆 集中安置点 carry the group's figures as one object,
+  `group: {"name", "sites": 5, "households": 74, "people": 270}` (the plan gives no per-site
+  figures; an object, so that summing the sites never adds the group total five times); the 3 it
+  does not name are `placeholder: true` features without geometry
 
 ## How the geometry is made (`geometry_method`)
 
