@@ -107,10 +107,14 @@ pub fn select_within(
                 within: false,
             });
         }
+        let mut user_filter = None;
         if let Some(text) = &sel.filter {
             let known = |k: &str| k == "id" || idx.has_property(k);
             match parse_filter(text, FilterLang::Cql2Text, &known) {
-                Ok(f) => parts.push(f),
+                Ok(f) => {
+                    user_filter = Some(f.clone());
+                    parts.push(f)
+                }
                 Err(e) => return Ok(Err(format!("filter on layer {id}: {e}"))),
             }
         }
@@ -136,14 +140,31 @@ pub fn select_within(
             .features
             .into_iter()
             .filter(|f| !(below_district && district_level(f)))
-            // Touching the unit's boundary is not being in it.
+            // In the area by the membership rule (engine::membership): touching the unit's
+            // boundary, or overlapping it by a sliver, is not being in it.
             .filter(|f| match (&sel.area, &f.geometry) {
-                (Some((_, a)), Some(g)) => {
-                    a.share_inside(g).is_some_and(|s| s > 0.0) || a.within(g)
-                }
+                (Some((_, a)), Some(g)) => crate::engine::membership::is_member(a, g),
                 _ => true,
             })
             .collect();
+        let mut features = features;
+        // Features the plans tie to a whole district have no geometry: an export of that
+        // district carries them as attribute rows (null shapes).
+        if let Some((u, _)) = sel
+            .area
+            .as_ref()
+            .filter(|(u, _)| u.level == AdminLevel::District)
+        {
+            for (i, (_, f)) in idx.iter().enumerate() {
+                budget.check_every(i)?;
+                if f.geometry.is_none()
+                    && crate::engine::membership::names_unit(f, &u.code)
+                    && user_filter.as_ref().is_none_or(|x| x.matches(f))
+                {
+                    features.push(Arc::clone(f));
+                }
+            }
+        }
         out.push((idx.layer.clone(), features));
     }
     Ok(Ok(out))

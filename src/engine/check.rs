@@ -28,6 +28,75 @@ pub struct CheckReport {
     /// layer → (features, invalid features)
     pub layers: BTreeMap<String, (usize, usize)>,
     pub problems: Vec<Problem>,
+    /// The admin units as a coverage, and how features sit in them.
+    pub units: UnitsReport,
+}
+
+/// Figures on the admin units and on how coarsely features are placed in them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct UnitsReport {
+    /// admin layer → pairs of its units that overlap by more than [`UNIT_OVERLAP_M2`].
+    pub overlapping_pairs: BTreeMap<String, usize>,
+    /// admin layer → their overlap in m² (geodesic).
+    pub overlap_m2: BTreeMap<String, f64>,
+    /// Towns sized to a figure a plan gives (`area_target_source: "plan"`): area against it.
+    pub town_sizes: Vec<TownSize>,
+    /// Features whose geometry is a whole district polygon (`geometry_method` district-polygon).
+    pub district_polygon_features: usize,
+    /// Features without geometry that name their units (tied to a district only).
+    pub without_geometry: usize,
+    /// Features placed more coarsely than the text names them: (layer, id, name, method).
+    pub coarse_placements: Vec<Problem>,
+}
+
+/// A town's generated area against the figure its plan gives.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TownSize {
+    pub code: String,
+    pub name: String,
+    pub area_km2: f64,
+    pub plan_km2: f64,
+    pub error_percent: f64,
+}
+
+/// Overlap between two units of one level above which they are reported (m²).
+pub const UNIT_OVERLAP_M2: f64 = 1e-6;
+
+impl UnitsReport {
+    /// The report as lines of text, for `yizhangtu check`.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec!["\nAdmin units:".to_string()];
+        for (layer, n) in &self.overlapping_pairs {
+            out.push(format!(
+                "  {layer}: {n} overlapping pairs ({:.6} m²)",
+                self.overlap_m2.get(layer).copied().unwrap_or(0.0)
+            ));
+        }
+        for t in &self.town_sizes {
+            out.push(format!(
+                "  {} {}: {:.1} km², the plan says {:.1} km² ({:+.1}%)",
+                t.code, t.name, t.area_km2, t.plan_km2, t.error_percent
+            ));
+        }
+        out.push(format!(
+            "  features drawn as a whole district: {}; without geometry (tied to a district only): {}",
+            self.district_polygon_features, self.without_geometry
+        ));
+        out.push(format!(
+            "  coarse placements ({}):",
+            self.coarse_placements.len()
+        ));
+        for p in &self.coarse_placements {
+            out.push(format!(
+                "    {}/{} ({}): {}",
+                p.layer,
+                p.id,
+                p.name.as_deref().unwrap_or("-"),
+                p.problem
+            ));
+        }
+        out
+    }
 }
 
 impl CheckReport {
@@ -95,7 +164,9 @@ pub fn check(engine: &Engine) -> CheckReport {
         for f in &features {
             let mut problems = Vec::new();
             match &f.geometry {
-                None => problems.push("no geometry".to_string()),
+                // a record the plans tie to a unit without a site: attributes only
+                None if !named_codes(f).is_empty() => report.units.without_geometry += 1,
+                None => problems.push("no geometry and no admin code".to_string()),
                 Some(g) => {
                     if let Err(p) = validate_topology(g) {
                         problems.push(format!("invalid geometry: {p}"));
@@ -148,7 +219,97 @@ pub fn check(engine: &Engine) -> CheckReport {
         }
         report.layers.insert(layer_id, (features.len(), bad));
     }
+    units(engine, &mut report.units);
     report
+}
+
+/// Whether a `geometry_method` says the placement is coarser than the text (the whole district,
+/// the named units' polygons standing for a site, or units left unknown).
+fn coarse(method: &str) -> bool {
+    method.starts_with("district-polygon")
+        || method.starts_with("unit-polygon")
+        || method.contains("unknown")
+        || method.contains("coarse")
+}
+
+/// Overlaps between units of each admin level, town sizes against the plans' figures, and the
+/// coarse placements of every other layer.
+fn units(engine: &Engine, out: &mut UnitsReport) {
+    use geo::{BooleanOps, BoundingRect, Intersects};
+    let admin_layers: Vec<&str> = [AdminLevel::District, AdminLevel::Town, AdminLevel::Village]
+        .iter()
+        .map(|l| l.layer())
+        .collect();
+    for layer in engine.layers() {
+        let idx = layer.read();
+        let id = idx.layer.id.clone();
+        if admin_layers.contains(&id.as_str()) {
+            let units: Vec<(geo::MultiPolygon<f64>, geo::Rect<f64>)> = idx
+                .iter()
+                .filter_map(|(_, f)| f.geometry.as_ref())
+                .map(crate::geom::polygons_of)
+                .filter_map(|mp| mp.bounding_rect().map(|r| (mp, r)))
+                .collect();
+            let (mut pairs, mut m2) = (0usize, 0.0);
+            for i in 0..units.len() {
+                for j in i + 1..units.len() {
+                    if !units[i].1.intersects(&units[j].1) {
+                        continue;
+                    }
+                    let x = units[i].0.intersection(&units[j].0);
+                    if x.0.is_empty() {
+                        continue;
+                    }
+                    let a = crate::geom::geodesic_area_m2(&geo::Geometry::MultiPolygon(x));
+                    if a > UNIT_OVERLAP_M2 {
+                        pairs += 1;
+                        m2 += a;
+                    }
+                }
+            }
+            out.overlapping_pairs.insert(id.clone(), pairs);
+            out.overlap_m2.insert(id.clone(), m2);
+            if id == AdminLevel::Town.layer() {
+                for (_, f) in idx.iter() {
+                    let plan = f
+                        .properties
+                        .get("area_target_source")
+                        .and_then(Value::as_str);
+                    let target = f.properties.get("area_target_km2").and_then(Value::as_f64);
+                    if let (Some("plan"), Some(t), Some(g)) = (plan, target, &f.geometry) {
+                        let a = crate::geom::geodesic_area_m2(g) / 1e6;
+                        out.town_sizes.push(TownSize {
+                            code: f.id.clone(),
+                            name: f.name.clone().unwrap_or_default(),
+                            area_km2: (a * 100.0).round() / 100.0,
+                            plan_km2: t,
+                            error_percent: ((a - t) / t * 1000.0).round() / 10.0,
+                        });
+                    }
+                }
+            }
+            continue;
+        }
+        for (_, f) in idx.iter() {
+            let Some(method) = f.properties.get("geometry_method").and_then(Value::as_str) else {
+                continue;
+            };
+            if method.starts_with("district-polygon") {
+                out.district_polygon_features += 1;
+            }
+            if coarse(method) || f.geometry.is_none() {
+                out.coarse_placements.push(Problem {
+                    layer: id.clone(),
+                    id: f.id.clone(),
+                    name: f.name.clone(),
+                    problem: method.split(':').next().unwrap_or(method).to_string(),
+                });
+            }
+        }
+    }
+    out.town_sizes.sort_by(|a, b| a.code.cmp(&b.code));
+    out.coarse_placements
+        .sort_by(|a, b| (&a.layer, &a.id).cmp(&(&b.layer, &b.id)));
 }
 
 #[cfg(test)]

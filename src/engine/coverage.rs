@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use super::LayerIndex;
+use super::{membership, LayerIndex};
 use crate::geom::{
     geodesic_area_m2, geodesic_length_m, polygons_of, union_area_within_measuring_m2, BoxRelation,
     PieceHint, PreparedArea,
@@ -72,7 +72,7 @@ pub fn unit_of(key: &str) -> Option<&'static str> {
         .map(|(_, u)| *u)
 }
 
-fn lines_of(g: &Geometry<f64>) -> MultiLineString<f64> {
+pub(crate) fn lines_of(g: &Geometry<f64>) -> MultiLineString<f64> {
     match g {
         Geometry::LineString(l) => MultiLineString(vec![l.clone()]),
         Geometry::MultiLineString(ml) => ml.clone(),
@@ -131,11 +131,6 @@ pub fn district_level(f: &crate::model::Feature) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the coverage computation was cancelled")]
 pub struct Cancelled;
-
-/// Share of a polygon feature's own area that must lie inside an area for the feature to count
-/// as in it: neighbours that only share a boundary with the area (as tiled admin units do) have
-/// an overlap of rounding noise, about 1e-15 of their area.
-const MEETS_SHARE: f64 = 1e-6;
 
 /// Computes a layer's coverage of an area. With `skip_district_level`, features placed only at
 /// district level are left out (counted in `district_level_skipped`).
@@ -200,10 +195,19 @@ pub fn coverage_cancellable(
                 _ => area.length_inside_m(&lines),
             };
         }
-        // A feature counts when a positive part of it lies inside; for polygons across the
-        // boundary that is known after the union.
+        // A feature counts when it is in the area by the membership rule
+        // (`super::membership`); for polygons across the boundary that is known after the union.
+        let own_length_m = if line_length_m > 0.0 && relation != BoxRelation::Inside {
+            geodesic_length_m(&Geometry::MultiLineString(lines_of(g)))
+        } else {
+            line_length_m
+        };
+        let line_member = membership::line_member(line_length_m, own_length_m);
+        if !line_member {
+            line_length_m = 0.0;
+        }
         let sure = (relation == BoxRelation::Inside && !polygons.is_empty())
-            || line_length_m > 0.0
+            || line_member
             || (!has_polygons(g)
                 && !has_lines(g)
                 && geo::CoordsIter::coords_iter(g).any(|c| area.contains_coord(c)));
@@ -241,7 +245,7 @@ pub fn coverage_cancellable(
                     .map(|p| p.clone().into_owned())
                     .collect(),
             )));
-            inside > MEETS_SHARE * own
+            membership::polygon_member(inside, own)
         };
         if !meets {
             continue;

@@ -822,7 +822,7 @@ impl Filter {
                 Some(if *within {
                     area.within(g)
                 } else {
-                    area.intersects(g)
+                    super::membership::is_member(area, g)
                 })
             }
         }

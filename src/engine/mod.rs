@@ -7,6 +7,7 @@ pub mod check;
 pub mod coverage;
 pub mod filter;
 mod index;
+pub mod membership;
 mod query;
 
 pub use admin::{AdminLevel, AdminLookupError, AdminUnit};

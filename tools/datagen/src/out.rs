@@ -138,8 +138,21 @@ fn poly_json(p: &Polygon, s: &mut String) {
     s.push(']');
 }
 
+/// The stand-in for a feature without geometry (written as `null`).
+pub fn no_geometry() -> Geometry {
+    Geometry::GeometryCollection(geo::GeometryCollection(vec![]))
+}
+
+/// Whether a geometry is [`no_geometry`].
+pub fn is_null(g: &Geometry) -> bool {
+    matches!(g, Geometry::GeometryCollection(gc) if gc.0.is_empty())
+}
+
 /// Geometry JSON from an already rounded geometry.
 pub fn geom_json(g: &Geometry) -> String {
+    if is_null(g) {
+        return "null".to_string();
+    }
     let mut s = String::new();
     match g {
         Geometry::Point(p) => {

@@ -2,7 +2,7 @@
 //! catalog, plus layers.json, aliases.json, unplaced.json and README.md.
 
 use crate::admin::Admin;
-use crate::out::{is_valid, round_geom, write_fc, Feature};
+use crate::out::{is_null, is_valid, no_geometry, round_geom, write_fc, Feature};
 use crate::resolve::{Gazetteer, Outcome, Resolved};
 use crate::util::*;
 use geo::{
@@ -439,9 +439,9 @@ pub fn write(admin: &Admin, reference: &Path, documents: &Path, dir: &Path) {
                             "codes": codes, "kind": kind, "note": note}),
         );
     }
-    for (variant, canon, note) in ENTITY_ALIASES {
+    for (district, variant, canon, note) in ENTITY_ALIASES {
         aliases.push(
-            json!({"district_code": "500156", "variant": variant, "canonical": canon,
+            json!({"district_code": district, "variant": variant, "canonical": canon,
                             "codes": [], "kind": "entity-name-variant", "note": note}),
         );
     }
@@ -461,7 +461,7 @@ pub fn write(admin: &Admin, reference: &Path, documents: &Path, dir: &Path) {
             .collect()
     };
     let up = json!({
-        "description": "Catalog entities of the five plans that could not be placed, or not placed as finely as the text names them. not_placed: no feature was made. district_level: placed at district level (geometry = the district polygon) because the text names no place inside the district that could be resolved. partially_placed: placed, but some of the places the text names could not be resolved. merged: folded into another feature (not double-counted).",
+        "description": "Catalog entities of the five plans that could not be placed, or not placed as finely as the text names them. not_placed: no feature was made. district_level: tied to the district only (geometry null, listed by the district) because the text names no place inside the district that could be resolved. partially_placed: placed, but some of the places the text names could not be resolved. merged: folded into another feature (not double-counted).",
         "not_placed": list("not_placed"),
         "partially_placed": list("partially_placed"),
         "district_level": list("district_level"),
@@ -488,49 +488,71 @@ pub fn write(admin: &Admin, reference: &Path, documents: &Path, dir: &Path) {
     .unwrap();
 }
 
-const ENTITY_ALIASES: &[(&str, &str, &str)] = &[
+/// (district code, variant, canonical name, note)
+/// The 5 集中安置点 of 武隆 as one group: the plan gives its totals, not each site's.
+fn resettlement_group() -> Value {
+    json!({"name": "武隆区易地扶贫搬迁集中安置点（5个）", "sites": 5, "households": 74, "people": 270,
+           "note": "totals of the group of 5 sites as the plan gives them; no per-site figures"})
+}
+
+/// (district code, variant, canonical name, note)
+const ENTITY_ALIASES: &[(&str, &str, &str, &str)] = &[
     (
+        "500156",
         "香障树田园综合体",
         "桐梓镇香障树田园综合体（香树村田园综合体）",
         "project 2-11 is named 香障树, its content says 香树村田园综合体",
     ),
     (
+        "500156",
         "香树村田园综合体",
         "桐梓镇香障树田园综合体（香树村田园综合体）",
         "project 2-11 is named 香障树, its content says 香树村田园综合体",
     ),
     (
+        "500156",
         "关桥乡村生活综合体",
         "武隆区“官桥·云村”乡村生活旅游综合体项目",
         "project 3-1 (火炉镇) is written 官桥·云村 and 关桥 in the same plan",
     ),
     (
+        "500156",
         "官桥·云村",
         "武隆区“官桥·云村”乡村生活旅游综合体项目",
         "project 3-1 (火炉镇)",
     ),
     (
+        "500153",
         "双流万亩蔬菜园区",
         "万亩蔬菜园区（双流村）",
         "吴家镇: also 双流万亩蔬菜基地",
     ),
     (
+        "500153",
         "双流万亩蔬菜基地",
         "万亩蔬菜园区（双流村）",
         "吴家镇: also 双流万亩蔬菜园区",
     ),
-    ("沿濑溪河万亩蔬菜基地", "濑溪河万亩蔬菜基地", "龙水镇"),
     (
+        "500111",
+        "沿濑溪河万亩蔬菜基地",
+        "濑溪河万亩蔬菜基地",
+        "龙水镇",
+    ),
+    (
+        "500153",
         "内荣现代农高区",
         "内江荣昌现代农业高新技术产业示范区",
         "吴家镇",
     ),
     (
+        "500153",
         "荣昌黄桷滩现代农业产业园",
         "黄桷滩市级现代农业产业园",
         "吴家镇",
     ),
     (
+        "500154",
         "刘帅纪念馆",
         "刘伯承同志纪念馆及故居",
         "开州: the text does not say they are the same",
@@ -645,7 +667,7 @@ fn plan_features(
                 name: e.name.clone(),
                 catalog: e.catalog.into(),
                 catalog_layer: e.catalog_layer.clone(),
-                reason: "aggregate of the 5 集中安置点: made into the 2 named sites and 3 placeholders, each carrying the group totals (74 户 / 270 人)".into(),
+                reason: "aggregate of the 5 集中安置点: made into the 2 named sites and 3 placeholders, each carrying the group's totals (74 户 / 270 人) in one `group` object, not as its own figures".into(),
                 quote: e.quote.clone(),
             });
             continue;
@@ -812,14 +834,14 @@ fn plan_features(
              format!("{lvl}-polygon: the (approximate) polygon of the {lvl} itself, from data/{lvl}s.geojson"),
              codes, vec![], None)
         } else if placement == "district" {
-            (Geometry::MultiPolygon(d.geom_ll.clone()),
-             "district-polygon: the text ties it only to the district, so the geometry is the whole district; no site is known".to_string(),
+            (no_geometry(),
+             "no-geometry: the text ties it only to the district and names no site, so it has no geometry (null); it is listed by /areas/{district}/features and exported as attributes, never drawn and never in coverage".to_string(),
              vec![d.code.clone()], vec![], None)
         } else {
             build_geometry(admin, doc, e, &groups)
         };
         let geom = round_geom(&geom);
-        if !is_valid(&geom) {
+        if !is_null(&geom) && !is_valid(&geom) {
             if let Geometry::MultiPolygon(m) = &geom {
                 use geo::Validation;
                 panic!(
@@ -923,14 +945,7 @@ fn plan_features(
             };
             set(&mut p, "site_type", json!(st));
             if doc.id == "004" {
-                set(
-                    &mut p,
-                    "group",
-                    json!("武隆区易地扶贫搬迁集中安置点（5个）"),
-                );
-                set(&mut p, "group_sites", json!(5));
-                set(&mut p, "group_households", json!(74));
-                set(&mut p, "group_people", json!(270));
+                set(&mut p, "group", resettlement_group());
                 set(&mut p, "placeholder", json!(false));
             }
         }
@@ -968,15 +983,14 @@ fn plan_features(
                     "placeholder": true,
                     "placeholder_note": "placeholder: the plan counts 5 集中安置点 but names only 火炉镇安置点 and 后坪乡安置点; this one is not named and its town is not known",
                     "site_type": "易地扶贫搬迁集中安置点",
-                    "group": "武隆区易地扶贫搬迁集中安置点（5个）", "group_sites": 5,
-                    "group_households": 74, "group_people": 270,
+                    "group": resettlement_group(),
                     "source": {"document": format!("{} {}", doc.file, doc.title), "file": doc.file, "title": doc.title, "quote": q},
                     "approximate": true,
-                    "geometry_method": "district-polygon: placeholder for an unnamed site; the text gives no town, so the geometry is the whole district",
+                    "geometry_method": "no-geometry: placeholder for an unnamed site; the text gives no town, so it has no geometry (null)",
                     "catalog": "catalog/004.json features (易地扶贫搬迁集中安置点（5个，全区）)",
                     "catalog_layer": "resettlement_site",
                 }),
-                geom: Geometry::MultiPolygon(d.geom_ll.clone()),
+                geom: no_geometry(),
             });
         }
     }
@@ -1247,43 +1261,51 @@ fn build_geometry(
                     for c in &g.codes[1..] {
                         region = region.union(&unit_p(c));
                     }
-                    let pts: Vec<Coord> = if g.codes.len() >= 2 {
-                        g.codes.iter().map(|c| anchor_of(c)).collect()
-                    } else {
-                        let a = anchor_of(&g.codes[0]);
-                        let scale = region.unsigned_area().sqrt();
-                        let l = len.min(1.2 * scale);
-                        let t = rng.f64() * std::f64::consts::PI;
-                        let bend = (rng.f64() - 0.5) * 0.3 * l;
-                        let (dx, dy) = (libm::cos(t), libm::sin(t));
-                        let off = (rng.f64() - 0.5) * 0.2 * scale;
-                        let c = Coord {
-                            x: a.x - dy * off,
-                            y: a.y + dx * off,
+                    // a line through the anchor may miss an odd-shaped unit:
+                    // draw again (deterministically) until a part lies inside
+                    for _attempt in 0..32 {
+                        let pts: Vec<Coord> = if g.codes.len() >= 2 {
+                            g.codes.iter().map(|c| anchor_of(c)).collect()
+                        } else {
+                            let a = anchor_of(&g.codes[0]);
+                            let scale = region.unsigned_area().sqrt();
+                            let l = len.min(1.2 * scale);
+                            let t = rng.f64() * std::f64::consts::PI;
+                            let bend = (rng.f64() - 0.5) * 0.3 * l;
+                            let (dx, dy) = (libm::cos(t), libm::sin(t));
+                            let off = (rng.f64() - 0.5) * 0.2 * scale;
+                            let c = Coord {
+                                x: a.x - dy * off,
+                                y: a.y + dx * off,
+                            };
+                            vec![
+                                Coord {
+                                    x: c.x - dx * l / 2.0,
+                                    y: c.y - dy * l / 2.0,
+                                },
+                                Coord {
+                                    x: c.x - dx * l / 6.0 - dy * bend,
+                                    y: c.y - dy * l / 6.0 + dx * bend,
+                                },
+                                Coord {
+                                    x: c.x + dx * l / 6.0 + dy * bend * 0.5,
+                                    y: c.y + dy * l / 6.0 - dx * bend * 0.5,
+                                },
+                                Coord {
+                                    x: c.x + dx * l / 2.0,
+                                    y: c.y + dy * l / 2.0,
+                                },
+                            ]
                         };
-                        vec![
-                            Coord {
-                                x: c.x - dx * l / 2.0,
-                                y: c.y - dy * l / 2.0,
-                            },
-                            Coord {
-                                x: c.x - dx * l / 6.0 - dy * bend,
-                                y: c.y - dy * l / 6.0 + dx * bend,
-                            },
-                            Coord {
-                                x: c.x + dx * l / 6.0 + dy * bend * 0.5,
-                                y: c.y + dy * l / 6.0 - dx * bend * 0.5,
-                            },
-                            Coord {
-                                x: c.x + dx * l / 2.0,
-                                y: c.y + dy * l / 2.0,
-                            },
-                        ]
-                    };
-                    let clipped = region.clip(&MultiLineString(vec![LineString(pts)]), false);
-                    for ls in clipped.0 {
-                        if ls.0.len() >= 2 {
-                            lines.push(proj.inv_ls(&ls));
+                        let clipped = region.clip(&MultiLineString(vec![LineString(pts)]), false);
+                        let before = lines.len();
+                        for ls in clipped.0 {
+                            if ls.0.len() >= 2 {
+                                lines.push(proj.inv_ls(&ls));
+                            }
+                        }
+                        if lines.len() > before {
+                            break;
                         }
                     }
                 }
@@ -1513,14 +1535,16 @@ checked, word for word, against them (by the generator and by `tests/dataset.rs`
   catalog's own attributes and metrics verbatim
 - key_help_villages: `unit_level` (`village` or `town`), `tier`, `help_group` (帮扶集团),
   `contact_district_leaders` (联系区领导), `lead_unit` (牵头单位), `member_units`
-- resettlement_sites: `site_type`; the 5 武隆 集中安置点 carry `group_households: 74`,
-  `group_people: 270` (the plan gives no per-site figures); the 3 it does not name are
-  `placeholder: true` features at district level
+- resettlement_sites: `site_type`; the 5 武隆 集中安置点 carry the group's figures as one object,
+  `group: {"name", "sites": 5, "households": 74, "people": 270}` (the plan gives no per-site
+  figures; an object, so that summing the sites never adds the group total five times); the 3 it
+  does not name are `placeholder: true` features without geometry
 
 ## How the geometry is made (`geometry_method`)
 
-- `district-polygon`: the text ties it only to the district (or to places that cannot be resolved);
-  the geometry is the district itself.
+- `no-geometry`: the text ties it only to the district (or to places that cannot be resolved), so
+  the feature has `geometry: null` and its district's `admin_code` (it is never drawn as the
+  district and never counted in coverage).
 - `village-polygon` / `town-polygon`: key help villages and towns are the unit's own polygon.
 - `unit-polygon`: a project or programme tied to a town or village without a site or an area
   (or a designation covering the whole unit, e.g. 全域土地综合整治): the unit's own polygon.

@@ -134,6 +134,13 @@ pub fn clip_halfplane(poly: &[Coord], n: Coord, d: f64) -> Vec<Coord> {
 /// Voronoi cells of `sites` (projected metres) inside the box `[min, max]`,
 /// by half-plane intersection; returns open convex rings.
 pub fn voronoi_cells(sites: &[Coord], min: Coord, max: Coord) -> Vec<Vec<Coord>> {
+    power_cells(sites, &vec![0.0; sites.len()], min, max)
+}
+
+/// Power (weighted Voronoi) cells: the cell of site i is where
+/// `|x - s_i|² - w_i <= |x - s_j|² - w_j` for every j, inside the box
+/// `[min, max]`; open convex rings (empty when a weight swallows the cell).
+pub fn power_cells(sites: &[Coord], weights: &[f64], min: Coord, max: Coord) -> Vec<Vec<Coord>> {
     let square = vec![
         Coord { x: min.x, y: min.y },
         Coord { x: max.x, y: min.y },
@@ -153,7 +160,9 @@ pub fn voronoi_cells(sites: &[Coord], min: Coord, max: Coord) -> Vec<Vec<Coord>>
                     x: sj.x - si.x,
                     y: sj.y - si.y,
                 };
-                let d = (sj.x * sj.x + sj.y * sj.y - si.x * si.x - si.y * si.y) / 2.0;
+                let d = (sj.x * sj.x + sj.y * sj.y - si.x * si.x - si.y * si.y + weights[i]
+                    - weights[j])
+                    / 2.0;
                 cell = clip_halfplane(&cell, n, d);
             }
             cell

@@ -1,0 +1,167 @@
+//! When a feature is "in" an area (an admin unit or a drawn polygon): one rule, used by
+//! `/areas/{code}/features`, coverage, exports by area, the `within=` parameter and `check`.
+//!
+//! - a polygon is in the area when its overlap with it is more than [`MIN_OVERLAP_M2`] (1 m²)
+//!   **and** more than [`MIN_OVERLAP_SHARE`] (1e-6) of the polygon's own area — or when all of it
+//!   lies inside (a polygon smaller than 1 m² wholly inside is in);
+//! - a line when more than [`MIN_LENGTH_M`] (1 m) of it lies inside, boundary included (or all
+//!   of it);
+//! - a point when it lies inside (boundary included).
+//!
+//! A feature that only touches the area, or overlaps it by a sliver of rounding noise along a
+//! shared boundary (generalised boundaries of neighbouring units do), is not in it. Areas and
+//! lengths are geodesic (WGS84 ellipsoid).
+
+use geo::Geometry;
+
+use super::coverage::lines_of;
+use crate::geom::{geodesic_area_m2, polygons_of, BoxRelation, PreparedArea};
+
+/// Least overlap (m²) that makes a polygon a member.
+pub const MIN_OVERLAP_M2: f64 = 1.0;
+/// Least share of a polygon's own area that must overlap.
+pub const MIN_OVERLAP_SHARE: f64 = 1e-6;
+/// Least length (m) of a line that must lie inside.
+pub const MIN_LENGTH_M: f64 = 1.0;
+/// The rule in words, for answers and documentation.
+pub const RULE: &str = "a polygon is in an area when more than 1 m² and more than 1e-6 of its own area lie inside (or all of it); a line when more than 1 m lies inside (or all of it); a point when it lies inside";
+
+/// Whether a polygon with `own_m2` of area and `inside_m2` of it inside the area is a member.
+pub fn polygon_member(inside_m2: f64, own_m2: f64) -> bool {
+    if own_m2 <= 0.0 || inside_m2 <= 0.0 {
+        return false;
+    }
+    let wholly = inside_m2 >= own_m2 * (1.0 - 1e-9);
+    wholly || (inside_m2 > MIN_OVERLAP_M2 && inside_m2 > MIN_OVERLAP_SHARE * own_m2)
+}
+
+/// Whether a line with `own_m` of length and `inside_m` of it inside the area is a member.
+pub fn line_member(inside_m: f64, own_m: f64) -> bool {
+    inside_m > 0.0 && (inside_m > MIN_LENGTH_M || inside_m >= own_m * (1.0 - 1e-9))
+}
+
+/// Whether a feature's geometry is in the area by the rule above.
+pub fn is_member(area: &PreparedArea, g: &Geometry<f64>) -> bool {
+    use geo::BoundingRect;
+    let Some(r) = g.bounding_rect() else {
+        return false;
+    };
+    match area.relate_box(r) {
+        BoxRelation::Outside => return false,
+        // wholly inside: every part of it is in
+        BoxRelation::Inside => return true,
+        BoxRelation::Boundary => {}
+    }
+    let polys = polygons_of(g);
+    if !polys.0.is_empty() {
+        let own = geodesic_area_m2(&Geometry::MultiPolygon(polys.clone()));
+        let inside = geodesic_area_m2(&Geometry::MultiPolygon(area.clip_polygons(g)));
+        if polygon_member(inside, own) {
+            return true;
+        }
+    }
+    let lines = lines_of(g);
+    if !lines.0.is_empty() {
+        let own = crate::geom::geodesic_length_m(&Geometry::MultiLineString(lines.clone()));
+        if line_member(area.length_inside_m(&lines), own) {
+            return true;
+        }
+    }
+    points_of(g).any(|c| area.contains_coord(c))
+}
+
+/// Whether a feature names the unit `code` (its `admin_code` or one of its `admin_codes`): how
+/// a feature without geometry (tied to a whole district by the text) is in a unit.
+pub fn names_unit(f: &crate::model::Feature, code: &str) -> bool {
+    f.admin_code.as_deref() == Some(code)
+        || f.properties
+            .get("admin_codes")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|a| a.iter().any(|c| c.as_str() == Some(code)))
+}
+
+fn points_of(g: &Geometry<f64>) -> Box<dyn Iterator<Item = geo::Coord<f64>> + '_> {
+    match g {
+        Geometry::Point(p) => Box::new(std::iter::once(p.0)),
+        Geometry::MultiPoint(mp) => Box::new(mp.0.iter().map(|p| p.0)),
+        Geometry::GeometryCollection(gc) => Box::new(gc.0.iter().flat_map(points_of)),
+        _ => Box::new(std::iter::empty()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::{coord, LineString, Rect};
+
+    fn unit() -> PreparedArea {
+        // about 1 km × 1.1 km at 29.5°N
+        PreparedArea::new(geo::MultiPolygon(vec![Rect::new(
+            coord! {x: 105.70, y: 29.50},
+            coord! {x: 105.71, y: 29.51},
+        )
+        .to_polygon()]))
+    }
+
+    #[test]
+    fn a_sliver_or_a_touch_is_not_membership() {
+        let a = unit();
+        // a neighbour sharing the east edge, overlapping it by 1e-8° (about 1 mm × 1.1 km ≈ 1 m²)
+        let sliver = Rect::new(
+            coord! {x: 105.71 - 1e-8, y: 29.50},
+            coord! {x: 105.72, y: 29.51},
+        )
+        .to_polygon();
+        assert!(!is_member(&a, &Geometry::Polygon(sliver)));
+        let touch =
+            Rect::new(coord! {x: 105.71, y: 29.50}, coord! {x: 105.72, y: 29.51}).to_polygon();
+        assert!(!is_member(&a, &Geometry::Polygon(touch)));
+        // 10 m into it: about 11,000 m², a member
+        let real = Rect::new(
+            coord! {x: 105.71 - 1e-4, y: 29.50},
+            coord! {x: 105.72, y: 29.51},
+        )
+        .to_polygon();
+        assert!(is_member(&a, &Geometry::Polygon(real)));
+        // a tiny polygon wholly inside is in
+        let tiny = Rect::new(
+            coord! {x: 105.705, y: 29.505},
+            coord! {x: 105.705 + 1e-6, y: 29.505 + 1e-6},
+        )
+        .to_polygon();
+        assert!(is_member(&a, &Geometry::Polygon(tiny)));
+    }
+
+    #[test]
+    fn lines_need_a_metre_inside_and_points_lie_inside() {
+        let a = unit();
+        // a line along the boundary counts as inside (the boundary belongs to the area)
+        let along = LineString::from(vec![(105.71, 29.50), (105.71, 29.51)]);
+        assert!(is_member(&a, &Geometry::LineString(along)));
+        // 0.5 m inside (5e-6° of longitude ≈ 0.48 m)
+        let poke = LineString::from(vec![(105.72, 29.505), (105.71 - 5e-6, 29.505)]);
+        assert!(!is_member(&a, &Geometry::LineString(poke)));
+        let cross = LineString::from(vec![(105.72, 29.505), (105.709, 29.505)]);
+        assert!(is_member(&a, &Geometry::LineString(cross)));
+        assert!(is_member(
+            &a,
+            &Geometry::Point(geo::Point::new(105.705, 29.505))
+        ));
+        assert!(!is_member(
+            &a,
+            &Geometry::Point(geo::Point::new(105.8, 29.505))
+        ));
+    }
+
+    #[test]
+    fn thresholds() {
+        assert!(!polygon_member(0.9, 1e6));
+        assert!(polygon_member(1.1, 1e6));
+        // more than 1 m² but under 1e-6 of a huge polygon
+        assert!(!polygon_member(5.0, 1e7 * 1e6));
+        assert!(polygon_member(0.5, 0.5));
+        assert!(line_member(1.5, 100.0));
+        assert!(!line_member(0.5, 100.0));
+        assert!(line_member(0.5, 0.5));
+    }
+}

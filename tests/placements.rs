@@ -1,0 +1,254 @@
+//! Membership means area (issue 12, item 2), on the 大足/永川 border: a unit's features, coverage
+//! and export hold only what lies in it by more than the stated tolerance
+//! (`yizhangtu::engine::membership`), never neighbours that touch it or meet it by a sliver.
+//! Expected sets are computed from the bundled files (codes), not from the server.
+
+mod common;
+
+use common::{bundled, feature_id, TestServer};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+const DAZU: &str = "500111";
+
+/// Admin codes a bundled feature names (`admin_code` and `admin_codes`).
+fn codes(f: &geojson::Feature) -> Vec<String> {
+    let mut out: Vec<String> = f
+        .property("admin_code")
+        .and_then(Value::as_str)
+        .map(|s| vec![s.to_string()])
+        .unwrap_or_default();
+    if let Some(Value::Array(a)) = f.property("admin_codes") {
+        out.extend(a.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    out
+}
+
+/// Ids of bundled features of `layer` (in the plan files) that name a unit of `district`:
+/// with geometry, or (`null_geometry`) without.
+fn plan_ids_of(layer: &str, district: &str, null_geometry: bool) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for e in std::fs::read_dir(common::repo().join("seeds")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.ends_with(".geojson") {
+            continue;
+        }
+        for f in bundled(&format!("seeds/{name}")).features {
+            if f.property("layer").and_then(Value::as_str) == Some(layer)
+                && f.geometry.is_none() == null_geometry
+                && codes(&f).iter().any(|c| c.starts_with(district))
+            {
+                out.insert(feature_id(&f));
+            }
+        }
+    }
+    out
+}
+
+async fn area_feature_ids(server: &TestServer, code: &str, layers: &str) -> Vec<(String, String)> {
+    let v = server
+        .json(&format!("/areas/{code}/features?layers={layers}"))
+        .await;
+    v["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| {
+            (
+                f["properties"]["layer"].as_str().unwrap().to_string(),
+                f["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_district_holds_its_own_towns_and_villages_only() {
+    let server = common::start().await;
+    let towns: BTreeSet<String> = bundled("data/towns.geojson")
+        .features
+        .iter()
+        .filter(|f| f.property("district_code").and_then(Value::as_str) == Some(DAZU))
+        .map(feature_id)
+        .collect();
+    let villages: BTreeSet<String> = bundled("data/villages.geojson")
+        .features
+        .iter()
+        .filter(|f| f.property("district_code").and_then(Value::as_str) == Some(DAZU))
+        .map(feature_id)
+        .collect();
+    assert_eq!(towns.len(), 27, "大足 has 27 towns (NBS)");
+    let got = area_feature_ids(&server, DAZU, "towns,villages").await;
+    let got_towns: BTreeSet<String> = got
+        .iter()
+        .filter(|(l, _)| l == "towns")
+        .map(|(_, id)| id.clone())
+        .collect();
+    let got_villages: BTreeSet<String> = got
+        .iter()
+        .filter(|(l, _)| l == "villages")
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert_eq!(got_towns, towns, "towns in 大足");
+    assert_eq!(got_villages, villages, "villages in 大足");
+
+    // a town on the border (邮亭镇 500111108 meets 永川's 500118116) holds its own villages only
+    let town = "500111108";
+    let own: BTreeSet<String> = villages
+        .iter()
+        .filter(|v| v.starts_with(town))
+        .cloned()
+        .collect();
+    let got: BTreeSet<String> = area_feature_ids(&server, town, "villages")
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(got, own);
+}
+
+#[tokio::test]
+async fn a_districts_projects_are_its_own() {
+    let server = common::start().await;
+    let expected = plan_ids_of("projects", DAZU, false);
+    let attributes_only = plan_ids_of("projects", DAZU, true);
+    assert!(!expected.is_empty());
+    let got: BTreeSet<String> = area_feature_ids(&server, DAZU, "projects")
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let all: BTreeSet<String> = expected.union(&attributes_only).cloned().collect();
+    assert_eq!(got, all, "projects listed in 大足");
+    let cov = server
+        .json(&format!("/areas/{DAZU}/coverage?layers=projects"))
+        .await;
+    let text = cov.to_string();
+    let count = find_count(&cov, "projects").unwrap_or_else(|| panic!("no projects row: {text}"));
+    assert_eq!(
+        count as usize,
+        expected.len(),
+        "projects counted in 大足's coverage"
+    );
+    // and 永川's are 永川's
+    let yc: BTreeSet<String> = plan_ids_of("projects", "500118", false)
+        .union(&plan_ids_of("projects", "500118", true))
+        .cloned()
+        .collect();
+    let got: BTreeSet<String> = area_feature_ids(&server, "500118", "projects")
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(got, yc, "projects listed in 永川");
+}
+
+/// `feature_count` of the row for `layer` anywhere in a coverage answer.
+fn find_count(v: &Value, layer: &str) -> Option<u64> {
+    match v {
+        Value::Object(m) => {
+            if m.get("layer").and_then(Value::as_str) == Some(layer) {
+                if let Some(n) = m.get("feature_count").and_then(Value::as_u64) {
+                    return Some(n);
+                }
+            }
+            m.values().find_map(|x| find_count(x, layer))
+        }
+        Value::Array(a) => a.iter().find_map(|x| find_count(x, layer)),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn an_export_of_a_district_holds_its_own_towns() {
+    let server = common::start().await;
+    let r = server
+        .get(&format!("/export?area={DAZU}&layers=towns&format=geojson"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let ids: Vec<&str> = v["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["id"]
+                .as_str()
+                .or(f["properties"]["id"].as_str())
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(ids.len(), 27, "{ids:?}");
+    assert!(ids.iter().all(|id| id.starts_with(DAZU)), "{ids:?}");
+}
+
+/// Features the text ties to a district only have no geometry (item 3): 永川's are listed by the
+/// district with `share_inside: null`, not by its towns, not counted in coverage, and exported in
+/// every format as attribute rows (null shapes).
+#[tokio::test]
+async fn district_level_items_have_no_geometry_and_export_as_attributes() {
+    let server = common::start().await;
+    let yc = "500118";
+    let nulls = plan_ids_of("projects", yc, true);
+    let drawn = plan_ids_of("projects", yc, false);
+    assert!(
+        nulls.len() > 10,
+        "永川 has district-level projects: {}",
+        nulls.len()
+    );
+    let v = server
+        .json(&format!("/areas/{yc}/features?layers=projects"))
+        .await;
+    let listed: BTreeSet<String> = v["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["geometry"].is_null())
+        .map(|f| {
+            assert!(f["properties"]["share_inside"].is_null(), "{f}");
+            f["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(listed, nulls);
+    // not in a town of it
+    let town = server
+        .json("/areas/500118100/features?layers=projects")
+        .await;
+    assert!(town["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| !f["geometry"].is_null()));
+    let cov = server
+        .json(&format!("/areas/{yc}/coverage?layers=projects"))
+        .await;
+    assert_eq!(find_count(&cov, "projects"), Some(drawn.len() as u64));
+    for format in ["geojson", "gpkg", "shp", "csv"] {
+        let r = server
+            .get(&format!(
+                "/export?area={yc}&layers=projects&format={format}"
+            ))
+            .await;
+        let status = r.status();
+        let body = r.bytes().await.unwrap();
+        assert_eq!(status, 200, "{format}: {}", String::from_utf8_lossy(&body));
+        if format == "geojson" {
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            let n = v["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["geometry"].is_null())
+                .count();
+            assert_eq!(n, nulls.len(), "null-geometry rows in the GeoJSON export");
+            assert_eq!(
+                v["features"].as_array().unwrap().len(),
+                nulls.len() + drawn.len()
+            );
+        }
+    }
+    // a tile over 永川 draws none of them (and does not fail)
+    let r = server.get("/tiles/projects/9/405/211.mvt").await;
+    assert!(r.status() == 200 || r.status() == 204, "{}", r.status());
+}
