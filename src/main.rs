@@ -260,7 +260,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     .await?;
     let unplaced = yizhangtu::seed::unplaced();
     if args.json {
-        let doc = serde_json::json!({"layers": report.layers, "problems": report.problems, "unplaced": unplaced});
+        let doc = serde_json::json!({"layers": report.layers, "problems": report.problems, "notes": report.notes, "unplaced": unplaced});
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!("{:<22} {:>9} {:>9}", "layer", "features", "invalid");
@@ -281,6 +281,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
         if report.problems.len() > 200 {
             println!("… and {} more problems", report.problems.len() - 200);
         }
+        yizhangtu::monitor::service::print_notes(&report.notes);
         if let Some(u) = unplaced {
             println!("\nPlan entities not placed, or not placed as finely as the text names them:");
             for section in ["not_placed", "partially_placed", "district_level", "merged"] {

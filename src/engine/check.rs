@@ -28,6 +28,8 @@ pub struct CheckReport {
     /// layer → (features, invalid features)
     pub layers: BTreeMap<String, (usize, usize)>,
     pub problems: Vec<Problem>,
+    /// Not faults: what was knowingly left out (qualitative plan targets, with the reason).
+    pub notes: Vec<Problem>,
 }
 
 impl CheckReport {
@@ -148,6 +150,7 @@ pub fn check(engine: &Engine) -> CheckReport {
         }
         report.layers.insert(layer_id, (features.len(), bad));
     }
+    report.notes = crate::monitor::indicators::qualitative_notes();
     report
 }
 
