@@ -29,6 +29,8 @@ async fn main() -> ExitCode {
         Command::Layers(args) => layers(&args.db).await,
         Command::Check(args) => check(args).await,
         Command::Export(args) => export(args).await,
+        Command::Indicators(args) => yizhangtu::monitor::cli::indicators(args).await,
+        Command::Projects(args) => yizhangtu::monitor::cli::projects(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -233,7 +233,7 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
                 "offset": {"name": "offset", "in": "query", "required": false, "description": "Features to skip (the next/prev links set it)",
                            "schema": {"type": "integer", "minimum": 0, "default": 0}},
                 "datetime": {"name": "datetime", "in": "query", "required": false,
-                             "description": "RFC 3339 instant or interval; no layer has a temporal extent, so it selects every feature",
+                             "description": "RFC 3339 date, date-time or interval (open ends `..`, e.g. ../2025-12-31; a bare year means the whole year): features whose period (start_date … end_date) overlaps it, on layers with periods (see extent.temporal); other layers ignore it",
                              "schema": text()},
                 "properties": {"name": "properties", "in": "query", "required": false, "style": "form", "explode": false,
                                "description": "Comma-separated property names to return", "schema": {"type": "array", "minItems": 1, "items": text()}}
@@ -245,6 +245,9 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
     });
     if let Some(paths) = doc["paths"].as_object_mut() {
         if let Value::Object(extra) = extra_paths(&problem) {
+            paths.extend(extra);
+        }
+        if let Value::Object(extra) = super::plans::openapi_paths() {
             paths.extend(extra);
         }
     }

@@ -329,9 +329,12 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
         (Some(v), Some(c)) => Some(bbox_from_crs(v, &c)?),
         (None, _) => None,
     };
-    // No layer has a temporal extent: every feature matches any interval, so `datetime` is only
-    // checked for being given once (an empty value counts as absent, as for every text parameter).
-    text_param(params, "datetime")?;
+    // Layers with periods (start_date, end_date) select by overlap; others match any interval.
+    let datetime = match text_param(params, "datetime")? {
+        Some(t) => crate::monitor::datetime::items_filter(t, &|k| idx.has_property(k))
+            .map_err(|e| ApiError::parameter("datetime", t, e))?,
+        None => None,
+    };
     let selection = match params.get("properties")? {
         None => PropertySelection::All,
         Some(list) => {
@@ -361,7 +364,7 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
         })
         .collect();
 
-    let mut parts: Vec<Filter> = within.into_iter().collect();
+    let mut parts: Vec<Filter> = within.into_iter().chain(datetime).collect();
     if let Some(text) = text_param(params, "filter")? {
         let lang = match text_param(params, "filter-lang")? {
             None | Some("cql2-text") => FilterLang::Cql2Text,

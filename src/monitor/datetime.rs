@@ -115,6 +115,33 @@ pub fn items_filter(
     Ok(overlap_filter(&interval))
 }
 
+/// A layer's temporal extent for `/collections` (OGC `extent.temporal`): the earliest start
+/// and latest end of its features' periods; `None` for layers without periods.
+pub fn temporal_extent(idx: &crate::engine::LayerIndex) -> Option<serde_json::Value> {
+    if !(idx.has_property(START) && idx.has_property(END)) {
+        return None;
+    }
+    let (mut first, mut last): (Option<String>, Option<String>) = (None, None);
+    for (_, f) in idx.iter() {
+        let text = |k: &str| f.properties.get(k).and_then(serde_json::Value::as_str);
+        if let Some(s) = text(START) {
+            if first.as_deref().is_none_or(|x| s < x) {
+                first = Some(s.to_string());
+            }
+        }
+        if let Some(e) = text(END) {
+            if last.as_deref().is_none_or(|x| e > x) {
+                last = Some(e.to_string());
+            }
+        }
+    }
+    let instant = |d: Option<String>, time: &str| d.map(|d| format!("{d}T{time}Z"));
+    Some(serde_json::json!({
+        "interval": [[instant(first, "00:00:00"), instant(last, "23:59:59")]],
+        "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //!
 //! The rules here are pure; `service` ties them to the store and the engine for the CLI and HTTP.
 
+pub mod cli;
 pub mod datetime;
 pub mod indicators;
 pub mod lifecycle;

@@ -125,9 +125,12 @@ pub async fn add_observations(
     Ok(store.add_observations(observations, recorded_by).await?)
 }
 
-/// Observations from CSV with a header row naming `indicator,value,date,source` and optionally
-/// `note` (any order; UTF-8, a BOM is fine).
-pub fn observations_from_csv(text: &str) -> Result<Vec<Observation>, MonitorError> {
+/// CSV text (UTF-8, a BOM is fine, fields trimmed): the header, which must name `required`
+/// (any order, any case), and each record with its line number.
+pub fn read_csv(
+    text: &str,
+    required: &[&str],
+) -> Result<(csv::StringRecord, Vec<(usize, csv::StringRecord)>), MonitorError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -136,10 +139,9 @@ pub fn observations_from_csv(text: &str) -> Result<Vec<Observation>, MonitorErro
         .headers()
         .map_err(|e| MonitorError::Invalid(vec![format!("CSV header: {e}")]))?
         .clone();
-    let col = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let missing: Vec<String> = ["indicator", "value", "date", "source"]
+    let mut problems: Vec<String> = required
         .iter()
-        .filter(|c| col(c).is_none())
+        .filter(|c| column(&header, c).is_none())
         .map(|c| {
             format!(
                 "CSV header: column '{c}' is missing (have: {})",
@@ -147,37 +149,42 @@ pub fn observations_from_csv(text: &str) -> Result<Vec<Observation>, MonitorErro
             )
         })
         .collect();
-    if !missing.is_empty() {
-        return Err(MonitorError::Invalid(missing));
+    let mut rows = Vec::new();
+    for (n, rec) in reader.records().enumerate() {
+        match rec {
+            Ok(r) => rows.push((n + 2, r)),
+            Err(e) => problems.push(format!("CSV line {}: {e}", n + 2)),
+        }
     }
-    let (ci, cv, cd, cs) = (
-        col("indicator").unwrap_or(0),
-        col("value").unwrap_or(0),
-        col("date").unwrap_or(0),
-        col("source").unwrap_or(0),
-    );
-    let cn = col("note");
+    if problems.is_empty() {
+        Ok((header, rows))
+    } else {
+        Err(MonitorError::Invalid(problems))
+    }
+}
+
+/// The position of a column, by name in any case.
+pub fn column(header: &csv::StringRecord, name: &str) -> Option<usize> {
+    header.iter().position(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// Observations from CSV with a header row naming `indicator,value,date,source` and optionally
+/// `note`.
+pub fn observations_from_csv(text: &str) -> Result<Vec<Observation>, MonitorError> {
+    let (header, rows) = read_csv(text, &["indicator", "value", "date", "source"])?;
+    let col = |name: &str| column(&header, name).unwrap_or(0);
+    let (ci, cv, cd, cs) = (col("indicator"), col("value"), col("date"), col("source"));
+    let cn = column(&header, "note");
     let mut out = Vec::new();
     let mut problems = Vec::new();
-    for (n, rec) in reader.records().enumerate() {
-        let line = n + 2;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                problems.push(format!("CSV line {line}: {e}"));
-                continue;
-            }
-        };
+    for (line, rec) in rows {
         let get = |i: usize| rec.get(i).unwrap_or("").to_string();
-        let value = match get(cv).parse::<f64>() {
-            Ok(v) => v,
-            Err(_) => {
-                problems.push(format!(
-                    "CSV line {line}: value '{}' is not a number",
-                    get(cv)
-                ));
-                continue;
-            }
+        let Ok(value) = get(cv).parse::<f64>() else {
+            problems.push(format!(
+                "CSV line {line}: value '{}' is not a number",
+                get(cv)
+            ));
+            continue;
         };
         out.push(Observation {
             seq: 0,
