@@ -106,6 +106,16 @@ async fn a_late_project_is_warned_until_it_is_completed() {
         doc["summary"]["investment_done_wan_yuan"].as_f64().unwrap(),
         1200.0
     );
+    // Looking back to before the report, it was still late.
+    let then = server.json("/monitoring/500156?asof=2026-01-31").await;
+    let w = then["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == "004-p-1-6")
+        .expect("late on 2026-01-31");
+    assert_eq!(w["months_late"], 1);
+    assert_eq!(w["status"], "planned");
     let f = server.json("/collections/projects/items/004-p-1-6").await;
     assert_eq!(f["properties"]["status"], "completed");
     assert_eq!(f["properties"]["progress_percent"], 100.0);

@@ -90,6 +90,21 @@ async fn five_plans_with_their_documents_and_features() {
         assert!(links.contains(&format!("/indicators?plan={id}")));
         assert!(links.contains(&format!("/collections/projects/items?plan={id}")));
     }
+    // plan= on items of a layer without plans changes nothing; on tiles it keeps one plan's
+    // features: the 龙水镇 tile has plan 000's projects and none of 武隆's plan 004.
+    let towns = server
+        .json("/collections/towns/items?plan=004&limit=1")
+        .await;
+    assert_eq!(towns["numberMatched"], 137);
+    for (plan, status) in [("000", 200), ("004", 204)] {
+        let r = server
+            .get(&format!("/tiles/projects/10/812/423.mvt?plan={plan}"))
+            .await;
+        assert_eq!(r.status(), status, "plan={plan}");
+    }
+    server
+        .problem("/tiles/projects/10/812/423.mvt?plan=", 400)
+        .await;
     let html = server.get("/plans/004?f=html").await.text().await.unwrap();
     assert!(html.contains("武隆区巩固拓展脱贫攻坚成果"));
     server.problem("/plans/999", 404).await;

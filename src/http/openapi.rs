@@ -62,6 +62,7 @@ fn query_params() -> Vec<Value> {
         qp("intersects", "features meeting a WKT geometry (lon/lat)", s()),
         qp("near", "lon,lat: features within `distance` metres (geodesic), nearest first, with distance_m", s()),
         qp("distance", "metres, with `near`", json!({"type": "number", "minimum": 0})),
+        qp("plan", "only features of this plan (000 … 004, see /plans); layers without plans (admin layers) ignore it", s()),
         qp("crs", "output CRS: CRS84, EPSG:4326/4490 (lat,lon), EPSG:3857, EPSG:4513–4554 (CGCS2000 Gauss-Krüger), auto-gk, urn:yizhangtu:crs:gcj02, urn:yizhangtu:crs:bd09", s()),
     ]
 }
@@ -131,7 +132,8 @@ fn extra_paths(problem: &dyn Fn() -> Value) -> Value {
         "/tiles/{layers}/{z}/{x}/{y}.mvt": tile_get("Mapbox Vector Tile of one or more layers (204 when empty); a layer named twice is drawn once", "getTile",
             vec![json!({"name": "layers", "in": "path", "required": true, "description": "comma-separated layer ids, at most 64 distinct", "schema": text()}),
                  zoom("z"), index("x"), index("y"),
-                 qp("filter", "CQL2 text filter", s()), qp("properties", "properties to include", s()), qp("crs", "GCJ-02/BD-09 for Chinese basemaps", s())]),
+                 qp("filter", "CQL2 text filter", s()), qp("properties", "properties to include", s()), qp("crs", "GCJ-02/BD-09 for Chinese basemaps", s()),
+                 qp("plan", "only features of this plan (000 … 004); layers without plans are unaffected", s())]),
         "/tiles/{layers}.json": get("TileJSON 3.0", "getTileJson", vec![json!({"name": "layers", "in": "path", "required": true, "schema": text()})], &["application/json"]),
         "/collections/{collectionId}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}": tile_get("OGC API – Tiles form of a layer's vector tiles", "getCollectionTile",
             vec![json!({"$ref": "#/components/parameters/collectionId"}), zoom("tileMatrix"), index("tileRow"), index("tileCol")]),

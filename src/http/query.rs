@@ -63,6 +63,7 @@ pub const QUERY_PARAMS: &[&str] = &[
     "bbox",
     "bbox-crs",
     "datetime",
+    "plan",
     "properties",
     "filter",
     "filter-lang",
@@ -335,6 +336,8 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
             .map_err(|e| ApiError::parameter("datetime", t, e))?,
         None => None,
     };
+    let plan = text_param(params, "plan")?
+        .and_then(|p| crate::monitor::plans::plan_filter(p, &|k| idx.has_property(k)));
     let selection = match params.get("properties")? {
         None => PropertySelection::All,
         Some(list) => {
@@ -364,7 +367,7 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
         })
         .collect();
 
-    let mut parts: Vec<Filter> = within.into_iter().chain(datetime).collect();
+    let mut parts: Vec<Filter> = within.into_iter().chain(datetime).chain(plan).collect();
     if let Some(text) = text_param(params, "filter")? {
         let lang = match text_param(params, "filter-lang")? {
             None | Some("cql2-text") => FilterLang::Cql2Text,

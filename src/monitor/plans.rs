@@ -41,6 +41,20 @@ pub fn bundled() -> Result<Vec<Plan>, serde_json::Error> {
     serde_json::from_str(PLANS_JSON)
 }
 
+/// `plan=` on feature queries: the features of that plan (each seeded feature names its plan in
+/// `plan`); layers without plans (the admin layers) ignore it, as layers without periods ignore
+/// `datetime`.
+pub fn plan_filter(
+    plan: &str,
+    has_property: &dyn Fn(&str) -> bool,
+) -> Option<crate::engine::Filter> {
+    has_property("plan").then(|| crate::engine::Filter::Compare {
+        key: "plan".into(),
+        op: crate::engine::filter::CmpOp::Eq,
+        value: crate::engine::filter::Scalar::Str(plan.to_string()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

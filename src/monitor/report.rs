@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::indicators::{assess, Assessment, Indicator, IndicatorStatus, Observation};
-use super::lifecycle::{current, months_late, ProjectStatus};
+use super::lifecycle::{current, months_late, Progress, ProjectStatus};
 use super::plans::Plan;
 use super::{format_date, parse_date};
 use crate::model::Feature;
@@ -124,7 +124,12 @@ fn text_list(f: &Feature, key: &str) -> Vec<String> {
 }
 
 /// A project's row on `asof`.
-pub fn project_row(f: &Feature, plans: &[Plan], asof: time::Date) -> ProjectRow {
+pub fn project_row(
+    f: &Feature,
+    plans: &[Plan],
+    asof: time::Date,
+    then: Option<&Progress>,
+) -> ProjectRow {
     let plan_id = f
         .properties
         .get("plan")
@@ -132,7 +137,7 @@ pub fn project_row(f: &Feature, plans: &[Plan], asof: time::Date) -> ProjectRow 
         .unwrap_or("")
         .to_string();
     let plan = plans.iter().find(|p| p.id == plan_id);
-    let p = current(f, plan);
+    let p = then.cloned().unwrap_or_else(|| current(f, plan));
     let months_late = match (&p.end_date, p.status.open()) {
         (Some(end), true) => months_late(end, asof).filter(|m| *m > 0 || past(end, asof)),
         _ => None,
@@ -199,6 +204,9 @@ pub struct Inputs<'a> {
     pub indicators: &'a [Indicator],
     pub observations: &'a [Observation],
     pub asof: time::Date,
+    /// A project's state on `asof` when it differs from today's: its newest progress record
+    /// reported on or before `asof`, by (layer, id). Projects not in it are as they are now.
+    pub history: &'a std::collections::HashMap<(String, String), Progress>,
 }
 
 /// Builds the report: projects and indicators in the area or below it.
@@ -209,7 +217,10 @@ pub fn build(inputs: Inputs<'_>) -> Monitoring {
         .projects
         .iter()
         .filter(|f| in_unit(&feature_codes(f), area))
-        .map(|f| project_row(f, inputs.plans, asof))
+        .map(|f| {
+            let then = inputs.history.get(&(f.layer.clone(), f.id.clone()));
+            project_row(f, inputs.plans, asof, then)
+        })
         .collect();
     let indicators: Vec<IndicatorRow> = inputs
         .indicators
@@ -311,6 +322,7 @@ mod tests {
             indicators: &[],
             observations: &[],
             asof: parse_date("2026-03-31").unwrap(),
+            history: &Default::default(),
         });
         assert_eq!(m.summary.projects_total, 4);
         let late: Vec<_> = m

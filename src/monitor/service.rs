@@ -322,6 +322,16 @@ pub async fn monitoring(
         .iter()
         .map(unit_ref)
         .collect();
+    // Before today, each project is as its newest report on or before `asof` says.
+    let mut history = std::collections::HashMap::new();
+    if asof < super::today() {
+        for p in app.store.all_progress().await? {
+            let on_time = parse_date(&p.reported_on).is_ok_and(|d| d <= asof);
+            if on_time || !history.contains_key(&(p.layer.clone(), p.feature_id.clone())) {
+                history.insert((p.layer.clone(), p.feature_id.clone()), p);
+            }
+        }
+    }
     Ok(report::build(report::Inputs {
         area: unit_ref(area),
         children,
@@ -330,6 +340,7 @@ pub async fn monitoring(
         indicators: &indicators,
         observations: &observations,
         asof,
+        history: &history,
     }))
 }
 

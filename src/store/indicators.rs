@@ -234,34 +234,46 @@ impl Store {
         .bind(feature_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let status: String = r.try_get("status")?;
-                let feature_id: String = r.try_get("feature_id")?;
-                Ok(Progress {
-                    seq: r.try_get("seq")?,
-                    layer: r.try_get("layer")?,
-                    status: ProjectStatus::parse(&status).ok_or_else(|| {
-                        corrupt(
-                            "project_progress",
-                            &feature_id,
-                            format!("status '{status}'"),
-                        )
-                    })?,
-                    feature_id,
-                    start_date: r.try_get("start_date")?,
-                    end_date: r.try_get("end_date")?,
-                    progress_percent: r.try_get("progress_percent")?,
-                    investment_done_wan_yuan: r.try_get("investment_done_wan_yuan")?,
-                    reported_on: r.try_get("reported_on")?,
-                    source: r.try_get("source")?,
-                    note: r.try_get("note")?,
-                    recorded_by: r.try_get("recorded_by")?,
-                    recorded_at: r.try_get("recorded_at")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()
+        progress_rows(&rows)
     }
+
+    /// Every progress record of every project, oldest first.
+    pub async fn all_progress(&self) -> Result<Vec<Progress>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM project_progress ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        progress_rows(&rows)
+    }
+}
+
+fn progress_rows(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<Progress>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let status: String = r.try_get("status")?;
+            let feature_id: String = r.try_get("feature_id")?;
+            Ok(Progress {
+                seq: r.try_get("seq")?,
+                layer: r.try_get("layer")?,
+                status: ProjectStatus::parse(&status).ok_or_else(|| {
+                    corrupt(
+                        "project_progress",
+                        &feature_id,
+                        format!("status '{status}'"),
+                    )
+                })?,
+                feature_id,
+                start_date: r.try_get("start_date")?,
+                end_date: r.try_get("end_date")?,
+                progress_percent: r.try_get("progress_percent")?,
+                investment_done_wan_yuan: r.try_get("investment_done_wan_yuan")?,
+                reported_on: r.try_get("reported_on")?,
+                source: r.try_get("source")?,
+                note: r.try_get("note")?,
+                recorded_by: r.try_get("recorded_by")?,
+                recorded_at: r.try_get("recorded_at")?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()
 }
 
 async fn insert_progress(
