@@ -14,7 +14,7 @@ use super::html;
 use super::params::{base_url, etag, not_modified, respond, Format, Params};
 use super::query::{lookup_error, text_param};
 use super::AppState;
-use crate::monitor::indicators::{assess, IndicatorStatus};
+use crate::monitor::indicators::{assess, IndicatorStatus, CATEGORIES};
 use crate::monitor::lifecycle::PROJECT_LAYERS;
 use crate::monitor::report::IndicatorRow;
 use crate::monitor::service::MonitorError;
@@ -304,14 +304,11 @@ async fn indicators(
     };
     let category = text_param(&params, "category")?;
     if let Some(c) = category {
-        if !all.iter().any(|i| i.category == c) {
-            let mut cats: Vec<&str> = all.iter().map(|i| i.category.as_str()).collect();
-            cats.sort_unstable();
-            cats.dedup();
+        if !CATEGORIES.contains(&c) {
             return Err(ApiError::parameter(
                 "category",
                 c,
-                format!("no such category; categories: {}", cats.join(", ")),
+                format!("no such category; categories: {}", CATEGORIES.join(", ")),
             ));
         }
     }
@@ -625,12 +622,17 @@ pub fn openapi_paths() -> Value {
                 "503": {"description": "the database is busy", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}}}})
     };
     let id = path("id", "indicator id, e.g. 004-001");
+    let plan_ids: Vec<String> = crate::monitor::plans::bundled()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
     json!({
         "/plans": {"get": read("The five plans (规划): title, issuing body, period, district, document", "getPlans", vec![f.clone()])},
         "/plans/{id}": {"get": read("One plan with its features per layer, its indicators and projects", "getPlan", vec![path("id", "plan id, e.g. 004"), f.clone()])},
         "/indicators": {"get": read("Indicators (指标) with computed status: achieved, on_track, behind (below the line from baseline to target by more than the tolerance), no_data; and the share of the way", "getIndicators",
-            vec![q("plan", "plan id", text()), q("area", "admin code or name: indicators of that unit and below", text()),
-                 q("category", "economy, agriculture, infrastructure, ecology, livelihood, governance, other", text()),
+            vec![q("plan", "plan id (see /plans)", json!({"type": "string", "enum": plan_ids})), q("area", "admin code or name: indicators of that unit and below", text()),
+                 q("category", "what the indicator measures", json!({"type": "string", "enum": CATEGORIES})),
                  q("status", "achieved, on_track, behind or no_data", json!({"type": "string", "enum": ["achieved", "on_track", "behind", "no_data"]})),
                  asof.clone(), f.clone()])},
         "/indicators/{id}": {"get": read("One indicator with its observations and status", "getIndicator", vec![id.clone(), asof.clone(), f.clone()])},

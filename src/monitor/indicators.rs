@@ -21,6 +21,17 @@ pub enum Direction {
     Keep,
 }
 
+/// The categories an indicator falls in (from key words of its name; see the generator).
+pub const CATEGORIES: &[&str] = &[
+    "economy",
+    "agriculture",
+    "infrastructure",
+    "ecology",
+    "livelihood",
+    "governance",
+    "other",
+];
+
 /// One quantitative target of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Indicator {
