@@ -383,6 +383,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
         area,
         bbox,
         filter: args.filter.clone(),
+        plan: None,
     };
     let chosen = ex::select(&engine, &sel).map_err(|e| anyhow::anyhow!(e))?;
     let default = match format {

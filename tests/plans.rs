@@ -105,6 +105,20 @@ async fn five_plans_with_their_documents_and_features() {
     server
         .problem("/tiles/projects/10/812/423.mvt?plan=", 400)
         .await;
+    // … and on exports: towns stay whole, projects are the plan's.
+    let r = server
+        .get("/export?layers=towns,projects&plan=004&format=geojson")
+        .await;
+    assert_eq!(r.status(), 200);
+    let fc: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let mut per_layer: BTreeMap<String, usize> = BTreeMap::new();
+    for f in fc["features"].as_array().unwrap() {
+        let layer = f["properties"]["layer"].as_str().unwrap_or("?").to_string();
+        *per_layer.entry(layer).or_default() += 1;
+    }
+    let expected = counts[&("004".to_string(), "projects".to_string())];
+    assert_eq!(per_layer.get("projects"), Some(&expected), "{per_layer:?}");
+    assert_eq!(per_layer.get("towns"), Some(&137), "{per_layer:?}");
     let html = server.get("/plans/004?f=html").await.text().await.unwrap();
     assert!(html.contains("武隆区巩固拓展脱贫攻坚成果"));
     server.problem("/plans/999", 404).await;

@@ -139,6 +139,7 @@ fn extra_paths(problem: &dyn Fn() -> Value) -> Value {
             vec![json!({"$ref": "#/components/parameters/collectionId"}), zoom("tileMatrix"), index("tileRow"), index("tileCol")]),
         "/export": {"get": {"summary": "Download layers of an area, box or filter", "operationId": "export",
             "parameters": [layers.clone(), qp("area", "admin code or name", s()), qp("bbox", "minLon,minLat,maxLon,maxLat", s()), qp("filter", "CQL2 text", s()),
+                 qp("plan", "only features of this plan (000 … 004); layers without plans are unaffected", s()),
                  qp("format", "geojson (streamed), gpkg, shp (zip), csv, txt (界址点坐标交换格式)", json!({"type": "string", "enum": ["geojson", "gpkg", "shp", "csv", "txt"]})),
                  qp("crs", "output CRS (as for items; txt is always Gauss-Krüger)", s()), qp("encoding", "gbk (default) or utf-8, for Shapefiles", json!({"type": "string", "enum": ["gbk", "utf-8"]}))],
             "responses": {"200": ok("the file", &export_types), "400": problem(), "404": problem(),
