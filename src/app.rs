@@ -75,6 +75,9 @@ impl App {
         // Read the log position first: anything written while we load is applied again, harmlessly.
         let applied = store.last_change().await?;
         let engine = Engine::load(store.layers().await?, store.all_features().await?);
+        if seed {
+            crate::monitor::service::seed(&store, &engine).await?;
+        }
         Ok(App {
             store,
             engine: Arc::new(engine),

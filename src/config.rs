@@ -32,6 +32,10 @@ pub enum Command {
     /// Validate every feature (geometry, admin units, codes, units) and print counts per layer
     /// and the plan entities that could not be placed; exits non-zero on any invalid feature.
     Check(CheckArgs),
+    /// Plan indicators (指标): `indicators import FILE.csv` appends observations.
+    Indicators(crate::monitor::cli::IndicatorsArgs),
+    /// Project lifecycles: `projects progress FILE.csv` records progress reports.
+    Projects(crate::monitor::cli::ProjectsArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -70,6 +70,8 @@ pub struct Selection {
     pub bbox: Option<Rect<f64>>,
     /// … and/or a CQL2 text filter, applied to each layer.
     pub filter: Option<String>,
+    /// … and/or one plan's features (layers without plans are unaffected).
+    pub plan: Option<String>,
 }
 
 /// A written export.
@@ -117,6 +119,11 @@ pub fn select_within(
                 }
                 Err(e) => return Ok(Err(format!("filter on layer {id}: {e}"))),
             }
+        }
+        if let Some(p) = &sel.plan {
+            parts.extend(crate::monitor::plans::plan_filter(p, &|k| {
+                idx.has_property(k)
+            }));
         }
         let filter = match parts.len() {
             0 => None,
@@ -323,6 +330,7 @@ pub async fn land_consolidation(
         area: Some((unit.clone(), Arc::clone(&area))),
         bbox: None,
         filter: None,
+        plan: None,
     };
     let chosen: Chosen = select(engine, &sel)?
         .into_iter()

@@ -9,5 +9,6 @@ pub mod formats;
 pub mod geom;
 pub mod http;
 pub mod model;
+pub mod monitor;
 pub mod seed;
 pub mod store;

@@ -29,6 +29,8 @@ async fn main() -> ExitCode {
         Command::Layers(args) => layers(&args.db).await,
         Command::Check(args) => check(args).await,
         Command::Export(args) => export(args).await,
+        Command::Indicators(args) => yizhangtu::monitor::cli::indicators(args).await,
+        Command::Projects(args) => yizhangtu::monitor::cli::projects(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -260,7 +262,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     .await?;
     let unplaced = yizhangtu::seed::unplaced();
     if args.json {
-        let doc = serde_json::json!({"layers": report.layers, "problems": report.problems, "units": report.units, "unplaced": unplaced});
+        let doc = serde_json::json!({"layers": report.layers, "problems": report.problems, "units": report.units, "notes": report.notes, "unplaced": unplaced});
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!("{:<22} {:>9} {:>9}", "layer", "features", "invalid");
@@ -282,6 +284,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
             println!("… and {} more problems", report.problems.len() - 200);
         }
         report.units.lines().iter().for_each(|l| println!("{l}"));
+        yizhangtu::monitor::service::print_notes(&report.notes);
         if let Some(u) = unplaced {
             println!("\nPlan entities not placed, or not placed as finely as the text names them:");
             for section in ["not_placed", "partially_placed", "district_level", "merged"] {
@@ -381,6 +384,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
         area,
         bbox,
         filter: args.filter.clone(),
+        plan: None,
     };
     let chosen = ex::select(&engine, &sel).map_err(|e| anyhow::anyhow!(e))?;
     let default = match format {

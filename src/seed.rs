@@ -109,6 +109,7 @@ pub fn bundled() -> Result<(Vec<Layer>, Vec<Feature>), SeedError> {
             });
         }
     }
+    crate::monitor::lifecycle::annotate_bundled(&mut features);
     Ok((layers, features))
 }
 

@@ -30,6 +30,8 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     /// The admin units as a coverage, and how features sit in them.
     pub units: UnitsReport,
+    /// Not faults: what was knowingly left out (qualitative plan targets, with the reason).
+    pub notes: Vec<Problem>,
 }
 
 /// Figures on the admin units and on how coarsely features are placed in them.
@@ -220,6 +222,7 @@ pub fn check(engine: &Engine) -> CheckReport {
         report.layers.insert(layer_id, (features.len(), bad));
     }
     units(engine, &mut report.units);
+    report.notes = crate::monitor::indicators::qualitative_notes();
     report
 }
 

@@ -44,7 +44,8 @@ pub fn summable(key: &str) -> bool {
         || k.ends_with("_no")
         || k.contains("rank")
         || k.contains("version")
-        || k.contains("approx"))
+        || k.contains("approx")
+        || k.ends_with("_percent"))
 }
 
 /// The unit a property's name declares (`area_mu` → 亩), if any.
@@ -65,6 +66,7 @@ pub fn unit_of(key: &str) -> Option<&'static str> {
         ("population", "人"),
         ("_count", "个"),
         ("_sites", "处"),
+        ("_percent", "%"),
     ];
     table
         .iter()

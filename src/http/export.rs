@@ -88,7 +88,7 @@ async fn export_handler(
     let params = Params::parse(q.as_deref());
     params.reject_unknown(
         &[
-            "layers", "area", "bbox", "filter", "format", "crs", "encoding", "f",
+            "layers", "area", "bbox", "filter", "format", "crs", "encoding", "f", "plan",
         ],
         |_| false,
     )?;
@@ -133,6 +133,7 @@ async fn export_handler(
         area,
         bbox,
         filter: params.get("filter")?.map(String::from),
+        plan: params.get("plan")?.map(String::from),
     };
     let crs_req = parse_crs(&params, "crs")?;
     let filter_text = sel.filter.clone().unwrap_or_default();

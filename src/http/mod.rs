@@ -6,9 +6,11 @@ pub mod error;
 mod export;
 pub mod heavy;
 mod html;
+mod monitoring;
 mod ogc;
 mod openapi;
 mod params;
+mod plans;
 pub mod query;
 mod tiles;
 pub mod viewer;
@@ -184,6 +186,8 @@ pub fn router(state: AppState) -> Router {
         .merge(tiles::router())
         .merge(viewer::router())
         .merge(export::router())
+        .merge(plans::router())
+        .merge(monitoring::router())
         .route("/healthz", get(healthz))
         .fallback(|| async {
             ApiError::new(

@@ -262,6 +262,9 @@ fn collection_json(idx: &LayerIndex, base: &str) -> Value {
     if let Some(e) = stats.extent {
         doc["extent"] = json!({"spatial": {"bbox": [[e.min().x, e.min().y, e.max().x, e.max().y]], "crs": CRS84}});
     }
+    if let Some(t) = crate::monitor::datetime::temporal_extent(idx) {
+        doc["extent"]["temporal"] = t;
+    }
     doc
 }
 

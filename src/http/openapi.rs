@@ -62,6 +62,7 @@ fn query_params() -> Vec<Value> {
         qp("intersects", "features meeting a WKT geometry (lon/lat)", s()),
         qp("near", "lon,lat: features within `distance` metres (geodesic), nearest first, with distance_m", s()),
         qp("distance", "metres, with `near`", json!({"type": "number", "minimum": 0})),
+        qp("plan", "only features of this plan (000 … 004, see /plans); layers without plans (admin layers) ignore it", s()),
         qp("crs", "output CRS: CRS84, EPSG:4326/4490 (lat,lon), EPSG:3857, EPSG:4513–4554 (CGCS2000 Gauss-Krüger), auto-gk, urn:yizhangtu:crs:gcj02, urn:yizhangtu:crs:bd09", s()),
     ]
 }
@@ -131,12 +132,14 @@ fn extra_paths(problem: &dyn Fn() -> Value) -> Value {
         "/tiles/{layers}/{z}/{x}/{y}.mvt": tile_get("Mapbox Vector Tile of one or more layers (204 when empty); a layer named twice is drawn once", "getTile",
             vec![json!({"name": "layers", "in": "path", "required": true, "description": "comma-separated layer ids, at most 64 distinct", "schema": text()}),
                  zoom("z"), index("x"), index("y"),
-                 qp("filter", "CQL2 text filter", s()), qp("properties", "properties to include", s()), qp("crs", "GCJ-02/BD-09 for Chinese basemaps", s())]),
+                 qp("filter", "CQL2 text filter", s()), qp("properties", "properties to include", s()), qp("crs", "GCJ-02/BD-09 for Chinese basemaps", s()),
+                 qp("plan", "only features of this plan (000 … 004); layers without plans are unaffected", s())]),
         "/tiles/{layers}.json": get("TileJSON 3.0", "getTileJson", vec![json!({"name": "layers", "in": "path", "required": true, "schema": text()})], &["application/json"]),
         "/collections/{collectionId}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}": tile_get("OGC API – Tiles form of a layer's vector tiles", "getCollectionTile",
             vec![json!({"$ref": "#/components/parameters/collectionId"}), zoom("tileMatrix"), index("tileRow"), index("tileCol")]),
         "/export": {"get": {"summary": "Download layers of an area, box or filter", "operationId": "export",
             "parameters": [layers.clone(), qp("area", "admin code or name", s()), qp("bbox", "minLon,minLat,maxLon,maxLat", s()), qp("filter", "CQL2 text", s()),
+                 qp("plan", "only features of this plan (000 … 004); layers without plans are unaffected", s()),
                  qp("format", "geojson (streamed), gpkg, shp (zip), csv, txt (界址点坐标交换格式)", json!({"type": "string", "enum": ["geojson", "gpkg", "shp", "csv", "txt"]})),
                  qp("crs", "output CRS (as for items; txt is always Gauss-Krüger)", s()), qp("encoding", "gbk (default) or utf-8, for Shapefiles", json!({"type": "string", "enum": ["gbk", "utf-8"]}))],
             "responses": {"200": ok("the file", &export_types), "400": problem(), "404": problem(),
@@ -233,7 +236,7 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
                 "offset": {"name": "offset", "in": "query", "required": false, "description": "Features to skip (the next/prev links set it)",
                            "schema": {"type": "integer", "minimum": 0, "default": 0}},
                 "datetime": {"name": "datetime", "in": "query", "required": false,
-                             "description": "RFC 3339 instant or interval; no layer has a temporal extent, so it selects every feature",
+                             "description": "RFC 3339 date, date-time or interval (open ends `..`, e.g. ../2025-12-31; a bare year means the whole year): features whose period (start_date … end_date) overlaps it, on layers with periods (see extent.temporal); other layers ignore it",
                              "schema": text()},
                 "properties": {"name": "properties", "in": "query", "required": false, "style": "form", "explode": false,
                                "description": "Comma-separated property names to return", "schema": {"type": "array", "minItems": 1, "items": text()}}
@@ -245,6 +248,9 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
     });
     if let Some(paths) = doc["paths"].as_object_mut() {
         if let Value::Object(extra) = extra_paths(&problem) {
+            paths.extend(extra);
+        }
+        if let Value::Object(extra) = super::plans::openapi_paths() {
             paths.extend(extra);
         }
     }

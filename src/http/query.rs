@@ -63,6 +63,7 @@ pub const QUERY_PARAMS: &[&str] = &[
     "bbox",
     "bbox-crs",
     "datetime",
+    "plan",
     "properties",
     "filter",
     "filter-lang",
@@ -329,9 +330,14 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
         (Some(v), Some(c)) => Some(bbox_from_crs(v, &c)?),
         (None, _) => None,
     };
-    // No layer has a temporal extent: every feature matches any interval, so `datetime` is only
-    // checked for being given once (an empty value counts as absent, as for every text parameter).
-    text_param(params, "datetime")?;
+    // Layers with periods (start_date, end_date) select by overlap; others match any interval.
+    let datetime = match text_param(params, "datetime")? {
+        Some(t) => crate::monitor::datetime::items_filter(t, &|k| idx.has_property(k))
+            .map_err(|e| ApiError::parameter("datetime", t, e))?,
+        None => None,
+    };
+    let plan = text_param(params, "plan")?
+        .and_then(|p| crate::monitor::plans::plan_filter(p, &|k| idx.has_property(k)));
     let selection = match params.get("properties")? {
         None => PropertySelection::All,
         Some(list) => {
@@ -361,7 +367,7 @@ pub fn parse(params: &Params, idx: &LayerIndex, within: Option<Filter>) -> ApiRe
         })
         .collect();
 
-    let mut parts: Vec<Filter> = within.into_iter().collect();
+    let mut parts: Vec<Filter> = within.into_iter().chain(datetime).chain(plan).collect();
     if let Some(text) = text_param(params, "filter")? {
         let lang = match text_param(params, "filter-lang")? {
             None | Some("cql2-text") => FilterLang::Cql2Text,

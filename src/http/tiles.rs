@@ -187,7 +187,14 @@ async fn tile_response(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     params.reject_unknown(
-        &["properties", "filter", "filter-lang", "filter-crs", "crs"],
+        &[
+            "properties",
+            "filter",
+            "filter-lang",
+            "filter-crs",
+            "crs",
+            "plan",
+        ],
         |_| false,
     )?;
     params.reject_empty()?;

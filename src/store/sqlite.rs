@@ -126,7 +126,7 @@ impl ChangeOp {
 /// The database behind the engine.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 /// The current UTC time as RFC 3339, to the second.
