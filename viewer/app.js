@@ -1420,6 +1420,82 @@ async function analyse(geometry) {
   return cov;
 }
 
+// ---------------------------------------------------------------- print: a PNG with title, legend, scale, north, date, note
+
+// The map's pixels are read in its own 'render' event, while the frame is still in the buffer.
+function mapImage() {
+  return new Promise((resolve) => {
+    map.once('render', () => resolve(map.getCanvas().toDataURL('image/png')));
+    map.triggerRepaint();
+  });
+}
+async function printMap() {
+  await new Promise((r) => (map.loaded() && !map.isMoving() ? r() : map.once('idle', r)));
+  const src = await mapImage();
+  const img = new Image();
+  await new Promise((r, e) => { img.onload = r; img.onerror = e; img.src = src; });
+  const mc = map.getContainer();
+  const W = mc.clientWidth, H = mc.clientHeight, LEG = 290, TOP = 54, FOOT = 58;
+  const c = document.createElement('canvas');
+  c.width = W + LEG; c.height = TOP + H + FOOT;
+  const g = c.getContext('2d');
+  const font = (size, bold) => `${bold ? 'bold ' : ''}${size}px ${FONTS.map((f) => (f.includes(' ') ? `"${f}"` : f)).join(',')}`;
+  g.fillStyle = '#fff'; g.fillRect(0, 0, c.width, c.height);
+  g.drawImage(img, 0, TOP, W, H);
+  g.strokeStyle = '#55616d'; g.lineWidth = 1; g.strokeRect(0.5, TOP + 0.5, W - 1, H - 1);
+  // Title.
+  const title = `${state.area ? state.area.name + ' · ' : ''}${t('print_title')}`;
+  g.fillStyle = '#1d2733'; g.font = font(22, true); g.textBaseline = 'middle'; g.fillText(title, 14, TOP / 2);
+  // North arrow (the map is never rotated).
+  const nx = W - 34, ny = TOP + 44;
+  g.beginPath(); g.moveTo(nx, ny - 22); g.lineTo(nx + 10, ny + 8); g.lineTo(nx, ny + 2); g.lineTo(nx - 10, ny + 8); g.closePath();
+  g.fillStyle = '#1d2733'; g.fill();
+  g.font = font(13, true); g.textAlign = 'center'; g.fillText(lang === 'en' ? 'N' : '北', nx, ny - 32); g.textAlign = 'left';
+  // Scale bar: a round length about 120 px long at the map's centre latitude.
+  const lat = map.getCenter().lat;
+  const mPerPx = 40075016.686 * Math.cos(lat * Math.PI / 180) / (512 * 2 ** map.getZoom());
+  const target = mPerPx * 120, pow = 10 ** Math.floor(Math.log10(target));
+  const len = [1, 2, 5, 10].map((k) => k * pow).filter((v) => v <= target).pop();
+  const px = len / mPerPx, sx = 14, sy = TOP + H + 22;
+  g.fillStyle = '#1d2733'; g.fillRect(sx, sy, px, 4);
+  g.fillRect(sx, sy - 5, 2, 9); g.fillRect(sx + px - 2, sy - 5, 2, 9);
+  g.font = font(12); g.fillText(len >= 1000 ? `${len / 1000} ${lang === 'en' ? 'km' : '公里'}` : `${len} ${lang === 'en' ? 'm' : '米'}`, sx + px + 8, sy + 2);
+  // Date, source and the approximate-position note.
+  const today = new Date().toISOString().slice(0, 10);
+  g.fillStyle = '#34414e'; g.font = font(12);
+  g.fillText(`${t('print_date')} ${today} · ${t('print_source')}: yizhangtu ${location.host} · CGCS2000`, sx + px + 90, sy + 2);
+  g.fillStyle = '#8a5a00'; g.fillText(t('disclaimer'), 14, sy + 22);
+  // Legend: the visible layers, as the map draws them.
+  let y = TOP + 16;
+  g.fillStyle = '#1d2733'; g.font = font(15, true); g.fillText(lang === 'en' ? 'Legend' : '图例', W + 16, y); y += 24;
+  g.font = font(13);
+  const shown = state.layers.filter((l) => state.visible.has(l.id) && (l.numberOfFeatures ?? 1) > 0);
+  for (const L of shown) {
+    if (y > TOP + H - 10) break;
+    const col = colorOf(L.id), gt = L.geometryType || '';
+    g.strokeStyle = col; g.fillStyle = col;
+    if (ADMIN_POLYGONS.includes(L.id)) { g.setLineDash([4, 2]); g.lineWidth = 2; g.strokeRect(W + 16, y - 7, 22, 14); g.setLineDash([]); }
+    else if (/LineString/.test(gt)) { g.fillRect(W + 16, y - 2, 22, 4); }
+    else if (/Point/.test(gt) && !/Polygon/.test(gt)) { g.beginPath(); g.arc(W + 27, y, 6, 0, 2 * Math.PI); g.fill(); }
+    else { g.fillRect(W + 16, y - 7, 22, 14); }
+    g.fillStyle = '#1d2733'; g.fillText(layerTitle(L), W + 46, y);
+    y += 22;
+  }
+  y += 6;
+  g.font = font(11.5); g.fillStyle = '#66727e';
+  g.setLineDash([4, 3]); g.strokeStyle = '#55616d'; g.lineWidth = 1.5; g.beginPath(); g.moveTo(W + 16, y); g.lineTo(W + 38, y); g.stroke(); g.setLineDash([]);
+  g.fillText(lang === 'en' ? 'dashed: approximate' : '虚线：示意位置', W + 46, y);
+  const blob = await new Promise((r) => c.toBlob(r, 'image/png'));
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = `${state.area ? state.area.name + '_' : ''}一张图_${today}.png`;
+  document.body.appendChild(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  return { width: c.width, height: c.height, legendX: W, legend: shown.map((l) => l.id) };
+}
+$('#print').addEventListener('click', () => printMap().then((r) => { window.yzt.lastPrint = r; }));
+
 // ---------------------------------------------------------------- language
 
 function applyLanguage() {

@@ -369,6 +369,28 @@ try {
   check(Math.abs(measured.shown - expect) <= 1, `the measured distance is the line's length (${measured.shown} m ≈ ${expect.toFixed(0)} m)`);
   await page.click('#tools .clear');
 
+  // 5f. Print: a PNG with the map, a legend in the layers' colours, title, scale and note.
+  const [png] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), page.click('#print')]);
+  const pngPath = resolve(artifacts, 'print.png');
+  await png.saveAs(pngPath);
+  const pngData = (await import('node:fs')).readFileSync(pngPath).toString('base64');
+  const printed = await page.evaluate(async (b64) => {
+    const img = new Image();
+    await new Promise((r, e) => { img.onload = r; img.onerror = e; img.src = `data:image/png;base64,${b64}`; });
+    const c = document.createElement('canvas');
+    c.width = img.width; c.height = img.height;
+    const g = c.getContext('2d');
+    g.drawImage(img, 0, 0);
+    const mapW = window.yzt.map.getContainer().clientWidth;
+    // The legend column (right of the map): which layer colours appear in it, exactly.
+    const data = g.getImageData(mapW + 1, 0, img.width - mapW - 1, img.height).data;
+    const found = new Set();
+    for (let i = 0; i < data.length; i += 4) found.add(`${data[i]},${data[i + 1]},${data[i + 2]}`);
+    const hex = (h) => [1, 3, 5].map((k) => parseInt(h.slice(k, k + 2), 16)).join(',');
+    return { w: img.width, h: img.height, mapW, projects: found.has(hex('#1f6fd1')), vegetable: found.has(hex('#2e9d3a')) };
+  }, pngData);
+  check(printed.w > printed.mapW && printed.projects && printed.vegetable, `the printed PNG (${printed.w}×${printed.h}) has a legend in the layers' colours`, JSON.stringify(printed));
+
   // 6. A phone (390×844): the districts fit on load, nothing is off-screen, popups are bottom sheets.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'zh-CN', deviceScaleFactor: 1, isMobile: true, hasTouch: true });
   const mobile = await phone.newPage();
@@ -432,5 +454,5 @@ try {
   clearTimeout(deadline);
 }
 console.log(`browser: ${passed} passed, ${failed} failed`);
-console.log(`screenshots: ${join(artifacts, 'map.png')}, map-popup.png, map-search.png, map-list.png, map-chooser.png, map-draw.png, phone.png, phone-popup.png`);
+console.log(`screenshots: ${join(artifacts, 'map.png')}, map-popup.png, map-search.png, map-list.png, map-chooser.png, map-draw.png, print.png, phone.png, phone-popup.png`);
 process.exit(failed ? 1 : 0);
