@@ -47,7 +47,7 @@ const I18N = {
     gcj_off: '底图为 GCJ-02 坐标；本服务尚未提供 GCJ-02 输出（crs=urn:yizhangtu:crs:gcj02），图层与底图约相差 300–450 米。',
     open_area: '区域统计', feature: '要素', zoom_to: '定位', fly: '定位',
     unit_mu: '亩', unit_ha: '公顷', unit_km2: '平方公里', lang_btn: 'EN',
-    whole_area: '全域（含全镇性项目）',
+    whole_area: '全域（含全镇性项目）', by_village: '按村（条长：村在绘制区域内的面积，色段：各图层图形，亩）',
     theme_plan: '规划项目', theme_industry: '产业', theme_agri: '农业', theme_livelihood: '民生与基础设施', theme_eco: '生态', theme_other: '其他',
     theme_admin: '行政区划', opacity: '透明度', filters: '筛选', all_plans: '全部规划', all_years: '全部年份', filter_on: '已按规划/年份筛选：统计与列表只含符合条件的要素。',
     print: '出图 PNG', print_title: '一张图', print_source: '来源', print_date: '日期',
@@ -86,7 +86,7 @@ const I18N = {
     gcj_off: 'The basemap is GCJ-02; this service does not offer GCJ-02 output yet (crs=urn:yizhangtu:crs:gcj02), so layers are off by about 300–450 m.',
     open_area: 'Area figures', feature: 'Feature', zoom_to: 'Zoom to', fly: 'Go',
     unit_mu: 'mu', unit_ha: 'ha', unit_km2: 'km²', lang_btn: '中文',
-    whole_area: 'all of it (unit-wide items)',
+    whole_area: 'all of it (unit-wide items)', by_village: 'By village (bar: the village’s part of the drawn area; colours: layers’ shapes, mu)',
     theme_plan: 'Plan projects', theme_industry: 'Industry', theme_agri: 'Agriculture', theme_livelihood: 'Services and infrastructure', theme_eco: 'Ecology', theme_other: 'Other',
     theme_admin: 'Administrative units', opacity: 'Opacity', filters: 'Filter', all_plans: 'All plans', all_years: 'All years', filter_on: 'Filtered by plan/year: figures and lists count only matching features.',
     print: 'Print PNG', print_title: 'One Map', print_source: 'Source', print_date: 'Date',
@@ -1157,13 +1157,31 @@ async function search(q) {
   list.hidden = false;
   list.innerHTML = `<li class="empty">${esc(t('loading'))}</li>`;
   const results = [];
-  // 1. An admin unit by code or exact name (ambiguous names list candidates).
-  try {
-    const a = await getJSON(`/areas/${encodeURIComponent(q)}`);
-    results.push({ kind: 'area', code: a.code, name: a.name, level: a.level, area: a, parents: a.parents });
-  } catch (e) {
-    const cands = (e.body && e.body.candidates) || [];
-    for (const c of cands) results.push({ kind: 'area', code: c.code, name: c.name, level: c.level, parents: c.parents });
+  // 1. An admin unit by code, or by exact name in the admin layers (a name several units share,
+  //    such as 和平村, lists them all with their district and code). Asking the layers rather than
+  //    /areas/{name} keeps a search for a non-admin name free of 404s.
+  if (/^\d{6,12}$/.test(q)) {
+    try {
+      const a = await getJSON(`/areas/${encodeURIComponent(q)}`);
+      results.push({ kind: 'area', code: a.code, name: a.name, level: a.level, area: a, parents: a.parents });
+    } catch { /* no such code */ }
+  } else {
+    const levels = { districts: 'district', towns: 'town', villages: 'village' };
+    const found = await Promise.all(Object.keys(levels).map((layer) =>
+      getJSON(`/collections/${layer}/items?limit=20&name=${encodeURIComponent(q)}`).then((fc) => (fc.features || []).map((f) => ({ layer, f }))).catch(() => [])));
+    const units = found.flat();
+    if (units.length === 1) {
+      try {
+        const a = await getJSON(`/areas/${encodeURIComponent(units[0].f.properties.admin_code || units[0].f.id)}`);
+        results.push({ kind: 'area', code: a.code, name: a.name, level: a.level, area: a, parents: a.parents });
+      } catch { /* shown as not found */ }
+    } else {
+      for (const { layer, f } of units) {
+        const p = f.properties || {};
+        const parents = [p.district, p.town].filter((x) => x && x !== p.name).map((name) => ({ name }));
+        results.push({ kind: 'area', code: p.admin_code || String(f.id), name: p.name, level: levels[layer], parents });
+      }
+    }
   }
   // 2. Features whose name contains the text, in every layer (a few each).
   if (!/^\d+$/.test(q)) {
@@ -1199,7 +1217,7 @@ function renderResults(results, keepHidden) {
   }
   list.innerHTML = results.slice(0, 40).map((r, i) => {
     const kind = r.kind === 'area'
-      ? `${r.level ? t(r.level) : ''}${r.parents && r.parents.length ? ' · ' + r.parents.map((p) => p.name).join(' › ') : ''} · ${r.code}`
+      ? [r.level ? t(r.level) : '', (r.parents || []).map((p) => p.name).join(' › '), r.code].filter(Boolean).join(' · ')
       : `${layerTitle(state.byId.get(r.layer) || { id: r.layer })}${r.district ? ' · ' + r.district : ''}`;
     return `<li data-i="${i}"><span>${esc(r.name)}</span><span class="kind">${esc(kind)}</span></li>`;
   }).join('');
@@ -1238,7 +1256,8 @@ const BASEMAPS = [
 function setupBasemaps() {
   const sel = $('#basemap');
   sel.innerHTML = BASEMAPS.map((b) => `<option value="${b.id}">${esc(t(b.label))}</option>`).join('');
-  sel.value = localStorage.getItem('yzt.basemap') || 'none';
+  // 天地图 by default once a key is known; otherwise our own outlines (offline).
+  sel.value = localStorage.getItem('yzt.basemap') || (localStorage.getItem('yzt.tdtKey') ? 'tdt-vec' : 'none');
   sel.onchange = () => chooseBasemap(sel.value, true);
   $('#tdt-key').value = localStorage.getItem('yzt.tdtKey') || '';
   $('#tdt-key-save').onclick = () => {
@@ -1392,6 +1411,19 @@ function setupTools() {
     coords.textContent = text;
   });
 }
+// By village: a bar per village (its part of the drawn area) split by the layers' shapes in it;
+// whole-unit items (covering all of a village) are left out of the bars, as in the area panel.
+function villageChart(rows) {
+  rows = rows.filter((v) => v.area && v.area.mu > 0).sort((a, b) => b.area.mu - a.area.mu);
+  if (!rows.length) return '';
+  const max = rows[0].area.mu;
+  const bars = rows.map((v) => {
+    const parts = (v.layers || []).filter((l) => l.covered_area && l.covered_area.mu > 0 && l.share_of_area < 0.999)
+      .map((l) => `<span style="width:${(100 * l.covered_area.mu / v.area.mu).toFixed(2)}%;background:${colorOf(l.layer)}" title="${esc(l.title || l.layer)} ${esc(num(l.covered_area.mu, 1))} ${esc(t('unit_mu'))}"></span>`).join('');
+    return `<div class="vbar"><span class="vname">${esc(v.name)}</span><span class="vtrack" style="width:${(100 * v.area.mu / max).toFixed(2)}%">${parts}</span><span class="vmu">${esc(num(v.area.mu, 0))}</span></div>`;
+  }).join('');
+  return `<h4 class="small">${esc(t('by_village'))}</h4><div class="vchart">${bars}</div>`;
+}
 // Coverage of a drawn polygon by every plan layer, from POST /analysis/coverage.
 async function analyse(geometry) {
   const result = $('#tool-result');
@@ -1399,7 +1431,7 @@ async function analyse(geometry) {
   result.innerHTML = `<p class="muted">${esc(t('loading'))}</p>`;
   let cov;
   try {
-    const r = await fetch('/analysis/coverage', { method: 'POST', headers: { 'Content-Type': 'application/geo+json', Accept: 'application/json' }, body: JSON.stringify(geometry) });
+    const r = await fetch('/analysis/coverage?by=village', { method: 'POST', headers: { 'Content-Type': 'application/geo+json', Accept: 'application/json' }, body: JSON.stringify(geometry) });
     cov = await r.json();
     if (!r.ok) throw new Error(cov.description || r.statusText);
   } catch (e) {
@@ -1416,6 +1448,7 @@ async function analyse(geometry) {
   const a = cov.area || {};
   result.innerHTML = `<b>${esc(t('drawn_area'))}</b> <span class="drawn-mu" data-mu="${a.mu}">${esc(num(a.mu, 1))}</span> ${esc(t('unit_mu'))}（${esc(num(a.ha, 2))} ${esc(t('unit_ha'))}）
     ${rows ? `<table><thead><tr><th>${esc(t('layer'))}</th><th class="num">${esc(t('count'))}</th><th class="num">${esc(t('drawn_cov'))} ${esc(t('unit_mu'))}</th></tr></thead><tbody>${rows}</tbody></table>` : `<p class="muted">${esc(t('no_results'))}</p>`}
+    ${villageChart(cov.breakdown || [])}
     <p class="muted small">${esc(t('disclaimer'))}</p>`;
   return cov;
 }
