@@ -47,7 +47,7 @@ const I18N = {
     gcj_off: '底图为 GCJ-02 坐标；本服务尚未提供 GCJ-02 输出（crs=urn:yizhangtu:crs:gcj02），图层与底图约相差 300–450 米。',
     open_area: '区域统计', feature: '要素', zoom_to: '定位', fly: '定位',
     unit_mu: '亩', unit_ha: '公顷', unit_km2: '平方公里', lang_btn: 'EN',
-    whole_area: '全域（含全镇性项目）', by_village: '按村（条长：村在绘制区域内的面积，色段：各图层图形，亩）',
+    district_items: '{name}的全区性项目与统计 →', whole_area: '全域（含全镇性项目）', by_village: '按村（条长：村在绘制区域内的面积，色段：各图层图形，亩）',
     theme_plan: '规划项目', theme_industry: '产业', theme_agri: '农业', theme_livelihood: '民生与基础设施', theme_eco: '生态', theme_other: '其他',
     theme_admin: '行政区划', opacity: '透明度', filters: '筛选', all_plans: '全部规划', all_years: '全部年份', filter_on: '已按规划/年份筛选：统计与列表只含符合条件的要素。',
     print: '出图 PNG', print_title: '一张图', print_source: '来源', print_date: '日期',
@@ -86,7 +86,7 @@ const I18N = {
     gcj_off: 'The basemap is GCJ-02; this service does not offer GCJ-02 output yet (crs=urn:yizhangtu:crs:gcj02), so layers are off by about 300–450 m.',
     open_area: 'Area figures', feature: 'Feature', zoom_to: 'Zoom to', fly: 'Go',
     unit_mu: 'mu', unit_ha: 'ha', unit_km2: 'km²', lang_btn: '中文',
-    whole_area: 'all of it (unit-wide items)', by_village: 'By village (bar: the village’s part of the drawn area; colours: layers’ shapes, mu)',
+    district_items: 'District-wide items and figures of {name} →', whole_area: 'all of it (unit-wide items)', by_village: 'By village (bar: the village’s part of the drawn area; colours: layers’ shapes, mu)',
     theme_plan: 'Plan projects', theme_industry: 'Industry', theme_agri: 'Agriculture', theme_livelihood: 'Services and infrastructure', theme_eco: 'Ecology', theme_other: 'Other',
     theme_admin: 'Administrative units', opacity: 'Opacity', filters: 'Filter', all_plans: 'All plans', all_years: 'All years', filter_on: 'Filtered by plan/year: figures and lists count only matching features.',
     print: 'Print PNG', print_title: 'One Map', print_source: 'Source', print_date: 'Date',
@@ -836,7 +836,12 @@ function showChooser(c, lngLat) {
     html += `<details${c.specific.length ? '' : ' open'}><summary>${esc(t(k))}（${groups[k].length}）</summary><ul>${groups[k].map(chooserItem).join('')}</ul></details>`;
   }
   if (c.admin.length) html += `<h4>${esc(t('chooser_admin'))}</h4><ul>${c.admin.map(chooserItem).join('')}</ul>`;
+  // District-wide items may have no geometry at all (nothing to click): the district's panel lists them.
+  const district = c.admin.find((a) => a.layer === 'districts');
+  if (district && !groups.chooser_unit_district) html += `<p class="small"><button type="button" class="open-district" data-code="${esc(district.props.admin_code || district.id)}">${esc(t('district_items', { name: district.name }))}</button></p>`;
   popup.setLngLat(lngLat).setHTML(html + '</div>').addTo(map);
+  const od = popup.getElement().querySelector('.open-district');
+  if (od) od.addEventListener('click', async () => showArea(await getJSON(`/areas/${encodeURIComponent(od.dataset.code)}`)));
   for (const li of popup.getElement().querySelectorAll('li[data-layer]')) {
     li.addEventListener('click', () => openFeature(li.dataset.layer, li.dataset.id, lngLat));
   }

@@ -391,6 +391,30 @@ try {
   }, pngData);
   check(printed.w > printed.mapW && printed.projects && printed.vegetable, `the printed PNG (${printed.w}×${printed.h}) has a legend in the layers' colours`, JSON.stringify(printed));
 
+  // 5g. Filters and opacity: a plan filter narrows what the map draws and goes into the URL.
+  const planId = await page.evaluate(() => document.querySelector('#filter-plan option[value]:not([value=""])')?.value);
+  check(!!planId, 'the plan filter lists the plans');
+  if (planId) {
+    await page.selectOption('#filter-plan', planId);
+    const f = await page.evaluate(() => ({ hash: location.hash, filter: JSON.stringify(window.yzt.map.getFilter('projects:fill')) }));
+    check(f.hash.includes(`plan=${planId}`) && f.filter.includes(planId), 'the plan filter applies to the map and the URL', JSON.stringify(f));
+    await page.selectOption('#filter-plan', '');
+  }
+  await page.locator('#layers .theme[data-theme="theme_plan"] .opacity').fill('40');
+  const op = await page.evaluate(() => JSON.stringify(window.yzt.map.getPaintProperty('projects:point', 'circle-opacity')));
+  check(op.includes('0.4'), `the opacity slider fades its group (${op})`);
+
+  // 5h. The API's HTML pages: a small map of what they show, a favicon.
+  const html = await context.newPage();
+  html.on('pageerror', (err) => problems.push(`page error (HTML page): ${err.message}`));
+  for (const path of ['/areas/500111100?f=html', `/collections/projects/items?f=html&limit=20`]) {
+    await html.goto(`${base}${path}`, { waitUntil: 'load' });
+    const drawn = await html.waitForFunction(() => window.minimap && window.minimap.loaded() && window.minimap.getSource('shapes'), null, { timeout: 30_000 }).then(() => true).catch(() => false);
+    check(drawn, `${path} shows a small map`);
+  }
+  await html.screenshot({ path: join(artifacts, 'html-items.png') });
+  await html.close();
+
   // 6. A phone (390×844): the districts fit on load, nothing is off-screen, popups are bottom sheets.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'zh-CN', deviceScaleFactor: 1, isMobile: true, hasTouch: true });
   const mobile = await phone.newPage();
