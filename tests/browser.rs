@@ -2,7 +2,8 @@
 //! (playwright-core from npm driving Debian's headless Chromium) against it. Screenshots go to
 //! `test-artifacts/` (map.png is the default view).
 //!
-//! Needs node, `npm ci` (node_modules with maplibre-gl, terra-draw, proj4 and playwright-core),
+//! Needs node, `npm ci` (node_modules with maplibre-gl, terra-draw, proj4, write-excel-file and
+//! playwright-core),
 //! /usr/bin/chromium (or $CHROMIUM) and GDAL's `ogrinfo` (it opens the Shapefiles the map exports).
 //! Without them it fails naming what is missing (see `common::missing_tool`).
 
@@ -29,6 +30,7 @@ fn missing_tools(repo: &Path) -> Vec<String> {
         "node_modules/terra-draw/dist",
         "node_modules/terra-draw-maplibre-gl-adapter/dist",
         "node_modules/proj4/dist",
+        "node_modules/write-excel-file/bundle",
     ] {
         if !repo.join(dir).exists() {
             missing.push(format!("{dir} (npm ci)"));
@@ -71,6 +73,7 @@ async fn map_viewer_in_headless_chromium() {
         "/vendor/terra-draw/terra-draw.umd.js",
         "/vendor/terra-draw-maplibre-gl-adapter/terra-draw-maplibre-gl-adapter.umd.js",
         "/vendor/proj4/proj4.js",
+        "/vendor/write-excel-file/write-excel-file.min.js",
     ] {
         let r = server.get(path).await;
         assert_eq!(r.status(), 200, "{path}");

@@ -56,7 +56,7 @@ const I18N = {
     involved: '涉及', involved_n: '涉及 {n} 项', involved_why: '全镇性、全村性或按默认大小绘制，只计项数，不计面积',
     figures_note: '“文本所述”为规划原文给出的亩数；“实际位置”为有真实位置的图形面积；“示意位置”为按文本面积在所述单位内示意绘制的图形面积；其余只计项数。',
     col_name: '名称', col_year: '年份', col_mu: '亩', col_inv: '投资（万元）', col_resp: '责任单位', col_status: '状态',
-    csv: '下载 CSV', show_list: '列表', table: '属性表', table_layer: '图层', table_scope_area: '仅本区域', close: '关闭',
+    csv: '下载 CSV', xlsx: '下载 XLSX', show_list: '列表', table: '属性表', table_layer: '图层', table_scope_area: '仅本区域', close: '关闭',
     chooser: '此处有 {n} 项', chooser_unit_town: '全镇性项目', chooser_unit_village: '全村性项目', chooser_unit_district: '全区性项目',
     chooser_admin: '行政区划', where: '位置', how_placed: '位置说明', plan_link: '查看该规划的全部要素',
     export_area: '导出本区域', ex_format: '格式', ex_crs: '坐标系', ex_layers: '图层', ex_all: '全部规划图层', ex_visible: '当前可见图层',
@@ -95,7 +95,7 @@ const I18N = {
     involved: 'Involves', involved_n: 'involves {n}', involved_why: 'placed on a whole unit or drawn at a default size: counted, never as area',
     figures_note: '“Stated” is the 亩 the plan text gives; “real position” is the area of shapes at a real position; “approximate” is shapes drawn at the stated size inside the named unit; the rest are only counted.',
     col_name: 'Name', col_year: 'Year', col_mu: 'mu', col_inv: 'Investment (10k yuan)', col_resp: 'Responsible', col_status: 'Status',
-    csv: 'Download CSV', show_list: 'List', table: 'Attribute table', table_layer: 'Layer', table_scope_area: 'This area only', close: 'Close',
+    csv: 'Download CSV', xlsx: 'Download XLSX', show_list: 'List', table: 'Attribute table', table_layer: 'Layer', table_scope_area: 'This area only', close: 'Close',
     chooser: '{n} items here', chooser_unit_town: 'Town-wide items', chooser_unit_village: 'Village-wide items', chooser_unit_district: 'District-wide items',
     chooser_admin: 'Administrative units', where: 'Where', how_placed: 'How it was placed', plan_link: 'All features of this plan',
     export_area: 'Export this area', ex_format: 'Format', ex_crs: 'CRS', ex_layers: 'Layers', ex_all: 'All plan layers', ex_visible: 'Visible layers',
@@ -985,9 +985,17 @@ function csvOf(features) {
   const lines = features.map((f) => [f.id, ...COLUMNS.map((c) => c.get(f.properties || {})), methodText(f.properties || {})].map(q).join(','));
   return '\ufeff' + [head.map(q).join(','), ...lines].join('\r\n') + '\r\n';
 }
+// The same rows as a spreadsheet (write-excel-file from npm, window.writeXlsxFile); numbers stay numbers.
+async function xlsxOf(features) {
+  const head = ['id', ...COLUMNS.map((c) => t(c.label)), lang === 'en' ? 'placement' : '位置说明'];
+  const rows = features.map((f) => [String(f.id), ...COLUMNS.map((c) => c.get(f.properties || {})), methodText(f.properties || {})]
+    .map((v) => (v === '' || v === null || v === undefined ? null : typeof v === 'number' ? v : String(v))));
+  const out = window.writeXlsxFile([head.map((h) => ({ value: h, fontWeight: 'bold' })), ...rows]);
+  return out && out.toBlob ? out.toBlob() : out;
+}
 function download(name, text, type) {
   const a = document.createElement('a');
-  a.href = URL.createObjectURL(new Blob([text], { type }));
+  a.href = URL.createObjectURL(text instanceof Blob ? text : new Blob([text], { type }));
   a.download = name;
   document.body.appendChild(a);
   a.click();
@@ -1061,10 +1069,11 @@ async function showArea(area, { fly = true } = {}) {
       row.querySelector('.cov-head').setAttribute('aria-expanded', String(open));
       if (open && !list.innerHTML) {
         const features = byLayer.get(id);
-        list.innerHTML = `<div class="list-tools"><button type="button" class="csv">${esc(t('csv'))}</button> <button type="button" class="to-table">${esc(t('table'))}</button></div><div class="list-body"></div>`;
+        list.innerHTML = `<div class="list-tools"><button type="button" class="csv">${esc(t('csv'))}</button> <button type="button" class="xlsx"${window.writeXlsxFile ? '' : ' hidden'}>${esc(t('xlsx'))}</button> <button type="button" class="to-table">${esc(t('table'))}</button></div><div class="list-body"></div>`;
         featureTable(list.querySelector('.list-body'), id, features, { sortKey: 'name' });
         const L = state.byId.get(id);
         list.querySelector('.csv').addEventListener('click', () => download(`${area.name}_${L ? layerTitle(L) : id}.csv`, csvOf(features), 'text/csv;charset=utf-8'));
+        list.querySelector('.xlsx').addEventListener('click', async () => download(`${area.name}_${L ? layerTitle(L) : id}.xlsx`, await xlsxOf(features)));
         list.querySelector('.to-table').addEventListener('click', () => openTable(id));
       }
     });
@@ -1145,6 +1154,11 @@ function setupTable() {
   el.querySelector('.tbl-csv').addEventListener('click', () => {
     const id = el.querySelector('.tbl-layer').value, L = state.byId.get(id);
     download(`${L ? layerTitle(L) : id}.csv`, csvOf(state.tableFeatures || []), 'text/csv;charset=utf-8');
+  });
+  el.querySelector('.tbl-xlsx').hidden = !window.writeXlsxFile;
+  el.querySelector('.tbl-xlsx').addEventListener('click', async () => {
+    const id = el.querySelector('.tbl-layer').value, L = state.byId.get(id);
+    download(`${L ? layerTitle(L) : id}.xlsx`, await xlsxOf(state.tableFeatures || []));
   });
   $('#open-table').addEventListener('click', () => {
     const first = state.layers.find((l) => !REFERENCE.includes(l.id) && state.visible.has(l.id)) || state.layers[0];

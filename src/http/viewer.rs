@@ -25,10 +25,15 @@ use super::AppState;
 
 static VIEWER: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/viewer");
 
-/// npm packages the viewer loads besides MapLibre, as their UMD builds from
-/// `node_modules/{package}/dist/`: drawing (terra-draw and its MapLibre adapter) and coordinate
-/// conversion for the cursor read-out (proj4).
-const VENDOR_PACKAGES: [&str; 3] = ["terra-draw", "terra-draw-maplibre-gl-adapter", "proj4"];
+/// npm packages the viewer loads besides MapLibre, as their browser builds from
+/// `node_modules/{package}/{folder}/`: drawing (terra-draw and its MapLibre adapter), coordinate
+/// conversion for the cursor read-out (proj4) and spreadsheets of feature lists (write-excel-file).
+const VENDOR_PACKAGES: [(&str, &str); 4] = [
+    ("terra-draw", "dist"),
+    ("terra-draw-maplibre-gl-adapter", "dist"),
+    ("proj4", "dist"),
+    ("write-excel-file", "bundle"),
+];
 
 /// The viewer's routes: `/map`, `/viewer/{*path}`, `/vendor/maplibre-gl/{*path}`,
 /// `/vendor/{package}/{*path}` for [`VENDOR_PACKAGES`], and `/favicon.ico`.
@@ -38,11 +43,11 @@ pub fn router() -> Router<AppState> {
         .route("/favicon.ico", get(favicon))
         .route("/viewer/{*path}", get(viewer_asset))
         .route("/vendor/maplibre-gl/{*path}", get(maplibre_asset));
-    for package in VENDOR_PACKAGES {
+    for (package, folder) in VENDOR_PACKAGES {
         r = r.route(
             &format!("/vendor/{package}/{{*path}}"),
             get(move |path: UrlPath<String>, headers: HeaderMap| {
-                vendor_asset(package, path, headers)
+                vendor_asset(package, folder, path, headers)
             }),
         );
     }
@@ -62,6 +67,7 @@ async fn favicon(headers: HeaderMap) -> Response {
 /// A file of an npm package in [`VENDOR_PACKAGES`], from the `node_modules` next to MapLibre's.
 async fn vendor_asset(
     package: &'static str,
+    folder: &'static str,
     UrlPath(path): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -73,7 +79,7 @@ async fn vendor_asset(
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules")),
     ];
     for root in roots.into_iter().flatten() {
-        if let Ok(bytes) = tokio::fs::read(root.join(package).join("dist").join(&rel)).await {
+        if let Ok(bytes) = tokio::fs::read(root.join(package).join(folder).join(&rel)).await {
             return with_revalidation(
                 &headers,
                 bytes_response(bytes, content_type(&rel), "public, max-age=3600"),

@@ -287,6 +287,17 @@ try {
   await csv.saveAs(csvPath);
   const csvText = (await import('node:fs')).readFileSync(csvPath, 'utf8');
   check(api6.every((n) => csvText.includes(n)), 'the CSV download lists the six projects');
+  // The same list as a spreadsheet, read back by GDAL's XLSX driver.
+  const [xlsx] = await Promise.all([page.waitForEvent('download'), page.click('#area-body .cov-row[data-layer="projects"] .xlsx')]);
+  const xlsxPath = resolve(artifacts, 'huolu-projects.xlsx');
+  await xlsx.saveAs(xlsxPath);
+  let xlsxText = '';
+  try {
+    xlsxText = execFileSync(process.env.OGRINFO || 'ogrinfo', ['-ro', '-al', '-oo', 'HEADERS=FORCE', xlsxPath], { encoding: 'utf8' });
+  } catch (e) {
+    xlsxText = `ogrinfo failed: ${e.message}`;
+  }
+  check(/Feature Count: 6\b/.test(xlsxText) && api6.every((n) => xlsxText.includes(n)), 'the XLSX download has the six projects (read by GDAL)', xlsxText.slice(0, 300));
   await page.click('#area-body .cov-row[data-layer="projects"] .to-table');
   await page.waitForSelector('#table table.list tbody tr');
   check(await page.locator('#table table.list tbody tr').count() === 6, 'the attribute table shows the six projects of 火炉镇');
