@@ -272,6 +272,15 @@ const VALUE_LABELS = {
   industry: '产业', 'services/commerce': '商贸服务', agriculture: '农业', tourism: '旅游', infrastructure: '基础设施', ecology: '生态',
   culture: '文化', education: '教育', health: '卫生', transport: '交通', water: '水利', housing: '住房', governance: '治理',
   'public services': '公共服务', energy: '能源', environment: '环境', town: '乡镇', village: '村', district: '区县',
+  agri_processing: '农产品加工', 'agriculture/commerce': '农业与商贸', commerce: '商贸', drainage: '排水', 'education/employment': '教育与就业',
+  elderly_care: '养老', finance: '金融', 'governance/coordination': '治理与协调', 'governance/culture': '治理与文化', green_space: '绿地',
+  'health/education': '卫生与教育', 'industry/infrastructure': '产业与基础设施', land_consolidation: '土地整治', land_use: '土地利用',
+  'land_use/reform': '土地利用与改革', logistics: '物流', programme: '专项行动', public_safety: '公共安全', public_service: '公共服务',
+  reform: '改革', resettlement: '搬迁安置', rural_development: '乡村发展', 'science/technology': '科技', spatial_planning: '国土空间规划',
+  telecom: '通信', urban_management: '城市管理', urban_renewal: '城市更新', utilities: '市政公用', street: '街道',
+  hospital: '医院', school: '学校', 'primary school': '小学', 'middle school': '中学', expressway: '高速公路', road: '道路', river: '河流',
+  lake: '湖泊', reservoir: '水库', mountain: '山', 'high-speed railway': '高速铁路', 'suburban railway': '市域铁路', 'logistics park': '物流园',
+  'health centre': '卫生院', 'e-commerce park': '电商产业园', 'resort area': '度假区', 'new town': '新城',
 };
 const MU_M2 = 10000 / 15;
 // Years are printed plainly (no thousands separator).
@@ -348,6 +357,8 @@ function attributeRows(props) {
     if (HIDDEN_KEYS.has(k)) return;
     if (v === null || v === undefined || v === '' || (Array.isArray(v) && !v.length)) return;
     if (lang === 'zh' && isEnglishProse(v)) return;
+    // A kind written in English that has no Chinese name here says nothing the layer's name does not.
+    if (lang === 'zh' && k === 'type' && typeof v === 'string' && /^[\x00-\x7f]+$/.test(v) && !VALUE_LABELS[v]) return;
     // Prefer the Chinese duplicate (x_zh) in Chinese, the plain one in English.
     if (k.endsWith('_zh') && (lang === 'en' && (k.slice(0, -3) in props))) return;
     if (!k.endsWith('_zh') && lang === 'zh' && (`${k}_zh` in props)) return;
