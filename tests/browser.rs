@@ -2,8 +2,10 @@
 //! (playwright-core from npm driving Debian's headless Chromium) against it. Screenshots go to
 //! `test-artifacts/` (map.png is the default view).
 //!
-//! Needs node, `npm ci` (node_modules with maplibre-gl and playwright-core) and /usr/bin/chromium
-//! (or $CHROMIUM). Without them it fails naming what is missing (see `common::missing_tool`).
+//! Needs node, `npm ci` (node_modules with maplibre-gl, terra-draw, proj4, write-excel-file and
+//! playwright-core),
+//! /usr/bin/chromium (or $CHROMIUM) and GDAL's `ogrinfo` (it opens the Shapefiles the map exports).
+//! Without them it fails naming what is missing (see `common::missing_tool`).
 
 mod common;
 
@@ -19,9 +21,16 @@ fn missing_tools(repo: &Path) -> Vec<String> {
     if Command::new("node").arg("--version").output().is_err() {
         missing.push("node (apt-get install nodejs npm)".into());
     }
+    if Command::new("ogrinfo").arg("--version").output().is_err() {
+        missing.push("ogrinfo (apt-get install gdal-bin)".into());
+    }
     for dir in [
         "node_modules/playwright-core",
         "node_modules/maplibre-gl/dist",
+        "node_modules/terra-draw/dist",
+        "node_modules/terra-draw-maplibre-gl-adapter/dist",
+        "node_modules/proj4/dist",
+        "node_modules/write-excel-file/bundle",
     ] {
         if !repo.join(dir).exists() {
             missing.push(format!("{dir} (npm ci)"));
@@ -57,6 +66,21 @@ async fn map_viewer_in_headless_chromium() {
         .problem("/vendor/maplibre-gl/..%2fpackage.json", 404)
         .await;
     server.problem("/viewer/no-such-file.js", 404).await;
+    server
+        .problem("/vendor/terra-draw/..%2f..%2fpackage.json", 404)
+        .await;
+    for path in [
+        "/vendor/terra-draw/terra-draw.umd.js",
+        "/vendor/terra-draw-maplibre-gl-adapter/terra-draw-maplibre-gl-adapter.umd.js",
+        "/vendor/proj4/proj4.js",
+        "/vendor/write-excel-file/write-excel-file.min.js",
+    ] {
+        let r = server.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let r = server.get("/favicon.ico").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
 
     let base = server.base.clone();
     let repo = repo.to_path_buf();

@@ -38,18 +38,43 @@ fn attachment(file: ExportFile) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static(file.content_type),
     );
-    let encoded =
-        percent_encoding::utf8_percent_encode(&file.filename, percent_encoding::NON_ALPHANUMERIC);
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"export.{}\"; filename*=UTF-8''{encoded}",
-        file.filename.rsplit('.').next().unwrap_or("bin")
-    )) {
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(&file.filename)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if let Ok(v) = HeaderValue::from_str(&file.features.to_string()) {
         h.insert("x-feature-count", v);
     }
     r
+}
+
+/// `attachment` with an ASCII-only `filename=` (the name's ASCII part, e.g. the unit's code
+/// `500111100.zip`, for clients such as curl that ignore `filename*`) and the full name, Chinese
+/// included, as UTF-8 in `filename*=` (RFC 6266).
+fn content_disposition(filename: &str) -> String {
+    let (stem, ext) = filename.rsplit_once('.').unwrap_or((filename, "bin"));
+    let ascii: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let ascii = ascii
+        .split('_')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    let ascii = if ascii.is_empty() {
+        "yizhangtu"
+    } else {
+        &ascii
+    };
+    let encoded =
+        percent_encoding::utf8_percent_encode(filename, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}.{ext}\"; filename*=UTF-8''{encoded}")
 }
 
 /// Sends what a blocking writer produces down a channel, 64 KiB at a time; stops when the
@@ -198,10 +223,7 @@ async fn export_handler(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/geo+json"),
         );
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "attachment; filename=\"export.geojson\"; filename*=UTF-8''{}.geojson",
-            percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
-        )) {
+        if let Ok(v) = HeaderValue::from_str(&content_disposition(&format!("{name}.geojson"))) {
             h.insert(header::CONTENT_DISPOSITION, v);
         }
         if let Ok(v) = HeaderValue::from_str(&format!("<{}>", crs.uri())) {
@@ -323,4 +345,24 @@ fn too_large(estimate: usize, max: usize) -> ApiError {
         ),
     )
     .with_details(json!({"limit": "max-export-mb", "max_bytes": max, "estimated_bytes": estimate}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_disposition;
+
+    #[test]
+    fn filenames_are_ascii_safe_with_the_chinese_name_in_utf8() {
+        assert_eq!(
+            content_disposition("500111100_龙水镇.zip"),
+            "attachment; filename=\"500111100.zip\"; filename*=UTF-8''500111100%5F%E9%BE%99%E6%B0%B4%E9%95%87%2Ezip"
+        );
+        assert_eq!(
+            content_disposition("yizhangtu.geojson"),
+            "attachment; filename=\"yizhangtu.geojson\"; filename*=UTF-8''yizhangtu%2Egeojson"
+        );
+        assert!(
+            content_disposition("龙水镇.csv").starts_with("attachment; filename=\"yizhangtu.csv\"")
+        );
+    }
 }

@@ -25,12 +25,71 @@ use super::AppState;
 
 static VIEWER: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/viewer");
 
-/// The viewer's routes: `/map`, `/viewer/{*path}`, `/vendor/maplibre-gl/{*path}`.
+/// npm packages the viewer loads besides MapLibre, as their browser builds from
+/// `node_modules/{package}/{folder}/`: drawing (terra-draw and its MapLibre adapter), coordinate
+/// conversion for the cursor read-out (proj4) and spreadsheets of feature lists (write-excel-file).
+const VENDOR_PACKAGES: [(&str, &str); 4] = [
+    ("terra-draw", "dist"),
+    ("terra-draw-maplibre-gl-adapter", "dist"),
+    ("proj4", "dist"),
+    ("write-excel-file", "bundle"),
+];
+
+/// The viewer's routes: `/map`, `/viewer/{*path}`, `/vendor/maplibre-gl/{*path}`,
+/// `/vendor/{package}/{*path}` for [`VENDOR_PACKAGES`], and `/favicon.ico`.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let mut r = Router::new()
         .route("/map", get(map))
+        .route("/favicon.ico", get(favicon))
         .route("/viewer/{*path}", get(viewer_asset))
-        .route("/vendor/maplibre-gl/{*path}", get(maplibre_asset))
+        .route("/vendor/maplibre-gl/{*path}", get(maplibre_asset));
+    for (package, folder) in VENDOR_PACKAGES {
+        r = r.route(
+            &format!("/vendor/{package}/{{*path}}"),
+            get(move |path: UrlPath<String>, headers: HeaderMap| {
+                vendor_asset(package, folder, path, headers)
+            }),
+        );
+    }
+    r
+}
+
+async fn favicon(headers: HeaderMap) -> Response {
+    match viewer_file("favicon.svg") {
+        Some(bytes) => with_revalidation(
+            &headers,
+            bytes_response(bytes, "image/svg+xml", "public, max-age=86400"),
+        ),
+        None => asset_not_found("favicon.svg"),
+    }
+}
+
+/// A file of an npm package in [`VENDOR_PACKAGES`], from the `node_modules` next to MapLibre's.
+async fn vendor_asset(
+    package: &'static str,
+    folder: &'static str,
+    UrlPath(path): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(rel) = safe_relative(&path) else {
+        return asset_not_found(&path);
+    };
+    let roots = [
+        maplibre_dir().and_then(|d| d.parent().and_then(Path::parent).map(Path::to_path_buf)),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules")),
+    ];
+    for root in roots.into_iter().flatten() {
+        if let Ok(bytes) = tokio::fs::read(root.join(package).join(folder).join(&rel)).await {
+            return with_revalidation(
+                &headers,
+                bytes_response(bytes, content_type(&rel), "public, max-age=3600"),
+            );
+        }
+    }
+    ApiError::not_found(format!(
+        "no file '{path}' of the npm package {package}: run `npm ci` in the yizhangtu source folder"
+    ))
+    .into_response()
 }
 
 async fn map(headers: HeaderMap) -> Response {
