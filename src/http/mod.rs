@@ -2,6 +2,10 @@
 //! Handlers are thin: parse parameters, ask the engine, encode.
 
 mod areas;
+mod audit;
+pub mod auth;
+mod compare;
+mod edit;
 pub mod error;
 mod export;
 pub mod heavy;
@@ -40,6 +44,8 @@ pub struct AppState {
     pub tiles: Arc<tiles::TileCache>,
     /// Slots, queue and deadline for heavy requests.
     pub heavy: Arc<heavy::Heavy>,
+    /// Verified tokens and failed sign-ins.
+    pub auth: Arc<auth::AuthState>,
 }
 
 impl AppState {
@@ -55,6 +61,7 @@ impl AppState {
             settings: Arc::new(settings),
             tiles,
             heavy,
+            auth: Arc::default(),
         }
     }
 }
@@ -175,6 +182,7 @@ pub fn router(state: AppState) -> Router {
             header::ETAG,
             header::LOCATION,
             header::HeaderName::from_static("content-crs"),
+            header::HeaderName::from_static("x-request-id"),
         ]);
     let limit = state.settings.max_body_bytes;
     Router::new()
@@ -184,6 +192,9 @@ pub fn router(state: AppState) -> Router {
         .merge(tiles::router())
         .merge(viewer::router())
         .merge(export::router())
+        .merge(edit::router())
+        .merge(audit::router())
+        .merge(compare::router())
         .route("/healthz", get(healthz))
         .fallback(|| async {
             ApiError::new(
@@ -203,6 +214,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             forwarded_headers,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::identify,
+        ))
+        .layer(middleware::map_response(auth::www_authenticate))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
@@ -210,6 +226,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(request_limits))
         .layer(CompressionLayer::new())
         .layer(cors)
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
