@@ -205,89 +205,131 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// The signed-in user a write to `layer` needs (401/403 first, before the body is looked at).
-async fn writer(
-    state: &AppState,
-    caller: &Caller,
-    layer: &str,
-    fid: &str,
-    action: &str,
-) -> ApiResult<Principal> {
-    read_only(state)?;
-    require(
-        state,
-        caller,
-        role_for_layer(layer),
-        action,
-        layer,
-        &[fid.to_string()],
-    )
-    .await
-}
-
-/// Shared by PUT and PATCH: checks the scope of the old and new feature, writes it if still at
-/// the version If-Match names, shows it to readers and answers with its new ETag.
-#[allow(clippy::too_many_arguments)]
-async fn write_replacement(
-    state: &AppState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    layer: &str,
-    fid: &str,
-    current: Feature,
-    mut new: Feature,
+/// One write to one feature, after its preamble: the signed-in user (401/403 before anything
+/// else is looked at), the query parameters and the version If-Match names.
+struct Edit<'a> {
+    state: &'a AppState,
+    caller: &'a Caller,
+    headers: &'a HeaderMap,
+    layer: &'a str,
+    fid: &'a str,
+    principal: Principal,
+    params: Params,
     expected: Option<i64>,
-    reason_member: Option<&str>,
-    action: &str,
-    p: &Principal,
-) -> ApiResult<Response> {
-    let reason = change_reason(state, headers, reason_member)?;
-    check_scope(state, caller, p, action, &[&current, &new]).await?;
-    new.id = fid.to_string();
-    new.layer = layer.to_string();
-    let expected = expected.unwrap_or(current.version);
-    let version = state
-        .app
-        .store
-        .replace_feature(&new, expected, &caller.actor(reason), action)
-        .await
-        .map_err(|e| edit_error(e, layer, fid))?;
-    state.app.catch_up().await.map_err(ApiError::internal)?;
-    let mut r = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        json!({"collection": layer, "feature": fid, "version": version}).to_string(),
-    )
-        .into_response();
-    r.headers_mut().insert(header::ETAG, version_tag(version));
-    Ok(r)
 }
 
-async fn current_or_404(state: &AppState, layer: &str, fid: &str) -> ApiResult<Feature> {
-    if state.app.engine.layer(layer).is_none() {
-        return Err(
-            ApiError::not_found(format!("no collection '{layer}'; see /collections"))
-                .with_details(json!({"collection": layer})),
-        );
+impl<'a> Edit<'a> {
+    async fn begin(
+        state: &'a AppState,
+        caller: &'a Caller,
+        headers: &'a HeaderMap,
+        (layer, fid): (&'a str, &'a str),
+        query: Option<&str>,
+        action: &str,
+    ) -> ApiResult<Edit<'a>> {
+        read_only(state)?;
+        let principal = require(
+            state,
+            caller,
+            role_for_layer(layer),
+            action,
+            layer,
+            &[fid.to_string()],
+        )
+        .await?;
+        let params = Params::parse(query);
+        params.reject_unknown(&["crs"], |_| false)?;
+        params.reject_empty()?;
+        let expected = if_match(headers)?;
+        Ok(Edit {
+            state,
+            caller,
+            headers,
+            layer,
+            fid,
+            principal,
+            params,
+            expected,
+        })
     }
-    state
-        .app
-        .store
-        .current_feature(layer, fid)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| not_found(layer, fid))
+
+    /// The feature as the database holds it now (404 when there is none).
+    async fn current(&self) -> ApiResult<Feature> {
+        if self.state.app.engine.layer(self.layer).is_none() {
+            return Err(ApiError::not_found(format!(
+                "no collection '{}'; see /collections",
+                self.layer
+            ))
+            .with_details(json!({"collection": self.layer})));
+        }
+        self.state
+            .app
+            .store
+            .current_feature(self.layer, self.fid)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| not_found(self.layer, self.fid))
+    }
+
+    /// PUT and PATCH: checks the scope of the old and new feature, writes the new one if the
+    /// old is still at the version If-Match names, shows it to readers, answers its new ETag.
+    async fn replace(
+        &self,
+        current: Feature,
+        mut new: Feature,
+        reason_member: Option<&str>,
+        action: &str,
+    ) -> ApiResult<Response> {
+        let reason = change_reason(self.state, self.headers, reason_member)?;
+        check_scope(
+            self.state,
+            self.caller,
+            &self.principal,
+            action,
+            &[&current, &new],
+        )
+        .await?;
+        new.id = self.fid.to_string();
+        new.layer = self.layer.to_string();
+        let expected = self.expected.unwrap_or(current.version);
+        let version = self
+            .state
+            .app
+            .store
+            .replace_feature(&new, expected, &self.caller.actor(reason), action)
+            .await
+            .map_err(|e| edit_error(e, self.layer, self.fid))?;
+        self.state
+            .app
+            .catch_up()
+            .await
+            .map_err(ApiError::internal)?;
+        let mut r = (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"collection": self.layer, "feature": self.fid, "version": version}).to_string(),
+        )
+            .into_response();
+        r.headers_mut().insert(header::ETAG, version_tag(version));
+        Ok(r)
+    }
 }
 
 /// The `reason` member of a JSON body, if any.
-fn reason_member(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct WithReason {
-        reason: Option<String>,
-    }
-    serde_json::from_slice::<WithReason>(body)
-        .ok()
-        .and_then(|w| w.reason)
+fn reason_member(body: &Value) -> Option<String> {
+    body.get("reason")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn parse_body(body: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidBody",
+            format!("body is not JSON: {e}; nothing was changed"),
+        )
+    })
 }
 
 /// PUT …/items/{fid}: replaces the whole feature (a GeoJSON Feature).
@@ -299,30 +341,22 @@ async fn replace(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let p = writer(&state, &caller, &layer, &fid, "replace").await?;
-    let params = Params::parse(q.as_deref());
-    params.reject_unknown(&["crs"], |_| false)?;
-    params.reject_empty()?;
-    let expected = if_match(&headers)?;
-    json_body(&headers, &["application/geo+json", "application/json"])?;
-    let current = current_or_404(&state, &layer, &fid).await?;
-    let crs = body_crs(&headers, &params)?;
-    let new = decode_one(&body, &layer, crs)?;
-    let reason = reason_member(&body);
-    write_replacement(
+    let edit = Edit::begin(
         &state,
         &caller,
         &headers,
-        &layer,
-        &fid,
-        current,
-        new,
-        expected,
-        reason.as_deref(),
+        (&layer, &fid),
+        q.as_deref(),
         "replace",
-        &p,
     )
-    .await
+    .await?;
+    json_body(&headers, &["application/geo+json", "application/json"])?;
+    let current = edit.current().await?;
+    let crs = body_crs(&headers, &edit.params)?;
+    let new = decode_one(&body, &layer, crs)?;
+    let reason = reason_member(&parse_body(&body)?);
+    edit.replace(current, new, reason.as_deref(), "replace")
+        .await
 }
 
 /// PATCH …/items/{fid}: an RFC 7396 merge patch of the feature's GeoJSON (properties, and the
@@ -335,11 +369,15 @@ async fn patch(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let p = writer(&state, &caller, &layer, &fid, "update").await?;
-    let params = Params::parse(q.as_deref());
-    params.reject_unknown(&["crs"], |_| false)?;
-    params.reject_empty()?;
-    let expected = if_match(&headers)?;
+    let edit = Edit::begin(
+        &state,
+        &caller,
+        &headers,
+        (&layer, &fid),
+        q.as_deref(),
+        "update",
+    )
+    .await?;
     json_body(
         &headers,
         &[
@@ -348,22 +386,28 @@ async fn patch(
             "application/geo+json",
         ],
     )?;
-    let patch: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidBody",
-            format!("body is not JSON: {e}; nothing was changed"),
-        )
-    })?;
-    if !patch.is_object() {
+    let mut patch = parse_body(&body)?;
+    let reason = reason_member(&patch);
+    let Some(members) = patch.as_object_mut() else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "InvalidBody",
             "a merge patch is a JSON object, e.g. {\"properties\": {\"status\": \"started\"}}",
         ));
+    };
+    members.shift_remove("reason");
+    if members
+        .get("id")
+        .is_some_and(|id| id.as_str() != Some(fid.as_str()))
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidBody",
+            "a feature's id cannot be patched",
+        ));
     }
-    let crs = body_crs(&headers, &params)?;
-    if crs.is_some() && patch.get("geometry").is_none_or(Value::is_null) {
+    let crs = body_crs(&headers, &edit.params)?;
+    if crs.is_some() && members.get("geometry").is_none_or(Value::is_null) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "InvalidParameterValue",
@@ -371,44 +415,15 @@ async fn patch(
         )
         .with_details(json!({"parameter": "Content-Crs"})));
     }
-    let current = current_or_404(&state, &layer, &fid).await?;
+    let current = edit.current().await?;
     let mut doc = String::new();
     geojson::write_feature(&mut doc, &current, &PropertySelection::All, None, &[]);
     let mut doc: Value = serde_json::from_str(&doc).map_err(ApiError::internal)?;
-    let reason = patch
-        .get("reason")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let mut patch = patch;
-    if let Some(p) = patch.as_object_mut() {
-        p.shift_remove("reason");
-        if p.get("id")
-            .is_some_and(|id| id.as_str() != Some(fid.as_str()))
-        {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidBody",
-                "a feature's id cannot be patched",
-            ));
-        }
-    }
     merge_patch(&mut doc, &patch);
     let bytes = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
     let new = decode_one(&bytes, &layer, crs)?;
-    write_replacement(
-        &state,
-        &caller,
-        &headers,
-        &layer,
-        &fid,
-        current,
-        new,
-        expected,
-        reason.as_deref(),
-        "update",
-        &p,
-    )
-    .await
+    edit.replace(current, new, reason.as_deref(), "update")
+        .await
 }
 
 /// DELETE …/items/{fid}: the feature goes, its history stays.
@@ -419,14 +434,19 @@ async fn delete(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let p = writer(&state, &caller, &layer, &fid, "delete").await?;
-    let params = Params::parse(q.as_deref());
-    params.reject_unknown(&[], |_| false)?;
-    let expected = if_match(&headers)?;
+    let edit = Edit::begin(
+        &state,
+        &caller,
+        &headers,
+        (&layer, &fid),
+        q.as_deref(),
+        "delete",
+    )
+    .await?;
     let reason = change_reason(&state, &headers, None)?;
-    let current = current_or_404(&state, &layer, &fid).await?;
-    check_scope(&state, &caller, &p, "delete", &[&current]).await?;
-    let expected = expected.unwrap_or(current.version);
+    let current = edit.current().await?;
+    check_scope(&state, &caller, &edit.principal, "delete", &[&current]).await?;
+    let expected = edit.expected.unwrap_or(current.version);
     state
         .app
         .store

@@ -176,8 +176,24 @@ async fn forwarded_headers(
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-        .allow_headers([header::ACCEPT, header::IF_NONE_MATCH, header::CONTENT_TYPE])
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::ACCEPT,
+            header::IF_NONE_MATCH,
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::IF_MATCH,
+            header::HeaderName::from_static("x-change-reason"),
+            header::HeaderName::from_static("content-crs"),
+        ])
         .expose_headers([
             header::ETAG,
             header::LOCATION,
