@@ -185,6 +185,13 @@ async fn failed_sign_ins_are_limited_per_address_and_audited() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
+    // Tokens not shaped like ours cannot be guessed: a plain 401, and no more audit rows.
+    let r = client_with("not-a-token")
+        .post(s.url("/collections/projects/items"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     let audit = s
         .app
         .store

@@ -129,22 +129,33 @@ async fn check_token(
     caller: &Caller,
 ) -> Result<Principal, Response> {
     let auth = &state.auth;
-    if let Some(ip) = ip {
-        let failures = auth.failures.lock();
-        if let Some((n, start)) = failures.get(&ip) {
-            let left = FAIL_WINDOW.saturating_sub(start.elapsed());
-            if *n >= MAX_FAILURES && !left.is_zero() {
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TooManyFailedSignIns",
-                    format!("{MAX_FAILURES} failed sign-ins from this address within {} s; try again later", FAIL_WINDOW.as_secs()),
-                )
-                .retry_after(left.as_secs() + 1)
-                .into_response());
-            }
-        }
-    }
+    // Only tokens shaped like ours can be guessed, and only they cost a lookup and a hash:
+    // an address over the limit gets 429 for those. Malformed ones stay a plain 401 (no audit
+    // row once over the limit, so a flood of them cannot flood the log either).
     let parsed = token.ok().and_then(auth::parse_token);
+    let limited = ip.and_then(|ip| {
+        let failures = auth.failures.lock();
+        let (n, start) = failures.get(&ip)?;
+        let left = FAIL_WINDOW.saturating_sub(start.elapsed());
+        (*n >= MAX_FAILURES && !left.is_zero()).then_some(left)
+    });
+    if let Some(left) = limited {
+        if parsed.is_none() {
+            return Err(unauthorized(
+                "the bearer token is not valid (unknown, revoked or malformed)",
+            ));
+        }
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyFailedSignIns",
+            format!(
+                "{MAX_FAILURES} failed sign-ins from this address within {} s; try again later",
+                FAIL_WINDOW.as_secs()
+            ),
+        )
+        .retry_after(left.as_secs() + 1)
+        .into_response());
+    }
     let user = match parsed {
         Some((id, _)) => state
             .app
