@@ -212,6 +212,22 @@ pub async fn import_geojson(
     mode: ImportMode,
     progress: Progress<'_>,
 ) -> Result<GeoJsonImport, AppError> {
+    let actor = crate::store::Actor::cli(None);
+    import_geojson_as(store, layers, layer, input, options, mode, progress, &actor).await
+}
+
+/// [`import_geojson`] on behalf of `actor` (kept in the history and audit rows).
+#[allow(clippy::too_many_arguments)]
+pub async fn import_geojson_as(
+    store: &Store,
+    layers: &[Layer],
+    layer: &str,
+    input: GeoJsonInput,
+    options: StreamOptions,
+    mode: ImportMode,
+    progress: Progress<'_>,
+    actor: &crate::store::Actor,
+) -> Result<GeoJsonImport, AppError> {
     // A few batches in flight keep decoding and writing busy at once, and memory bounded.
     let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(4);
     let layer_id = layer.to_string();
@@ -248,7 +264,9 @@ pub async fn import_geojson(
         }
         read
     });
-    let stored = store.import_batches(layers, rx, mode, progress).await;
+    let stored = store
+        .import_batches_as(layers, rx, mode, progress, actor)
+        .await;
     let read = decoder
         .await
         .map_err(|e| AppError::Task(format!("GeoJSON decoder: {e}")))?;

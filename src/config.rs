@@ -36,6 +36,12 @@ pub enum Command {
     Indicators(crate::monitor::cli::IndicatorsArgs),
     /// Project lifecycles: `projects progress FILE.csv` records progress reports.
     Projects(crate::monitor::cli::ProjectsArgs),
+    /// Manage users and their roles (add, list, revoke).
+    User(UserArgs),
+    /// Manage API tokens (rotate).
+    Token(TokenArgs),
+    /// The audit log (verify its hash chain).
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -90,6 +96,77 @@ pub struct ServeArgs {
     /// them); otherwise they are ignored.
     #[arg(long, env = "YIZHANGTU_TRUST_FORWARDED_HEADERS")]
     pub trust_forwarded_headers: bool,
+    /// Reads need a token too (any role); without it reads are public and only writes need one.
+    #[arg(long, env = "YIZHANGTU_PRIVATE")]
+    pub private: bool,
+    /// Every change must say why (X-Change-Reason header or a `reason` member); else 400.
+    #[arg(long, env = "YIZHANGTU_REQUIRE_REASON")]
+    pub require_reason: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserCommand {
+    /// Create a user and print their API token (shown this once; only a hash is stored).
+    Add {
+        #[command(flatten)]
+        db: DbArgs,
+        name: String,
+        /// viewer, editor, steward or admin.
+        #[arg(long)]
+        role: String,
+        /// Comma-separated district (6-digit) or town (9-digit) codes an editor or steward may
+        /// write in; without it, the whole county.
+        #[arg(long)]
+        districts: Option<String>,
+    },
+    /// List users: name, role, districts, whether revoked (never tokens).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a user: their token stops working at once; their history stays.
+    Revoke {
+        #[command(flatten)]
+        db: DbArgs,
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Give a user a new token (printed once); the old one stops working.
+    Rotate {
+        #[command(flatten)]
+        db: DbArgs,
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain; exits non-zero naming the first broken row.
+    Verify {
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// `30`, `2.5` (seconds), `30s` or `500ms`.
@@ -196,6 +273,10 @@ pub struct HttpSettings {
     pub max_export_bytes: usize,
     /// Whether X-Forwarded-Host/-Proto are believed.
     pub trust_forwarded_headers: bool,
+    /// Reads need a token (any role).
+    pub private: bool,
+    /// Changes without a reason get 400.
+    pub require_reason: bool,
 }
 
 impl Default for HttpSettings {
@@ -210,6 +291,8 @@ impl Default for HttpSettings {
             heavy_queue: 64,
             max_export_bytes: 512 * 1024 * 1024,
             trust_forwarded_headers: false,
+            private: false,
+            require_reason: false,
         }
     }
 }
@@ -227,6 +310,8 @@ impl HttpSettings {
             heavy_queue: args.heavy_queue,
             max_export_bytes: args.max_export_mb.saturating_mul(1024 * 1024),
             trust_forwarded_headers: args.trust_forwarded_headers,
+            private: args.private,
+            require_reason: args.require_reason,
         }
     }
 }

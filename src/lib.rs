@@ -2,6 +2,7 @@
 //! Layers point down: `http` → `engine`, `store`, `formats` → `geom` → `model`.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod export;

@@ -6,11 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use yizhangtu::app::{import_geojson, App, AppError, GeoJsonInput};
-use yizhangtu::config::{CheckArgs, Cli, Command, ExportArgs, HttpSettings, ImportArgs, ServeArgs};
+use yizhangtu::auth::{new_token, parse_scope, Role};
+use yizhangtu::config::{
+    AuditCommand, CheckArgs, Cli, Command, ExportArgs, HttpSettings, ImportArgs, ServeArgs,
+    TokenCommand, UserCommand,
+};
 use yizhangtu::formats::geojson::{DecodeError, StreamOptions};
 use yizhangtu::formats::{read_geopackage, read_shapefile_zip};
 use yizhangtu::geom::crs::Crs;
 use yizhangtu::model::Layer;
+use yizhangtu::store::Actor;
 use yizhangtu::store::{ImportMode, Store};
 
 #[tokio::main]
@@ -31,6 +36,9 @@ async fn main() -> ExitCode {
         Command::Export(args) => export(args).await,
         Command::Indicators(args) => yizhangtu::monitor::cli::indicators(args).await,
         Command::Projects(args) => yizhangtu::monitor::cli::projects(args).await,
+        Command::User(args) => user(args.command).await,
+        Command::Token(args) => token(args.command).await,
+        Command::Audit(args) => audit(args.command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,6 +87,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.db.db
     );
     println!("  landing page: {url}   collections: {url}collections   API: {url}api");
+    if !app.store.has_active_users().await? {
+        println!(
+            "  no users yet: every write answers 401. Create the first admin with\n    \
+             yizhangtu user add NAME --role admin --db {}\n  and send its token as \
+             `Authorization: Bearer <token>`.",
+            args.db.db
+        );
+    }
     tracing::info!(%url, "listening");
     let state = yizhangtu::http::AppState::new(app, HttpSettings::from_args(&args));
     yizhangtu::http::serve(listener, state).await?;
@@ -427,4 +443,119 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
         crs.uri()
     );
     Ok(())
+}
+
+/// The audit row of a user change made from the command line.
+fn cli_entry(action: &str, name: &str) -> yizhangtu::store::AuditEntry {
+    Actor::cli(None).entry(action, None, vec![name.to_string()])
+}
+
+fn print_token(name: &str, token: &str) {
+    println!("{token}");
+    eprintln!(
+        "This is {name}'s API token; it is shown only now (only a hash is stored). \
+         Send it as `Authorization: Bearer <token>`."
+    );
+}
+
+async fn user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            db,
+            name,
+            role,
+            districts,
+        } => {
+            let name = name.trim().to_string();
+            if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+                anyhow::bail!("a user name is 1 to 128 printable characters");
+            }
+            let Some(r) = Role::parse(&role) else {
+                anyhow::bail!("--role '{role}': use viewer, editor, steward or admin");
+            };
+            let scope = parse_scope(districts.as_deref().unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!("--districts: {e}"))?;
+            if !scope.is_empty() && matches!(r, Role::Viewer | Role::Admin) {
+                anyhow::bail!("--districts scopes editors and stewards; a {role} has no scope");
+            }
+            let store = Store::open(&db.db).await?;
+            let t = new_token().map_err(|e| anyhow::anyhow!("cannot make a token: {e}"))?;
+            let mut entry = cli_entry("user add", &name);
+            entry.reason = Some(format!("role {role}, districts [{}]", scope.join(",")));
+            match store
+                .add_user(&name, r.as_str(), &scope, &t.id, &t.hash, &entry)
+                .await?
+            {
+                None => anyhow::bail!("a user named '{name}' exists already"),
+                Some(_) => print_token(&name, &t.token),
+            }
+            if matches!(r, Role::Editor | Role::Steward) && scope.is_empty() {
+                eprintln!("{name} may write anywhere in the county (no --districts given).");
+            }
+            Ok(())
+        }
+        UserCommand::List { db } => {
+            let store = Store::open(&db.db).await?;
+            println!("name\trole\tdistricts\tstatus\tcreated");
+            for u in store.users().await? {
+                let status = match &u.revoked_at {
+                    Some(t) => format!("revoked {t}"),
+                    None => "active".into(),
+                };
+                let scope = if u.scope.is_empty() {
+                    "*".to_string()
+                } else {
+                    u.scope.join(",")
+                };
+                println!(
+                    "{}\t{}\t{scope}\t{status}\t{}",
+                    u.name, u.role, u.created_at
+                );
+            }
+            Ok(())
+        }
+        UserCommand::Revoke { db, name } => {
+            let store = Store::open(&db.db).await?;
+            if !store
+                .revoke_user(&name, &cli_entry("user revoke", &name))
+                .await?
+            {
+                anyhow::bail!("no active user named '{name}'");
+            }
+            println!("revoked {name}");
+            Ok(())
+        }
+    }
+}
+
+async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Rotate { db, name } => {
+            let store = Store::open(&db.db).await?;
+            let t = new_token().map_err(|e| anyhow::anyhow!("cannot make a token: {e}"))?;
+            if !store
+                .set_token(&name, &t.id, &t.hash, &cli_entry("token rotate", &name))
+                .await?
+            {
+                anyhow::bail!("no active user named '{name}'");
+            }
+            print_token(&name, &t.token);
+            Ok(())
+        }
+    }
+}
+
+async fn audit(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify { db } => {
+            let store = Store::open(&db.db).await?;
+            match store.verify_audit().await? {
+                Ok(n) => {
+                    println!("audit log intact: {n} rows, hash chain verified");
+                    Ok(())
+                }
+                Err(b) => anyhow::bail!("audit row {} is broken: {}", b.seq, b.why),
+            }
+        }
+    }
 }

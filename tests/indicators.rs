@@ -1,6 +1,6 @@
 //! Indicators (指标): seeded counts per plan against the catalogs read here, the qualitative
-//! ones in `check`, observations through the CLI and the store (HTTP writes are refused until
-//! accounts exist), and the computed status through `/indicators`.
+//! ones in `check`, observations through the CLI, the store and HTTP (an editor of the
+//! indicator's scope), and the computed status through `/indicators`.
 
 mod common;
 
@@ -111,10 +111,9 @@ async fn seeded_counts_per_plan_match_the_catalog() {
 }
 
 #[tokio::test]
-async fn http_writes_are_refused_until_accounts_exist() {
+async fn http_writes_need_an_editor_of_the_scope() {
     let server = common::start().await;
-    let r = server
-        .client
+    let r = reqwest::Client::new()
         .post(server.url("/indicators/004-006/observations"))
         .header("content-type", "application/json")
         .body(r#"{"value": 86, "date": "2023-07-01", "source": "统计公报"}"#)
@@ -125,8 +124,7 @@ async fn http_writes_are_refused_until_accounts_exist() {
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], "Unauthorized");
-    let r = server
-        .client
+    let r = reqwest::Client::new()
         .post(server.url("/projects/004-p-1-6/progress"))
         .header("content-type", "application/json")
         .body(r#"{"status": "completed", "source": "x"}"#)
@@ -137,6 +135,65 @@ async fn http_writes_are_refused_until_accounts_exist() {
     // Nothing was recorded.
     let doc = server.json("/indicators/004-006/observations").await;
     assert_eq!(doc["observations"], serde_json::json!([]));
+
+    // 004-006 is 武隆 (500156)'s: a viewer and a 大足 editor are refused, a 武隆 editor is not.
+    let post = |token: String, body: &'static str| {
+        let url = server.url("/indicators/004-006/observations");
+        async move {
+            common::client_with(&token)
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let one = r#"{"value": 86, "date": "2023-07-01", "source": "统计公报"}"#;
+    let viewer = common::user_token(&server.app, "v", "viewer", &[]).await;
+    assert_eq!(post(viewer, one).await.status(), 403);
+    let dazu = common::user_token(&server.app, "dazu", "editor", &["500111"]).await;
+    let r = post(dazu, one).await;
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "OutOfScope");
+    assert_eq!(body["scope"], "500156");
+    let doc = server.json("/indicators/004-006/observations").await;
+    assert_eq!(doc["observations"], serde_json::json!([]));
+    let wulong = common::user_token(&server.app, "wulong", "editor", &["500156"]).await;
+    // A row for another indicator in the same body is refused, and nothing is kept.
+    let mixed = r#"[{"value": 86, "date": "2023-07-01", "source": "a"}, {"indicator": "000-001", "value": 1, "date": "2023-07-01", "source": "b"}]"#;
+    assert_eq!(post(wulong.clone(), mixed).await.status(), 400);
+    assert_eq!(
+        server.json("/indicators/004-006/observations").await["observations"],
+        serde_json::json!([])
+    );
+    let r = post(wulong, one).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let doc = server.json("/indicators/004-006/observations").await;
+    let list = doc["observations"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["value"], 86.0);
+    assert_eq!(list[0]["recorded_by"], "wulong");
+    // The write is in the audit log, with who made it.
+    let audit = server
+        .client
+        .get(server.url("/audit?user=wulong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(audit.status(), 200);
+    let audit: Value = audit.json().await.unwrap();
+    let rows = audit["rows"]
+        .as_array()
+        .or(audit.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        rows.iter()
+            .any(|r| r["action"] == "add observation" && r["outcome"] == "ok"),
+        "{audit}"
+    );
 }
 
 fn obs(indicator: &str, value: f64, date: &str) -> Observation {

@@ -257,7 +257,7 @@ async fn a_post_waits_for_another_writer() {
     .await
     .unwrap();
     let base = serve(Arc::clone(&app)).await;
-    let client = reqwest::Client::new();
+    let client = common::admin_client(&app).await;
 
     let mut other = hold_write_lock(&db).await;
     let post = tokio::spawn({
@@ -298,7 +298,7 @@ async fn a_post_after_the_busy_timeout_gets_503_with_retry_after() {
     .await
     .unwrap();
     let base = serve(Arc::clone(&app)).await;
-    let client = reqwest::Client::new();
+    let client = common::admin_client(&app).await;
 
     let mut other = hold_write_lock(&db).await;
     let r = post_points(&client, &base, 5, 505).await;
@@ -515,7 +515,8 @@ async fn a_streamed_import_stores_exactly_what_the_file_says() {
     // place, those without are numbered on; and the server's engine holds what the store has.
     let app = Arc::new(App::open(db, false, None).await.unwrap());
     let base = serve(Arc::clone(&app)).await;
-    let r = reqwest::Client::new()
+    let r = common::admin_client(&app)
+        .await
         .post(format!("{base}/collections/mixed/items"))
         .header("content-type", "application/geo+json")
         .body(text.clone())
@@ -631,7 +632,7 @@ async fn a_bad_feature_at_the_end_of_a_large_file_changes_nothing() {
 
     let app = Arc::new(App::open(&db, false, None).await.unwrap());
     let base = serve(Arc::clone(&app)).await;
-    let client = reqwest::Client::new();
+    let client = common::admin_client(&app).await;
     for text in [&bad_end, &broken_end] {
         let r = client
             .post(format!("{base}/collections/parcels/items"))

@@ -88,7 +88,8 @@ fn cell(v: Option<&Value>) -> String {
     }
 }
 
-fn write_row<'a>(out: &mut String, cells: impl Iterator<Item = &'a str>) {
+/// Appends one RFC 4180 row (quoted where needed, CRLF).
+pub fn write_row<'a>(out: &mut String, cells: impl Iterator<Item = &'a str>) {
     for (i, c) in cells.enumerate() {
         if i > 0 {
             out.push(',');

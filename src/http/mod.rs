@@ -2,6 +2,10 @@
 //! Handlers are thin: parse parameters, ask the engine, encode.
 
 mod areas;
+mod audit;
+pub mod auth;
+mod compare;
+mod edit;
 pub mod error;
 mod export;
 pub mod heavy;
@@ -42,6 +46,8 @@ pub struct AppState {
     pub tiles: Arc<tiles::TileCache>,
     /// Slots, queue and deadline for heavy requests.
     pub heavy: Arc<heavy::Heavy>,
+    /// Verified tokens and failed sign-ins.
+    pub auth: Arc<auth::AuthState>,
 }
 
 impl AppState {
@@ -57,6 +63,7 @@ impl AppState {
             settings: Arc::new(settings),
             tiles,
             heavy,
+            auth: Arc::default(),
         }
     }
 }
@@ -171,12 +178,29 @@ async fn forwarded_headers(
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-        .allow_headers([header::ACCEPT, header::IF_NONE_MATCH, header::CONTENT_TYPE])
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::ACCEPT,
+            header::IF_NONE_MATCH,
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::IF_MATCH,
+            header::HeaderName::from_static("x-change-reason"),
+            header::HeaderName::from_static("content-crs"),
+        ])
         .expose_headers([
             header::ETAG,
             header::LOCATION,
             header::HeaderName::from_static("content-crs"),
+            header::HeaderName::from_static("x-request-id"),
         ]);
     let limit = state.settings.max_body_bytes;
     Router::new()
@@ -188,6 +212,9 @@ pub fn router(state: AppState) -> Router {
         .merge(export::router())
         .merge(plans::router())
         .merge(monitoring::router())
+        .merge(edit::router())
+        .merge(audit::router())
+        .merge(compare::router())
         .route("/healthz", get(healthz))
         .fallback(|| async {
             ApiError::new(
@@ -207,6 +234,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             forwarded_headers,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::identify,
+        ))
+        .layer(middleware::map_response(auth::www_authenticate))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
@@ -214,6 +246,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(request_limits))
         .layer(CompressionLayer::new())
         .layer(cors)
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {

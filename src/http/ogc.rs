@@ -6,18 +6,21 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
+use super::auth::{change_reason, check_scope, require, role_for_layer, Caller};
 use super::error::{ApiError, ApiResult};
 use super::html;
 use super::params::{base_url, content_type, etag, not_modified, respond, Format, Params};
 use super::query::{self, FeatureQuery};
 use super::AppState;
+use crate::auth::Role;
 use crate::engine::LayerIndex;
 use crate::formats::geojson::{self, PropertySelection};
 use crate::geom::crs::Crs;
+use crate::model::Feature;
 use crate::store::ImportMode;
 
 pub const CONFORMANCE: &[&str] = &[
@@ -41,6 +44,11 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    // Part 4 (src/http/edit.rs).
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/optimistic-locking-etags",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
 ];
 
 /// Layers with more features than this are queried on a heavy slot (under the deadline).
@@ -429,11 +437,13 @@ async fn items(
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
     let layer = layer_or_404(&state, &id)?;
+    // `asof=`: the layer as it stood then, rebuilt from the feature history.
+    let (layer, query_params) = super::compare::as_of(&state, &id, layer, &params).await?;
     let format = Format::negotiate(&params, &headers)?;
     let within = query::resolve_within(&state.app.engine, &params)?;
     let (query, selection, tag, centre, layer_size) = {
         let idx = layer.read();
-        let FeatureQuery { query, selection } = query::parse(&params, &idx, within)?;
+        let FeatureQuery { query, selection } = query::parse(&query_params, &idx, within)?;
         let tag = etag(&[
             "items",
             &id,
@@ -621,6 +631,8 @@ async fn feature(
         format.code(),
         &params.canonical(),
     ]);
+    // Part 4: the ETag starts with the feature's version, which If-Match on PUT/PATCH/DELETE names.
+    let tag = format!("W/\"{}.{}", f.version, tag.trim_start_matches("W/\""));
     if let Some(r) = not_modified(&headers, &tag) {
         return Ok(r);
     }
@@ -696,6 +708,7 @@ fn invalid_features(e: &dyn std::fmt::Display, details: Value) -> ApiError {
 
 async fn add_items(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
@@ -722,6 +735,17 @@ async fn add_items(
         "application/zip" | "application/x-zip-compressed" | "application/x-zip"
     );
     let is_gpkg = ct == "application/geopackage+sqlite3";
+    // Features may be posted by editors (stewards for reference layers); files are imports,
+    // the stewards'.
+    let needed = if is_zip || is_gpkg {
+        Role::Steward
+    } else {
+        role_for_layer(&id)
+    };
+    let principal = require(&state, &caller, needed, "create", &id, &[]).await?;
+    let actor = caller.actor(change_reason(&state, &headers, None)?);
+    // Editors only create; scoped users' features are all checked before anything is written.
+    let guarded = principal.role < Role::Steward || principal.scoped();
     if !(is_json || is_zip || is_gpkg) {
         return Err(super::params::unsupported_media_type(&ct, &ACCEPTED));
     }
@@ -816,7 +840,7 @@ async fn add_items(
         })
         .await
         .map_err(ApiError::internal)?;
-        let features = read
+        let features: Vec<Feature> = read
             .map_err(import_error)?
             .into_iter()
             .flat_map(|l| l.features)
@@ -825,8 +849,35 @@ async fn add_items(
                 f
             })
             .collect();
-        match state.app.import(&[], features, ImportMode::Upsert).await {
+        if guarded {
+            guard_posted(&state, &caller, &principal, &features).await?;
+        }
+        match import_as(&state, features, &actor).await {
             Ok(s) => (s, false, None),
+            Err(e) => return Ok(failed(e)),
+        }
+    } else if guarded {
+        let options = geojson::StreamOptions {
+            crs,
+            allow_single_feature: true,
+        };
+        let mut features = Vec::new();
+        let read = geojson::stream_feature_collection(
+            serde_json::de::SliceRead::new(&body),
+            &id,
+            &options,
+            &mut |f| {
+                features.push(f);
+                true
+            },
+        );
+        let read = match read {
+            Ok(r) => r,
+            Err(e) => return Ok(failed(e.into())),
+        };
+        guard_posted(&state, &caller, &principal, &features).await?;
+        match import_as(&state, features, &actor).await {
+            Ok(s) => (s, read.single, read.first_id),
             Err(e) => return Ok(failed(e)),
         }
     } else {
@@ -836,11 +887,22 @@ async fn add_items(
             allow_single_feature: true,
         };
         let input = crate::app::GeoJsonInput::Memory(Box::new(body));
-        match state
-            .app
-            .import_geojson(&[], &id, input, options, ImportMode::Upsert)
-            .await
-        {
+        let done = crate::app::import_geojson_as(
+            &state.app.store,
+            &[],
+            &id,
+            input,
+            options,
+            ImportMode::Upsert,
+            None,
+            &actor,
+        )
+        .await;
+        let done = match done {
+            Ok(done) => state.app.catch_up().await.map(|_| done),
+            Err(e) => Err(e),
+        };
+        match done {
             Ok(done) => (done.summaries, done.read.single, done.read.first_id),
             Err(e) => return Ok(failed(e)),
         }
@@ -865,4 +927,53 @@ async fn add_items(
         }
     }
     Ok(r)
+}
+
+/// Writes posted features on behalf of `actor` and shows them to readers.
+async fn import_as(
+    state: &AppState,
+    features: Vec<Feature>,
+    actor: &crate::store::Actor,
+) -> Result<Vec<crate::store::ImportSummary>, crate::app::AppError> {
+    let s = state
+        .app
+        .store
+        .import_as(&[], features, ImportMode::Upsert, None, actor)
+        .await?;
+    state.app.catch_up().await?;
+    Ok(s)
+}
+
+/// Before an editor's or a scoped steward's POST is written: editors may only create (409 for
+/// an id that exists), and every feature, and what it replaces, must lie in the user's scope.
+async fn guard_posted(
+    state: &AppState,
+    caller: &Caller,
+    p: &crate::auth::Principal,
+    features: &[Feature],
+) -> ApiResult<()> {
+    for f in features.iter().filter(|f| !f.id.is_empty()) {
+        let old = state
+            .app
+            .engine
+            .layer(&f.layer)
+            .and_then(|l| l.read().get(&f.id).cloned());
+        let Some(old) = old else {
+            continue;
+        };
+        if p.role < Role::Steward {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "FeatureExists",
+                format!(
+                    "collection '{}' already has feature '{}': change it with PUT or PATCH and If-Match; nothing was written",
+                    f.layer, f.id
+                ),
+            )
+            .with_details(json!({"collection": f.layer, "feature": f.id})));
+        }
+        check_scope(state, caller, p, "create", &[&old]).await?;
+    }
+    let all: Vec<&Feature> = features.iter().collect();
+    check_scope(state, caller, p, "create", &all).await
 }

@@ -259,6 +259,7 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
     {
         params.extend(query_params());
     }
+    super::edit::add_openapi(&mut doc);
     doc
 }
 

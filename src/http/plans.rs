@@ -5,20 +5,23 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
+use super::auth::{require, Caller};
 use super::error::{ApiError, ApiResult};
 use super::html;
 use super::params::{base_url, etag, not_modified, respond, Format, Params};
 use super::query::{lookup_error, text_param};
 use super::AppState;
+use crate::auth::Role;
 use crate::monitor::indicators::{assess, IndicatorStatus, CATEGORIES};
 use crate::monitor::lifecycle::PROJECT_LAYERS;
 use crate::monitor::report::IndicatorRow;
 use crate::monitor::service::MonitorError;
 use crate::monitor::{format_date, parse_date, today};
+use crate::store::AuditEntry;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -37,26 +40,80 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub name: String,
+    caller: Caller,
+    role: Role,
 }
 
-/// THE gate for every write of plans, indicators and progress: the actor when the request may
-/// write within `scope_code` (an admin code). Until accounts and roles exist every HTTP write is
-/// refused with 401; observations and progress are added with the CLI (local and trusted):
-/// `yizhangtu indicators import FILE.csv`, `yizhangtu projects progress FILE.csv`.
-pub fn authorize_write(
-    _state: &AppState,
-    _headers: &HeaderMap,
+/// THE gate for every write of indicators and progress: the actor when the caller is signed in
+/// as an editor (or higher) whose districts/towns include `scope_code` (the indicator's scope or
+/// the project's admin code; a district-wide record needs a district-wide editor). 401 without
+/// a token, 403 for a viewer or another district's editor; every refusal is audited.
+pub async fn authorize_write(
+    state: &AppState,
+    caller: &Caller,
     scope_code: &str,
+    action: &str,
+    target: &str,
 ) -> Result<Actor, ApiError> {
-    Err(ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "Unauthorized",
-        format!(
-            "writing within {scope_code} needs an editor's credentials, which this server does not \
-             accept yet; add observations and progress with `yizhangtu indicators import` or \
-             `yizhangtu projects progress` on the server"
-        ),
-    ))
+    let p = require(
+        state,
+        caller,
+        Role::Editor,
+        action,
+        target,
+        &[scope_code.to_string()],
+    )
+    .await?;
+    if p.scoped() && !p.scope.iter().any(|s| scope_code.starts_with(s.as_str())) {
+        let _ = state
+            .app
+            .store
+            .audit(&AuditEntry {
+                user: Some(p.name.clone()),
+                role: Some(p.role.as_str().into()),
+                address: caller.address.clone(),
+                action: action.into(),
+                layer: Some(target.into()),
+                ids: vec![scope_code.to_string()],
+                reason: None,
+                request_id: caller.request_id.clone(),
+                outcome: format!("refused: {scope_code} is outside {}", p.scope.join(",")),
+            })
+            .await;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "OutOfScope",
+            format!(
+                "'{}' may write in {} only; this record belongs to {scope_code}",
+                p.name,
+                p.scope.join(", ")
+            ),
+        )
+        .with_details(json!({"user": p.name, "districts": p.scope, "scope": scope_code})));
+    }
+    Ok(Actor {
+        name: p.name.clone(),
+        caller: caller.clone(),
+        role: p.role,
+    })
+}
+
+/// The audit row of a write that went through.
+async fn audit_done(state: &AppState, actor: &Actor, action: &str, target: &str, id: &str) {
+    let entry = AuditEntry {
+        user: Some(actor.name.clone()),
+        role: Some(actor.role.as_str().into()),
+        address: actor.caller.address.clone(),
+        action: action.into(),
+        layer: Some(target.into()),
+        ids: vec![id.to_string()],
+        reason: None,
+        request_id: actor.caller.request_id.clone(),
+        outcome: "ok".into(),
+    };
+    if let Err(e) = state.app.store.audit(&entry).await {
+        tracing::error!(error = %e, action, "could not append the audit row of a write that was made");
+    }
 }
 
 /// An error as a response; a 401 says how to authenticate.
@@ -440,9 +497,10 @@ async fn observations(
     ))
 }
 
-/// `POST /indicators/{id}/observations`: refused until accounts exist (see [`authorize_write`]).
+/// `POST /indicators/{id}/observations`: an editor of the indicator's scope (see [`authorize_write`]).
 async fn add_observation(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -460,17 +518,30 @@ async fn add_observation(
             .as_ref()
             .map_or("?", |i| i.scope_code.as_str())
             .to_string();
-        let actor = authorize_write(&state, &headers, &scope)?;
+        let actor =
+            authorize_write(&state, &caller, &scope, "add observation", "indicators").await?;
         let ind = ind.ok_or_else(|| ApiError::not_found(format!("no indicator '{id}'")))?;
         let mut list = parse_observation_body(&headers, &body)?;
-        for o in &mut list {
+        for (row, o) in list.iter_mut().enumerate() {
             if o.indicator.is_empty() {
                 o.indicator = ind.id.clone();
+            } else if o.indicator != ind.id {
+                // The caller was authorized for this indicator's scope only.
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidBody",
+                    format!(
+                        "observation {row} is for indicator '{}', not '{}'; post it to that \
+                         indicator's observations",
+                        o.indicator, ind.id
+                    ),
+                ));
             }
         }
         let seqs = crate::monitor::service::add_observations(&state.app.store, &list, &actor.name)
             .await
             .map_err(monitor_error)?;
+        audit_done(&state, &actor, "add observation", "indicators", &ind.id).await;
         Ok::<Response, ApiError>(
             (
                 StatusCode::CREATED,
@@ -564,11 +635,11 @@ async fn progress(
     ))
 }
 
-/// `POST /projects/{id}/progress`: refused until accounts exist (see [`authorize_write`]).
+/// `POST /projects/{id}/progress`: an editor of the project's unit (see [`authorize_write`]).
 async fn add_progress(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let run = async {
@@ -579,13 +650,14 @@ async fn add_progress(
             .layer(layer)
             .and_then(|idx| idx.read().get(&id).and_then(|f| f.admin_code.clone()))
             .unwrap_or_else(|| "?".into());
-        let actor = authorize_write(&state, &headers, &scope)?;
+        let actor = authorize_write(&state, &caller, &scope, "record progress", layer).await?;
         let update: crate::monitor::service::ProgressUpdate = serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidBody", format!("a progress report is {{status, progress_percent, investment_done_wan_yuan, reported_on, source, note}}: {e}")))?;
         let p =
             crate::monitor::service::record_progress(&state.app, layer, &id, &update, &actor.name)
                 .await
                 .map_err(monitor_error)?;
+        audit_done(&state, &actor, "record progress", layer, &id).await;
         Ok::<Response, ApiError>((StatusCode::CREATED, axum::Json(json!(p))).into_response())
     };
     run.await.unwrap_or_else(error_response)
@@ -613,12 +685,13 @@ pub fn openapi_paths() -> Value {
     };
     let write = |summary: &str, op: &str, params: Vec<Value>, body: Value| {
         json!({"summary": summary, "operationId": op, "parameters": params,
+            "security": [{"bearer": []}],
             "requestBody": {"required": true, "content": body},
             "responses": {"201": {"description": "recorded", "content": {"application/json": {}}},
-                "400": problem(), "401": {"description": "no credentials accepted yet: writes need an editor's account (WWW-Authenticate: Bearer); use the CLI on the server",
+                "400": problem(), "401": {"description": "no or unknown credentials: writes need an editor's token (Authorization: Bearer)",
                     "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}},
-                "404": problem(), "413": problem(), "415": problem(),
+                "403": problem(), "404": problem(), "413": problem(), "415": problem(), "429": problem(),
                 "503": {"description": "the database is busy", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}}}})
     };
     let id = path("id", "indicator id, e.g. 004-001");

@@ -66,6 +66,8 @@ pub struct Observation {
     /// Order of recording (database sequence); 0 before it is stored.
     #[serde(default)]
     pub seq: i64,
+    /// Filled from the path when posted to `/indicators/{id}/observations`.
+    #[serde(default)]
     pub indicator: String,
     pub value: f64,
     /// The date the value describes, `YYYY-MM-DD`.

@@ -4,6 +4,8 @@ use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::accounts::append_audit;
+use super::history::{precise_now, record_deletes, record_written, Actor};
 use crate::formats::wkb;
 use crate::model::{Feature, GeometryType, Layer};
 
@@ -157,7 +159,7 @@ fn layer_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<(Layer, u64), sqlx::E
     ))
 }
 
-fn feature_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Feature, StoreError> {
+pub(super) fn feature_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Feature, StoreError> {
     let layer: String = row.try_get("layer")?;
     let id: String = row.try_get("id")?;
     let corrupt = |reason: String| StoreError::Corrupt {
@@ -288,7 +290,7 @@ impl Store {
     /// A write transaction that holds SQLite's write lock from its first statement
     /// (`BEGIN IMMEDIATE`): a deferred one that upgrades later fails at once with SQLITE_BUSY
     /// when another writer got in first, where this one waits up to the busy timeout.
-    async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+    pub(super) async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
@@ -302,8 +304,23 @@ impl Store {
         mode: ImportMode,
         progress: Option<&(dyn Fn(usize) + Send + Sync)>,
     ) -> Result<Vec<ImportSummary>, StoreError> {
+        self.import_as(layers, features, mode, progress, &Actor::cli(None))
+            .await
+    }
+
+    /// [`Store::import`] on behalf of `actor`: its name, reason and request id go into the
+    /// history rows and the audit row of the import.
+    pub async fn import_as(
+        &self,
+        layers: &[Layer],
+        features: Vec<Feature>,
+        mode: ImportMode,
+        progress: Option<&(dyn Fn(usize) + Send + Sync)>,
+        actor: &Actor,
+    ) -> Result<Vec<ImportSummary>, StoreError> {
         let source = Source::Iter(features.into_iter(), false);
-        self.import_source(layers, source, mode, progress).await
+        self.import_source(layers, source, mode, progress, actor)
+            .await
     }
 
     /// [`Store::import`] from a stream of batches, for decoders that read a file or a body as
@@ -317,8 +334,22 @@ impl Store {
         mode: ImportMode,
         progress: Option<&(dyn Fn(usize) + Send + Sync)>,
     ) -> Result<Vec<ImportSummary>, StoreError> {
+        self.import_batches_as(layers, batches, mode, progress, &Actor::cli(None))
+            .await
+    }
+
+    /// [`Store::import_batches`] on behalf of `actor` (see [`Store::import_as`]).
+    pub async fn import_batches_as(
+        &self,
+        layers: &[Layer],
+        batches: tokio::sync::mpsc::Receiver<Batch>,
+        mode: ImportMode,
+        progress: Option<&(dyn Fn(usize) + Send + Sync)>,
+        actor: &Actor,
+    ) -> Result<Vec<ImportSummary>, StoreError> {
         let source: Source<std::iter::Empty<Feature>> = Source::Channel(batches);
-        self.import_source(layers, source, mode, progress).await
+        self.import_source(layers, source, mode, progress, actor)
+            .await
     }
 
     async fn import_source<I: Iterator<Item = Feature> + Send>(
@@ -327,6 +358,7 @@ impl Store {
         mut source: Source<I>,
         mode: ImportMode,
         progress: Option<&(dyn Fn(usize) + Send + Sync)>,
+        actor: &Actor,
     ) -> Result<Vec<ImportSummary>, StoreError> {
         for l in layers {
             if !Layer::valid_id(&l.id) {
@@ -337,7 +369,7 @@ impl Store {
         let at = now();
         let mut summaries: Vec<ImportSummary> = Vec::new();
         for l in layers {
-            prepare_layer(&mut tx, &l.id, Some(l), mode, &at, &mut summaries).await?;
+            prepare_layer(&mut tx, &l.id, Some(l), mode, &at, &mut summaries, actor).await?;
         }
         let mut done = 0usize;
         let committed = loop {
@@ -357,11 +389,11 @@ impl Store {
                         if !Layer::valid_id(id) {
                             return Err(StoreError::LayerId(id.clone()));
                         }
-                        prepare_layer(&mut tx, id, None, mode, &at, &mut summaries).await?;
+                        prepare_layer(&mut tx, id, None, mode, &at, &mut summaries, actor).await?;
                     }
                     number_features(&mut tx, &mut batch).await?;
                     for chunk in batch.chunks(IMPORT_BATCH) {
-                        write_features(&mut tx, chunk, &at, &mut summaries).await?;
+                        write_features(&mut tx, chunk, &at, &mut summaries, actor).await?;
                     }
                     done += batch.len();
                     if let Some(report) = progress {
@@ -383,6 +415,17 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             s.revision = rev as u64;
+        }
+        let action = match mode {
+            ImportMode::Upsert => "import",
+            ImportMode::Replace => "replace",
+        };
+        for s in &summaries {
+            let counts = format!(
+                "inserted {}, updated {}, removed {}",
+                s.inserted, s.updated, s.removed
+            );
+            append_audit(&mut tx, &actor.entry(action, Some(&s.layer), vec![counts])).await?;
         }
         tx.commit().await?;
         Ok(summaries)
@@ -487,6 +530,7 @@ impl Store {
     pub async fn delete(&self, layer: &str, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let at = now();
+        record_deletes(&mut tx, layer, Some(id), &Actor::cli(None), &precise_now()).await?;
         let n = sqlx::query("DELETE FROM features WHERE layer = ? AND id = ?")
             .bind(layer)
             .bind(id)
@@ -495,6 +539,12 @@ impl Store {
             .rows_affected();
         if n > 0 {
             log_change(&mut tx, layer, Some(id), ChangeOp::Delete, None, &at).await?;
+            let actor = Actor::cli(None);
+            append_audit(
+                &mut tx,
+                &actor.entry("delete", Some(layer), vec![id.into()]),
+            )
+            .await?;
             sqlx::query("UPDATE layers SET revision = revision + 1, updated_at = ? WHERE id = ?")
                 .bind(&at)
                 .bind(layer)
@@ -506,7 +556,7 @@ impl Store {
     }
 }
 
-async fn log_change(
+pub(super) async fn log_change(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     layer: &str,
     feature_id: Option<&str>,
@@ -600,6 +650,7 @@ async fn prepare_layer(
     mode: ImportMode,
     at: &str,
     summaries: &mut Vec<ImportSummary>,
+    actor: &Actor,
 ) -> Result<(), StoreError> {
     if summaries.iter().any(|s| s.layer == id) {
         return Ok(());
@@ -639,6 +690,7 @@ async fn prepare_layer(
         revision: 0,
     };
     if mode == ImportMode::Replace {
+        record_deletes(tx, id, None, actor, &precise_now()).await?;
         let removed = sqlx::query("DELETE FROM features WHERE layer = ?")
             .bind(id)
             .execute(&mut **tx)
@@ -718,10 +770,26 @@ async fn write_features(
     chunk: &[Feature],
     at: &str,
     summaries: &mut [ImportSummary],
+    actor: &Actor,
 ) -> Result<(), StoreError> {
     if chunk.is_empty() {
         return Ok(());
     }
+    // Which of the chunk's features exist already: those are updates, the others insertions
+    // (whose version continues a deleted feature's history, if it had one).
+    let keys: Vec<(&str, &str)> = chunk
+        .iter()
+        .map(|f| (f.layer.as_str(), f.id.as_str()))
+        .collect();
+    let existing: HashSet<(String, String)> = sqlx::query_as(
+        "SELECT layer, id FROM features WHERE (layer, id) IN \
+         (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+    )
+    .bind(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
     // Per feature: properties as JSON text, geometry as WKB, bounding box.
     type Encoded = (String, Option<Vec<u8>>, Option<geo::Rect<f64>>);
     let encoded: Vec<Encoded> = chunk
@@ -751,7 +819,14 @@ async fn write_features(
                 .push_bind(bbox.map(|r| r.min().y))
                 .push_bind(bbox.map(|r| r.max().x))
                 .push_bind(bbox.map(|r| r.max().y))
-                .push_bind(1i64)
+                .push(
+                    "(SELECT coalesce(max(h.version), 0) + 1 FROM feature_history h \
+                     WHERE h.layer = ",
+                )
+                .push_bind_unseparated(&f.layer)
+                .push_unseparated(" AND h.feature_id = ")
+                .push_bind_unseparated(&f.id)
+                .push_unseparated(")")
                 .push_bind(at)
                 .push_bind(at);
         },
@@ -765,19 +840,31 @@ async fn write_features(
          RETURNING layer, id, version",
     );
     let written: Vec<(String, String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
-    for (layer, _, version) in &written {
+    let mut history: Vec<(String, String, &'static str)> = Vec::with_capacity(written.len());
+    let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(written.len());
+    for (layer, id, _) in &written {
+        let existed = existing.contains(&(layer.clone(), id.clone()));
+        let first = seen.insert((layer.as_str(), id.as_str()));
         if let Some(s) = summaries.iter_mut().find(|s| &s.layer == layer) {
-            if *version > 1 {
+            if existed || !first {
                 s.updated += 1;
             } else {
                 s.inserted += 1;
             }
         }
+        if first {
+            history.push((
+                layer.clone(),
+                id.clone(),
+                if existed { "update" } else { "insert" },
+            ));
+        }
     }
+    record_written(tx, &history, actor, &precise_now()).await?;
     let mut log: QueryBuilder<Sqlite> =
         QueryBuilder::new("INSERT INTO changes (layer, feature_id, op, version, at) ");
     log.push_values(&written, |mut row, (layer, id, version)| {
-        let op = if *version > 1 {
+        let op = if existing.contains(&(layer.clone(), id.clone())) {
             ChangeOp::Update
         } else {
             ChangeOp::Insert

@@ -29,7 +29,10 @@ pub struct TestServer {
     pub base: String,
     pub db: PathBuf,
     pub app: Arc<App>,
+    /// Sends the token of an admin (`admin`) with every request.
     pub client: reqwest::Client,
+    /// The admin's token.
+    pub token: String,
     _dir: tempfile::TempDir,
     handle: tokio::task::JoinHandle<()>,
 }
@@ -58,6 +61,7 @@ pub async fn start_with(settings: HttpSettings, seed: bool) -> TestServer {
         .await
         .expect("bind");
     let addr = listener.local_addr().unwrap();
+    let token = user_token(&app, "admin", "admin", &[]).await;
     let state = AppState::new(Arc::clone(&app), settings);
     let handle = tokio::spawn(async move {
         yizhangtu::http::serve(listener, state)
@@ -68,7 +72,8 @@ pub async fn start_with(settings: HttpSettings, seed: bool) -> TestServer {
         base: format!("http://{addr}"),
         db,
         app,
-        client: reqwest::Client::new(),
+        client: client_with(&token),
+        token,
         _dir: dir,
         handle,
     }
@@ -179,4 +184,35 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).to_string(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
+}
+
+/// Creates a user with `role` (and district/town codes) in the app's database; returns its token.
+pub async fn user_token(app: &App, name: &str, role: &str, scope: &[&str]) -> String {
+    let t = yizhangtu::auth::new_token().expect("token");
+    let scope: Vec<String> = scope.iter().map(|s| s.to_string()).collect();
+    let entry = yizhangtu::store::Actor::cli(None).entry("user add", None, vec![name.into()]);
+    app.store
+        .add_user(name, role, &scope, &t.id, &t.hash, &entry)
+        .await
+        .expect("add user")
+        .expect("a new user name");
+    t.token
+}
+
+/// A client that sends `Authorization: Bearer <token>` with every request.
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .unwrap()
+}
+
+/// A client signed in as a new admin of `app`.
+pub async fn admin_client(app: &App) -> reqwest::Client {
+    client_with(&user_token(app, "admin", "admin", &[]).await)
 }
