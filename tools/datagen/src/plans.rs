@@ -916,6 +916,30 @@ fn plan_features(
             "file": doc.file, "title": doc.title, "quote": e.quote}),
         );
         set(&mut p, "approximate", json!(true));
+        let mut method = method;
+        if let Some((named, total, what)) = e
+            .located_in
+            .iter()
+            .chain(std::iter::once(&e.quote))
+            .find_map(|t| named_of_total(t))
+            .map(|(named, total, what)| {
+                // the list may come split into phrases: "A", "B", "C", "等10个乡镇"
+                let phrases = e.located_in.iter().filter(|t| !t.starts_with('等')).count();
+                (if named == 0 { phrases } else { named }, total, what)
+            })
+        {
+            if total > named {
+                set(
+                    &mut p,
+                    "units_unknown",
+                    json!({"named": named, "total": total, "unknown": total - named, "unit": what}),
+                );
+                method.push_str(&format!(
+                    "; the text names {named} of {total} {what} (等{total}个{what}): {} are unknown and not drawn",
+                    total - named
+                ));
+            }
+        }
         set(&mut p, "geometry_method", json!(method));
         set(
             &mut p,
@@ -1424,6 +1448,33 @@ fn build_geometry(
             )
         }
     }
+}
+
+/// "A、B、C等10个乡镇" → (3, 10, "乡镇"): how many places a list names of how many it counts.
+fn named_of_total(text: &str) -> Option<(usize, usize, String)> {
+    let i = text.find('等')?;
+    let rest = text[i + '等'.len_utf8()..].trim_start();
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let total: usize = digits.parse().ok()?;
+    let rest = rest[digits.len()..].trim_start().strip_prefix('个')?;
+    let what: String = rest
+        .chars()
+        .take_while(|c| "乡镇街道村社区片".contains(*c))
+        .collect();
+    if what.is_empty() {
+        return None;
+    }
+    // the list before 等: from the last sentence break to 等, split by 、
+    let head = &text[..i];
+    let start = head
+        .rfind(['，', '。', '；', '\t', '：'])
+        .map(|k| k + head[k..].chars().next().unwrap().len_utf8())
+        .unwrap_or(0);
+    let named = head[start..]
+        .split('、')
+        .filter(|s| !s.trim().is_empty())
+        .count();
+    Some((named, total, what))
 }
 
 /// For farm, vegetable, forestry and land-consolidation blobs placed in a town: the town's rural
