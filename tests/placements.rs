@@ -321,3 +321,35 @@ async fn rural_blobs_are_not_on_communities() {
     }
     assert!(checked > 20, "only {checked} pairs checked");
 }
+
+/// 吴家镇's twinned villages (item 5) are relations between the village features: each names the
+/// other by id, both ways, and the pair is the plan's (十烈社区–代兴村 …).
+#[tokio::test]
+async fn twinned_villages_name_each_other() {
+    let server = common::start().await;
+    let pairs = [
+        ("500153103003", "500153103200"),
+        ("500153103204", "500153103203"),
+        ("500153103001", "500153103002"),
+        ("500153103201", "500153103202"),
+    ];
+    for (a, b) in pairs {
+        for (x, y) in [(a, b), (b, a)] {
+            let f = server
+                .json(&format!("/collections/villages/items/{x}"))
+                .await;
+            let ids: Vec<&str> = f["properties"]["partners"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{x} has no partners: {f}"))
+                .iter()
+                .filter_map(|p| p["id"].as_str())
+                .collect();
+            assert_eq!(ids, vec![y], "{x}");
+        }
+    }
+    // a village of another town has none
+    let f = server
+        .json("/collections/villages/items/500111100200")
+        .await;
+    assert!(f["properties"]["partners"].is_null());
+}
