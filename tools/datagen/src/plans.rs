@@ -916,6 +916,30 @@ fn plan_features(
             "file": doc.file, "title": doc.title, "quote": e.quote}),
         );
         set(&mut p, "approximate", json!(true));
+        let mut method = method;
+        if let Some((named, total, what)) = e
+            .located_in
+            .iter()
+            .chain(std::iter::once(&e.quote))
+            .find_map(|t| named_of_total(t))
+            .map(|(named, total, what)| {
+                // the list may come split into phrases: "A", "B", "C", "等10个乡镇"
+                let phrases = e.located_in.iter().filter(|t| !t.starts_with('等')).count();
+                (if named == 0 { phrases } else { named }, total, what)
+            })
+        {
+            if total > named {
+                set(
+                    &mut p,
+                    "units_unknown",
+                    json!({"named": named, "total": total, "unknown": total - named, "unit": what}),
+                );
+                method.push_str(&format!(
+                    "; the text names {named} of {total} {what} (等{total}个{what}): {} are unknown and not drawn",
+                    total - named
+                ));
+            }
+        }
         set(&mut p, "geometry_method", json!(method));
         set(
             &mut p,
@@ -1365,6 +1389,7 @@ fn build_geometry(
             let per_group = target_m2 / groups.len() as f64;
             let mut pieces = MultiPolygon(vec![]);
             let mut capped = false;
+            let mut on_villages = false;
             for g in groups {
                 let per_unit = per_group / g.codes.len() as f64;
                 // group centre: mean of the anchors
@@ -1378,13 +1403,22 @@ fn build_geometry(
                             y: s.y + c.y / n,
                         });
                 for c in &g.codes {
-                    let u = unit_p(c);
+                    let (u, anchor) = match rural_part(admin, e.layer, &e.name, c) {
+                        Some((mp, site)) => {
+                            on_villages = true;
+                            // 5 m in from the communities' edges, so rounding the blob's
+                            // coordinates cannot put a sliver of it in them
+                            use geo::Buffer;
+                            (proj.fwd_mp(&mp).buffer(-5.0), site)
+                        }
+                        None => (unit_p(c), anchor_of(c)),
+                    };
                     let ua = u.unsigned_area();
                     let (piece, cap) = grow_piece(
                         &u,
                         ua,
                         per_unit,
-                        anchor_of(c),
+                        anchor,
                         gc,
                         &format!("{seed}:{c}"),
                         &mut rng,
@@ -1400,7 +1434,8 @@ fn build_geometry(
             let area = pieces.unsigned_area();
             let ll = proj.inv_mp(&pieces);
             let method = format!(
-                "polygon-in-unit: a blob of the stated or default size around a seeded point in each named unit, clipped to the unit{}; {}",
+                "polygon-in-unit: a blob of the stated or default size around a seeded point in each named unit, clipped to the unit{}{}; {}",
+                if on_villages { ", on a town's rural villages (村) only (5 m in from its urban communities, 社区), since the text names no 社区" } else { "" },
                 if capped { " (capped at 90% of a unit too small for its share)" } else { "" },
                 basis
             );
@@ -1413,6 +1448,61 @@ fn build_geometry(
             )
         }
     }
+}
+
+/// "A、B、C等10个乡镇" → (3, 10, "乡镇"): how many places a list names of how many it counts.
+fn named_of_total(text: &str) -> Option<(usize, usize, String)> {
+    let i = text.find('等')?;
+    let rest = text[i + '等'.len_utf8()..].trim_start();
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let total: usize = digits.parse().ok()?;
+    let rest = rest[digits.len()..].trim_start().strip_prefix('个')?;
+    let what: String = rest
+        .chars()
+        .take_while(|c| "乡镇街道村社区片".contains(*c))
+        .collect();
+    if what.is_empty() {
+        return None;
+    }
+    // the list before 等: from the last sentence break to 等, split by 、
+    let head = &text[..i];
+    let start = head
+        .rfind(['，', '。', '；', '\t', '：'])
+        .map(|k| k + head[k..].chars().next().unwrap().len_utf8())
+        .unwrap_or(0);
+    let named = head[start..]
+        .split('、')
+        .filter(|s| !s.trim().is_empty())
+        .count();
+    Some((named, total, what))
+}
+
+/// For farm, vegetable, forestry and land-consolidation blobs placed in a town: the town's rural
+/// villages (村) as one polygon (lon/lat) and the site of the village nearest the seat, so the
+/// blob lies on farmland, not on the urban communities (社区) round the seat. `None` for other
+/// layers, for a named village or community, and for towns without villages.
+fn rural_part(admin: &Admin, layer: &str, name: &str, code: &str) -> Option<(MultiPolygon, Coord)> {
+    let rural = matches!(
+        layer,
+        "agricultural_bases" | "vegetable_bases" | "land_consolidation"
+    ) || name.contains("林")
+        || name.contains("蔬菜")
+        || name.contains("农业");
+    if !rural || code.len() != 9 {
+        return None;
+    }
+    let seat = admin.town(code).seat;
+    let vs: Vec<&crate::admin::Village> = admin
+        .villages_of(code)
+        .filter(|v| v.kind == "village")
+        .collect();
+    let nearest = vs.iter().min_by(|a, b| {
+        let da = (a.site.x - seat.x).hypot(a.site.y - seat.y);
+        let db = (b.site.x - seat.x).hypot(b.site.y - seat.y);
+        da.partial_cmp(&db).unwrap().then(a.code.cmp(&b.code))
+    })?;
+    let parts: Vec<&MultiPolygon> = vs.iter().map(|v| &v.geom_ll).collect();
+    Some((crate::node::dissolve(&parts), nearest.site))
 }
 
 /// A blob of `target` m² inside `u` around a seeded point, pulled towards `gc`.
