@@ -390,7 +390,7 @@ function attributeRows(props) {
 // the stated size for polygons), 'exact' (a real position from the source).
 function placementOf(p) {
   const m = String(p.geometry_method || '');
-  if (m.startsWith('district-polygon') || (p.placement === 'district' && /^(unit|district)-polygon/.test(m))) return 'district';
+  if (m.startsWith('no-geometry') || m.startsWith('district-polygon') || (p.placement === 'district' && /^(unit|district)-polygon/.test(m))) return 'district';
   if (/^(unit|town|village)-polygon/.test(m)) return 'unit';
   if (/default (size|length) for the kind/.test(m) || /^default size/.test(String(p.geometry_area_basis || ''))) return 'default';
   if (p.approximate === true) return 'approx';
@@ -419,6 +419,7 @@ function methodText(p) {
     'town-polygon': '全镇：文本只说明在所述乡镇，以整个乡镇表示。',
     'village-polygon': '全村：文本只说明在所述村，以整个村表示。',
     'district-polygon': '全区：文本只说明在全区范围，无具体位置。',
+    'no-geometry': '全区性：文本只说明在全区范围，无具体位置，地图上不绘制。',
     'voronoi-of-seats': '示意界线：按乡镇驻地划分的泰森多边形，非法定界线。',
   }[kind];
   return text || (m ? '示意位置。' : '');
