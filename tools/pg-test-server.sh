@@ -7,7 +7,8 @@
 #   tools/pg-test-server.sh url [DIR]     prints the connection URL of a running server
 #   tools/pg-test-server.sh stop [DIR]    stops it (the data stay in DIR until you delete it)
 #
-# DIR defaults to target/pg-test; the port to 54329 (PGTEST_PORT overrides). initdb refuses to
+# DIR defaults to target/pg-test; the port to 54329 (PGTEST_PORT overrides; `start` remembers it
+# in DIR for `url` and `stop`). initdb refuses to
 # run as root, so as root the cluster belongs to the `postgres` OS user (Debian's packages create
 # it) and the commands run as that user. Needs Debian's `postgresql-15` and
 # `postgresql-15-postgis-3` (`.ci/run` installs them).
@@ -15,7 +16,6 @@ set -euo pipefail
 
 cmd=${1:-}
 dir=${2:-target/pg-test}
-port=${PGTEST_PORT:-54329}
 bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
 db=yizhangtu
 
@@ -24,6 +24,13 @@ die() { echo "pg-test-server: $*" >&2; exit 1; }
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+if [ -n "${PGTEST_PORT:-}" ]; then
+  port=$PGTEST_PORT
+elif [ "$cmd" != start ] && [ -f "$dir/port" ]; then
+  port=$(cat "$dir/port")
+else
+  port=54329
+fi
 as_owner() {
   if [ "$(id -u)" = 0 ]; then
     runuser -u postgres -- "$@"
@@ -43,6 +50,7 @@ case "$cmd" in
       as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 \
         --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
     fi
+    echo "$port" >"$dir/port"
     if ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
       as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/data -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
