@@ -271,11 +271,12 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let report_progress = |n: usize| bar.set_position(n as u64);
     let app = App::open(&args.db.db, true, Some(&report_progress)).await?;
     bar.finish_and_clear();
-    let report = tokio::task::spawn_blocking({
+    let mut report = tokio::task::spawn_blocking({
         let engine = Arc::clone(&app.engine);
         move || yizhangtu::engine::check::check(&engine)
     })
     .await?;
+    report.notes = yizhangtu::monitor::indicators::qualitative_notes();
     let unplaced = yizhangtu::seed::unplaced();
     if args.json {
         let doc = serde_json::json!({"layers": report.layers, "problems": report.problems, "units": report.units, "notes": report.notes, "unplaced": unplaced});

@@ -30,7 +30,8 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     /// The admin units as a coverage, and how features sit in them.
     pub units: UnitsReport,
-    /// Not faults: what was knowingly left out (qualitative plan targets, with the reason).
+    /// Not faults: what was knowingly left out (qualitative plan targets, with the reason);
+    /// filled by the caller, which knows the plans.
     pub notes: Vec<Problem>,
 }
 
@@ -222,7 +223,6 @@ pub fn check(engine: &Engine) -> CheckReport {
         report.layers.insert(layer_id, (features.len(), bad));
     }
     units(engine, &mut report.units);
-    report.notes = crate::monitor::indicators::qualitative_notes();
     report
 }
 

@@ -108,12 +108,7 @@ async fn changes(
     params.reject_unknown(&["from", "to", "area", "f"], |_| false)?;
     params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
-    if state.app.engine.layer(&id).is_none() {
-        return Err(
-            ApiError::not_found(format!("no collection '{id}'; see /collections"))
-                .with_details(json!({"collection": id})),
-        );
-    }
+    super::ogc::layer_or_404(&state, &id)?;
     let time = |name: &str| -> ApiResult<Option<String>> {
         params
             .get(name)?

@@ -94,7 +94,7 @@ fn self_links(
     }
 }
 
-fn layer_or_404(
+pub(super) fn layer_or_404(
     state: &AppState,
     id: &str,
 ) -> ApiResult<std::sync::Arc<parking_lot::RwLock<LayerIndex>>> {
