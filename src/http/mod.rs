@@ -125,32 +125,40 @@ async fn request_limits(req: Request, next: Next) -> Response {
 }
 
 /// Limit answers made by axum or tower (413 from the body limits, …) become the JSON problem.
+///
+/// A 413 may be answered before the body has been read; the connection then cannot carry another
+/// request, so the answer says `Connection: close` and a client does not put it back in its pool
+/// (without it, the client's next request on that connection fails with an incomplete message).
 async fn json_limit_errors(r: Response) -> Response {
     let status = r.status();
     let is_json = r
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
-        return r;
-    }
-    match status {
+    let mut r = match status {
+        _ if is_json => r,
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             status,
             "PayloadTooLarge",
             "the request body is larger than the server accepts (--max-body-bytes)",
-        ),
+        )
+        .into_response(),
         StatusCode::URI_TOO_LONG => {
-            ApiError::new(status, "UriTooLong", "the request target is too long")
+            ApiError::new(status, "UriTooLong", "the request target is too long").into_response()
         }
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ApiError::new(
             status,
             "HeadersTooLarge",
             "the request headers are too large",
-        ),
-        _ => return r,
+        )
+        .into_response(),
+        _ => r,
+    };
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    .into_response()
+    r
 }
 
 /// X-Forwarded-Host/-Proto reach the handlers only with `--trust-forwarded-headers`; then the
