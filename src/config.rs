@@ -102,6 +102,8 @@ pub struct ServeArgs {
     /// Every change must say why (X-Change-Reason header or a `reason` member); else 400.
     #[arg(long, env = "YIZHANGTU_REQUIRE_REASON")]
     pub require_reason: bool,
+    #[command(flatten)]
+    pub jwt: crate::auth::jwt::JwtArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -277,6 +279,8 @@ pub struct HttpSettings {
     pub private: bool,
     /// Changes without a reason get 400.
     pub require_reason: bool,
+    /// JWT sign-in (`--jwt-jwks`), when configured.
+    pub jwt: Option<std::sync::Arc<crate::auth::jwt::JwtVerifier>>,
 }
 
 impl Default for HttpSettings {
@@ -293,6 +297,7 @@ impl Default for HttpSettings {
             trust_forwarded_headers: false,
             private: false,
             require_reason: false,
+            jwt: None,
         }
     }
 }
@@ -312,6 +317,8 @@ impl HttpSettings {
             trust_forwarded_headers: args.trust_forwarded_headers,
             private: args.private,
             require_reason: args.require_reason,
+            // Read asynchronously by `serve` (a file or URL): see `JwtVerifier::from_args`.
+            jwt: None,
         }
     }
 }

@@ -70,6 +70,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let idx = idx.read();
         tracing::info!(layer = %idx.layer.id, features = idx.len(), "serving layer {} ({})", idx.layer.title_zh, idx.layer.title_en);
     }
+    let mut settings = HttpSettings::from_args(&args);
+    settings.jwt = yizhangtu::auth::jwt::JwtVerifier::from_args(&args.jwt)
+        .await?
+        .map(Arc::new);
     app.follow(Duration::from_millis(args.follow_interval_ms.max(50)));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -96,7 +100,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     tracing::info!(%url, "listening");
-    let state = yizhangtu::http::AppState::new(app, HttpSettings::from_args(&args));
+    let state = yizhangtu::http::AppState::new(app, settings);
     yizhangtu::http::serve(listener, state).await?;
     // Work that outlived the grace period (a blocking computation) must not hold the process:
     // leaving through `main` would wait for it when the runtime drops.

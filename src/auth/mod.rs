@@ -1,6 +1,7 @@
 //! Identity and rights: roles, API tokens (random, shown once, stored as argon2 hashes) and the
 //! district/town scope of editors and stewards, checked by code and by geometry.
 
+pub mod jwt;
 mod scope;
 mod token;
 

@@ -139,8 +139,14 @@ async fn check_token(
         let left = FAIL_WINDOW.saturating_sub(start.elapsed());
         (*n >= MAX_FAILURES && !left.is_zero()).then_some(left)
     });
+    let jwt = state
+        .settings
+        .jwt
+        .as_ref()
+        .filter(|_| parsed.is_none())
+        .zip(token.ok().filter(|t| auth::jwt::looks_like_jwt(t)));
     if let Some(left) = limited {
-        if parsed.is_none() {
+        if parsed.is_none() && jwt.is_none() {
             return Err(unauthorized(
                 "the bearer token is not valid (unknown, revoked or malformed)",
             ));
@@ -155,6 +161,19 @@ async fn check_token(
         )
         .retry_after(left.as_secs() + 1)
         .into_response());
+    }
+    if let Some((verifier, token)) = jwt {
+        let why = match verifier.verify(token).await {
+            Ok(p) => return Ok(p),
+            Err(why) => why,
+        };
+        return Err(refuse_sign_in(
+            state,
+            ip,
+            caller,
+            &format!("the bearer token is a JWT that is not accepted: {why}"),
+        )
+        .await);
     }
     let user = match parsed {
         Some((id, _)) => state
@@ -200,6 +219,23 @@ async fn check_token(
             scope: u.scope,
         });
     }
+    Err(refuse_sign_in(
+        state,
+        ip,
+        caller,
+        "the bearer token is not valid (unknown, revoked or malformed)",
+    )
+    .await)
+}
+
+/// A failed sign-in: counted against the address, audited, answered 401 saying why.
+async fn refuse_sign_in(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    caller: &Caller,
+    why: &str,
+) -> Response {
+    let auth = &state.auth;
     if let Some(ip) = ip {
         let mut failures = auth.failures.lock();
         if failures.len() >= MAX_REMEMBERED {
@@ -215,15 +251,13 @@ async fn check_token(
         address: caller.address.clone(),
         action: "sign-in".into(),
         request_id: caller.request_id.clone(),
-        outcome: "refused: unknown, revoked or malformed token".into(),
+        outcome: format!("refused: {why}"),
         ..AuditEntry::default()
     };
     if let Err(e) = state.app.store.audit(&entry).await {
         tracing::warn!(error = %e, "could not record a failed sign-in");
     }
-    Err(unauthorized(
-        "the bearer token is not valid (unknown, revoked or malformed)",
-    ))
+    unauthorized(why)
 }
 
 /// What a write needs: a signed-in user with at least `role`. Refusals are audited.
