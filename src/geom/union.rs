@@ -731,7 +731,7 @@ impl EdgeEvents {
 
 /// A part's edges filed under the grid cells they pass through, with their coordinates, so that
 /// the edges that may cross are found cell by cell in memory read in order. Cells are about
-/// 1.25 times the typical edge; a long edge is filed as a chain of pieces two cells long, so it
+/// twice the typical edge; a long edge is filed as a chain of pieces two cells long, so it
 /// costs cells in proportion to its length.
 struct EdgeGrid {
     /// Items of cell c: items[start[c]..start[c + 1]].
@@ -817,7 +817,7 @@ impl Cells {
 }
 
 impl Cells {
-    /// A grid over the set's extent with cells about 1.25 times its typical edge, and no more than
+    /// A grid over the set's extent with cells about twice its typical edge, and no more than
     /// about four cells per edge.
     fn new(set: &PolygonSet) -> Self {
         let count = set.coords.len().max(1);
@@ -833,7 +833,7 @@ impl Cells {
         sample.sort_unstable_by(f64::total_cmp);
         let typical = sample.get(sample.len() / 2).copied().unwrap_or(0.0);
         let (w, h) = (set.hi[0] - set.lo[0], set.hi[1] - set.lo[1]);
-        let mut cell = (1.25 * typical).max(w.max(h) / 4096.0).max(1e-9);
+        let mut cell = (2.0 * typical).max(w.max(h) / 4096.0).max(1e-9);
         let n_cells = |c: f64| ((w / c).floor() + 1.0) * ((h / c).floor() + 1.0);
         let limit = 4.0 * count as f64 + 16.0;
         if n_cells(cell) > limit {
