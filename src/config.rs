@@ -17,6 +17,10 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on standard error as `text` (for people) or `json` (one object a line, for log
+    /// collectors); within a request each line carries its `request_id`.
+    #[arg(long, global = true, env = "YIZHANGTU_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +106,10 @@ pub struct ServeArgs {
     /// Every change must say why (X-Change-Reason header or a `reason` member); else 400.
     #[arg(long, env = "YIZHANGTU_REQUIRE_REASON")]
     pub require_reason: bool,
+    /// `/readyz` answers 503 while the engine is more than this many change-log entries behind
+    /// the database.
+    #[arg(long, env = "YIZHANGTU_READY_MAX_LAG", default_value_t = 1000)]
+    pub ready_max_lag: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -277,6 +285,8 @@ pub struct HttpSettings {
     pub private: bool,
     /// Changes without a reason get 400.
     pub require_reason: bool,
+    /// Change-log entries the engine may be behind and still be ready.
+    pub ready_max_lag: u64,
 }
 
 impl Default for HttpSettings {
@@ -293,6 +303,7 @@ impl Default for HttpSettings {
             trust_forwarded_headers: false,
             private: false,
             require_reason: false,
+            ready_max_lag: 1000,
         }
     }
 }
@@ -312,6 +323,7 @@ impl HttpSettings {
             trust_forwarded_headers: args.trust_forwarded_headers,
             private: args.private,
             require_reason: args.require_reason,
+            ready_max_lag: args.ready_max_lag,
         }
     }
 }

@@ -253,6 +253,9 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
         if let Value::Object(extra) = super::plans::openapi_paths() {
             paths.extend(extra);
         }
+        if let Value::Object(extra) = super::ops::openapi_paths() {
+            paths.extend(extra);
+        }
     }
     if let Some(params) =
         doc["paths"]["/collections/{collectionId}/items"]["get"]["parameters"].as_array_mut()

@@ -10,6 +10,7 @@ use axum::Router;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::areas::{too_many_layers, MAX_LAYERS};
@@ -55,6 +56,9 @@ struct CachedTile {
 pub struct TileCache {
     inner: Mutex<CacheInner>,
     max_bytes: usize,
+    /// Tiles answered from the cache, and tiles that had to be built (for `/metrics`).
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
 }
 
 #[derive(Default)]
@@ -69,11 +73,24 @@ impl TileCache {
         TileCache {
             inner: Mutex::new(CacheInner::default()),
             max_bytes,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
     /// The cached tile if no change since it was made touched its (buffered) bounds.
     fn get(&self, key: &str, engine: &Engine) -> Option<Arc<Vec<u8>>> {
+        let found = self.lookup(key, engine);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn lookup(&self, key: &str, engine: &Engine) -> Option<Arc<Vec<u8>>> {
         let mut inner = self.inner.lock();
         let tile = inner.tiles.get_mut(key)?;
         let mut fresh = true;
@@ -127,6 +144,20 @@ impl TileCache {
     /// Bytes held, for tests and logs.
     pub fn bytes(&self) -> usize {
         self.inner.lock().bytes
+    }
+
+    /// Tiles held.
+    pub fn len(&self) -> usize {
+        self.inner.lock().tiles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most bytes the cache holds.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 }
 
