@@ -18,6 +18,7 @@ mod params;
 mod plans;
 pub mod query;
 mod tiles;
+mod view;
 pub mod viewer;
 
 use axum::extract::{DefaultBodyLimit, Request, State};

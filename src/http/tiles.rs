@@ -17,6 +17,7 @@ use super::areas::{too_many_layers, MAX_LAYERS};
 use super::error::{ApiError, ApiResult};
 use super::params::{base_url, etag, not_modified, Params};
 use super::query::{self, FeatureQuery};
+use super::view::View;
 use super::AppState;
 use crate::engine::{Budget, Engine, Filter, LayerIndex, Stop};
 use crate::formats::geojson::PropertySelection;
@@ -225,10 +226,14 @@ async fn tile_response(
             "filter-crs",
             "crs",
             "plan",
+            "asof",
         ],
         |_| false,
     )?;
     params.reject_empty()?;
+    // `asof`: the layers as they stood then, rebuilt from the history; such tiles are not cached.
+    let view = View::parse_asof(&params)?;
+    let params = Params(params.0.into_iter().filter(|(k, _)| k != "asof").collect());
     // Tiles are Web Mercator; `crs` only says which lon/lat the geometry is drawn in, for
     // basemaps in GCJ-02 (Amap, Tencent) or BD-09 (Baidu).
     let shift = match query::parse_crs(&params, "crs")? {
@@ -245,10 +250,16 @@ async fn tile_response(
             ));
         }
     };
-    let engine = Arc::clone(&state.app.engine);
+    let engine = view.engine(state, &layers).await?;
+    let cached = view.is_live();
     let key = format!("{}|{tile}|{}", layers.join(","), params.canonical());
     let mut hit = true;
-    let bytes = match state.tiles.get(&key, &engine) {
+    let from_cache = if cached {
+        state.tiles.get(&key, &engine)
+    } else {
+        None
+    };
+    let bytes = match from_cache {
         Some(b) => b,
         None => {
             hit = false;
@@ -270,6 +281,9 @@ async fn tile_response(
                     };
                     let (bytes, revisions) = rendered;
                     let bytes = Arc::new(bytes);
+                    if !cached {
+                        return Ok(Ok(bytes));
+                    }
                     tiles.put(
                         key,
                         CachedTile {
@@ -288,7 +302,11 @@ async fn tile_response(
                 .await??
         }
     };
-    let cache_header = HeaderValue::from_static(if hit { "hit" } else { "miss" });
+    let cache_header = HeaderValue::from_static(match (cached, hit) {
+        (false, _) => "bypass",
+        (true, true) => "hit",
+        (true, false) => "miss",
+    });
     if bytes.is_empty() {
         let mut r = StatusCode::NO_CONTENT.into_response();
         r.headers_mut()
