@@ -1,7 +1,7 @@
 //! The running service's core: the store and the engine together, kept in step.
 //! Opening seeds an empty database and loads every feature; `catch_up` follows the change log.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,21 @@ pub struct App {
     applied: AtomicI64,
     /// Held while changes are applied to the engine.
     catching_up: tokio::sync::Mutex<()>,
+    /// What following the change log has done so far (for `/metrics`).
+    pub follow_stats: FollowStats,
+}
+
+/// Counters of the engine's updates from the change log.
+#[derive(Debug, Default)]
+pub struct FollowStats {
+    /// Change-log entries applied to the engine.
+    pub changes_applied: AtomicU64,
+    /// Layers rebuilt whole (more than a reload's worth of changes, or a replaced layer).
+    pub layer_reloads: AtomicU64,
+    /// Layers changed feature by feature.
+    pub layer_updates: AtomicU64,
+    /// Catch-ups that failed (the database could not be read).
+    pub errors: AtomicU64,
 }
 
 /// A hook for progress reports: called with the number of features done so far.
@@ -83,6 +98,7 @@ impl App {
             engine: Arc::new(engine),
             applied: AtomicI64::new(applied),
             catching_up: tokio::sync::Mutex::new(()),
+            follow_stats: FollowStats::default(),
         })
     }
 
@@ -94,7 +110,14 @@ impl App {
             engine: Arc::new(engine),
             applied: AtomicI64::new(applied),
             catching_up: tokio::sync::Mutex::new(()),
+            follow_stats: FollowStats::default(),
         })
+    }
+
+    /// The newest change-log entry the engine reflects: the database's newest minus this is how
+    /// far this process is behind.
+    pub fn applied_change(&self) -> i64 {
+        self.applied.load(Ordering::SeqCst)
     }
 
     /// Writes features through the store (one transaction) and then shows them to readers all
@@ -132,8 +155,13 @@ impl App {
         // One at a time: an older snapshot applied after a newer one would step readers back.
         let _one_at_a_time = self.catching_up.lock().await;
         let from = self.applied.load(Ordering::SeqCst);
-        let Some(set) = self.store.changes_after(from, RELOAD_ABOVE).await? else {
-            return Ok(0);
+        let set = match self.store.changes_after(from, RELOAD_ABOVE).await {
+            Ok(Some(set)) => set,
+            Ok(None) => return Ok(0),
+            Err(e) => {
+                self.follow_stats.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(e.into());
+            }
         };
         let updates: Vec<LayerUpdate> = set
             .layers
@@ -155,12 +183,24 @@ impl App {
                 }
             })
             .collect();
+        let stats = &self.follow_stats;
+        for u in &updates {
+            let counter = match u {
+                LayerUpdate::Reload { .. } => &stats.layer_reloads,
+                LayerUpdate::Change { .. } => &stats.layer_updates,
+                LayerUpdate::Remove(_) => continue,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         // Building a reloaded layer's R-tree is CPU work: off the async workers.
         let engine = Arc::clone(&self.engine);
         tokio::task::spawn_blocking(move || engine.apply(updates))
             .await
             .map_err(|e| AppError::Task(e.to_string()))?;
         self.applied.fetch_max(set.upto, Ordering::SeqCst);
+        stats
+            .changes_applied
+            .fetch_add(set.changes as u64, Ordering::Relaxed);
         Ok(set.changes)
     }
 

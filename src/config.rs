@@ -17,6 +17,10 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on standard error as `text` (for people) or `json` (one object a line, for log
+    /// collectors); within a request each line carries its `request_id`.
+    #[arg(long, global = true, env = "YIZHANGTU_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +108,10 @@ pub struct ServeArgs {
     pub require_reason: bool,
     #[command(flatten)]
     pub jwt: crate::auth::jwt::JwtArgs,
+    /// `/readyz` answers 503 while the engine is more than this many change-log entries behind
+    /// the database.
+    #[arg(long, env = "YIZHANGTU_READY_MAX_LAG", default_value_t = 1000)]
+    pub ready_max_lag: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -281,6 +289,8 @@ pub struct HttpSettings {
     pub require_reason: bool,
     /// JWT sign-in (`--jwt-jwks`), when configured.
     pub jwt: Option<std::sync::Arc<crate::auth::jwt::JwtVerifier>>,
+    /// Change-log entries the engine may be behind and still be ready.
+    pub ready_max_lag: u64,
 }
 
 impl Default for HttpSettings {
@@ -298,6 +308,7 @@ impl Default for HttpSettings {
             private: false,
             require_reason: false,
             jwt: None,
+            ready_max_lag: 1000,
         }
     }
 }
@@ -319,6 +330,7 @@ impl HttpSettings {
             require_reason: args.require_reason,
             // Read asynchronously by `serve` (a file or URL): see `JwtVerifier::from_args`.
             jwt: None,
+            ready_max_lag: args.ready_max_lag,
         }
     }
 }

@@ -19,6 +19,7 @@ use super::params::{
     Params,
 };
 use super::query::{check_vertices, lookup_error};
+use super::view::View;
 use super::AppState;
 use crate::engine::coverage::{coverage_cancellable, intersect_areas, unit_of, LayerCoverage};
 use crate::engine::{AdminLevel, AdminUnit, Budget, Engine, Stop};
@@ -248,13 +249,14 @@ async fn area_features(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
-    params.reject_unknown(&["f", "layers", "relation"], |_| false)?;
+    params.reject_unknown(&["f", "layers", "relation", "asof", "plan"], |_| false)?;
     params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     let engine = Arc::clone(&state.app.engine);
     let u = resolve(&engine, &code)?;
     let area = prepared(&engine, &u)?;
     let layers = parse_layers(&engine, &params, not_admin)?;
+    let view = View::parse(&params)?;
     let within = match params.get("relation")? {
         None | Some("intersects") => false,
         Some("within") => true,
@@ -281,10 +283,13 @@ async fn area_features(
         &within.to_string(),
         format.code(),
         &base,
+        &view.tag(),
     ]);
     if let Some(r) = not_modified(&headers, &tag) {
         return Ok(r);
     }
+    // The layers as asked (as they stood at `asof`, one plan's features); the unit is today's.
+    let engine = view.engine(&state, &layers).await?;
     let unit = u.clone();
     let (body, counts, total, truncated) = state
         .heavy
@@ -588,6 +593,7 @@ async fn coverage_response(
     region: RegionSource,
     layers: Vec<String>,
     by: Option<AdminLevel>,
+    view: &View,
     format: Format,
     tag: Option<&str>,
 ) -> ApiResult<Response> {
@@ -604,7 +610,10 @@ async fn coverage_response(
             ));
         }
     }
+    // Units (and the breakdown's towns and villages) are today's; the layers are the view's.
     let engine = Arc::clone(&state.app.engine);
+    let measured = view.engine(state, &layers).await?;
+    let (asof, plan) = (view.asof.clone(), view.plan.clone());
     let doc = state
         .heavy
         .run(move |budget| {
@@ -612,11 +621,11 @@ async fn coverage_response(
                 Ok(r) => r,
                 Err(e) => return Ok(Err(e)),
             };
-            let (mut doc, mut approximate) = region_report(&engine, &region, &layers, budget)?;
+            let (mut doc, mut approximate) = region_report(&measured, &region, &layers, budget)?;
             if let Some(level) = by {
                 let mut parts = Vec::new();
                 for child in breakdown_regions(&engine, &region, level, budget)? {
-                    let (d, a) = region_report(&engine, &child, &layers, budget)?;
+                    let (d, a) = region_report(&measured, &child, &layers, budget)?;
                     approximate |= a;
                     parts.push(d);
                 }
@@ -625,6 +634,12 @@ async fn coverage_response(
             }
             doc["approximate_inputs"] = json!(approximate);
             doc["units"] = units_doc();
+            if let Some(at) = &asof {
+                doc["asof"] = json!(at);
+            }
+            if let Some(p) = &plan {
+                doc["plan"] = json!(p);
+            }
             Ok(Ok(doc))
         })
         .await??;
@@ -672,9 +687,10 @@ async fn area_coverage(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
-    params.reject_unknown(&["f", "layers", "by"], |_| false)?;
+    params.reject_unknown(&["f", "layers", "by", "asof", "plan"], |_| false)?;
     params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
+    let view = View::parse(&params)?;
     let engine = &state.app.engine;
     let u = resolve(engine, &code)?;
     let area = prepared(engine, &u)?;
@@ -693,6 +709,7 @@ async fn area_coverage(
         &format!("{by:?}"),
         &revs,
         format.code(),
+        &view.tag(),
     ]);
     if let Some(r) = not_modified(&headers, &tag) {
         return Ok(r);
@@ -709,6 +726,7 @@ async fn area_coverage(
         RegionSource::Ready(region),
         layers,
         by,
+        &view,
         format,
         Some(&tag),
     )
@@ -724,7 +742,7 @@ async fn analysis_coverage(
     body: Bytes,
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
-    params.reject_unknown(&["f", "layers", "by"], |_| false)?;
+    params.reject_unknown(&["f", "layers", "by", "asof", "plan"], |_| false)?;
     params.reject_empty()?;
     let format = Format::negotiate(&params, &headers)?;
     match media_type_essence(&headers).as_deref() {
@@ -742,7 +760,7 @@ async fn analysis_coverage(
     let engine = &state.app.engine;
     // Options may also sit in the body.
     let mut merged = params.clone();
-    for key in ["layers", "by"] {
+    for key in ["layers", "by", "asof", "plan"] {
         if let (None, Some(v)) = (params.get(key)?, doc.get(key)) {
             let text = match v {
                 Value::Array(items) => items
@@ -762,6 +780,7 @@ async fn analysis_coverage(
     }
     let layers = parse_layers(engine, &merged, not_admin)?;
     let by = parse_by(&merged)?;
+    let view = View::parse(&merged)?;
     let region = if let Some(code) = doc.get("area").and_then(Value::as_str) {
         let u = engine
             .resolve_admin(code)
@@ -784,5 +803,5 @@ async fn analysis_coverage(
         }
         RegionSource::Drawn(geometry)
     };
-    coverage_response(&state, region, layers, by, format, None).await
+    coverage_response(&state, region, layers, by, &view, format, None).await
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::error::{ApiError, ApiResult};
 use super::params::Params;
 use super::query::{lookup_error, parse_crs};
+use super::view::View;
 use super::AppState;
 use crate::engine::{Budget, Stop};
 use crate::export::{self, ExportFile, ExportFormat, Selection};
@@ -113,7 +114,7 @@ async fn export_handler(
     let params = Params::parse(q.as_deref());
     params.reject_unknown(
         &[
-            "layers", "area", "bbox", "filter", "format", "crs", "encoding", "f", "plan",
+            "layers", "area", "bbox", "filter", "format", "crs", "encoding", "f", "plan", "asof",
         ],
         |_| false,
     )?;
@@ -161,6 +162,10 @@ async fn export_handler(
         plan: params.get("plan")?.map(String::from),
     };
     let crs_req = parse_crs(&params, "crs")?;
+    // `asof`: the layers as they stood then (the area is today's unit); `plan` is the selection's.
+    let engine = View::parse_asof(&params)?
+        .engine(&state, &sel.layers)
+        .await?;
     let filter_text = sel.filter.clone().unwrap_or_default();
     let max_bytes = state.settings.max_export_bytes;
     let streamed = format == ExportFormat::GeoJson;

@@ -13,10 +13,12 @@ mod html;
 mod monitoring;
 mod ogc;
 mod openapi;
+pub mod ops;
 mod params;
 mod plans;
 pub mod query;
 mod tiles;
+mod view;
 pub mod viewer;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -48,6 +50,8 @@ pub struct AppState {
     pub heavy: Arc<heavy::Heavy>,
     /// Verified tokens and failed sign-ins.
     pub auth: Arc<auth::AuthState>,
+    /// Request counts and latencies for `/metrics`.
+    pub metrics: Arc<ops::Metrics>,
 }
 
 impl AppState {
@@ -64,6 +68,7 @@ impl AppState {
             tiles,
             heavy,
             auth: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -182,6 +187,21 @@ async fn forwarded_headers(
     r
 }
 
+/// The span of one request: its id (`x-request-id`, the client's or a new UUID), method and path.
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    )
+}
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
@@ -224,6 +244,8 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(compare::router())
         .route("/healthz", get(healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -238,6 +260,8 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed on this resource",
             )
         })
+        // Per route (it sees the matched path): counts and times every routed request.
+        .layer(middleware::from_fn_with_state(state.clone(), ops::observe))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             forwarded_headers,
@@ -254,11 +278,12 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(request_limits))
         .layer(CompressionLayer::new())
         .layer(cors)
+        // Inside the request id: every log line of a request carries its id.
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
             tower_http::request_id::MakeRequestUuid,
         ))
-        .layer(TraceLayer::new_for_http())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 ApiError::internal("a handler panicked").into_response()

@@ -77,6 +77,12 @@ fn extra_paths(problem: &dyn Fn() -> Value) -> Value {
         "comma-separated layer ids; a layer named twice counts once; at most 64 distinct",
         s(),
     );
+    let asof = qp("asof", "RFC 3339 time: the layers as they stood then, from the feature history (admin units are today's)", s());
+    let plan = qp(
+        "plan",
+        "only features of this plan (000 … 004, see /plans); layers without plans are unaffected",
+        s(),
+    );
     let get = |summary: &str, op: &str, params: Vec<Value>, types: &[&str]| {
         let mut content = serde_json::Map::new();
         for t in types {
@@ -119,27 +125,28 @@ fn extra_paths(problem: &dyn Fn() -> Value) -> Value {
             "parameters": [code.clone(), f.clone()],
             "responses": {"200": ok("the unit", &["application/json", "text/html"]), "304": unchanged(), "400": problem(), "404": problem()}}},
         "/areas/{code}/features": heavy("Features of the given layers in the unit, with the share of each inside", "getAreaFeatures",
-            vec![code.clone(), layers.clone(), qp("relation", "intersects (default) or within", json!({"type": "string", "enum": ["intersects", "within"]})), f.clone()],
+            vec![code.clone(), layers.clone(), qp("relation", "intersects (default) or within", json!({"type": "string", "enum": ["intersects", "within"]})), asof.clone(), plan.clone(), f.clone()],
             &["application/geo+json", "text/html"], true),
         "/areas/{code}/coverage": heavy("Coverage of the unit per layer (count, union area in m²/ha/亩, share, sums), optionally per town or village", "getAreaCoverage",
-            vec![code, layers.clone(), qp("by", "town or village", json!({"type": "string", "enum": ["town", "village"]})), f.clone()],
+            vec![code, layers.clone(), qp("by", "town or village", json!({"type": "string", "enum": ["town", "village"]})), asof.clone(), plan.clone(), f.clone()],
             &["application/json", "text/html"], true),
         "/analysis/coverage": {"post": {"summary": "Coverage of a drawn (Multi)Polygon or of {\"area\": code}", "operationId": "postCoverage",
-            "parameters": [layers.clone(), qp("by", "town or village", json!({"type": "string", "enum": ["town", "village"]})), f.clone()],
-            "requestBody": {"required": true, "description": "A GeoJSON Polygon or MultiPolygon (bare or as a Feature; valid, without self-intersections), or {\"area\": \"<code or name>\"}; `layers` and `by` may also be members",
+            "parameters": [layers.clone(), qp("by", "town or village", json!({"type": "string", "enum": ["town", "village"]})), asof.clone(), plan.clone(), f.clone()],
+            "requestBody": {"required": true, "description": "A GeoJSON Polygon or MultiPolygon (bare or as a Feature; valid, without self-intersections), or {\"area\": \"<code or name>\"}; `layers`, `by`, `asof` and `plan` may also be members",
                 "content": {"application/geo+json": {"schema": {"type": "object"}}, "application/json": {"schema": {"type": "object"}}}},
             "responses": {"200": ok("coverage figures", &["application/json", "text/html"]), "400": problem(), "404": problem(), "413": problem(), "415": problem(), "503": unavailable()}}},
         "/tiles/{layers}/{z}/{x}/{y}.mvt": tile_get("Mapbox Vector Tile of one or more layers (204 when empty); a layer named twice is drawn once", "getTile",
             vec![json!({"name": "layers", "in": "path", "required": true, "description": "comma-separated layer ids, at most 64 distinct", "schema": text()}),
                  zoom("z"), index("x"), index("y"),
                  qp("filter", "CQL2 text filter", s()), qp("properties", "properties to include", s()), qp("crs", "GCJ-02/BD-09 for Chinese basemaps", s()),
-                 qp("plan", "only features of this plan (000 … 004); layers without plans are unaffected", s())]),
+                 qp("plan", "only features of this plan (000 … 004); layers without plans are unaffected", s()),
+                 qp("asof", "RFC 3339 time: the layers as they stood then (not cached)", s())]),
         "/tiles/{layers}.json": get("TileJSON 3.0", "getTileJson", vec![json!({"name": "layers", "in": "path", "required": true, "schema": text()})], &["application/json"]),
         "/collections/{collectionId}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}": tile_get("OGC API – Tiles form of a layer's vector tiles", "getCollectionTile",
             vec![json!({"$ref": "#/components/parameters/collectionId"}), zoom("tileMatrix"), index("tileRow"), index("tileCol")]),
         "/export": {"get": {"summary": "Download layers of an area, box or filter", "operationId": "export",
             "parameters": [layers.clone(), qp("area", "admin code or name", s()), qp("bbox", "minLon,minLat,maxLon,maxLat", s()), qp("filter", "CQL2 text", s()),
-                 qp("plan", "only features of this plan (000 … 004); layers without plans are unaffected", s()),
+                 qp("plan", "only features of this plan (000 … 004); layers without plans are unaffected", s()), asof.clone(),
                  qp("format", "geojson (streamed), gpkg, shp (zip), csv, txt (界址点坐标交换格式)", json!({"type": "string", "enum": ["geojson", "gpkg", "shp", "csv", "txt"]})),
                  qp("crs", "output CRS (as for items; txt is always Gauss-Krüger)", s()), qp("encoding", "gbk (default) or utf-8, for Shapefiles", json!({"type": "string", "enum": ["gbk", "utf-8"]}))],
             "responses": {"200": ok("the file", &export_types), "400": problem(), "404": problem(),
@@ -251,6 +258,9 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
             paths.extend(extra);
         }
         if let Value::Object(extra) = super::plans::openapi_paths() {
+            paths.extend(extra);
+        }
+        if let Value::Object(extra) = super::ops::openapi_paths() {
             paths.extend(extra);
         }
     }

@@ -10,12 +10,14 @@ use axum::Router;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::areas::{too_many_layers, MAX_LAYERS};
 use super::error::{ApiError, ApiResult};
 use super::params::{base_url, etag, not_modified, Params};
 use super::query::{self, FeatureQuery};
+use super::view::View;
 use super::AppState;
 use crate::engine::{Budget, Engine, Filter, LayerIndex, Stop};
 use crate::formats::geojson::PropertySelection;
@@ -55,6 +57,9 @@ struct CachedTile {
 pub struct TileCache {
     inner: Mutex<CacheInner>,
     max_bytes: usize,
+    /// Tiles answered from the cache, and tiles that had to be built (for `/metrics`).
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
 }
 
 #[derive(Default)]
@@ -69,11 +74,24 @@ impl TileCache {
         TileCache {
             inner: Mutex::new(CacheInner::default()),
             max_bytes,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
     /// The cached tile if no change since it was made touched its (buffered) bounds.
     fn get(&self, key: &str, engine: &Engine) -> Option<Arc<Vec<u8>>> {
+        let found = self.lookup(key, engine);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn lookup(&self, key: &str, engine: &Engine) -> Option<Arc<Vec<u8>>> {
         let mut inner = self.inner.lock();
         let tile = inner.tiles.get_mut(key)?;
         let mut fresh = true;
@@ -127,6 +145,20 @@ impl TileCache {
     /// Bytes held, for tests and logs.
     pub fn bytes(&self) -> usize {
         self.inner.lock().bytes
+    }
+
+    /// Tiles held.
+    pub fn len(&self) -> usize {
+        self.inner.lock().tiles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most bytes the cache holds.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 }
 
@@ -194,10 +226,14 @@ async fn tile_response(
             "filter-crs",
             "crs",
             "plan",
+            "asof",
         ],
         |_| false,
     )?;
     params.reject_empty()?;
+    // `asof`: the layers as they stood then, rebuilt from the history; such tiles are not cached.
+    let view = View::parse_asof(&params)?;
+    let params = Params(params.0.into_iter().filter(|(k, _)| k != "asof").collect());
     // Tiles are Web Mercator; `crs` only says which lon/lat the geometry is drawn in, for
     // basemaps in GCJ-02 (Amap, Tencent) or BD-09 (Baidu).
     let shift = match query::parse_crs(&params, "crs")? {
@@ -214,10 +250,16 @@ async fn tile_response(
             ));
         }
     };
-    let engine = Arc::clone(&state.app.engine);
+    let engine = view.engine(state, &layers).await?;
+    let cached = view.is_live();
     let key = format!("{}|{tile}|{}", layers.join(","), params.canonical());
     let mut hit = true;
-    let bytes = match state.tiles.get(&key, &engine) {
+    let from_cache = if cached {
+        state.tiles.get(&key, &engine)
+    } else {
+        None
+    };
+    let bytes = match from_cache {
         Some(b) => b,
         None => {
             hit = false;
@@ -239,6 +281,9 @@ async fn tile_response(
                     };
                     let (bytes, revisions) = rendered;
                     let bytes = Arc::new(bytes);
+                    if !cached {
+                        return Ok(Ok(bytes));
+                    }
                     tiles.put(
                         key,
                         CachedTile {
@@ -257,7 +302,11 @@ async fn tile_response(
                 .await??
         }
     };
-    let cache_header = HeaderValue::from_static(if hit { "hit" } else { "miss" });
+    let cache_header = HeaderValue::from_static(match (cached, hit) {
+        (false, _) => "bypass",
+        (true, true) => "hit",
+        (true, false) => "miss",
+    });
     if bytes.is_empty() {
         let mut r = StatusCode::NO_CONTENT.into_response();
         r.headers_mut()

@@ -237,6 +237,12 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// Connections open, of them idle, and the most the pool opens (for `/metrics`).
+    pub fn pool_status(&self) -> (u32, usize, u32) {
+        let max = self.pool.options().get_max_connections();
+        (self.pool.size(), self.pool.num_idle(), max)
+    }
+
     pub async fn is_empty(&self) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM layers")
             .fetch_one(&self.pool)

@@ -1,0 +1,623 @@
+//! Operations (issue 13 items 8–9): `/readyz`, `/metrics` in Prometheus text format (parsed
+//! here by hand, no promtool), JSON logs with the request id on every line of a request, and a
+//! request in flight finishing after SIGTERM.
+
+mod common;
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{client_with, user_token};
+use yizhangtu::app::App;
+use yizhangtu::config::HttpSettings;
+use yizhangtu::http::AppState;
+
+/// One sample of the text format: metric name, labels, value.
+#[derive(Debug, Clone)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses Prometheus text format 0.0.4: `# HELP`/`# TYPE` lines are skipped; each other line is
+/// `name{label="value",…} value` (labels optional, values with \\ \" \n escapes).
+fn parse_prometheus(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let name_end = line.find(['{', ' ']).expect("a sample line has a value");
+        let name = line[..name_end].to_string();
+        let mut labels = BTreeMap::new();
+        let mut rest = &line[name_end..];
+        if rest.starts_with('{') {
+            let mut chars = rest[1..].char_indices();
+            let mut key = String::new();
+            let end = loop {
+                let (i, c) = chars.next().expect("labels end with }");
+                match c {
+                    '}' => break i + 2,
+                    ',' | ' ' => {}
+                    '=' => {
+                        assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "{line}");
+                        let mut value = String::new();
+                        loop {
+                            match chars.next().expect("a closed label value").1 {
+                                '"' => break,
+                                '\\' => match chars.next().expect("an escape").1 {
+                                    'n' => value.push('\n'),
+                                    other => value.push(other),
+                                },
+                                other => value.push(other),
+                            }
+                        }
+                        labels.insert(std::mem::take(&mut key), value);
+                    }
+                    other => key.push(other),
+                }
+            };
+            rest = &rest[end..];
+        }
+        let value = rest.split_whitespace().next().expect("a value");
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number in {line}")),
+        };
+        out.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    out
+}
+
+/// The value of the sample named `name` whose labels include all of `labels` (0 when absent).
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect();
+    assert!(found.len() <= 1, "{name} {labels:?} matches {found:?}");
+    found.first().map_or(0.0, |s| s.value)
+}
+
+/// A seeded server on an ephemeral port; it follows the change log only when `follow` is set
+/// (else a test can hold it behind the database).
+struct Server {
+    base: String,
+    app: Arc<App>,
+    /// Signed in as an admin.
+    client: reqwest::Client,
+    handle: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+async fn server(settings: HttpSettings, follow: bool) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ops.db");
+    let app = Arc::new(App::open(db.to_str().unwrap(), true, None).await.unwrap());
+    if follow {
+        app.follow(Duration::from_millis(100));
+    }
+    let token = user_token(&app, "admin", "admin", &[]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(Arc::clone(&app), settings);
+    let handle = tokio::spawn(async move {
+        yizhangtu::http::serve(listener, state).await.unwrap();
+    });
+    Server {
+        base,
+        app,
+        client: client_with(&token),
+        handle,
+        _dir: dir,
+    }
+}
+
+async fn start() -> Server {
+    server(HttpSettings::default(), true).await
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// GET answered `status` with a JSON body.
+    async fn answer(&self, path: &str, status: u16) -> Value {
+        let r = self.get(path).await;
+        assert_eq!(r.status().as_u16(), status, "GET {path}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("application/"), "GET {path}: {ct}");
+        r.json().await.unwrap()
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        self.answer(path, 200).await
+    }
+
+    async fn problem(&self, path: &str, status: u16) -> Value {
+        let doc = self.answer(path, status).await;
+        assert!(
+            doc["code"].is_string() && doc["description"].is_string(),
+            "{doc}"
+        );
+        doc
+    }
+}
+
+async fn scrape(s: &Server) -> Vec<Sample> {
+    let r = s.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    parse_prometheus(&r.text().await.unwrap())
+}
+
+#[test]
+fn the_parser_reads_labels_escapes_and_infinity() {
+    let s = parse_prometheus(
+        "# HELP x_total help\n# TYPE x_total counter\nx_total{a=\"1\",b=\"q\\\"uote\"} 3\nh_bucket{le=\"+Inf\"} 2\ng 1.5e3\n",
+    );
+    assert_eq!(s.len(), 3);
+    assert_eq!(value(&s, "x_total", &[("a", "1"), ("b", "q\"uote")]), 3.0);
+    assert_eq!(value(&s, "h_bucket", &[("le", "+Inf")]), 2.0);
+    assert_eq!(value(&s, "g", &[]), 1500.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_per_route_and_status() {
+    let s = start().await;
+    let route = "/collections/{collection}/items/{feature}";
+    let ok = [("route", route), ("status", "200"), ("method", "GET")];
+    let missing = [("route", route), ("status", "404"), ("method", "GET")];
+    let before = scrape(&s).await;
+    for _ in 0..3 {
+        assert_eq!(
+            s.get("/collections/towns/items/500111100").await.status(),
+            200
+        );
+    }
+    assert_eq!(s.get("/collections/towns/items/nope").await.status(), 404);
+    let after = scrape(&s).await;
+    let counted = |m: &[Sample], l: &[(&str, &str)]| value(m, "yizhangtu_http_requests_total", l);
+    assert_eq!(counted(&after, &ok) - counted(&before, &ok), 3.0);
+    assert_eq!(counted(&after, &missing) - counted(&before, &missing), 1.0);
+    // The latency histogram saw the same requests, each under the +Inf bucket.
+    let timed = |m: &[Sample], suffix: &str, extra: &[(&str, &str)]| {
+        let mut l = ok.to_vec();
+        l.extend_from_slice(extra);
+        value(
+            m,
+            &format!("yizhangtu_http_request_duration_seconds_{suffix}"),
+            &l,
+        )
+    };
+    assert_eq!(
+        timed(&after, "count", &[]) - timed(&before, "count", &[]),
+        3.0
+    );
+    assert_eq!(
+        timed(&after, "bucket", &[("le", "+Inf")]) - timed(&before, "bucket", &[("le", "+Inf")]),
+        3.0
+    );
+    assert!(timed(&after, "sum", &[]) > timed(&before, "sum", &[]));
+    // Unrouted paths are one label, not one per path.
+    s.get("/no/such/path/1").await;
+    s.get("/no/such/path/2").await;
+    let m = scrape(&s).await;
+    assert_eq!(
+        value(
+            &m,
+            "yizhangtu_http_requests_total",
+            &[("route", "unmatched"), ("status", "404")]
+        ),
+        2.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_layers_tile_cache_pool_and_heavy_pool() {
+    let s = start().await;
+    let m = scrape(&s).await;
+    // Features per layer, against the collection's own count.
+    for layer in ["towns", "villages", "projects"] {
+        let page = s.json(&format!("/collections/{layer}/items?limit=1")).await;
+        let n = page["numberMatched"].as_f64().unwrap();
+        assert!(n > 0.0);
+        assert_eq!(
+            value(&m, "yizhangtu_layer_features", &[("layer", layer)]),
+            n,
+            "{layer}"
+        );
+    }
+    // Tile cache: a miss, then a hit; the bytes held are those of the tile.
+    let m = scrape(&s).await;
+    let hits = |m: &[Sample]| value(m, "yizhangtu_tile_cache_hits_total", &[]);
+    let misses = |m: &[Sample]| value(m, "yizhangtu_tile_cache_misses_total", &[]);
+    let tile = "/tiles/towns/10/812/423.mvt";
+    let first = s.get(tile).await;
+    assert_eq!(first.headers()["x-tile-cache"], "miss");
+    let size = first.bytes().await.unwrap().len();
+    assert!(size > 0);
+    assert_eq!(s.get(tile).await.headers()["x-tile-cache"], "hit");
+    let after = scrape(&s).await;
+    assert_eq!(misses(&after) - misses(&m), 1.0);
+    assert_eq!(hits(&after) - hits(&m), 1.0);
+    assert_eq!(value(&after, "yizhangtu_tile_cache_tiles", &[]), 1.0);
+    let held = value(&after, "yizhangtu_tile_cache_bytes", &[]);
+    assert!(
+        held >= size as f64 && held < size as f64 + 200.0,
+        "{held} for {size}"
+    );
+    // The database pool and the heavy pool, as /healthz reports the latter.
+    let max = value(&after, "yizhangtu_db_pool_max", &[]);
+    let open = value(&after, "yizhangtu_db_pool_connections", &[]);
+    assert!(max >= 1.0 && open >= 1.0 && open <= max, "{open} of {max}");
+    assert!(value(&after, "yizhangtu_db_pool_idle", &[]) <= open);
+    let health = s.json("/healthz").await;
+    assert_eq!(
+        value(&after, "yizhangtu_heavy_slots", &[]),
+        health["heavy"]["slots"].as_f64().unwrap()
+    );
+    // The tile was built as one heavy job.
+    let done = |m: &[Sample]| value(m, "yizhangtu_heavy_completed_total", &[]);
+    assert_eq!(done(&after) - done(&m), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_with_no_lag_after_an_edit() {
+    let s = start().await;
+    let r = s.json("/readyz").await;
+    assert_eq!(r["status"], "ready");
+    assert_eq!(r["checks"]["database"]["ok"], true);
+    let towns = s.json("/collections/towns/items?limit=1").await["numberMatched"].clone();
+    assert!(r["checks"]["engine"]["features"].as_u64().unwrap() > towns.as_u64().unwrap());
+    let body = json!({"type": "Feature", "id": "ops-1", "properties": {"name": "运维测试"},
+        "geometry": {"type": "Point", "coordinates": [105.72, 29.70]}});
+    let w = s
+        .client
+        .post(s.url("/collections/projects/items"))
+        .header("content-type", "application/geo+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(w.status(), 201);
+    let r = s.json("/readyz").await;
+    let log = &r["checks"]["changelog"];
+    assert_eq!(log["lag"], 0, "{r}");
+    assert_eq!(log["applied"], log["database"]);
+    // The edit is in the change log: the position moved past what it was at start.
+    let last = s.app.store.last_change().await.unwrap();
+    assert_eq!(log["database"], last);
+    let m = scrape(&s).await;
+    assert_eq!(value(&m, "yizhangtu_changelog_lag", &[]), 0.0);
+    assert_eq!(value(&m, "yizhangtu_changelog_applied", &[]), last as f64);
+    assert_eq!(value(&m, "yizhangtu_changelog_database", &[]), last as f64);
+    assert!(value(&m, "yizhangtu_engine_changes_applied_total", &[]) >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_while_behind_the_change_log_then_ready_once_caught_up() {
+    let s = server(
+        HttpSettings {
+            ready_max_lag: 1,
+            ..HttpSettings::default()
+        },
+        false,
+    )
+    .await;
+    assert_eq!(s.get("/readyz").await.status(), 200);
+    let start = s.app.store.last_change().await.unwrap();
+    // Another process writes three changes to the database (here: the store directly).
+    let layers: Vec<_> = s.app.store.layers().await.unwrap();
+    let (projects, _) = layers
+        .into_iter()
+        .find(|(l, _)| l.id == "projects")
+        .unwrap();
+    for i in 0..3 {
+        let f = yizhangtu::model::Feature::from_parts(
+            "projects",
+            format!("behind-{i}"),
+            serde_json::Map::new(),
+            Some(geo::Geometry::Point(geo::point!(x: 105.7, y: 29.7))),
+        );
+        s.app
+            .store
+            .import(
+                std::slice::from_ref(&projects),
+                vec![f],
+                yizhangtu::store::ImportMode::Upsert,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    // Each import logs its features and the layer's revision.
+    let lag = s.app.store.last_change().await.unwrap() - start;
+    assert!(lag >= 3);
+    let r = s.problem("/readyz", 503).await;
+    assert_eq!(r["not_ready"], json!(["changelog"]), "{r}");
+    assert_eq!(r["checks"]["changelog"]["lag"], lag);
+    assert_eq!(r["checks"]["changelog"]["max_lag"], 1);
+    assert_eq!(s.problem("/readyz", 503).await["status"], "not ready");
+    let m = scrape(&s).await;
+    assert_eq!(value(&m, "yizhangtu_changelog_lag", &[]), lag as f64);
+    let updates = value(&m, "yizhangtu_engine_layer_updates_total", &[]);
+
+    assert_eq!(s.app.catch_up().await.unwrap() as i64, lag);
+    let r = s.json("/readyz").await;
+    assert_eq!(r["checks"]["changelog"]["lag"], 0);
+    let m = scrape(&s).await;
+    assert_eq!(value(&m, "yizhangtu_changelog_lag", &[]), 0.0);
+    assert_eq!(
+        value(&m, "yizhangtu_engine_layer_updates_total", &[]) - updates,
+        1.0,
+        "the changes to one layer are applied as one update"
+    );
+    assert_eq!(
+        value(&m, "yizhangtu_engine_changes_applied_total", &[]),
+        lag as f64
+    );
+    assert_eq!(
+        s.json("/collections/projects/items/behind-2").await["id"],
+        "behind-2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_when_the_database_is_unreachable() {
+    let s = start().await;
+    s.app.store.close().await;
+    let r = s.problem("/readyz", 503).await;
+    let named: Vec<&str> = r["not_ready"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(named.contains(&"database"), "{r}");
+    assert_eq!(r["checks"]["database"]["ok"], false);
+    assert!(r["checks"]["database"]["error"].as_str().unwrap().len() > 3);
+    // /healthz stays up: the process is alive, only not ready.
+    assert_eq!(s.get("/healthz").await.status(), 200);
+    // Metrics still answer, without a database position.
+    let m = scrape(&s).await;
+    assert!(!m.iter().any(|x| x.name == "yizhangtu_changelog_database"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_public_on_a_private_server() {
+    let s = server(
+        HttpSettings {
+            private: true,
+            ..HttpSettings::default()
+        },
+        true,
+    )
+    .await;
+    let anonymous = reqwest::Client::new();
+    let get = |p: &str| anonymous.get(s.url(p)).send();
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    assert_eq!(get("/collections").await.unwrap().status(), 401);
+    assert_eq!(get("/metrics").await.unwrap().status(), 401);
+    assert_eq!(s.get("/metrics").await.status(), 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary: JSON logs and SIGTERM
+
+/// `yizhangtu serve` on a fresh database; returns the child, its base URL and its stderr lines
+/// (collected by a thread until the process ends).
+#[allow(clippy::zombie_processes)]
+fn serve_binary(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    String,
+    std::thread::JoinHandle<Vec<String>>,
+) {
+    let db = dir.join("t.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yizhangtu"))
+        .args([
+            "serve",
+            "--db",
+            db.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env("YIZHANGTU_NO_NPM", "1")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve ended before it listened: {:?}", logs.join());
+        }
+        if let Some(at) = line.find(" at http://") {
+            let url = line[at + 4..].trim().trim_end_matches('/').to_string();
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                let _ = out.read_to_string(&mut sink);
+            });
+            return (child, url, logs);
+        }
+    }
+}
+
+fn sigterm(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// Waits for the child to exit by itself (a correctness bound, not a performance target).
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("still running a minute after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends raw HTTP/1.1 and reads one whole response (the server closes after it).
+fn read_response(conn: &mut std::net::TcpStream) -> (u16, String) {
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn json_logs_carry_the_request_id_on_every_line_of_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, logs) = serve_binary(dir.path(), &["--log-format", "json"]);
+    let addr = base.trim_start_matches("http://").to_string();
+    let ids = ["ops-log-test-1", "ops-log-test-2"];
+    for (id, path) in ids
+        .iter()
+        .zip(["/collections/towns/items?limit=2", "/no/such"])
+    {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nx-request-id: {id}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let (status, _) = read_response(&mut conn);
+        assert!(status == 200 || status == 404);
+    }
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+    let lines = logs.join().unwrap();
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(parsed
+        .iter()
+        .all(|v| v["level"].is_string() && v["timestamp"].is_string()));
+    // Every line logged within a request names it; each request logged its answer.
+    let in_requests: Vec<&Value> = parsed
+        .iter()
+        .filter(|v| v["span"]["name"] == "request")
+        .collect();
+    for v in &in_requests {
+        let id = v["span"]["request_id"].as_str().unwrap_or("");
+        assert!(ids.contains(&id), "a line of a request without its id: {v}");
+    }
+    for (id, status) in ids.iter().zip([200, 404]) {
+        let answered: Vec<&&Value> = in_requests
+            .iter()
+            .filter(|v| v["span"]["request_id"] == *id && v["fields"]["message"] == "answered")
+            .collect();
+        assert_eq!(answered.len(), 1, "{id}: {lines:#?}");
+        assert_eq!(answered[0]["fields"]["status"], status);
+    }
+    // Lines outside requests (start-up, shutdown) are JSON too.
+    assert!(parsed
+        .iter()
+        .any(|v| v["fields"]["message"] == "shutting down"));
+}
+
+#[test]
+fn a_request_in_flight_at_sigterm_is_answered_and_the_process_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, _logs) = serve_binary(dir.path(), &["--shutdown-grace", "60"]);
+    let addr = base.trim_start_matches("http://").to_string();
+    let body = br#"{"area": "500111100", "layers": "projects"}"#;
+    let (head, tail) = body.split_at(10);
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /analysis/coverage HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(head).unwrap();
+    conn.flush().unwrap();
+    // The request is in flight (its head read, its body not yet whole) when the signal comes.
+    std::thread::sleep(Duration::from_millis(300));
+    sigterm(&child);
+    // Shutdown has begun once new connections are refused.
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still accepting after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+    conn.write_all(tail).unwrap();
+    let (status, answer) = read_response(&mut conn);
+    assert_eq!(status, 200, "{answer}");
+    let doc: Value =
+        serde_json::from_str(answer.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"));
+    assert_eq!(doc["code"], "500111100");
+    assert_eq!(doc["layers"][0]["layer"], "projects");
+    assert!(wait_exit(&mut child).success());
+}
