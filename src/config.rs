@@ -102,6 +102,9 @@ pub struct ServeArgs {
     /// Every change must say why (X-Change-Reason header or a `reason` member); else 400.
     #[arg(long, env = "YIZHANGTU_REQUIRE_REASON")]
     pub require_reason: bool,
+    /// 天地图 (Tianditu) key: the map shows its basemap by default (else the offline outlines).
+    #[arg(long, env = "YIZHANGTU_TIANDITU_KEY")]
+    pub tianditu_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -277,6 +280,8 @@ pub struct HttpSettings {
     pub private: bool,
     /// Changes without a reason get 400.
     pub require_reason: bool,
+    /// 天地图 key handed to the map page (`/map/config.json`).
+    pub tianditu_key: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -293,6 +298,7 @@ impl Default for HttpSettings {
             trust_forwarded_headers: false,
             private: false,
             require_reason: false,
+            tianditu_key: None,
         }
     }
 }
@@ -312,6 +318,7 @@ impl HttpSettings {
             trust_forwarded_headers: args.trust_forwarded_headers,
             private: args.private,
             require_reason: args.require_reason,
+            tianditu_key: args.tianditu_key.clone(),
         }
     }
 }
