@@ -390,7 +390,10 @@ export function setupEditing(ctx) {
         ev.preventDefault();
         const name = form.querySelector('[name="name"]').value.trim();
         const reason = form.querySelector('[name="reason"]').value.trim();
-        const body = { type: 'Feature', geometry: f.geometry, properties: { name } };
+        // The id is chosen here (the service keeps what it is sent): web-<time>-<random>.
+        const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
+        const fid = `web-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
+        const body = { type: 'Feature', id: fid, geometry: f.geometry, properties: { name } };
         const headers = authHeaders({ 'Content-Type': 'application/geo+json', Accept: 'application/json' });
         if (reason) headers['X-Change-Reason'] = encodeURIComponent(reason);
         const r = await fetch(`/collections/${encodeURIComponent(layerId)}/items`, { method: 'POST', headers, body: JSON.stringify(body) });
@@ -398,7 +401,7 @@ export function setupEditing(ctx) {
         try { out = await r.json(); } catch { /* none */ }
         if (!r.ok) { message(form.querySelector('.edit-msg'), await explain(r, out, layerId, body), 'err'); return; }
         const loc = r.headers.get('Location') || '';
-        const newId = decodeURIComponent(loc.split('/').pop() || (out && out.id) || '');
+        const newId = loc ? decodeURIComponent(loc.split('/').pop()) : fid;
         done();
         result.innerHTML = `<p class="ok edit-ok">${esc(tx('created', { id: newId }))}</p>`;
         afterWrite(layerId);

@@ -63,7 +63,7 @@ function watch(page, label) {
     const why = req.failure()?.errorText || '';
     const u = new URL(req.url());
     // Tiles MapLibre no longer needs, and a page's styles when the test moves on to the next page.
-    if (why === 'net::ERR_ABORTED' && (u.pathname.startsWith('/tiles/') || u.pathname.startsWith('/vendor/'))) return;
+    if (why === 'net::ERR_ABORTED' && (u.protocol === 'blob:' || u.pathname.startsWith('/tiles/') || u.pathname.startsWith('/vendor/'))) return;
     problems.push(`${label} request failed: ${req.url()} ${why}`);
   });
   page.on('response', (res) => {
@@ -185,6 +185,35 @@ try {
   check(v2 === v1 + 1 && ring2.length === orig.length && same(ring2[vertex.k], moved), `the moved vertex is read back over HTTP (version ${v2}, vertex ${vertex.k} at ${JSON.stringify(ring2[vertex.k])})`);
   check(changedIdx.every((i) => i === vertex.k || (vertex.k === 0 && i === orig.length - 1)), `only that vertex changed (${changedIdx.join(',')})`);
   check(after2.body.properties.name === newName, 'the geometry edit kept the edited name');
+
+  // A new point drawn in 大足 (terra-draw's point mode), named and saved: POST, read back.
+  await page.selectOption('#new-layer', 'projects');
+  await page.selectOption('#new-kind', 'point');
+  await page.click('#new-feature');
+  await page.waitForSelector('#tool-result p.muted');
+  const spot = await page.evaluate((f) => {
+    const xs = f.ring.map((c) => c[0]), ys = f.ring.map((c) => c[1]);
+    const c = [(Math.min(...xs) + Math.max(...xs)) / 2, (Math.min(...ys) + Math.max(...ys)) / 2];
+    const p = window.yzt.map.project(c), r = window.yzt.map.getCanvas().getBoundingClientRect();
+    return { x: r.left + p.x, y: r.top + p.y };
+  }, dazu);
+  await page.mouse.click(spot.x, spot.y);
+  await page.waitForSelector('#tool-result form.new-form');
+  const clicked = await page.evaluate(() => window.yzt.state.draw.getSnapshot().find((f) => f.geometry.type === 'Point').geometry.coordinates);
+  await page.fill('#tool-result form.new-form [name="name"]', '浏览器测试新建项目');
+  await page.fill('#tool-result form.new-form [name="reason"]', '浏览器测试：新建');
+  await page.click('#tool-result form.new-form button[type=submit]');
+  await page.waitForSelector('#tool-result .edit-ok');
+  const createdText = await page.locator('#tool-result .edit-ok').innerText();
+  const newId = (/已新建 (\S+)/.exec(createdText) || [])[1];
+  const created = newId ? await api(`/collections/projects/items/${encodeURIComponent(newId)}`) : { status: 0 };
+  check(created.status === 200 && created.body.properties.name === '浏览器测试新建项目' && created.body.geometry.type === 'Point'
+    && Math.abs(created.body.geometry.coordinates[0] - clicked[0]) < 1e-8 && Math.abs(created.body.geometry.coordinates[1] - clicked[1]) < 1e-8,
+  `a point drawn on the map is created and read back (${newId} at ${JSON.stringify(created.body && created.body.geometry && created.body.geometry.coordinates)})`, createdText);
+  const newHist = newId ? await api(`/collections/projects/items/${encodeURIComponent(newId)}/history`) : { body: null };
+  check(newHist.body && newHist.body.versions.length === 1 && newHist.body.versions[0].user === 'dazu' && newHist.body.versions[0].reason === '浏览器测试：新建', 'its history says who created it and why');
+  await page.screenshot({ path: join(artifacts, 'edit-new.png') });
+  if (await page.locator('.maplibregl-popup-close-button').count()) await page.locator('.maplibregl-popup-close-button').click();
 
   // An edit in 武隆: refused, in Chinese, naming both districts; nothing changed.
   const wulong = await pick('500156');
