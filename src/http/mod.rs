@@ -275,6 +275,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(middleware::map_response(json_limit_errors))
+        .layer(middleware::from_fn(html::html_errors))
         .layer(middleware::from_fn(request_limits))
         .layer(CompressionLayer::new())
         .layer(cors)

@@ -511,24 +511,48 @@ async fn items(
             returned, result.matched, result.matched
         );
         body.push_str(&html::links(&Value::Array(links)));
+        // The name first (linked to the feature), then id, geometry and the other properties,
+        // under Chinese headers (html::key_label).
+        let has_name = selection_wants(&selection, "name");
         let columns: Vec<&String> = idx
             .property_stats()
             .keys()
-            .filter(|k| selection_wants(&selection, k))
+            .filter(|k| k.as_str() != "name" && selection_wants(&selection, k))
             .take(12)
             .collect();
-        body.push_str("<table><tr><th>id</th><th>geometry</th>");
-        for c in &columns {
-            let _ = write!(body, "<th>{}</th>", html::escape(c));
+        body.push_str("<table><tr>");
+        let head = if has_name {
+            &["name", "id", "geometry"][..]
+        } else {
+            &["id", "geometry"][..]
+        };
+        for c in head
+            .iter()
+            .copied()
+            .chain(columns.iter().map(|c| c.as_str()))
+        {
+            let _ = write!(body, "<th>{}</th>", html::key_label(c));
         }
         body.push_str("</tr>");
         for f in &result.features {
             let kind = f.geometry.as_ref().map(geometry_kind).unwrap_or("—");
+            let href = format!(
+                "/collections/{}/items/{}?f=html",
+                html::escape(&id),
+                percent_encoding::utf8_percent_encode(&f.id, percent_encoding::NON_ALPHANUMERIC)
+            );
+            body.push_str("<tr>");
+            if has_name {
+                let name = f.property("name").unwrap_or(Value::Null);
+                let text = name
+                    .as_str()
+                    .map(html::escape)
+                    .unwrap_or_else(|| html::escape(&f.id));
+                let _ = write!(body, "<td><a href=\"{href}\">{text}</a></td>");
+            }
             let _ = write!(
                 body,
-                "<tr><td><a href=\"/collections/{}/items/{}?f=html\">{}</a></td><td>{kind}</td>",
-                html::escape(&id),
-                percent_encoding::utf8_percent_encode(&f.id, percent_encoding::NON_ALPHANUMERIC),
+                "<td><a href=\"{href}\">{}</a></td><td>{kind}</td>",
                 html::escape(&f.id)
             );
             for c in &columns {

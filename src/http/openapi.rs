@@ -157,6 +157,10 @@ fn extra_paths(problem: &dyn Fn() -> Value) -> Value {
             vec![json!({"name": "area", "in": "query", "required": true, "description": "admin code or name", "schema": text()}), layers],
             &["application/zip"], false),
         "/map": get("The built-in map (MapLibre GL JS)", "getMap", vec![], &["text/html"]),
+        "/map/config.json": {"get": {"summary": "Settings the map page needs: {\"tianditu_key\": string|null} (--tianditu-key)", "operationId": "getMapConfig",
+            "responses": {"200": ok("{\"tianditu_key\": …}", &["application/json"])}}},
+        "/me": {"get": {"summary": "The signed-in user (name, role, the districts/towns they may write in); 401 without a valid bearer token", "operationId": "getMe",
+            "responses": {"200": ok("{\"name\", \"role\", \"scoped\", \"scope\": [{\"code\", \"name\"}]}", &["application/json"]), "401": problem(), "429": problem()}}},
         "/healthz": {"get": {"summary": "Liveness and what the heavy-request pool is doing; never queued", "operationId": "getHealth",
             "responses": {"200": ok("{\"status\": \"ok\", \"heavy\": {…}}", &["application/json"])}}},
     })
@@ -270,7 +274,38 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
         params.extend(query_params());
     }
     super::edit::add_openapi(&mut doc);
+    html_errors(&mut doc);
     doc
+}
+
+/// Errors come as HTML pages to whoever asks for HTML (`f=html`, a browser's Accept; see
+/// `html::html_errors`): every error response that is JSON may also be `text/html`.
+fn html_errors(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|m| m.values_mut())
+        {
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for (status, r) in responses.iter_mut() {
+                let error = status
+                    .as_bytes()
+                    .first()
+                    .is_some_and(|c| *c == b'4' || *c == b'5');
+                if let Some(content) = r.get_mut("content").and_then(Value::as_object_mut) {
+                    if error && content.contains_key("application/json") {
+                        content.insert("text/html".into(), json!({"schema": {"type": "string"}}));
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn api(

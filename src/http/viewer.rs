@@ -13,13 +13,15 @@
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use axum::extract::Path as UrlPath;
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Json, Router};
 use include_dir::{include_dir, Dir};
+use serde_json::json;
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
 
@@ -28,18 +30,23 @@ static VIEWER: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/viewer");
 /// npm packages the viewer loads besides MapLibre, as their browser builds from
 /// `node_modules/{package}/{folder}/`: drawing (terra-draw and its MapLibre adapter), coordinate
 /// conversion for the cursor read-out (proj4) and spreadsheets of feature lists (write-excel-file).
-const VENDOR_PACKAGES: [(&str, &str); 4] = [
+/// Charts of the monitoring view come from Chart.js (`chart.umd.min.js`).
+const VENDOR_PACKAGES: [(&str, &str); 5] = [
     ("terra-draw", "dist"),
     ("terra-draw-maplibre-gl-adapter", "dist"),
     ("proj4", "dist"),
     ("write-excel-file", "bundle"),
+    ("chart.js", "dist"),
 ];
 
-/// The viewer's routes: `/map`, `/viewer/{*path}`, `/vendor/maplibre-gl/{*path}`,
-/// `/vendor/{package}/{*path}` for [`VENDOR_PACKAGES`], and `/favicon.ico`.
+/// The viewer's routes: `/map`, `/map/config.json`, `/me`, `/viewer/{*path}`,
+/// `/vendor/maplibre-gl/{*path}`, `/vendor/{package}/{*path}` for [`VENDOR_PACKAGES`], and
+/// `/favicon.ico`.
 pub fn router() -> Router<AppState> {
     let mut r = Router::new()
         .route("/map", get(map))
+        .route("/map/config.json", get(map_config))
+        .route("/me", get(me))
         .route("/favicon.ico", get(favicon))
         .route("/viewer/{*path}", get(viewer_asset))
         .route("/vendor/maplibre-gl/{*path}", get(maplibre_asset));
@@ -51,6 +58,50 @@ pub fn router() -> Router<AppState> {
             }),
         );
     }
+    r
+}
+
+/// What the map page needs from the server's settings: the 天地图 key (`--tianditu-key`), so
+/// the basemap is on by default when the server has one.
+async fn map_config(State(state): State<AppState>) -> Response {
+    let mut r = Json(json!({
+        "tianditu_key": state.settings.tianditu_key.as_deref().filter(|k| !k.is_empty()),
+    }))
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The signed-in user (the map's sign-in box): name, role and the units they may write in,
+/// with names. 401 without a valid `Authorization: Bearer` token.
+async fn me(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+    let Some(p) = caller.principal else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "not signed in: send Authorization: Bearer <token>",
+        )
+        .into_response();
+    };
+    let scoped = p.scoped();
+    let scope: Vec<_> = p
+        .scope
+        .iter()
+        .map(|code| {
+            let name = state.app.engine.admin_unit(code).map(|u| u.name);
+            json!({"code": code, "name": name})
+        })
+        .collect();
+    let mut r = Json(json!({
+        "name": p.name,
+        "role": p.role.as_str(),
+        "scoped": scoped,
+        "scope": scope,
+    }))
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
