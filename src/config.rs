@@ -42,6 +42,19 @@ pub enum Command {
     Token(TokenArgs),
     /// The audit log (verify its hash chain).
     Audit(AuditArgs),
+    /// Copy a SQLite database into an empty PostgreSQL one (all tables, one transaction,
+    /// row counts checked).
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The SQLite database to copy (sqlite://FILE or a path).
+    #[arg(long)]
+    pub from: String,
+    /// The PostgreSQL database to fill (postgres://…); it must be empty.
+    #[arg(long)]
+    pub to: String,
 }
 
 #[derive(Debug, Clone, Args)]

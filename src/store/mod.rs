@@ -17,11 +17,13 @@ macro_rules! sqlite_or_pg {
 mod accounts;
 mod history;
 mod indicators;
+mod migrate;
 mod postgres;
 mod sqlite;
 
 pub use accounts::{chain_hash, AuditEntry, AuditFilter, AuditRow, BrokenRow, UserRow, GENESIS};
 pub use history::{format_precise, parse_instant, precise_now, Actor, EditError, HistoryEntry};
+pub use migrate::MigrateError;
 pub use sqlite::{
     now, Batch, ChangeOp, ChangeSet, ChangedFeatures, ImportMode, ImportSummary, LayerChanges,
     Store, StoreError, StoreOptions, IMPORT_BATCH,

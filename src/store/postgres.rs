@@ -14,10 +14,11 @@
 //! busy timeout is [`StoreError::Busy`]. Every write that appends to the change log also
 //! `NOTIFY`s [`CHANNEL`], delivered when it commits.
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::accounts::{chain_hash, AuditEntry, AuditFilter, AuditRow, BrokenRow, UserRow, GENESIS};
@@ -53,6 +54,14 @@ const HISTORY_AS_FEATURE: &str =
 pub(super) struct PgStore {
     pool: PgPool,
     busy_timeout: Duration,
+    changed: Arc<Changed>,
+}
+
+/// Notifications of [`CHANNEL`], heard by one `LISTEN` connection started on first use.
+#[derive(Default)]
+struct Changed {
+    notify: tokio::sync::Notify,
+    listening: std::sync::OnceLock<()>,
 }
 
 fn open_error(url: &str, reason: impl Into<String>) -> StoreError {
@@ -94,7 +103,19 @@ impl PgStore {
         Ok(PgStore {
             pool,
             busy_timeout: options.busy_timeout,
+            changed: Arc::default(),
         })
+    }
+
+    /// Resolves when another process may have written: a `NOTIFY` on [`CHANNEL`] arrived, or
+    /// the `LISTEN` connection was lost and re-made (notifications may have been missed, so
+    /// the follower should look at the log). The first call starts listening.
+    pub(super) async fn changed(&self) {
+        let changed = Arc::clone(&self.changed);
+        self.changed.listening.get_or_init(|| {
+            tokio::spawn(listen(self.pool.clone(), changed));
+        });
+        self.changed.notify.notified().await;
     }
 
     pub(super) async fn close(&self) {
@@ -102,6 +123,10 @@ impl PgStore {
     }
 
     /// A write transaction holding the writers' advisory lock (waiting up to the busy timeout).
+    pub(super) async fn write_transaction(&self) -> Result<Tx, StoreError> {
+        self.write().await
+    }
+
     async fn write(&self) -> Result<Tx, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
@@ -900,6 +925,40 @@ impl PgStore {
     }
 }
 
+/// Keeps one `LISTEN` connection open (made again after a loss, once a second at most) and
+/// wakes the follower on every notification and every reconnection; ends with the pool.
+async fn listen(pool: PgPool, changed: Arc<Changed>) {
+    while !pool.is_closed() {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for changes; following by polling");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::warn!(error = %e, "cannot LISTEN for changes; following by polling");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Anything written while not listening is in the log: look now.
+        changed.notify.notify_one();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => changed.notify.notify_one(),
+                // The connection was lost; the next try_recv makes it again.
+                Ok(None) => changed.notify.notify_one(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "lost the LISTEN connection; reconnecting");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// PostGIS in the database, or an error that says how to get it: created when the server has
 /// the extension (and the user may create it), else the packages to install.
 async fn ensure_postgis(pool: &PgPool) -> Result<(), String> {
@@ -1576,7 +1635,7 @@ fn view_column(key: &str, ty: ColumnType) -> String {
 
 /// (Re)creates `layer.<id>`: the layer's features with their properties as typed columns and
 /// the PostGIS geometry, for QGIS, GDAL and SQL. Columns follow the properties' first appearance.
-async fn refresh_view(tx: &mut Tx, layer: &str) -> Result<(), StoreError> {
+pub(super) async fn refresh_view(tx: &mut Tx, layer: &str) -> Result<(), StoreError> {
     let keys: Vec<(String, bool, bool, bool, bool)> = sqlx::query_as(
         "SELECT e.key, \
          bool_and(jsonb_typeof(e.value) IN ('number', 'null') AND (jsonb_typeof(e.value) = 'null' \

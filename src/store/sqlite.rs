@@ -267,6 +267,21 @@ impl Store {
         })
     }
 
+    /// Resolves when another process may have written to the database: on PostgreSQL a
+    /// `NOTIFY` from its write (or a re-made `LISTEN` connection); never on SQLite, whose
+    /// followers poll the change log.
+    pub async fn changed(&self) {
+        match &self.db {
+            Db::Sqlite(_) => std::future::pending().await,
+            Db::Postgres(pg) => pg.changed().await,
+        }
+    }
+
+    /// Whether the store is PostgreSQL (shared by several processes) rather than a SQLite file.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
     pub async fn close(&self) {
         match &self.db {
             Db::Sqlite(pool) => pool.close().await,

@@ -101,7 +101,19 @@ pub async fn start() -> TestServer {
 
 pub async fn start_with(settings: HttpSettings, seed: bool) -> TestServer {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = PathBuf::from(test_db(dir.path(), "test.db").await);
+    let db = test_db(dir.path(), "test.db").await;
+    start_at(db, dir, settings, seed).await
+}
+
+/// Starts a server on the database `db` (a SQLite path or a postgres:// URL); `dir` is kept
+/// for as long as the server runs.
+pub async fn start_at(
+    db: String,
+    dir: tempfile::TempDir,
+    settings: HttpSettings,
+    seed: bool,
+) -> TestServer {
+    let db = PathBuf::from(db);
     let app = Arc::new(
         App::open(db.to_str().unwrap(), seed, None)
             .await
@@ -112,7 +124,13 @@ pub async fn start_with(settings: HttpSettings, seed: bool) -> TestServer {
         .await
         .expect("bind");
     let addr = listener.local_addr().unwrap();
-    let token = user_token(&app, "admin", "admin", &[]).await;
+    // A second server on a database that has its admin already gets one of its own.
+    let users = app.store.users().await.expect("users").len();
+    let admin = match users {
+        0 => "admin".to_string(),
+        n => format!("admin{n}"),
+    };
+    let token = user_token(&app, &admin, "admin", &[]).await;
     let state = AppState::new(Arc::clone(&app), settings);
     let handle = tokio::spawn(async move {
         yizhangtu::http::serve(listener, state)
