@@ -64,7 +64,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = tokio::task::spawn_blocking(yizhangtu::http::viewer::prepare_maplibre).await;
     let bar = progress_bar("seeding");
     let report = |n: usize| bar.set_position(n as u64);
-    let app = App::open(&args.db.db, !args.no_seed, Some(&report)).await?;
+    let on_postgres =
+        args.db.db.starts_with("postgres://") || args.db.db.starts_with("postgresql://");
+    if args.replica && !on_postgres {
+        anyhow::bail!(
+            "--replica follows a database shared by several processes: give --db postgres://…"
+        );
+    }
+    let app = App::open(&args.db.db, !args.no_seed && !args.replica, Some(&report)).await?;
     bar.finish_and_clear();
     let app = Arc::new(app);
     for idx in app.engine.layers() {

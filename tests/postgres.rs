@@ -420,3 +420,99 @@ async fn migrate_copies_every_table_of_a_sqlite_database() {
     assert!(!ok);
     assert!(err.contains("needs an empty one"), "{err}");
 }
+
+/// A `yizhangtu serve` process, killed when dropped.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `yizhangtu serve ARGS --listen 127.0.0.1:0`; returns it and its base URL.
+fn serve_process(args: &[&str]) -> (Process, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_yizhangtu"))
+        .arg("serve")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("YIZHANGTU_NO_NPM", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start yizhangtu serve");
+    let stdout = child.stdout.take().unwrap();
+    let process = Process(child);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(at) = line.find(" at http://") {
+            let url = line[at + 4..].trim_end_matches('/').to_string();
+            // Keep reading: a closed pipe would end the process at its next line.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (process, url);
+        }
+    }
+    panic!("serve {args:?} ended without saying where it listens");
+}
+
+#[tokio::test]
+async fn replicas_follow_and_their_writes_go_to_the_database() {
+    let Some(server) = pg_server() else { return };
+    let primary = pg_test_server(&server).await;
+    let db = db_url(&primary);
+    let (ok, _, err) = common::run(&["serve", "--replica", "--db", "replica.db"]);
+    assert!(!ok);
+    assert!(err.contains("--db postgres://"), "{err}");
+    let (replica, base) =
+        tokio::task::spawn_blocking(move || serve_process(&["--replica", "--db", &db]))
+            .await
+            .unwrap();
+    let client = primary.client.clone();
+    let path = "/collections/towns/items/500111100";
+    let get = |base: String| {
+        let client = client.clone();
+        async move {
+            let r = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(get(base.clone()).await["properties"]["name"], "龙水镇");
+    // A write sent to the replica is written (the primary's admin token works on every
+    // process: they share the users table) and shows on the primary…
+    let r = client
+        .patch(format!("{base}{path}"))
+        .header("if-match", "*")
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"properties": {"name": "经副本修改"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let seen = eventually(&primary, path, |v| v["properties"]["name"] == "经副本修改").await;
+    assert_eq!(seen["properties"]["name"], "经副本修改");
+    // …and one through the primary shows on the replica.
+    let r = client
+        .patch(primary.url(path))
+        .header("if-match", "*")
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"properties": {"name": "龙水镇"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let start = Instant::now();
+    let mut name = Value::Null;
+    while start.elapsed() < Duration::from_secs(60) {
+        name = get(base.clone()).await["properties"]["name"].clone();
+        if name == "龙水镇" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(name, "龙水镇");
+    drop(replica);
+}
