@@ -212,7 +212,11 @@ impl App {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                // Polling by sequence number is the fallback; on PostgreSQL a NOTIFY wakes it early.
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = app.store.changed() => {}
+                }
                 match app.catch_up().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(changes = n, "applied changes from the change log"),

@@ -46,6 +46,19 @@ pub enum Command {
     Token(TokenArgs),
     /// The audit log (verify its hash chain).
     Audit(AuditArgs),
+    /// Copy a SQLite database into an empty PostgreSQL one (all tables, one transaction,
+    /// row counts checked).
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The SQLite database to copy (sqlite://FILE or a path).
+    #[arg(long)]
+    pub from: String,
+    /// The PostgreSQL database to fill (postgres://…); it must be empty.
+    #[arg(long)]
+    pub to: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -71,6 +84,10 @@ pub struct ServeArgs {
     /// Do not seed an empty database with the bundled reference data and plans.
     #[arg(long, env = "YIZHANGTU_NO_SEED")]
     pub no_seed: bool,
+    /// One of several processes on one PostgreSQL database: never seeds, follows the change log
+    /// (LISTEN/NOTIFY, polling as the fallback); writes go to the database like any process's.
+    #[arg(long, env = "YIZHANGTU_REPLICA")]
+    pub replica: bool,
     /// Memory for the vector-tile cache, in MiB.
     #[arg(long, env = "YIZHANGTU_TILE_CACHE_MB", default_value_t = 256)]
     pub tile_cache_mb: usize,

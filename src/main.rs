@@ -46,6 +46,7 @@ async fn main() -> ExitCode {
         Command::User(args) => user(args.command).await,
         Command::Token(args) => token(args.command).await,
         Command::Audit(args) => audit(args.command).await,
+        Command::Migrate(args) => migrate(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,7 +71,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = tokio::task::spawn_blocking(yizhangtu::http::viewer::prepare_maplibre).await;
     let bar = progress_bar("seeding");
     let report = |n: usize| bar.set_position(n as u64);
-    let app = App::open(&args.db.db, !args.no_seed, Some(&report)).await?;
+    let on_postgres =
+        args.db.db.starts_with("postgres://") || args.db.db.starts_with("postgresql://");
+    if args.replica && !on_postgres {
+        anyhow::bail!(
+            "--replica follows a database shared by several processes: give --db postgres://…"
+        );
+    }
+    let app = App::open(&args.db.db, !args.no_seed && !args.replica, Some(&report)).await?;
     bar.finish_and_clear();
     let app = Arc::new(app);
     for idx in app.engine.layers() {
@@ -570,4 +578,38 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+async fn migrate(args: yizhangtu::config::MigrateArgs) -> anyhow::Result<()> {
+    let from = args.from.strip_prefix("sqlite://").unwrap_or(&args.from);
+    if !std::path::Path::new(from.split('?').next().unwrap_or(from)).is_file() {
+        anyhow::bail!("{}: no such SQLite file", args.from);
+    }
+    if !(args.to.starts_with("postgres://") || args.to.starts_with("postgresql://")) {
+        anyhow::bail!(
+            "--to {}: migrate fills a PostgreSQL database (postgres://…)",
+            args.to
+        );
+    }
+    let source = Store::open(&args.from).await?;
+    let target = Store::open(&args.to).await?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let counts = source
+        .migrate_to(&args.from, &target, &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await;
+    bar.finish_and_clear();
+    let counts = counts?;
+    for (table, n) in counts {
+        println!("{table}: {n} rows copied and counted");
+    }
+    source.close().await;
+    target.close().await;
+    Ok(())
 }

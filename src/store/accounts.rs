@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::{Row, Sqlite};
 
-use super::sqlite::{Store, StoreError};
+use super::sqlite::{write, Store, StoreError};
 
 /// One account as stored (no secret in it: `token_hash` is an argon2 PHC string).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -185,7 +185,8 @@ impl Store {
         token_hash: &str,
         audit: &AuditEntry,
     ) -> Result<Option<UserRow>, StoreError> {
-        let mut tx = self.write().await?;
+        let pool = sqlite_or_pg!(self, pg => pg.add_user(name, role, scope, token_id, token_hash, audit).await);
+        let mut tx = write(pool).await?;
         let at = super::now();
         let row = sqlx::query(
             "INSERT INTO users (name, role, scope, token_id, token_hash, created_at, updated_at) \
@@ -209,32 +210,36 @@ impl Store {
     }
 
     pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.users().await);
         let rows = sqlx::query("SELECT * FROM users ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         Ok(rows.iter().map(user_from_row).collect::<Result<_, _>>()?)
     }
 
     /// Whether any user can still sign in.
     pub async fn has_active_users(&self) -> Result<bool, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.has_active_users().await);
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE revoked_at IS NULL")
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await?;
         Ok(n > 0)
     }
 
     /// The user a token's public part names (revoked or not).
     pub async fn user_by_token_id(&self, token_id: &str) -> Result<Option<UserRow>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.user_by_token_id(token_id).await);
         let row = sqlx::query("SELECT * FROM users WHERE token_id = ?")
             .bind(token_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         Ok(row.as_ref().map(user_from_row).transpose()?)
     }
 
     /// Revokes a user's access (the row and its history stay); false when no such active user.
     pub async fn revoke_user(&self, name: &str, audit: &AuditEntry) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
+        let pool = sqlite_or_pg!(self, pg => pg.revoke_user(name, audit).await);
+        let mut tx = write(pool).await?;
         let at = super::now();
         let n = sqlx::query(
             "UPDATE users SET revoked_at = ?1, updated_at = ?1, token_id = NULL, token_hash = NULL \
@@ -260,7 +265,8 @@ impl Store {
         token_hash: &str,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
+        let pool = sqlite_or_pg!(self, pg => pg.set_token(name, token_id, token_hash, audit).await);
+        let mut tx = write(pool).await?;
         let n = sqlx::query(
             "UPDATE users SET token_id = ?, token_hash = ?, updated_at = ? \
              WHERE name = ? AND revoked_at IS NULL",
@@ -281,7 +287,8 @@ impl Store {
 
     /// Appends one audit row on its own (a refused attempt, a failed sign-in).
     pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
+        let pool = sqlite_or_pg!(self, pg => pg.audit(entry).await);
+        let mut tx = write(pool).await?;
         append_audit(&mut tx, entry).await?;
         tx.commit().await?;
         Ok(())
@@ -289,6 +296,7 @@ impl Store {
 
     /// Audit rows, oldest first, filtered.
     pub async fn audit_rows(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.audit_rows(filter).await);
         let rows = sqlx::query(
             "SELECT * FROM audit WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR user_name = ?2) \
              AND (?3 IS NULL OR layer = ?3) ORDER BY seq LIMIT ?4",
@@ -297,7 +305,7 @@ impl Store {
         .bind(&filter.user)
         .bind(&filter.layer)
         .bind(filter.limit.min(i64::MAX as usize) as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         Ok(rows.iter().map(audit_from_row).collect::<Result<_, _>>()?)
     }
@@ -305,7 +313,8 @@ impl Store {
     /// Walks the whole chain: `Ok(rows)` when every row's hash follows from its content and its
     /// predecessor's hash (and no row is missing from the numbering), else the first broken row.
     pub async fn verify_audit(&self) -> Result<Result<usize, BrokenRow>, StoreError> {
-        let mut rows = sqlx::query("SELECT * FROM audit ORDER BY seq").fetch(&self.pool);
+        let pool = sqlite_or_pg!(self, pg => pg.verify_audit().await);
+        let mut rows = sqlx::query("SELECT * FROM audit ORDER BY seq").fetch(pool);
         let mut prev = GENESIS.to_string();
         let mut prev_seq = 0i64;
         let mut n = 0usize;
@@ -333,7 +342,7 @@ impl Store {
         // Rows cut off the end: sqlite_sequence remembers the highest number handed out.
         let max_ever: Option<i64> =
             sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'audit'")
-                .fetch_optional(&self.pool)
+                .fetch_optional(pool)
                 .await?;
         if let Some(m) = max_ever.filter(|m| *m > prev_seq) {
             return Ok(Err(BrokenRow {

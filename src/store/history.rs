@@ -4,7 +4,7 @@
 use sqlx::{Row, Sqlite};
 
 use super::accounts::{append_audit, AuditEntry};
-use super::sqlite::{feature_from_row, log_change, ChangeOp, Store, StoreError};
+use super::sqlite::{feature_from_row, log_change, write, ChangeOp, Store, StoreError};
 use crate::formats::wkb;
 use crate::model::Feature;
 
@@ -188,10 +188,11 @@ impl Store {
         layer: &str,
         id: &str,
     ) -> Result<Option<Feature>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.current_feature(layer, id).await);
         let row = sqlx::query("SELECT * FROM features WHERE layer = ? AND id = ?")
             .bind(layer)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         row.as_ref().map(feature_from_row).transpose()
     }
@@ -205,7 +206,8 @@ impl Store {
         actor: &Actor,
         action: &str,
     ) -> Result<i64, EditError> {
-        let mut tx = self.write().await?;
+        let pool = sqlite_or_pg!(self, pg => pg.replace_feature(f, expected, actor, action).await);
+        let mut tx = write(pool).await?;
         let at = super::now();
         let bbox = f.bbox();
         let version: Option<i64> = sqlx::query_scalar(
@@ -265,7 +267,8 @@ impl Store {
         expected: i64,
         actor: &Actor,
     ) -> Result<i64, EditError> {
-        let mut tx = self.write().await?;
+        let pool = sqlite_or_pg!(self, pg => pg.delete_feature(layer, id, expected, actor).await);
+        let mut tx = write(pool).await?;
         let at = super::now();
         let current: Option<i64> =
             sqlx::query_scalar("SELECT version FROM features WHERE layer = ? AND id = ?")
@@ -323,13 +326,14 @@ impl Store {
 
     /// Every version of a feature, oldest first (empty when it never existed).
     pub async fn history(&self, layer: &str, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.history(layer, id).await);
         let rows = sqlx::query(&format!(
             "SELECT {HISTORY_AS_FEATURE} FROM feature_history WHERE layer = ? AND feature_id = ? \
              ORDER BY version"
         ))
         .bind(layer)
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter().map(history_from_row).collect()
     }
@@ -348,6 +352,7 @@ impl Store {
         id: &str,
         version: i64,
     ) -> Result<Option<HistoryEntry>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.history_version(layer, id, version).await);
         let row = sqlx::query(&format!(
             "SELECT {HISTORY_AS_FEATURE} FROM feature_history WHERE layer = ? AND feature_id = ? \
              AND version = ?"
@@ -355,7 +360,7 @@ impl Store {
         .bind(layer)
         .bind(id)
         .bind(version)
-        .fetch_optional(&self.pool)
+        .fetch_optional(pool)
         .await?;
         row.as_ref().map(history_from_row).transpose()
     }
@@ -363,6 +368,7 @@ impl Store {
     /// The layer as it stood at `at` (fixed-width, see [`format_precise`]): for each feature its
     /// newest version written at or before then, unless that version is a deletion.
     pub async fn layer_as_of(&self, layer: &str, at: &str) -> Result<Vec<Feature>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.layer_as_of(layer, at).await);
         let rows = sqlx::query(&format!(
             "SELECT {HISTORY_AS_FEATURE} FROM feature_history h WHERE layer = ?1 AND at <= ?2 \
              AND version = (SELECT max(version) FROM feature_history h2 WHERE h2.layer = ?1 \
@@ -371,7 +377,7 @@ impl Store {
         ))
         .bind(layer)
         .bind(at)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| history_from_row(r).map(|h| h.feature))

@@ -35,8 +35,9 @@ fn corrupt(table: &str, id: &str, reason: impl Into<String>) -> StoreError {
 impl Store {
     /// Whether the plan tables are still empty (a database made before them, or a new one).
     pub async fn plans_empty(&self) -> Result<bool, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.plans_empty().await);
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM plans")
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await?;
         Ok(n == 0)
     }
@@ -49,7 +50,8 @@ impl Store {
         indicators: &[Indicator],
         progress: &[Progress],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let pool = sqlite_or_pg!(self, pg => pg.seed_plans(plans, indicators, progress).await);
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         for p in plans {
             sqlx::query(
                 "INSERT INTO plans (id, title, issuer, doc_number, issued, period_start, period_end, \
@@ -105,8 +107,9 @@ impl Store {
     }
 
     pub async fn plans(&self) -> Result<Vec<Plan>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.plans().await);
         let rows = sqlx::query("SELECT * FROM plans ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         rows.iter()
             .map(|r| {
@@ -133,8 +136,9 @@ impl Store {
     }
 
     pub async fn indicators(&self) -> Result<Vec<Indicator>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.indicators().await);
         let rows = sqlx::query("SELECT * FROM indicators ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         rows.iter()
             .map(|r| {
@@ -163,8 +167,9 @@ impl Store {
 
     /// Every observation, in the order recorded.
     pub async fn observations(&self) -> Result<Vec<Observation>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.observations().await);
         let rows = sqlx::query("SELECT * FROM observations ORDER BY seq")
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         rows.iter()
             .map(|r| {
@@ -190,7 +195,8 @@ impl Store {
         observations: &[Observation],
         recorded_by: &str,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let pool = sqlite_or_pg!(self, pg => pg.add_observations(observations, recorded_by).await);
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         let at = now();
         let mut seqs = Vec::with_capacity(observations.len());
         for o in observations {
@@ -215,7 +221,8 @@ impl Store {
 
     /// Appends one progress record.
     pub async fn add_progress(&self, p: &Progress) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let pool = sqlite_or_pg!(self, pg => pg.add_progress(p).await);
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         let seq = insert_progress(&mut tx, p, &now()).await?;
         tx.commit().await?;
         Ok(seq)
@@ -227,20 +234,22 @@ impl Store {
         layer: &str,
         feature_id: &str,
     ) -> Result<Vec<Progress>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.progress_history(layer, feature_id).await);
         let rows = sqlx::query(
             "SELECT * FROM project_progress WHERE layer = ? AND feature_id = ? ORDER BY seq",
         )
         .bind(layer)
         .bind(feature_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         progress_rows(&rows)
     }
 
     /// Every progress record of every project, oldest first.
     pub async fn all_progress(&self) -> Result<Vec<Progress>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.all_progress().await);
         let rows = sqlx::query("SELECT * FROM project_progress ORDER BY seq")
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         progress_rows(&rows)
     }

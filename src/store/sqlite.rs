@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::accounts::append_audit;
 use super::history::{precise_now, record_deletes, record_written, Actor};
+use super::postgres::PgStore;
 use crate::formats::wkb;
 use crate::model::{Feature, GeometryType, Layer};
 
@@ -45,10 +46,19 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// SQLITE_BUSY / SQLITE_LOCKED (and their extended codes), or no connection free in time.
+/// SQLITE_BUSY / SQLITE_LOCKED (and their extended codes), PostgreSQL's lock timeout,
+/// serialization failure or deadlock, or no connection free in time.
 fn is_busy(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db)
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some() =>
+        {
+            db.code()
+                .is_some_and(|c| matches!(&*c, "55P03" | "40001" | "40P01"))
+        }
         sqlx::Error::Database(db) => db
             .code()
             .and_then(|c| c.parse::<i32>().ok())
@@ -114,7 +124,7 @@ pub enum ChangeOp {
 }
 
 impl ChangeOp {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             ChangeOp::Insert => "insert",
             ChangeOp::Update => "update",
@@ -125,10 +135,27 @@ impl ChangeOp {
     }
 }
 
-/// The database behind the engine.
+/// The database behind the engine: a SQLite file, or PostgreSQL with PostGIS.
 #[derive(Clone)]
 pub struct Store {
-    pub(super) pool: SqlitePool,
+    pub(super) db: Db,
+}
+
+/// Which database a [`Store`] writes to. Each `Store` method runs its SQLite code on the
+/// pool, or hands the same call to [`PgStore`] (see `sqlite_or_pg!`).
+#[derive(Clone)]
+pub(super) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgStore),
+}
+
+/// A write transaction that holds SQLite's write lock from its first statement
+/// (`BEGIN IMMEDIATE`): a deferred one that upgrades later fails at once with SQLITE_BUSY
+/// when another writer got in first, where this one waits up to the busy timeout.
+pub(super) async fn write(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
 /// The current UTC time as RFC 3339, to the second.
@@ -193,13 +220,19 @@ pub(super) fn feature_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Feature,
 
 impl Store {
     /// Opens (creating it if needed) and migrates the database at `url`: a SQLite path or a
-    /// `sqlite:` URL.
+    /// `sqlite:` URL, or a `postgres://` URL (a database with PostGIS, or where it can be created).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         Store::open_with(url, &StoreOptions::default()).await
     }
 
     /// [`Store::open`] with explicit options.
     pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pg = PgStore::open(url, options).await?;
+            return Ok(Store {
+                db: Db::Postgres(pg),
+            });
+        }
         let opts = if url.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Open {
                 url: url.into(),
@@ -208,8 +241,7 @@ impl Store {
         } else if url.contains("://") {
             return Err(StoreError::Open {
                 url: url.into(),
-                reason: "only SQLite files (a path or sqlite: URL) are supported in this version"
-                    .into(),
+                reason: "use a SQLite file (a path or sqlite: URL) or a postgres:// URL".into(),
             });
         } else {
             SqliteConnectOptions::new().filename(url)
@@ -230,11 +262,31 @@ impl Store {
                 reason: e.to_string(),
             })?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            db: Db::Sqlite(pool),
+        })
+    }
+
+    /// Resolves when another process may have written to the database: on PostgreSQL a
+    /// `NOTIFY` from its write (or a re-made `LISTEN` connection); never on SQLite, whose
+    /// followers poll the change log.
+    pub async fn changed(&self) {
+        match &self.db {
+            Db::Sqlite(_) => std::future::pending().await,
+            Db::Postgres(pg) => pg.changed().await,
+        }
+    }
+
+    /// Whether the store is PostgreSQL (shared by several processes) rather than a SQLite file.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.db {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pg) => pg.close().await,
+        }
     }
 
     /// Connections open, of them idle, and the most the pool opens (for `/metrics`).
@@ -244,34 +296,38 @@ impl Store {
     }
 
     pub async fn is_empty(&self) -> Result<bool, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.is_empty().await);
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM layers")
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await?;
         Ok(n == 0)
     }
 
     pub async fn layers(&self) -> Result<Vec<(Layer, u64)>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.layers().await);
         let rows = sqlx::query("SELECT * FROM layers ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         Ok(rows.iter().map(layer_from_row).collect::<Result<_, _>>()?)
     }
 
     pub async fn layer(&self, id: &str) -> Result<Option<(Layer, u64)>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.layer(id).await);
         let row = sqlx::query("SELECT * FROM layers WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         Ok(row.as_ref().map(layer_from_row).transpose()?)
     }
 
     /// Feature counts per layer, from the database (for `yizhangtu layers`).
     pub async fn counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.counts().await);
         let rows = sqlx::query(
             "SELECT l.id, (SELECT count(*) FROM features f WHERE f.layer = l.id) AS n \
              FROM layers l ORDER BY l.id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         Ok(rows
             .iter()
@@ -281,23 +337,17 @@ impl Store {
 
     /// Every feature, layer by layer in insertion order.
     pub async fn all_features(&self) -> Result<Vec<Feature>, StoreError> {
-        decode_rows(sqlx::query("SELECT * FROM features ORDER BY layer, rowid").fetch(&self.pool))
-            .await
+        let pool = sqlite_or_pg!(self, pg => pg.all_features().await);
+        decode_rows(sqlx::query("SELECT * FROM features ORDER BY layer, rowid").fetch(pool)).await
     }
 
     /// The newest change-log sequence number (0 when empty).
     pub async fn last_change(&self) -> Result<i64, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.last_change().await);
         let n: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM changes")
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await?;
         Ok(n.unwrap_or(0))
-    }
-
-    /// A write transaction that holds SQLite's write lock from its first statement
-    /// (`BEGIN IMMEDIATE`): a deferred one that upgrades later fails at once with SQLITE_BUSY
-    /// when another writer got in first, where this one waits up to the busy timeout.
-    pub(super) async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Imports features into layers in ONE transaction: all land or none. Each feature names
@@ -366,12 +416,13 @@ impl Store {
         progress: Option<&(dyn Fn(usize) + Send + Sync)>,
         actor: &Actor,
     ) -> Result<Vec<ImportSummary>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.import_source(layers, source, mode, progress, actor).await);
         for l in layers {
             if !Layer::valid_id(&l.id) {
                 return Err(StoreError::LayerId(l.id.clone()));
             }
         }
-        let mut tx = self.write().await?;
+        let mut tx = write(pool).await?;
         let at = now();
         let mut summaries: Vec<ImportSummary> = Vec::new();
         for l in layers {
@@ -446,8 +497,9 @@ impl Store {
         after: i64,
         reload_above: usize,
     ) -> Result<Option<ChangeSet>, StoreError> {
+        let pool = sqlite_or_pg!(self, pg => pg.changes_after(after, reload_above).await);
         // A deferred transaction only reads: in WAL mode it sees one snapshot and blocks no one.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = pool.begin().await?;
         let upto: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM changes")
             .fetch_one(&mut *tx)
             .await?;
@@ -534,7 +586,8 @@ impl Store {
 
     /// Deletes one feature; false when it did not exist.
     pub async fn delete(&self, layer: &str, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
+        let pool = sqlite_or_pg!(self, pg => pg.delete(layer, id).await);
+        let mut tx = write(pool).await?;
         let at = now();
         record_deletes(&mut tx, layer, Some(id), &Actor::cli(None), &precise_now()).await?;
         let n = sqlx::query("DELETE FROM features WHERE layer = ? AND id = ?")
@@ -593,14 +646,14 @@ async fn decode_rows(
 }
 
 /// Where an import's features come from: an iterator (batched here) or a decoder's channel.
-enum Source<I> {
+pub(super) enum Source<I> {
     /// The iterator and whether it has ended.
     Iter(I, bool),
     Channel(tokio::sync::mpsc::Receiver<Batch>),
 }
 
 impl<I: Iterator<Item = Feature>> Source<I> {
-    async fn next(&mut self) -> Option<Batch> {
+    pub(super) async fn next(&mut self) -> Option<Batch> {
         match self {
             Source::Iter(_, true) => None,
             Source::Iter(it, ended) => {

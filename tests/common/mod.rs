@@ -1,4 +1,5 @@
-//! Test support: a real yizhangtu server on an ephemeral port with a temporary SQLite file.
+//! Test support: a real yizhangtu server on an ephemeral port with a temporary SQLite file, or,
+//! when `YIZHANGTU_TEST_PG` names a PostgreSQL server (`postgres://…`), a fresh database on it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -25,8 +26,58 @@ pub fn missing_tool(what: &str) {
     eprintln!("SKIPPED: {what} is missing and YIZHANGTU_ALLOW_MISSING_TOOLS=1");
 }
 
+/// The database a test server runs on: a new PostgreSQL database (`t_<random>`, with PostGIS)
+/// on the server `YIZHANGTU_TEST_PG` names, else the SQLite file `dir/file`.
+pub async fn test_db(dir: &Path, file: &str) -> String {
+    match test_pg() {
+        Some(base) => fresh_pg_database(&base).await,
+        None => dir
+            .join(file)
+            .to_str()
+            .expect("UTF-8 temp path")
+            .to_string(),
+    }
+}
+
+/// The PostgreSQL server of the PostgreSQL run (`YIZHANGTU_TEST_PG`), if this is that run.
+pub fn test_pg() -> Option<String> {
+    std::env::var("YIZHANGTU_TEST_PG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Creates an empty database on the server of `base` (a postgres:// URL of any of its
+/// databases) and returns its URL. The databases stay until the throwaway cluster goes.
+pub async fn fresh_pg_database(base: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("t_{:016x}", rand::random::<u64>());
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .unwrap_or_else(|e| panic!("YIZHANGTU_TEST_PG={base}: cannot connect: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    let _ = conn.close().await;
+    let (url, query) = match base.split_once('?') {
+        Some((u, q)) => (u, format!("?{q}")),
+        None => (base, String::new()),
+    };
+    let server = match url.rsplit_once('/') {
+        Some((server, _))
+            if server.contains("://") && server.len() > server.find("://").unwrap() + 3 =>
+        {
+            server
+        }
+        _ => url,
+    };
+    format!("{server}/{name}{query}")
+}
+
 pub struct TestServer {
     pub base: String,
+    /// The database: a SQLite file, or a postgres:// URL on the PostgreSQL run (either one is
+    /// what `--db` takes).
     pub db: PathBuf,
     pub app: Arc<App>,
     /// Sends the token of an admin (`admin`) with every request.
@@ -50,7 +101,19 @@ pub async fn start() -> TestServer {
 
 pub async fn start_with(settings: HttpSettings, seed: bool) -> TestServer {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("test.db");
+    let db = test_db(dir.path(), "test.db").await;
+    start_at(db, dir, settings, seed).await
+}
+
+/// Starts a server on the database `db` (a SQLite path or a postgres:// URL); `dir` is kept
+/// for as long as the server runs.
+pub async fn start_at(
+    db: String,
+    dir: tempfile::TempDir,
+    settings: HttpSettings,
+    seed: bool,
+) -> TestServer {
+    let db = PathBuf::from(db);
     let app = Arc::new(
         App::open(db.to_str().unwrap(), seed, None)
             .await
@@ -61,7 +124,13 @@ pub async fn start_with(settings: HttpSettings, seed: bool) -> TestServer {
         .await
         .expect("bind");
     let addr = listener.local_addr().unwrap();
-    let token = user_token(&app, "admin", "admin", &[]).await;
+    // A second server on a database that has its admin already gets one of its own.
+    let users = app.store.users().await.expect("users").len();
+    let admin = match users {
+        0 => "admin".to_string(),
+        n => format!("admin{n}"),
+    };
+    let token = user_token(&app, &admin, "admin", &[]).await;
     let state = AppState::new(Arc::clone(&app), settings);
     let handle = tokio::spawn(async move {
         yizhangtu::http::serve(listener, state)
