@@ -122,6 +122,12 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// Connections open, of them idle, and the most the pool opens.
+    pub(super) fn pool_status(&self) -> (u32, usize, u32) {
+        let max = self.pool.options().get_max_connections();
+        (self.pool.size(), self.pool.num_idle(), max)
+    }
+
     /// A write transaction holding the writers' advisory lock (waiting up to the busy timeout).
     pub(super) async fn write_transaction(&self) -> Result<Tx, StoreError> {
         self.write().await

@@ -291,8 +291,14 @@ impl Store {
 
     /// Connections open, of them idle, and the most the pool opens (for `/metrics`).
     pub fn pool_status(&self) -> (u32, usize, u32) {
-        let max = self.pool.options().get_max_connections();
-        (self.pool.size(), self.pool.num_idle(), max)
+        match &self.db {
+            Db::Sqlite(pool) => (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            ),
+            Db::Postgres(pg) => pg.pool_status(),
+        }
     }
 
     pub async fn is_empty(&self) -> Result<bool, StoreError> {
