@@ -211,7 +211,7 @@ fn export_benchmark(idx: &Arc<parking_lot::RwLock<LayerIndex>>) {
         let idx = idx.read();
         vec![(
             idx.layer.clone(),
-            idx.iter().map(|(_, f)| Arc::clone(f)).collect::<Vec<_>>(),
+            idx.iter().map(|(_, f)| f).collect::<Vec<_>>(),
         )]
     };
     let out = dir.path().join("export.geojson");

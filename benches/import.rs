@@ -8,22 +8,17 @@
 //! `YIZHANGTU_BENCH_BIN=/path/to/yizhangtu` to measure another build (e.g. an older commit);
 //! `YIZHANGTU_BENCH_ONLY=b,c` for some of the three.
 
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use yizhangtu::formats::geojson::{write_feature, PropertySelection};
 use yizhangtu::model::Feature;
 
+mod measure;
 mod synthetic;
+use measure::{binary, cli_import, mb, memory_of, start_server};
 use synthetic::{synthetic, EAST, NORTH, SOUTH, WEST};
-
-fn binary() -> PathBuf {
-    std::env::var_os("YIZHANGTU_BENCH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_yizhangtu")))
-}
 
 fn scaled(n: usize) -> usize {
     let scale: f64 = std::env::var("YIZHANGTU_BENCH_SCALE")
@@ -99,73 +94,6 @@ fn parcels(n: usize) -> impl Iterator<Item = Feature> {
         f.id = format!("pa{i}");
         f
     })
-}
-
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
-}
-
-/// `yizhangtu import` under `/usr/bin/time -v`: (seconds, peak RSS in kB).
-fn cli_import(file: &Path, layer: &str, db: &Path) -> (f64, u64) {
-    let t = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .arg("-v")
-        .arg(binary())
-        .args(["import", file.to_str().unwrap(), "--layer", layer, "--db"])
-        .arg(db)
-        .output()
-        .expect("/usr/bin/time (GNU time) is needed for the CLI measurement");
-    let secs = t.elapsed().as_secs_f64();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "import failed: {err}");
-    let kb = err
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Maximum resident set size (kbytes): ")
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    (secs, kb)
-}
-
-/// A server process on a free port over `db`; returns it with its base URL.
-fn start_server(db: &Path) -> (Child, String) {
-    let mut child = Command::new(binary())
-        // 640,000 points with ids and a property are a little over the default 64 MiB.
-        .args(["serve", "--no-seed", "--listen", "127.0.0.1:0"])
-        .args(["--max-body-bytes", "134217728", "--db"])
-        .arg(db)
-        .env("YIZHANGTU_NO_NPM", "1")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("server output").unwrap();
-        if let Some(at) = line.find("http://") {
-            break line[at..].trim_end_matches('/').to_string();
-        }
-    };
-    // Keep draining stdout so that the server never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
-}
-
-/// (VmHWM, VmRSS) of a process in kB.
-fn memory_of(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
 }
 
 /// POSTs `file` into `layer` (created first with one feature) of a fresh server; prints time

@@ -89,7 +89,7 @@ impl App {
         }
         // Read the log position first: anything written while we load is applied again, harmlessly.
         let applied = store.last_change().await?;
-        let engine = Engine::load(store.layers().await?, store.all_features().await?);
+        let engine = load_engine(&store).await?;
         if seed {
             crate::monitor::service::seed(&store, &engine).await?;
         }
@@ -225,6 +225,30 @@ impl App {
             }
         })
     }
+}
+
+/// Loads every stored feature into a new engine: the store reads rows while the engine checks
+/// and keeps the previous chunk on every core (issue 15: start in seconds).
+async fn load_engine(store: &Store) -> Result<Engine, AppError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<crate::model::RawFeature>>(2);
+    let mut loader = Engine::loader(store.layers().await?);
+    let build = tokio::task::spawn_blocking(move || {
+        while let Some(chunk) = rx.blocking_recv() {
+            loader.add(chunk)?;
+        }
+        Ok(loader.finish())
+    });
+    let read = store.raw_features(8192, tx).await;
+    let built: Result<Engine, crate::engine::CorruptFeature> =
+        build.await.map_err(|e| AppError::Task(e.to_string()))?;
+    read?;
+    built.map_err(|c| {
+        AppError::Store(StoreError::Corrupt {
+            layer: c.layer,
+            id: c.id,
+            reason: c.reason,
+        })
+    })
 }
 
 /// Where the GeoJSON of an import comes from.

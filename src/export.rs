@@ -162,13 +162,17 @@ pub fn select_within(
             .as_ref()
             .filter(|(u, _)| u.level == AdminLevel::District)
         {
-            for (i, (_, f)) in idx.iter().enumerate() {
+            for (i, (slot, c)) in idx.compact_iter().enumerate() {
                 budget.check_every(i)?;
+                if c.wkb().is_some() {
+                    continue;
+                }
+                let Some(f) = idx.slot(slot) else { continue };
                 if f.geometry.is_none()
-                    && crate::engine::membership::names_unit(f, &u.code)
-                    && user_filter.as_ref().is_none_or(|x| x.matches(f))
+                    && crate::engine::membership::names_unit(&f, &u.code)
+                    && user_filter.as_ref().is_none_or(|x| x.matches(&f))
                 {
-                    features.push(Arc::clone(f));
+                    features.push(f);
                 }
             }
         }

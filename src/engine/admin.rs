@@ -81,12 +81,12 @@ pub fn short_name(name: &str) -> &str {
     name
 }
 
-fn unit(level: AdminLevel, f: &Arc<Feature>) -> AdminUnit {
+fn unit(level: AdminLevel, f: Arc<Feature>) -> AdminUnit {
     AdminUnit {
         code: f.admin_code.clone().unwrap_or_else(|| f.id.clone()),
         name: f.name.clone().unwrap_or_default(),
         level,
-        feature: Arc::clone(f),
+        feature: f,
     }
 }
 
@@ -107,10 +107,12 @@ impl Engine {
         if let Some(f) = idx.get(code) {
             return Some(unit(level, f));
         }
+        // Names and codes are read from the compact form: only the unit found is decoded.
         let found = idx
-            .iter()
-            .find(|(_, f)| f.admin_code.as_deref() == Some(code))
-            .map(|(_, f)| unit(level, f));
+            .compact_iter()
+            .find(|(_, c)| c.admin_code() == Some(code))
+            .and_then(|(slot, _)| idx.slot(slot))
+            .map(|f| unit(level, f));
         found
     }
 
@@ -132,11 +134,12 @@ impl Engine {
                 continue;
             };
             let idx = idx.read();
-            for (_, f) in idx.iter() {
-                let Some(n) = f.name.as_deref() else { continue };
+            for (slot, c) in idx.compact_iter() {
+                let Some(n) = c.name() else { continue };
                 if n != name && short_name(n) != name {
                     continue;
                 }
+                let Some(f) = idx.slot(slot) else { continue };
                 let u = unit(level, f);
                 if scope
                     .as_ref()
@@ -186,9 +189,13 @@ impl Engine {
         };
         let idx = idx.read();
         let mut out: Vec<AdminUnit> = idx
-            .iter()
-            .map(|(_, f)| unit(level, f))
-            .filter(|u| u.code.len() == code.len() + 3 && u.code.starts_with(code))
+            .compact_iter()
+            .filter(|(_, c)| {
+                let own = c.admin_code().unwrap_or_else(|| c.id());
+                own.len() == code.len() + 3 && own.starts_with(code)
+            })
+            .filter_map(|(slot, _)| idx.slot(slot))
+            .map(|f| unit(level, f))
             .collect();
         out.sort_by(|a, b| a.code.cmp(&b.code));
         out

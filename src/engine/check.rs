@@ -156,7 +156,7 @@ pub fn check(engine: &Engine) -> CheckReport {
     for layer in engine.layers() {
         let features: Vec<_> = {
             let idx = layer.read();
-            idx.iter().map(|(_, f)| std::sync::Arc::clone(f)).collect()
+            idx.iter().map(|(_, f)| f).collect()
         };
         let Some(first) = features.first() else {
             report.layers.insert(layer.read().layer.id.clone(), (0, 0));
@@ -248,9 +248,9 @@ fn units(engine: &Engine, out: &mut UnitsReport) {
         let id = idx.layer.id.clone();
         if admin_layers.contains(&id.as_str()) {
             let units: Vec<(geo::MultiPolygon<f64>, geo::Rect<f64>)> = idx
-                .iter()
-                .filter_map(|(_, f)| f.geometry.as_ref())
-                .map(crate::geom::polygons_of)
+                .compact_iter()
+                .filter_map(|(slot, _)| idx.slot_geometry(slot))
+                .map(|g| crate::geom::polygons_of(&g))
                 .filter_map(|mp| mp.bounding_rect().map(|r| (mp, r)))
                 .collect();
             let (mut pairs, mut m2) = (0usize, 0.0);

@@ -166,11 +166,21 @@ pub fn coverage_cancellable(
     // Features that may count, with their polygons (uncopied) in `pieces`.
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
     let mut pieces: Vec<Cow<'_, Polygon<f64>>> = Vec::new();
+    // The engine keeps features compact: decode the candidates once, up front.
+    let mut decoded = Vec::with_capacity(slots.len());
     for (n, &(slot, r)) in slots.iter().enumerate() {
         if n % 256 == 255 && cancelled() {
             return Err(Cancelled);
         }
-        let Some(f) = idx.slot(slot) else { continue };
+        if let Some(f) = idx.slot(slot) {
+            decoded.push((r, f));
+        }
+    }
+    for (n, (r, f)) in decoded.iter().enumerate() {
+        if n % 256 == 255 && cancelled() {
+            return Err(Cancelled);
+        }
+        let r = *r;
         let Some(g) = f.geometry.as_ref() else {
             continue;
         };

@@ -1,10 +1,15 @@
-use geo::{BoundingRect, Rect};
+//! One layer's features, kept compact (see `compact`), and its R-tree over their slots.
+//! Features are decoded only when a reader asks for them.
+
+use geo::{BoundingRect, Geometry, Rect};
+use rayon::prelude::*;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, RTreeObject, AABB};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::model::{Feature, Layer};
+use super::compact::{self, Compact};
+use crate::model::{Feature, Layer, RawFeature};
 
 /// An R-tree entry: a feature's bounding box and its slot in `LayerIndex::slots`.
 pub(crate) type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
@@ -30,7 +35,7 @@ pub struct LayerIndex {
     /// Bumped by every change; part of ETags.
     pub revision: u64,
     /// Features in insertion order; deleted ones leave `None` so slots stay stable.
-    slots: Vec<Option<Arc<Feature>>>,
+    slots: Vec<Option<Compact>>,
     by_id: HashMap<String, u32>,
     pub(crate) tree: RTree<Entry>,
     live: usize,
@@ -63,69 +68,308 @@ fn json_type(v: &serde_json::Value) -> Option<&'static str> {
     })
 }
 
+/// The property statistics of a layer: key → types seen and count.
+type Stats = BTreeMap<String, PropertyStats>;
+
+fn tally(stats: &mut Stats, key: &str, t: &'static str) {
+    // Avoid allocating the key for the common case of a known property.
+    let s = match stats.get_mut(key) {
+        Some(s) => s,
+        None => stats.entry(key.to_string()).or_default(),
+    };
+    s.count += 1;
+    if !s.types.contains(&t) {
+        s.types.push(t);
+    }
+}
+
+/// `b`'s figures added to `a`'s (types in first-seen order, `a` first).
+fn merge_stats(mut a: Stats, b: Stats) -> Stats {
+    for (key, s) in b {
+        let into = a.entry(key).or_default();
+        into.count += s.count;
+        for t in s.types {
+            if !into.types.contains(&t) {
+                into.types.push(t);
+            }
+        }
+    }
+    a
+}
+
+fn tally_named(stats: &mut Stats, name: bool, admin_code: bool) {
+    for (key, present) in [("name", name), ("admin_code", admin_code)] {
+        if present {
+            tally(stats, key, "string");
+        }
+    }
+}
+
+fn tally_feature(stats: &mut Stats, f: &Feature) {
+    tally_named(stats, f.name.is_some(), f.admin_code.is_some());
+    for (k, v) in &f.properties {
+        if let Some(t) = json_type(v) {
+            tally(stats, k, t);
+        }
+    }
+}
+
+/// The JSON type of each value of a properties object's text, without building the values.
+struct TypeTally<'s>(&'s mut Stats);
+
+/// A key, borrowed from the text when it has no escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A value's JSON type (`None` for null), its content skipped.
+struct ValueType(Option<&'static str>);
+
+impl<'de> serde::Deserialize<'de> for ValueType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::IgnoredAny;
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ValueType;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<ValueType, E> {
+                Ok(ValueType(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<ValueType, E> {
+                Ok(ValueType(Some("boolean")))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<ValueType, E> {
+                Ok(ValueType(Some("integer")))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<ValueType, E> {
+                Ok(ValueType(Some("integer")))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<ValueType, E> {
+                Ok(ValueType(Some("number")))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<ValueType, E> {
+                Ok(ValueType(Some("string")))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<ValueType, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(ValueType(Some("array")))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<ValueType, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(ValueType(Some("object")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for TypeTally<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        struct V<'s>(&'s mut Stats);
+        impl<'de> serde::de::Visitor<'de> for V<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+                while let Some((k, v)) = a.next_entry::<Key, ValueType>()? {
+                    if let Some(t) = v.0 {
+                        tally(self.0, &k.0, t);
+                    }
+                }
+                Ok(())
+            }
+        }
+        d.deserialize_map(V(self.0))
+    }
+}
+
+/// Tallies a stored row's property types; checks it on the way (see [`compact::validate`]).
+fn tally_raw(stats: &mut Stats, r: &RawFeature) -> Result<Option<Rect<f64>>, String> {
+    let bbox = compact::validate(r)?;
+    tally_named(stats, r.name.is_some(), r.admin_code.is_some());
+    let mut de = serde_json::Deserializer::from_str(&r.properties);
+    serde::de::DeserializeSeed::deserialize(TypeTally(stats), &mut de)
+        .map_err(|e| format!("properties: {e}"))?;
+    Ok(bbox)
+}
+
+/// A stored row the engine cannot keep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorruptFeature {
+    pub layer: String,
+    pub id: String,
+    pub reason: String,
+}
+
+/// A layer's index being built from stored rows, a chunk at a time (see [`LayerIndex::add_raw`]).
+pub(crate) struct Pending {
+    entries: Vec<Entry>,
+}
+
 impl LayerIndex {
-    pub fn build(layer: Layer, revision: u64, features: Vec<Feature>) -> LayerIndex {
-        let mut idx = LayerIndex {
+    fn empty(layer: Layer, revision: u64) -> LayerIndex {
+        LayerIndex {
             layer,
             revision,
-            slots: Vec::with_capacity(features.len()),
-            by_id: HashMap::with_capacity(features.len()),
+            slots: Vec::new(),
+            by_id: HashMap::new(),
             tree: RTree::new(),
             live: 0,
             properties: BTreeMap::new(),
             dirty: Vec::new(),
             changes: std::collections::VecDeque::new(),
             changes_floor: revision,
+        }
+    }
+
+    pub fn build(layer: Layer, revision: u64, features: Vec<Feature>) -> LayerIndex {
+        let mut idx = LayerIndex::empty(layer, revision);
+        idx.slots.reserve(features.len());
+        idx.by_id.reserve(features.len());
+        // Encoding is most of the work: on every core, in order.
+        let stats = features
+            .par_iter()
+            .fold(Stats::new, |mut s, f| {
+                tally_feature(&mut s, f);
+                s
+            })
+            .reduce(Stats::new, merge_stats);
+        let prepared: Vec<(Option<Rect<f64>>, Compact)> = features
+            .into_par_iter()
+            .map(|f| (f.bbox(), Compact::encode(&f)))
+            .collect();
+        idx.properties = stats;
+        let mut pending = Pending {
+            entries: Vec::with_capacity(prepared.len()),
         };
-        let mut entries = Vec::with_capacity(features.len());
-        for f in features {
-            if let Some(&slot) = idx.by_id.get(&f.id) {
-                // A duplicate id in one load: the later row wins, as an upsert would.
-                idx.slots[slot as usize] = Some(Arc::new(f));
+        idx.add_prepared(prepared, &mut pending);
+        idx.finish(pending)
+    }
+
+    /// An empty index to fill with [`LayerIndex::add_raw`] and close with [`LayerIndex::finish`].
+    pub(crate) fn start(layer: Layer, revision: u64) -> (LayerIndex, Pending) {
+        (
+            LayerIndex::empty(layer, revision),
+            Pending {
+                entries: Vec::new(),
+            },
+        )
+    }
+
+    /// Adds stored rows of this layer, checked and tallied on every core, kept as they are.
+    pub(crate) fn add_raw(
+        &mut self,
+        rows: Vec<RawFeature>,
+        pending: &mut Pending,
+    ) -> Result<(), CorruptFeature> {
+        let (stats, boxes) = rows
+            .par_iter()
+            .fold(
+                || (Stats::new(), Ok(Vec::new())),
+                |(mut s, boxes): (Stats, Result<Vec<_>, CorruptFeature>), r| {
+                    let boxes = boxes.and_then(|mut b| {
+                        let bbox = tally_raw(&mut s, r).map_err(|reason| CorruptFeature {
+                            layer: r.layer.clone(),
+                            id: r.id.clone(),
+                            reason,
+                        })?;
+                        b.push(bbox);
+                        Ok(b)
+                    });
+                    (s, boxes)
+                },
+            )
+            .reduce(
+                || (Stats::new(), Ok(Vec::new())),
+                |(a, ab), (b, bb)| {
+                    let boxes = ab.and_then(|mut x| {
+                        x.extend(bb?);
+                        Ok(x)
+                    });
+                    (merge_stats(a, b), boxes)
+                },
+            );
+        let boxes = boxes?;
+        self.properties = merge_stats(std::mem::take(&mut self.properties), stats);
+        let prepared: Vec<(Option<Rect<f64>>, Compact)> = boxes
+            .into_iter()
+            .zip(rows)
+            .map(|(b, r)| (b, Compact::from_raw(r)))
+            .collect();
+        self.add_prepared(prepared, pending);
+        Ok(())
+    }
+
+    /// Bulk-loads the R-tree of everything added.
+    pub(crate) fn finish(mut self, pending: Pending) -> LayerIndex {
+        self.tree = RTree::bulk_load(pending.entries);
+        self.slots.shrink_to_fit();
+        self.by_id.shrink_to_fit();
+        self
+    }
+
+    fn add_prepared(&mut self, prepared: Vec<(Option<Rect<f64>>, Compact)>, pending: &mut Pending) {
+        for (bbox, c) in prepared {
+            if let Some(&slot) = self.by_id.get(c.id()) {
+                // A duplicate id in one load: the later row wins, as an upsert would; the
+                // earlier one's box leaves the tree.
+                if let Some(i) = pending.entries.iter().rposition(|e| e.data == slot) {
+                    pending.entries.swap_remove(i);
+                }
+                if let Some(r) = bbox {
+                    pending.entries.push(GeomWithData::new(envelope(r), slot));
+                }
+                self.slots[slot as usize] = Some(c);
                 continue;
             }
-            let slot = idx.slots.len() as u32;
-            if let Some(r) = f.geometry.as_ref().and_then(|g| g.bounding_rect()) {
-                entries.push(GeomWithData::new(envelope(r), slot));
+            let slot = self.slots.len() as u32;
+            if let Some(r) = bbox {
+                pending.entries.push(GeomWithData::new(envelope(r), slot));
             }
-            idx.note_properties(&f);
-            idx.by_id.insert(f.id.clone(), slot);
-            idx.slots.push(Some(Arc::new(f)));
-            idx.live += 1;
+            self.by_id.insert(c.id().to_string(), slot);
+            self.slots.push(Some(c));
+            self.live += 1;
         }
-        idx.tree = RTree::bulk_load(entries);
-        idx
     }
 
     fn note_properties(&mut self, f: &Feature) {
-        let named = [
-            ("name", f.name.is_some()),
-            ("admin_code", f.admin_code.is_some()),
-        ];
-        for (key, present) in named {
-            if present {
-                let s = self.properties.entry(key.to_string()).or_default();
-                s.count += 1;
-                if !s.types.contains(&"string") {
-                    s.types.push("string");
-                }
-            }
-        }
-        for (k, v) in &f.properties {
-            let Some(t) = json_type(v) else { continue };
-            // Avoid allocating the key for the common case of a known property.
-            let s = match self.properties.get_mut(k) {
-                Some(s) => s,
-                None => self.properties.entry(k.clone()).or_default(),
-            };
-            s.count += 1;
-            if !s.types.contains(&t) {
-                s.types.push(t);
-            }
-        }
+        tally_feature(&mut self.properties, f);
     }
 
-    pub fn get(&self, id: &str) -> Option<&Arc<Feature>> {
+    /// The feature with this id, decoded.
+    pub fn get(&self, id: &str) -> Option<Arc<Feature>> {
+        self.by_id.get(id).and_then(|&slot| self.slot(slot))
+    }
+
+    /// The compact form of the feature with this id (for encoders that read it directly).
+    pub(crate) fn get_compact(&self, id: &str) -> Option<&Compact> {
         self.by_id
             .get(id)
             .and_then(|&slot| self.slots[slot as usize].as_ref())
@@ -165,15 +409,34 @@ impl LayerIndex {
     }
 
     /// Live features in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &Arc<Feature>)> {
+    /// Live features in insertion order, decoded one by one.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, Arc<Feature>)> + '_ {
+        self.compact_iter()
+            .map(|(i, c)| (i, Arc::new(c.decode(&self.layer.id))))
+    }
+
+    /// Live features in insertion order, compact.
+    pub(crate) fn compact_iter(&self) -> impl Iterator<Item = (u32, &Compact)> {
         self.slots
             .iter()
             .enumerate()
             .filter_map(|(i, f)| f.as_ref().map(|f| (i as u32, f)))
     }
 
-    pub(crate) fn slot(&self, slot: u32) -> Option<&Arc<Feature>> {
+    /// The feature in `slot`, decoded.
+    pub(crate) fn slot(&self, slot: u32) -> Option<Arc<Feature>> {
+        self.compact(slot)
+            .map(|c| Arc::new(c.decode(&self.layer.id)))
+    }
+
+    /// The feature in `slot`, compact.
+    pub(crate) fn compact(&self, slot: u32) -> Option<&Compact> {
         self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// The geometry of the feature in `slot`, decoded (without its other fields).
+    pub(crate) fn slot_geometry(&self, slot: u32) -> Option<Geometry<f64>> {
+        self.compact(slot).and_then(Compact::geometry)
     }
 
     /// Slots whose bounding boxes intersect `r`, unordered, each with whether its box lies
@@ -247,7 +510,7 @@ impl LayerIndex {
         match self.by_id.get(&f.id).copied() {
             Some(slot) => {
                 if let Some(old) = self.slots[slot as usize].take() {
-                    if let Some(r) = old.bbox() {
+                    if let Some(r) = old.geometry().and_then(|g| g.bounding_rect()) {
                         self.tree.remove(&GeomWithData::new(envelope(r), slot));
                         self.dirty.push(r);
                     }
@@ -257,7 +520,7 @@ impl LayerIndex {
                 if let Some(e) = new_entry {
                     self.tree.insert(GeomWithData::new(e, slot));
                 }
-                self.slots[slot as usize] = Some(Arc::new(f));
+                self.slots[slot as usize] = Some(Compact::encode(&f));
             }
             None => {
                 let slot = self.slots.len() as u32;
@@ -265,7 +528,7 @@ impl LayerIndex {
                     self.tree.insert(GeomWithData::new(e, slot));
                 }
                 self.by_id.insert(f.id.clone(), slot);
-                self.slots.push(Some(Arc::new(f)));
+                self.slots.push(Some(Compact::encode(&f)));
                 self.live += 1;
             }
         }
@@ -276,7 +539,7 @@ impl LayerIndex {
             return false;
         };
         if let Some(old) = self.slots[slot as usize].take() {
-            if let Some(r) = old.bbox() {
+            if let Some(r) = old.geometry().and_then(|g| g.bounding_rect()) {
                 self.tree.remove(&GeomWithData::new(envelope(r), slot));
                 self.dirty.push(r);
             }

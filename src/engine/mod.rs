@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod budget;
 pub mod check;
+mod compact;
 pub mod coverage;
 pub mod filter;
 mod index;
@@ -13,14 +14,14 @@ mod query;
 pub use admin::{AdminLevel, AdminLookupError, AdminUnit};
 pub use budget::{Budget, Stop};
 pub use filter::{Filter, FilterError, FilterLang};
-pub use index::{LayerIndex, LayerStats};
+pub use index::{CorruptFeature, LayerIndex, LayerStats};
 pub use query::{Near, PropertyFilter, Query, QueryResult, SortKey};
 
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::model::{Feature, Layer};
+use crate::model::{Feature, Layer, RawFeature};
 
 /// A change to one layer, prepared outside the engine, that [`Engine::apply`] makes visible to
 /// readers in one step.
@@ -41,6 +42,45 @@ pub enum LayerUpdate {
         upserts: Vec<Feature>,
         deletes: Vec<String>,
     },
+}
+
+/// An engine being filled from stored rows as the store reads them: each chunk is checked and
+/// tallied on every core while the store reads the next, and kept as it is (compact), so that
+/// start-up holds little more than the engine itself.
+pub struct EngineLoader {
+    layers: BTreeMap<String, (LayerIndex, index::Pending)>,
+}
+
+impl EngineLoader {
+    /// Adds rows in any order of layers; rows of layers not given to [`Engine::loader`] are
+    /// left out.
+    pub fn add(&mut self, rows: Vec<RawFeature>) -> Result<(), CorruptFeature> {
+        // Rows come ordered by layer: split into runs of one layer.
+        let mut rows = rows.into_iter().peekable();
+        while let Some(first) = rows.next() {
+            let layer = first.layer.clone();
+            let mut run = vec![first];
+            while let Some(r) = rows.next_if(|r| r.layer == layer) {
+                run.push(r);
+            }
+            if let Some((idx, pending)) = self.layers.get_mut(&layer) {
+                idx.add_raw(run, pending)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The engine, every layer's R-tree bulk-loaded.
+    pub fn finish(self) -> Engine {
+        let engine = Engine::new();
+        {
+            let mut map = engine.layers.write();
+            for (id, (idx, pending)) in self.layers {
+                map.insert(id, Arc::new(RwLock::new(idx.finish(pending))));
+            }
+        }
+        engine
+    }
 }
 
 /// Key of a prepared admin area: layer, feature id, feature version.
@@ -78,6 +118,16 @@ impl Engine {
             }
         }
         engine
+    }
+
+    /// Starts an engine to be filled from stored rows, a chunk at a time (see [`EngineLoader`]).
+    pub fn loader(layers: Vec<(Layer, u64)>) -> EngineLoader {
+        EngineLoader {
+            layers: layers
+                .into_iter()
+                .map(|(layer, revision)| (layer.id.clone(), LayerIndex::start(layer, revision)))
+                .collect(),
+        }
     }
 
     pub fn layer(&self, id: &str) -> Option<Arc<RwLock<LayerIndex>>> {

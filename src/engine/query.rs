@@ -219,7 +219,26 @@ impl LayerIndex {
             }
             matched += 1;
         };
+        // Without filters and sorting only a page of features is decoded; the rest are tested
+        // on their geometry alone (when their box is not inside the bbox).
+        let plain = q.filters.is_empty() && q.filter.is_none() && q.near.is_none() && !needs_all;
         match window {
+            Some(r) if plain && q.bbox == Some(r) => {
+                let mut slots: Vec<(u32, bool)> = self.candidates(r).collect();
+                slots.sort_unstable();
+                for (i, (slot, inside)) in slots.into_iter().enumerate() {
+                    budget.check_every(i)?;
+                    let hit = inside || self.slot_geometry(slot).is_some_and(|g| g.intersects(&r));
+                    if !hit {
+                        continue;
+                    }
+                    if matched >= q.offset && page.len() < q.limit {
+                        let Some(f) = self.slot(slot) else { continue };
+                        page.push(f);
+                    }
+                    matched += 1;
+                }
+            }
             Some(r) => {
                 let mut slots: Vec<(u32, bool)> = self.candidates(r).collect();
                 slots.sort_unstable();
@@ -229,26 +248,21 @@ impl LayerIndex {
                 for (i, (slot, inside)) in slots.into_iter().enumerate() {
                     budget.check_every(i)?;
                     let Some(f) = self.slot(slot) else { continue };
-                    if passes_bbox(f, inside && window_is_bbox) && keep(f) {
-                        take(f);
+                    if passes_bbox(&f, inside && window_is_bbox) && keep(&f) {
+                        take(&f);
                     }
                 }
             }
             None if q.filters.is_empty() && q.filter.is_none() && !needs_all => {
                 // Everything matches: count without visiting, then walk only to the page.
                 matched = self.len();
-                page.extend(
-                    self.iter()
-                        .skip(q.offset)
-                        .take(q.limit)
-                        .map(|(_, f)| Arc::clone(f)),
-                );
+                page.extend(self.iter().skip(q.offset).take(q.limit).map(|(_, f)| f));
             }
             None => {
                 for (i, (_, f)) in self.iter().enumerate() {
                     budget.check_every(i)?;
-                    if keep(f) {
-                        take(f);
+                    if keep(&f) {
+                        take(&f);
                     }
                 }
             }

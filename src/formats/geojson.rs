@@ -973,9 +973,108 @@ pub fn write_feature(
     out.push('}');
 }
 
+/// [`write_feature`] with every property, from a feature's stored parts (issue 15): the
+/// properties' JSON object text is copied as it is and the geometry written from its WKB,
+/// without building the feature or any `serde_json::Value`.
+pub fn write_stored_feature(
+    out: &mut String,
+    id: &str,
+    name: Option<&str>,
+    admin_code: Option<&str>,
+    properties_json: &str,
+    wkb: Option<&[u8]>,
+    links: Option<&str>,
+) {
+    out.push_str("{\"type\":\"Feature\",\"id\":");
+    json_string(out, id);
+    out.push_str(",\"geometry\":");
+    match wkb.and_then(|b| crate::formats::wkb::decode(b).ok()) {
+        Some(g) => write_geometry(out, &g),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"properties\":{");
+    let mut first = true;
+    for (key, value) in [("name", name), ("admin_code", admin_code)] {
+        if let Some(v) = value {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            json_string(out, key);
+            out.push(':');
+            json_string(out, v);
+        }
+    }
+    // The members of the stored object, as they are.
+    let inner = properties_json
+        .trim()
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or("")
+        .trim();
+    if !inner.is_empty() {
+        if !first {
+            out.push(',');
+        }
+        out.push_str(inner);
+    }
+    out.push('}');
+    if let Some(links) = links {
+        out.push_str(",\"links\":");
+        out.push_str(links);
+    }
+    out.push('}');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_parts_write_what_the_feature_writes() {
+        let mut props = serde_json::Map::new();
+        props.insert("地类编码".into(), "0101".into());
+        props.insert("面积".into(), 1234.5.into());
+        props.insert("tags".into(), serde_json::json!(["a", {"b": null}]));
+        let mut f = Feature::from_parts(
+            "dltb",
+            "9".into(),
+            props,
+            Some(geo::Geometry::Polygon(Polygon::new(
+                LineString::from(vec![
+                    (105.5, 29.5),
+                    (105.6, 29.5),
+                    (105.5, 29.6),
+                    (105.5, 29.5),
+                ]),
+                vec![],
+            ))),
+        );
+        f.name = Some("石\"桥".into());
+        for (name, props) in [(true, true), (false, true), (true, false), (false, false)] {
+            let mut f = f.clone();
+            if !name {
+                f.name = None;
+            }
+            if !props {
+                f.properties.clear();
+            }
+            let mut a = String::new();
+            write_feature(&mut a, &f, &PropertySelection::All, Some("[]"), &[]);
+            let mut b = String::new();
+            let wkb = f.geometry.as_ref().map(crate::formats::wkb::encode);
+            write_stored_feature(
+                &mut b,
+                &f.id,
+                f.name.as_deref(),
+                f.admin_code.as_deref(),
+                &serde_json::to_string(&f.properties).unwrap(),
+                wkb.as_deref(),
+                Some("[]"),
+            );
+            assert_eq!(a, b);
+        }
+    }
 
     #[test]
     fn decodes_and_writes_back() {

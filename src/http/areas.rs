@@ -320,7 +320,7 @@ async fn area_features(
                         continue;
                     }
                     if unit.level != AdminLevel::District
-                        && crate::engine::coverage::district_level(f)
+                        && crate::engine::coverage::district_level(&f)
                     {
                         continue;
                     }
@@ -341,11 +341,13 @@ async fn area_features(
                 // Features without geometry that the plans tie to this district only: listed as
                 // attributes (share_inside null), never drawn and never measured.
                 if unit.level == AdminLevel::District && !within {
-                    for (i, (_, f)) in idx.iter().enumerate() {
+                    for (i, (slot, c)) in idx.compact_iter().enumerate() {
                         budget.check_every(i)?;
-                        if f.geometry.is_some()
-                            || !crate::engine::membership::names_unit(f, &unit.code)
-                        {
+                        if c.wkb().is_some() {
+                            continue;
+                        }
+                        let Some(f) = idx.slot(slot) else { continue };
+                        if !crate::engine::membership::names_unit(&f, &unit.code) {
                             continue;
                         }
                         found.push((f, Value::Null));
@@ -362,7 +364,7 @@ async fn area_features(
                     }
                     total += 1;
                     let extra = [("layer", json!(layer_id)), ("share_inside", share)];
-                    write_feature(&mut out, f, &PropertySelection::All, None, &extra);
+                    write_feature(&mut out, &f, &PropertySelection::All, None, &extra);
                 }
                 counts.insert(layer_id.clone(), json!(n));
             }
@@ -487,7 +489,7 @@ fn breakdown_regions(
     };
     let units: Vec<Arc<crate::model::Feature>> = {
         let idx = layer.read();
-        idx.iter().map(|(_, f)| Arc::clone(f)).collect()
+        idx.iter().map(|(_, f)| f).collect()
     };
     let mut out = Vec::new();
     for (i, f) in units.into_iter().enumerate() {

@@ -640,23 +640,26 @@ async fn feature(
     let format = Format::negotiate(&params, &headers)?;
     let layer = layer_or_404(&state, &id)?;
     let idx = layer.read();
-    let f = idx.get(&fid).ok_or_else(|| {
+    // The engine keeps features compact: a plain JSON answer is written from that form
+    // (issue 15); other answers decode the feature.
+    let stored = idx.get_compact(&fid).ok_or_else(|| {
         ApiError::not_found(format!("collection '{id}' has no feature '{fid}'"))
             .with_details(json!({"collection": id, "feature": fid}))
     })?;
+    let version = stored.version;
     let base = base_url(&headers);
     let tag = etag(&[
         "feature",
         &id,
         &fid,
-        &f.version.to_string(),
+        &version.to_string(),
         &idx.revision.to_string(),
         &base,
         format.code(),
         &params.canonical(),
     ]);
     // Part 4: the ETag starts with the feature's version, which If-Match on PUT/PATCH/DELETE names.
-    let tag = format!("W/\"{}.{}", f.version, tag.trim_start_matches("W/\""));
+    let tag = format!("W/\"{}.{}", version, tag.trim_start_matches("W/\""));
     if let Some(r) = not_modified(&headers, &tag) {
         return Ok(r);
     }
@@ -677,16 +680,39 @@ async fn feature(
         }
     };
     let out_crs = query::parse_crs(&params, "crs")?.map(|c| {
-        let lon = f.bbox().map_or(106.0, |b| b.center().x);
+        let lon = stored
+            .geometry()
+            .and_then(|g| geo::BoundingRect::bounding_rect(&g))
+            .map_or(106.0, |b| b.center().x);
         c.resolve(lon)
     });
+    if out_crs.is_none() && matches!(selection, PropertySelection::All) && format != Format::Html {
+        let mut out = String::new();
+        geojson::write_stored_feature(
+            &mut out,
+            stored.id(),
+            stored.name(),
+            stored.admin_code(),
+            stored.properties_json(),
+            stored.wkb(),
+            Some(&Value::Array(links).to_string()),
+        );
+        let mut r = respond(content_type(format, true), Some(&tag), out);
+        content_crs(&mut r, None);
+        return Ok(r);
+    }
+    let Some(f) = idx.get(&fid) else {
+        return Err(ApiError::not_found(format!(
+            "collection '{id}' has no feature '{fid}'"
+        )));
+    };
     let transformed = match &out_crs {
         Some(c) => {
-            Some(query::to_output_crs(f, c).map_err(|e| ApiError::parameter("crs", &c.uri(), e))?)
+            Some(query::to_output_crs(&f, c).map_err(|e| ApiError::parameter("crs", &c.uri(), e))?)
         }
         None => None,
     };
-    let f = transformed.as_ref().unwrap_or(f);
+    let f = transformed.as_ref().unwrap_or(&f);
     let mut out = String::new();
     geojson::write_feature(
         &mut out,
@@ -981,7 +1007,7 @@ async fn guard_posted(
             .app
             .engine
             .layer(&f.layer)
-            .and_then(|l| l.read().get(&f.id).cloned());
+            .and_then(|l| l.read().get(&f.id));
         let Some(old) = old else {
             continue;
         };

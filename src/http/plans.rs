@@ -604,7 +604,7 @@ async fn progress(
         .app
         .engine
         .layer(layer)
-        .and_then(|idx| idx.read().get(&id).cloned())
+        .and_then(|idx| idx.read().get(&id))
         .ok_or_else(|| ApiError::not_found(format!("no project '{id}' in layer {layer}")))?;
     let history = state
         .app

@@ -414,19 +414,19 @@ fn grow(r: geo::Rect<f64>, d: f64) -> geo::Rect<f64> {
 }
 
 /// Features of a layer whose boxes meet the window and that pass the filter, in layer order.
-fn tile_candidates<'a>(
-    idx: &'a LayerIndex,
+fn tile_candidates(
+    idx: &LayerIndex,
     window: geo::Rect<f64>,
     filter: Option<&Filter>,
     budget: &Budget,
-) -> Result<Vec<&'a Arc<Feature>>, Stop> {
+) -> Result<Vec<Arc<Feature>>, Stop> {
     let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
     slots.sort_unstable();
     let mut out = Vec::new();
     for (i, (slot, _)) in slots.into_iter().enumerate() {
         budget.check_every(i)?;
         if let Some(f) = idx.slot(slot) {
-            if f.geometry.is_some() && filter.is_none_or(|flt| flt.matches(f)) {
+            if f.geometry.is_some() && filter.is_none_or(|flt| flt.matches(&f)) {
                 out.push(f);
             }
         }

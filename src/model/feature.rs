@@ -67,3 +67,19 @@ impl Feature {
         }
     }
 }
+
+/// A feature as the database holds it, undecoded: what the engine keeps (compactly) at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawFeature {
+    pub layer: String,
+    pub id: FeatureId,
+    pub admin_code: Option<String>,
+    pub name: Option<String>,
+    /// The properties as a JSON object's text.
+    pub properties: String,
+    /// Little-endian 2D WKB.
+    pub geometry: Option<Vec<u8>>,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}

@@ -4,5 +4,5 @@
 mod feature;
 mod layer;
 
-pub use feature::{Feature, FeatureId, Properties};
+pub use feature::{Feature, FeatureId, Properties, RawFeature};
 pub use layer::{GeometryType, Layer, LayerId};

@@ -35,7 +35,7 @@ pub fn project_features(engine: &Engine) -> Vec<Arc<Feature>> {
         .filter_map(|l| engine.layer(l))
         .flat_map(|idx| {
             let idx = idx.read();
-            idx.iter().map(|(_, f)| Arc::clone(f)).collect::<Vec<_>>()
+            idx.iter().map(|(_, f)| f).collect::<Vec<_>>()
         })
         .collect()
 }
@@ -238,7 +238,7 @@ pub async fn record_progress(
     let feature = app
         .engine
         .layer(layer)
-        .and_then(|idx| idx.read().get(id).map(|f| (**f).clone()))
+        .and_then(|idx| idx.read().get(id).map(|f| (*f).clone()))
         .ok_or_else(|| MonitorError::NotFound(format!("no project {layer}/{id}")))?;
     let plans = app.store.plans().await?;
     let mut p = current(&feature, plan_of(&feature, &plans));

@@ -8,7 +8,7 @@ use super::accounts::append_audit;
 use super::history::{precise_now, record_deletes, record_written, Actor};
 use super::postgres::PgStore;
 use crate::formats::wkb;
-use crate::model::{Feature, GeometryType, Layer};
+use crate::model::{Feature, GeometryType, Layer, RawFeature};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -345,6 +345,45 @@ impl Store {
     pub async fn all_features(&self) -> Result<Vec<Feature>, StoreError> {
         let pool = sqlite_or_pg!(self, pg => pg.all_features().await);
         decode_rows(sqlx::query("SELECT * FROM features ORDER BY layer, rowid").fetch(pool)).await
+    }
+
+    /// Every feature as stored, undecoded (see [`RawFeature`]), layer by layer in insertion
+    /// order, sent in chunks of `chunk` rows as they are read; stops early when `to` closes.
+    pub async fn raw_features(
+        &self,
+        chunk: usize,
+        to: tokio::sync::mpsc::Sender<Vec<RawFeature>>,
+    ) -> Result<(), StoreError> {
+        let mut rows = sqlx::query(
+            "SELECT layer, id, admin_code, name, properties, geometry, version, created_at, \
+             updated_at FROM features ORDER BY layer, rowid",
+        )
+        .fetch(&self.pool);
+        let mut batch = Vec::with_capacity(chunk);
+        while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+            let row = row?;
+            batch.push(RawFeature {
+                layer: row.try_get("layer")?,
+                id: row.try_get("id")?,
+                admin_code: row.try_get("admin_code")?,
+                name: row.try_get("name")?,
+                properties: row.try_get("properties")?,
+                geometry: row.try_get("geometry")?,
+                version: row.try_get("version")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            });
+            if batch.len() >= chunk {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(chunk));
+                if to.send(full).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = to.send(batch).await;
+        }
+        Ok(())
     }
 
     /// The newest change-log sequence number (0 when empty).

@@ -1,0 +1,574 @@
+//! A county's land survey (国土调查, issue 15): N parcels tiling a county, imported, served and
+//! asked, each step in its own process, with time and memory.
+//!
+//! `cargo bench --bench landsurvey` (N = 200,000). Environment:
+//! - `LANDSURVEY_N=1000000` parcels (the generated file is kept in `LANDSURVEY_DIR`, default
+//!   `target/landsurvey`, and reused by later runs with the same N);
+//! - `LANDSURVEY_SECONDS=10` per throughput measurement, 16 connections each;
+//! - `LANDSURVEY_OGR=1` also times `ogr2ogr` of the same file into a GeoPackage;
+//! - `LANDSURVEY_ONLY=gen,import,ogr,serve` some of the steps (`serve` needs the database
+//!   an earlier `import` left in `LANDSURVEY_DIR`);
+//! - `YIZHANGTU_BENCH_BIN=/path/to/yizhangtu` to measure another build.
+//!
+//! The parcels: a jittered grid over 0.40° × 0.35° (about 1,500 km², a 大足-sized county).
+//! Neighbours share their edges vertex for vertex (an edge's vertices are a function of the
+//! edge alone); each edge has 4 inner vertices, one in five 5–49, so a parcel has 20–200
+//! vertices. Attributes as in a 三调 layer: 图斑编号, 地类编码, 地类名称, 权属性质, 权属单位,
+//! 坐落单位代码, 面积 (m², planar on the local scale, 2 decimals).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+mod measure;
+use measure::{binary, cli_import, mb, memory_of, start_server, timed};
+
+const WEST: f64 = 105.55;
+const SOUTH: f64 = 29.45;
+const WIDTH: f64 = 0.40;
+const HEIGHT: f64 = 0.35;
+
+/// 地类: (地类编码, 地类名称, weight).
+const LAND_CLASSES: [(&str, &str, u32); 14] = [
+    ("0101", "水田", 22),
+    ("0102", "水浇地", 3),
+    ("0103", "旱地", 25),
+    ("0201", "果园", 5),
+    ("0204", "其他园地", 2),
+    ("0301", "乔木林地", 15),
+    ("0305", "灌木林地", 4),
+    ("0404", "其他草地", 3),
+    ("0702", "农村宅基地", 9),
+    ("1003", "公路用地", 2),
+    ("1006", "农村道路", 4),
+    ("1101", "河流水面", 1),
+    ("1104", "坑塘水面", 4),
+    ("1202", "设施农用地", 1),
+];
+
+const VILLAGE_FIRST: [&str; 16] = [
+    "石", "马", "龙", "水", "高", "双", "金", "玉", "宝", "清", "新", "观", "太", "万", "中", "古",
+];
+const VILLAGE_SECOND: [&str; 12] = [
+    "桥", "坝", "山", "河", "湾", "岩", "塘", "林", "溪", "坪", "寺", "堡",
+];
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn hash(a: u64, b: u64, c: u64) -> u64 {
+    splitmix(splitmix(splitmix(a) ^ b) ^ c)
+}
+
+/// A uniform number in [-1, 1) from a hash.
+fn unit(h: u64) -> f64 {
+    (h >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+/// The grid of a county of `n` parcels: columns, rows, cell width and height in degrees.
+struct Grid {
+    cols: u64,
+    rows: u64,
+    dx: f64,
+    dy: f64,
+}
+
+impl Grid {
+    fn new(n: u64) -> Grid {
+        let cols = ((n as f64 * WIDTH / HEIGHT).sqrt().ceil() as u64).max(1);
+        let rows = n.div_ceil(cols);
+        Grid {
+            cols,
+            rows,
+            dx: WIDTH / cols as f64,
+            dy: HEIGHT / rows as f64,
+        }
+    }
+
+    /// Grid corner (i, j), jittered by up to a fifth of a cell (the county's border stays straight).
+    fn corner(&self, i: u64, j: u64) -> (f64, f64) {
+        let h = hash(1, i, j);
+        let jx = if i == 0 || i == self.cols {
+            0.0
+        } else {
+            unit(h) * 0.2
+        };
+        let jy = if j == 0 || j == self.rows {
+            0.0
+        } else {
+            unit(splitmix(h)) * 0.2
+        };
+        (
+            WEST + (i as f64 + jx) * self.dx,
+            SOUTH + (j as f64 + jy) * self.dy,
+        )
+    }
+
+    /// The inner vertices of the edge from corner `a` to corner `b` (in that direction); `key`
+    /// names the edge so that both parcels along it get the very same vertices.
+    fn edge(&self, key: (u64, u64, u64), a: (f64, f64), b: (f64, f64), out: &mut Vec<(f64, f64)>) {
+        let h = hash(key.0 + 2, key.1, key.2);
+        let inner = if h % 5 == 0 {
+            5 + (splitmix(h) % 45) as usize
+        } else {
+            4
+        };
+        let waves = 1.0 + (h >> 8) as f64 % 2.0;
+        let amp = unit(splitmix(h ^ 7)) * 0.04;
+        let (ex, ey) = (b.0 - a.0, b.1 - a.1);
+        // Perpendicular, in cell units so that the wiggle scales with the parcel.
+        let (px, py) = (-ey / self.dy * self.dx, ex / self.dx * self.dy);
+        for m in 1..=inner {
+            let t = m as f64 / (inner + 1) as f64;
+            let off = amp * (std::f64::consts::PI * t * waves).sin();
+            out.push((a.0 + ex * t + px * off, a.1 + ey * t + py * off));
+        }
+    }
+
+    /// The ring of parcel (i, j), counter-clockwise, closed.
+    fn ring(&self, i: u64, j: u64, out: &mut Vec<(f64, f64)>) {
+        out.clear();
+        let (c00, c10, c11, c01) = (
+            self.corner(i, j),
+            self.corner(i + 1, j),
+            self.corner(i + 1, j + 1),
+            self.corner(i, j + 1),
+        );
+        let mut reversed = Vec::new();
+        out.push(c00);
+        self.edge((0, i, j), c00, c10, out);
+        out.push(c10);
+        self.edge((1, i + 1, j), c10, c11, out);
+        out.push(c11);
+        // The top and left edges belong to the neighbours' bottom and right edges: walked backwards.
+        self.edge((0, i, j + 1), c01, c11, &mut reversed);
+        out.extend(reversed.drain(..).rev());
+        out.push(c01);
+        self.edge((1, i, j), c00, c01, &mut reversed);
+        out.extend(reversed.drain(..).rev());
+        out.push(c00);
+    }
+}
+
+/// Planar area of a lon/lat ring in m² on the local scale.
+fn area_m2(ring: &[(f64, f64)]) -> f64 {
+    let lat = ring[0].1.to_radians();
+    let (kx, ky) = (111_320.0 * lat.cos(), 110_574.0);
+    let twice: f64 = ring
+        .windows(2)
+        .map(|w| w[0].0 * w[1].1 - w[1].0 * w[0].1)
+        .sum();
+    (twice / 2.0).abs() * kx * ky
+}
+
+fn push_coord(out: &mut String, v: f64) {
+    // To 1e-8° (about a millimetre), as survey data is delivered.
+    let r = (v * 1e8).round() / 1e8;
+    out.push_str(ryu::Buffer::new().format(r));
+}
+
+/// Writes the county's `n` parcels as a GeoJSON FeatureCollection; returns the vertex count.
+fn generate(n: u64, path: &Path) -> u64 {
+    let grid = Grid::new(n);
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    w.write_all(b"{\"type\":\"FeatureCollection\",\"name\":\"dltb\",\"features\":[\n")
+        .unwrap();
+    let total_weight: u32 = LAND_CLASSES.iter().map(|c| c.2).sum();
+    let mut ring = Vec::with_capacity(256);
+    let mut out = String::with_capacity(8192);
+    let mut vertices = 0u64;
+    for k in 0..n {
+        let (i, j) = (k % grid.cols, k / grid.cols);
+        grid.ring(i, j, &mut ring);
+        vertices += ring.len() as u64 - 1;
+        let h = hash(9, i, j);
+        let mut pick = (h % total_weight as u64) as u32;
+        let class = LAND_CLASSES
+            .iter()
+            .find(|c| {
+                if pick < c.2 {
+                    true
+                } else {
+                    pick -= c.2;
+                    false
+                }
+            })
+            .unwrap();
+        // Villages are blocks of about 2.5 km² of cells; towns blocks of villages.
+        let (vi, vj) = (
+            (i as f64 * grid.dx / 0.016) as u64,
+            (j as f64 * grid.dy / 0.016) as u64,
+        );
+        let v = hash(11, vi, vj);
+        let village = format!(
+            "{}{}村",
+            VILLAGE_FIRST[(v % 16) as usize],
+            VILLAGE_SECOND[((v >> 8) % 12) as usize]
+        );
+        let town = 100 + (vi / 5) * 10 + vj / 5;
+        let village_code = format!("500111{town:03}{:03}", 200 + (vi % 5) * 5 + vj % 5);
+        let state_owned = matches!(class.0, "1003" | "1101") || h % 19 == 0;
+        out.clear();
+        if k > 0 {
+            out.push_str(",\n");
+        }
+        out.push_str("{\"type\":\"Feature\",\"id\":\"");
+        out.push_str(itoa::Buffer::new().format(k + 1));
+        out.push_str("\",\"properties\":{\"图斑编号\":\"");
+        out.push_str(itoa::Buffer::new().format(k + 1));
+        out.push_str("\",\"地类编码\":\"");
+        out.push_str(class.0);
+        out.push_str("\",\"地类名称\":\"");
+        out.push_str(class.1);
+        out.push_str("\",\"权属性质\":\"");
+        out.push_str(if state_owned { "20" } else { "30" });
+        out.push_str("\",\"权属单位\":\"");
+        if state_owned {
+            out.push_str("国有");
+        } else {
+            out.push_str(&village);
+            out.push_str("村民委员会");
+        }
+        out.push_str("\",\"坐落单位代码\":\"");
+        out.push_str(&village_code);
+        out.push_str("\",\"面积\":");
+        let area = (area_m2(&ring) * 100.0).round() / 100.0;
+        out.push_str(ryu::Buffer::new().format(area));
+        out.push_str("},\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[[");
+        for (m, (x, y)) in ring.iter().enumerate() {
+            if m > 0 {
+                out.push(',');
+            }
+            out.push('[');
+            push_coord(&mut out, *x);
+            out.push(',');
+            push_coord(&mut out, *y);
+            out.push(']');
+        }
+        out.push_str("]]}}");
+        w.write_all(out.as_bytes()).unwrap();
+    }
+    w.write_all(b"\n]}\n").unwrap();
+    w.flush().unwrap();
+    vertices
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// Whether to run `step`: all unless `LANDSURVEY_ONLY` lists some.
+fn wanted(step: &str) -> bool {
+    std::env::var("LANDSURVEY_ONLY").map_or(true, |only| only.split(',').any(|p| p == step))
+}
+
+/// Throughput and latency of `requests` made by 16 connections for `seconds`.
+struct Load {
+    done: usize,
+    failed: usize,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Makes the URL of request `k` from a task's random source.
+type UrlMaker = Arc<dyn Fn(&mut SmallRng, usize) -> String + Send + Sync>;
+
+/// Runs `next_url` (given a task's random source) from 16 tasks until `seconds` pass or, when
+/// `limit` is set, until that many requests were made in all.
+fn load(
+    rt: &tokio::runtime::Runtime,
+    seconds: f64,
+    limit: Option<usize>,
+    next_url: UrlMaker,
+) -> Load {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(16)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs_f64(seconds);
+    let results: Vec<(Vec<f64>, usize)> = rt.block_on(async {
+        let tasks: Vec<_> = (0..16u64)
+            .map(|task| {
+                let client = client.clone();
+                let next_url = Arc::clone(&next_url);
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    let mut rng = SmallRng::seed_from_u64(task);
+                    let mut times = Vec::new();
+                    let mut failed = 0;
+                    loop {
+                        let k = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if limit.is_some_and(|l| k >= l) || Instant::now() >= deadline {
+                            break;
+                        }
+                        let url = next_url(&mut rng, k);
+                        let s = Instant::now();
+                        match client.get(&url).send().await {
+                            Ok(r) if r.status().is_success() => {
+                                let _ = r.bytes().await;
+                                times.push(s.elapsed().as_secs_f64() * 1e3);
+                            }
+                            Ok(r) => {
+                                if failed == 0 {
+                                    eprintln!("{url}: {}", r.status());
+                                }
+                                failed += 1;
+                            }
+                            Err(e) => {
+                                if failed == 0 {
+                                    eprintln!("{url}: {e}");
+                                }
+                                failed += 1;
+                            }
+                        }
+                    }
+                    (times, failed)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.push(task.await.unwrap());
+        }
+        all
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let failed = results.iter().map(|r| r.1).sum();
+    let mut times: Vec<f64> = results.into_iter().flat_map(|r| r.0).collect();
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        if times.is_empty() {
+            f64::NAN
+        } else {
+            times[((times.len() - 1) as f64 * q) as usize]
+        }
+    };
+    Load {
+        done: times.len(),
+        failed,
+        per_second: times.len() as f64 / secs,
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+    }
+}
+
+fn report(what: &str, l: &Load) {
+    println!(
+        "  {what}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} answers, {} failed)",
+        l.per_second, l.p50_ms, l.p99_ms, l.done, l.failed
+    );
+}
+
+/// Web Mercator tile of a lon/lat at zoom `z`.
+fn tile_of(lon: f64, lat: f64, z: u32) -> (u64, u64) {
+    let n = (1u64 << z) as f64;
+    let x = ((lon + 180.0) / 360.0 * n).floor() as u64;
+    let lat = lat.to_radians();
+    let y = ((1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor()
+        as u64;
+    (x, y)
+}
+
+/// Every tile over the county at zoom `z`, in a fixed random order.
+fn county_tiles(z: u32) -> Vec<(u32, u64, u64)> {
+    let (x0, y1) = tile_of(WEST, SOUTH, z);
+    let (x1, y0) = tile_of(WEST + WIDTH, SOUTH + HEIGHT, z);
+    let mut tiles: Vec<(u32, u64, u64)> = (x0..=x1)
+        .flat_map(|x| (y0..=y1).map(move |y| (z, x, y)))
+        .collect();
+    let mut rng = SmallRng::seed_from_u64(z as u64);
+    for i in (1..tiles.len()).rev() {
+        tiles.swap(i, rng.gen_range(0..=i));
+    }
+    tiles
+}
+
+fn serve(db: &Path, n: u64, seconds: f64) {
+    let t = Instant::now();
+    let (mut server, url) = start_server(db);
+    // The server listens once every feature is loaded; the first answer follows.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let first = format!("{url}/collections/parcels/items/1");
+    rt.block_on(async {
+        loop {
+            if let Ok(r) = reqwest::get(&first).await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let start = t.elapsed().as_secs_f64();
+    let pid = server.id();
+    std::thread::sleep(Duration::from_millis(300));
+    let (hwm, rss) = memory_of(pid);
+    println!(
+        "start: first answer after {start:.2} s; RSS {:.0} MB ({:.0} B a parcel), peak during start {:.0} MB",
+        rss as f64 / 1e3,
+        rss as f64 * 1e3 / n as f64,
+        hwm as f64 / 1e3
+    );
+
+    let base = Arc::new(url.clone());
+    let b = Arc::clone(&base);
+    let by_id = load(
+        &rt,
+        seconds,
+        None,
+        Arc::new(move |rng, _| format!("{b}/collections/parcels/items/{}", rng.gen_range(1..=n))),
+    );
+    report("items/{id}", &by_id);
+    let b = Arc::clone(&base);
+    let bbox = load(
+        &rt,
+        seconds,
+        None,
+        Arc::new(move |rng, _| {
+            let x = rng.gen_range(WEST..WEST + WIDTH - 0.02);
+            let y = rng.gen_range(SOUTH..SOUTH + HEIGHT - 0.02);
+            format!(
+                "{b}/collections/parcels/items?bbox={x:.5},{y:.5},{:.5},{:.5}&limit=100",
+                x + 0.02,
+                y + 0.02
+            )
+        }),
+    );
+    report("items?bbox (0.02°, limit 100)", &bbox);
+    for z in [12u32, 14] {
+        let tiles = Arc::new(county_tiles(z));
+        let count = tiles.len();
+        let b = Arc::clone(&base);
+        let t2 = Arc::clone(&tiles);
+        let l = load(
+            &rt,
+            seconds.max(60.0),
+            Some(count),
+            Arc::new(move |_, k| {
+                let (z, x, y) = t2[k];
+                format!("{b}/tiles/parcels/{z}/{x}/{y}.mvt")
+            }),
+        );
+        report(
+            &format!("tiles z{z}, {count} distinct (uncached), tiles/s"),
+            &l,
+        );
+    }
+    // Coverage of a town-sized square (about 5 × 5 km) in the county's middle.
+    let (cx, cy) = (WEST + WIDTH / 2.0, SOUTH + HEIGHT / 2.0);
+    let body = serde_json::json!({"type": "Polygon", "coordinates": [[
+        [cx - 0.025, cy - 0.0225], [cx + 0.025, cy - 0.0225], [cx + 0.025, cy + 0.0225],
+        [cx - 0.025, cy + 0.0225], [cx - 0.025, cy - 0.0225]]]})
+    .to_string();
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let s = Instant::now();
+        let (status, text) = rt.block_on(async {
+            let r = reqwest::Client::new()
+                .post(format!("{url}/analysis/coverage?layers=parcels"))
+                .header("content-type", "application/geo+json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap())
+        });
+        assert!(status.is_success(), "coverage: {status} {text}");
+        times.push(s.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "  coverage of a 5 × 5 km square: {:.0} ms (median of 3)",
+        times[1]
+    );
+    let (hwm, rss) = memory_of(pid);
+    println!(
+        "  after the requests: RSS {:.0} MB, peak {:.0} MB",
+        rss as f64 / 1e3,
+        hwm as f64 / 1e3
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+fn main() {
+    let n = env_u64("LANDSURVEY_N", 200_000);
+    let seconds = env_u64("LANDSURVEY_SECONDS", 10) as f64;
+    let dir = std::env::var_os("LANDSURVEY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/landsurvey"));
+    std::fs::create_dir_all(&dir).unwrap();
+    println!(
+        "binary: {}; {n} parcels; {} cores",
+        binary().display(),
+        std::thread::available_parallelism().map_or(1, |c| c.get())
+    );
+    let file = dir.join(format!("dltb-{n}.geojson"));
+    if wanted("gen") || !file.exists() {
+        let t = Instant::now();
+        let vertices = generate(n, &file);
+        println!(
+            "generated {} ({:.0} MB, {:.1} vertices a parcel) in {:.1} s",
+            file.display(),
+            mb(std::fs::metadata(&file).unwrap().len()),
+            vertices as f64 / n as f64,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let db = dir.join(format!("dltb-{n}.db"));
+    if wanted("import") {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        let (secs, kb) = cli_import(&file, "parcels", &db);
+        println!(
+            "import: {secs:.1} s ({:.0} features/s), peak RSS {:.0} MB; database {:.0} MB",
+            n as f64 / secs,
+            kb as f64 / 1e3,
+            mb(std::fs::metadata(&db).unwrap().len())
+        );
+    }
+    let listed = |step: &str| {
+        std::env::var("LANDSURVEY_ONLY").is_ok_and(|only| only.split(',').any(|p| p == step))
+    };
+    if listed("ogr") || std::env::var_os("LANDSURVEY_OGR").is_some() {
+        let gpkg = dir.join(format!("dltb-{n}.gpkg"));
+        let _ = std::fs::remove_file(&gpkg);
+        let (secs, kb, _) = timed(
+            Path::new("ogr2ogr"),
+            &[
+                "-f".as_ref(),
+                "GPKG".as_ref(),
+                gpkg.as_os_str(),
+                file.as_os_str(),
+            ],
+        );
+        println!(
+            "ogr2ogr → GeoPackage: {secs:.1} s ({:.0} features/s), peak RSS {:.0} MB",
+            n as f64 / secs,
+            kb as f64 / 1e3
+        );
+    }
+    if wanted("serve") {
+        serve(&db, n, seconds);
+    }
+}
