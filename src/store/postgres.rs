@@ -122,6 +122,11 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// The connection pool (for reads that stream rows, shared with the SQLite code).
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Connections open, of them idle, and the most the pool opens.
     pub(super) fn pool_status(&self) -> (u32, usize, u32) {
         let max = self.pool.options().get_max_connections();

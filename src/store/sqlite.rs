@@ -354,36 +354,46 @@ impl Store {
         chunk: usize,
         to: tokio::sync::mpsc::Sender<Vec<RawFeature>>,
     ) -> Result<(), StoreError> {
-        let mut rows = sqlx::query(
-            "SELECT layer, id, admin_code, name, properties, geometry, version, created_at, \
-             updated_at FROM features ORDER BY layer, rowid",
-        )
-        .fetch(&self.pool);
-        let mut batch = Vec::with_capacity(chunk);
-        while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
-            let row = row?;
-            batch.push(RawFeature {
-                layer: row.try_get("layer")?,
-                id: row.try_get("id")?,
-                admin_code: row.try_get("admin_code")?,
-                name: row.try_get("name")?,
-                properties: row.try_get("properties")?,
-                geometry: row.try_get("geometry")?,
-                version: row.try_get("version")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-            });
-            if batch.len() >= chunk {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(chunk));
-                if to.send(full).await.is_err() {
-                    return Ok(());
+        // The same loop over either database's rows (their row types differ).
+        macro_rules! stream {
+            ($order:literal, $pool:expr) => {{
+                let mut rows = sqlx::query(concat!(
+                    "SELECT layer, id, admin_code, name, properties, geometry, version, \
+                     created_at, updated_at FROM features ORDER BY layer, ",
+                    $order
+                ))
+                .fetch($pool);
+                let mut batch = Vec::with_capacity(chunk);
+                while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+                    let row = row?;
+                    batch.push(RawFeature {
+                        layer: row.try_get("layer")?,
+                        id: row.try_get("id")?,
+                        admin_code: row.try_get("admin_code")?,
+                        name: row.try_get("name")?,
+                        properties: row.try_get("properties")?,
+                        geometry: row.try_get("geometry")?,
+                        version: row.try_get("version")?,
+                        created_at: row.try_get("created_at")?,
+                        updated_at: row.try_get("updated_at")?,
+                    });
+                    if batch.len() >= chunk {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(chunk));
+                        if to.send(full).await.is_err() {
+                            return Ok(());
+                        }
+                    }
                 }
-            }
+                if !batch.is_empty() {
+                    let _ = to.send(batch).await;
+                }
+                Ok(())
+            }};
         }
-        if !batch.is_empty() {
-            let _ = to.send(batch).await;
+        match &self.db {
+            Db::Sqlite(pool) => stream!("rowid", pool),
+            Db::Postgres(pg) => stream!("pos", pg.pool()),
         }
-        Ok(())
     }
 
     /// The newest change-log sequence number (0 when empty).
