@@ -914,6 +914,16 @@ async fn listen(pool: PgPool, changed: Arc<Changed>) {
     }
 }
 
+/// What to do on a server of PostgreSQL `major` that has no PostGIS to create.
+fn no_postgis(major: u32) -> String {
+    format!(
+        "this PostgreSQL server has no PostGIS extension, which yizhangtu needs for its \
+         geometry columns; install it on the database server (Debian/Ubuntu: \
+         `apt install postgresql-{major}-postgis-3`), then run `CREATE EXTENSION postgis;` \
+         in the database (or let yizhangtu create it as a user allowed to)"
+    )
+}
+
 /// PostGIS in the database, or an error that says how to get it: created when the server has
 /// the extension (and the user may create it), else the packages to install.
 async fn ensure_postgis(pool: &PgPool) -> Result<(), String> {
@@ -937,12 +947,7 @@ async fn ensure_postgis(pool: &PgPool) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let major = version.parse::<u32>().map(|v| v / 10000).unwrap_or(15);
-        return Err(format!(
-            "this PostgreSQL server has no PostGIS extension, which yizhangtu needs for its \
-             geometry columns; install it on the database server (Debian/Ubuntu: \
-             `apt install postgresql-{major}-postgis-3`), then run `CREATE EXTENSION postgis;` \
-             in the database (or let yizhangtu create it as a user allowed to)"
-        ));
+        return Err(no_postgis(major));
     }
     sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis")
         .execute(pool)
@@ -1537,6 +1542,13 @@ mod tests {
             "postgres://ann:***@db:5432/x"
         );
         assert_eq!(redact("postgres://ann@db/x"), "postgres://ann@db/x");
+    }
+
+    #[test]
+    fn a_server_without_postgis_is_told_what_to_install() {
+        let m = no_postgis(15);
+        assert!(m.contains("apt install postgresql-15-postgis-3"), "{m}");
+        assert!(m.contains("CREATE EXTENSION postgis"), "{m}");
     }
 
     #[test]
