@@ -277,6 +277,8 @@ async fn a_user_who_cannot_create_postgis_is_told_how() {
     };
     assert!(e.contains("CREATE EXTENSION postgis"), "{e}");
     assert!(!e.contains("password"), "{e}");
+    drop(c);
+    common::drop_pg_database(&db);
 }
 
 /// Waits (at most a generous minute: this is no speed test) until `path` on `s` satisfies `ok`.
@@ -515,4 +517,85 @@ async fn replicas_follow_and_their_writes_go_to_the_database() {
     }
     assert_eq!(name, "龙水镇");
     drop(replica);
+}
+
+#[tokio::test]
+async fn a_server_keeps_serving_through_a_database_restart_and_catches_up() {
+    // Its own cluster, since this one is stopped and started again.
+    if pg_server().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = common::repo().join("tools/pg-test-server.sh");
+    let cluster = |cmd: &str| {
+        let out = std::process::Command::new(&script)
+            .args([cmd, dir.path().to_str().unwrap()])
+            .env("PGTEST_PORT", port.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg-test-server.sh {cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let url = cluster("start");
+    // Stops the cluster however the test ends.
+    struct Stop(std::path::PathBuf, std::path::PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(&self.0)
+                .arg("stop")
+                .arg(&self.1)
+                .output();
+        }
+    }
+    let _stop = Stop(script.clone(), dir.path().to_path_buf());
+    let s = pg_test_server(&url).await;
+    let path = "/collections/towns/items/500111100";
+    cluster("stop");
+    // The engine still answers reads with what it has.
+    assert_eq!(s.json(path).await["properties"]["name"], "龙水镇");
+    assert_eq!(
+        s.json("/collections/towns/items?limit=1").await["numberMatched"],
+        137
+    );
+    cluster("start");
+    // Another process writes after the restart; the server reconnects and catches up.
+    let file = dir.path().join("one.geojson");
+    std::fs::write(
+        &file,
+        r#"{"type": "FeatureCollection", "features": [{"type": "Feature", "id": "r1",
+            "properties": {"name": "重启后"}, "geometry": {"type": "Point", "coordinates": [105.79, 29.59]}}]}"#,
+    )
+    .unwrap();
+    let (ok, out, err) = common::run(&[
+        "import",
+        file.to_str().unwrap(),
+        "--layer",
+        "after_restart",
+        "--db",
+        &db_url(&s),
+    ]);
+    assert!(ok, "{out}{err}");
+    let start = Instant::now();
+    let mut status = 0;
+    while start.elapsed() < Duration::from_secs(60) {
+        status = s
+            .get("/collections/after_restart/items/r1")
+            .await
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
 }

@@ -2,8 +2,9 @@
 //! The store only keeps what it is given: hashing tokens and deciding rights happen in `auth`.
 
 use sha2::{Digest, Sha256};
-use sqlx::{Row, Sqlite};
+use sqlx::Sqlite;
 
+use super::rows::StoreRow;
 use super::sqlite::{write, Store, StoreError};
 
 /// One account as stored (no secret in it: `token_hash` is an argon2 PHC string).
@@ -23,22 +24,22 @@ pub struct UserRow {
     pub updated_at: String,
 }
 
-fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<UserRow, sqlx::Error> {
-    let scope: String = r.try_get("scope")?;
+pub(super) fn user_from_row(r: &impl StoreRow) -> Result<UserRow, sqlx::Error> {
+    let scope: String = r.col("scope")?;
     Ok(UserRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        role: r.try_get("role")?,
+        id: r.col("id")?,
+        name: r.col("name")?,
+        role: r.col("role")?,
         scope: scope
             .split(',')
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect(),
-        token_id: r.try_get("token_id")?,
-        token_hash: r.try_get("token_hash")?,
-        revoked_at: r.try_get("revoked_at")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
+        token_id: r.col("token_id")?,
+        token_hash: r.col("token_hash")?,
+        revoked_at: r.col("revoked_at")?,
+        created_at: r.col("created_at")?,
+        updated_at: r.col("updated_at")?,
     })
 }
 
@@ -153,24 +154,24 @@ pub(crate) async fn append_audit(
     Ok(())
 }
 
-fn audit_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRow, sqlx::Error> {
-    let ids: String = r.try_get("ids")?;
+pub(super) fn audit_from_row(r: &impl StoreRow) -> Result<AuditRow, sqlx::Error> {
+    let ids: String = r.col("ids")?;
     Ok(AuditRow {
-        seq: r.try_get("seq")?,
-        at: r.try_get("at")?,
+        seq: r.col("seq")?,
+        at: r.col("at")?,
         entry: AuditEntry {
-            user: r.try_get("user_name")?,
-            role: r.try_get("role")?,
-            address: r.try_get("address")?,
-            action: r.try_get("action")?,
-            layer: r.try_get("layer")?,
+            user: r.col("user_name")?,
+            role: r.col("role")?,
+            address: r.col("address")?,
+            action: r.col("action")?,
+            layer: r.col("layer")?,
             ids: serde_json::from_str(&ids).unwrap_or_else(|_| vec![ids.clone()]),
-            reason: r.try_get("reason")?,
-            request_id: r.try_get("request_id")?,
-            outcome: r.try_get("outcome")?,
+            reason: r.col("reason")?,
+            request_id: r.col("request_id")?,
+            outcome: r.col("outcome")?,
         },
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
+        prev_hash: r.col("prev_hash")?,
+        hash: r.col("hash")?,
     })
 }
 

@@ -1,9 +1,10 @@
 //! Feature history (强制留痕): every version of every feature, written in the same transaction
 //! as the change, and the single-feature edits (replace, delete) that check the version.
 
-use sqlx::{Row, Sqlite};
+use sqlx::Sqlite;
 
 use super::accounts::{append_audit, AuditEntry};
+use super::rows::StoreRow;
 use super::sqlite::{feature_from_row, log_change, write, ChangeOp, Store, StoreError};
 use crate::formats::wkb;
 use crate::model::Feature;
@@ -161,23 +162,23 @@ pub(crate) async fn record_deletes(
     Ok(())
 }
 
-fn history_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<HistoryEntry, StoreError> {
+pub(super) fn history_from_row(r: &impl StoreRow) -> Result<HistoryEntry, StoreError> {
     let mut feature = feature_from_row(r)?;
-    let at: String = r.try_get("at")?;
+    let at: String = r.col("at")?;
     feature.updated_at = at.clone();
     Ok(HistoryEntry {
         version: feature.version,
-        op: r.try_get("op")?,
+        op: r.col("op")?,
         at,
-        user: r.try_get("user_name")?,
-        reason: r.try_get("reason")?,
-        request_id: r.try_get("request_id")?,
+        user: r.col("user_name")?,
+        reason: r.col("reason")?,
+        request_id: r.col("request_id")?,
         feature,
     })
 }
 
 /// The history table's columns under the names `feature_from_row` reads.
-const HISTORY_AS_FEATURE: &str =
+pub(super) const HISTORY_AS_FEATURE: &str =
     "layer, feature_id AS id, admin_code, name, properties, geometry, \
      version, at AS created_at, at AS updated_at, op, at, user_name, reason, request_id";
 

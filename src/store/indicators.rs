@@ -1,14 +1,13 @@
 //! Plans, indicators, their observations and project progress records (migration 0003).
 //! Observations and progress records are only ever appended.
 
-use sqlx::Row;
-
+use super::rows::StoreRow;
 use super::sqlite::{now, Store, StoreError};
 use crate::monitor::indicators::{Direction, Indicator, Observation};
 use crate::monitor::lifecycle::{Progress, ProjectStatus};
 use crate::monitor::plans::{Period, Plan};
 
-fn direction_str(d: Direction) -> &'static str {
+pub(super) fn direction_str(d: Direction) -> &'static str {
     match d {
         Direction::Increase => "increase",
         Direction::Decrease => "decrease",
@@ -16,7 +15,7 @@ fn direction_str(d: Direction) -> &'static str {
     }
 }
 
-fn direction(text: &str) -> Direction {
+pub(super) fn direction(text: &str) -> Direction {
     match text {
         "decrease" => Direction::Decrease,
         "keep" => Direction::Keep,
@@ -112,25 +111,7 @@ impl Store {
             .fetch_all(pool)
             .await?;
         rows.iter()
-            .map(|r| {
-                Ok(Plan {
-                    id: r.try_get("id")?,
-                    title: r.try_get("title")?,
-                    issuer: r.try_get("issuer")?,
-                    doc_number: r.try_get("doc_number")?,
-                    date: r.try_get("issued")?,
-                    period: Period {
-                        start: r.try_get("period_start")?,
-                        end: r.try_get("period_end")?,
-                        as_written: r.try_get("period_text")?,
-                    },
-                    district: r.try_get("district")?,
-                    district_code: r.try_get("district_code")?,
-                    focus_unit: r.try_get("focus_unit")?,
-                    focus_code: r.try_get("focus_code")?,
-                    document: r.try_get("document")?,
-                })
-            })
+            .map(plan_from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
@@ -141,26 +122,7 @@ impl Store {
             .fetch_all(pool)
             .await?;
         rows.iter()
-            .map(|r| {
-                let dir: String = r.try_get("direction")?;
-                Ok(Indicator {
-                    id: r.try_get("id")?,
-                    plan: r.try_get("plan")?,
-                    name: r.try_get("name")?,
-                    scope_code: r.try_get("scope_code")?,
-                    scope_text: r.try_get("scope_text")?,
-                    unit: r.try_get("unit")?,
-                    baseline_value: r.try_get("baseline_value")?,
-                    baseline_year: r.try_get("baseline_year")?,
-                    target_value: r.try_get("target_value")?,
-                    target_year: r.try_get("target_year")?,
-                    binding: r.try_get("binding")?,
-                    direction: direction(&dir),
-                    category: r.try_get("category")?,
-                    quote: r.try_get("quote")?,
-                    catalog: r.try_get("catalog")?,
-                })
-            })
+            .map(indicator_from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
@@ -172,18 +134,7 @@ impl Store {
             .fetch_all(pool)
             .await?;
         rows.iter()
-            .map(|r| {
-                Ok(Observation {
-                    seq: r.try_get("seq")?,
-                    indicator: r.try_get("indicator")?,
-                    value: r.try_get("value")?,
-                    date: r.try_get("observed_on")?,
-                    source: r.try_get("source")?,
-                    note: r.try_get("note")?,
-                    recorded_by: r.try_get("recorded_by")?,
-                    recorded_at: r.try_get("recorded_at")?,
-                })
-            })
+            .map(observation_from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
@@ -242,7 +193,7 @@ impl Store {
         .bind(feature_id)
         .fetch_all(pool)
         .await?;
-        progress_rows(&rows)
+        rows.iter().map(progress_from_row).collect()
     }
 
     /// Every progress record of every project, oldest first.
@@ -251,38 +202,88 @@ impl Store {
         let rows = sqlx::query("SELECT * FROM project_progress ORDER BY seq")
             .fetch_all(pool)
             .await?;
-        progress_rows(&rows)
+        rows.iter().map(progress_from_row).collect()
     }
 }
 
-fn progress_rows(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<Progress>, StoreError> {
-    rows.iter()
-        .map(|r| {
-            let status: String = r.try_get("status")?;
-            let feature_id: String = r.try_get("feature_id")?;
-            Ok(Progress {
-                seq: r.try_get("seq")?,
-                layer: r.try_get("layer")?,
-                status: ProjectStatus::parse(&status).ok_or_else(|| {
-                    corrupt(
-                        "project_progress",
-                        &feature_id,
-                        format!("status '{status}'"),
-                    )
-                })?,
-                feature_id,
-                start_date: r.try_get("start_date")?,
-                end_date: r.try_get("end_date")?,
-                progress_percent: r.try_get("progress_percent")?,
-                investment_done_wan_yuan: r.try_get("investment_done_wan_yuan")?,
-                reported_on: r.try_get("reported_on")?,
-                source: r.try_get("source")?,
-                note: r.try_get("note")?,
-                recorded_by: r.try_get("recorded_by")?,
-                recorded_at: r.try_get("recorded_at")?,
-            })
-        })
-        .collect::<Result<_, StoreError>>()
+pub(super) fn progress_from_row(r: &impl StoreRow) -> Result<Progress, StoreError> {
+    let status: String = r.col("status")?;
+    let feature_id: String = r.col("feature_id")?;
+    Ok(Progress {
+        seq: r.col("seq")?,
+        layer: r.col("layer")?,
+        status: ProjectStatus::parse(&status).ok_or_else(|| {
+            corrupt(
+                "project_progress",
+                &feature_id,
+                format!("status '{status}'"),
+            )
+        })?,
+        feature_id,
+        start_date: r.col("start_date")?,
+        end_date: r.col("end_date")?,
+        progress_percent: r.col("progress_percent")?,
+        investment_done_wan_yuan: r.col("investment_done_wan_yuan")?,
+        reported_on: r.col("reported_on")?,
+        source: r.col("source")?,
+        note: r.col("note")?,
+        recorded_by: r.col("recorded_by")?,
+        recorded_at: r.col("recorded_at")?,
+    })
+}
+
+pub(super) fn plan_from_row(r: &impl StoreRow) -> Result<Plan, sqlx::Error> {
+    Ok(Plan {
+        id: r.col("id")?,
+        title: r.col("title")?,
+        issuer: r.col("issuer")?,
+        doc_number: r.col("doc_number")?,
+        date: r.col("issued")?,
+        period: Period {
+            start: r.col("period_start")?,
+            end: r.col("period_end")?,
+            as_written: r.col("period_text")?,
+        },
+        district: r.col("district")?,
+        district_code: r.col("district_code")?,
+        focus_unit: r.col("focus_unit")?,
+        focus_code: r.col("focus_code")?,
+        document: r.col("document")?,
+    })
+}
+
+pub(super) fn indicator_from_row(r: &impl StoreRow) -> Result<Indicator, sqlx::Error> {
+    let dir: String = r.col("direction")?;
+    Ok(Indicator {
+        id: r.col("id")?,
+        plan: r.col("plan")?,
+        name: r.col("name")?,
+        scope_code: r.col("scope_code")?,
+        scope_text: r.col("scope_text")?,
+        unit: r.col("unit")?,
+        baseline_value: r.col("baseline_value")?,
+        baseline_year: r.col("baseline_year")?,
+        target_value: r.col("target_value")?,
+        target_year: r.col("target_year")?,
+        binding: r.col("binding")?,
+        direction: direction(&dir),
+        category: r.col("category")?,
+        quote: r.col("quote")?,
+        catalog: r.col("catalog")?,
+    })
+}
+
+pub(super) fn observation_from_row(r: &impl StoreRow) -> Result<Observation, sqlx::Error> {
+    Ok(Observation {
+        seq: r.col("seq")?,
+        indicator: r.col("indicator")?,
+        value: r.col("value")?,
+        date: r.col("observed_on")?,
+        source: r.col("source")?,
+        note: r.col("note")?,
+        recorded_by: r.col("recorded_by")?,
+        recorded_at: r.col("recorded_at")?,
+    })
 }
 
 async fn insert_progress(

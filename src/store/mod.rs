@@ -19,6 +19,7 @@ mod history;
 mod indicators;
 mod migrate;
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use accounts::{chain_hash, AuditEntry, AuditFilter, AuditRow, BrokenRow, UserRow, GENESIS};

@@ -15,23 +15,31 @@
 //! `NOTIFY`s [`CHANNEL`], delivered when it commits.
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder};
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::accounts::{chain_hash, AuditEntry, AuditFilter, AuditRow, BrokenRow, UserRow, GENESIS};
-use super::history::{precise_now, Actor, EditError, HistoryEntry};
+use super::accounts::{
+    audit_from_row, chain_hash, user_from_row, AuditEntry, AuditFilter, AuditRow, BrokenRow,
+    UserRow, GENESIS,
+};
+use super::history::{
+    history_from_row, precise_now, Actor, EditError, HistoryEntry, HISTORY_AS_FEATURE,
+};
+use super::indicators::{
+    direction_str, indicator_from_row, observation_from_row, plan_from_row, progress_from_row,
+};
 use super::sqlite::{
-    now, Batch, ChangeOp, ChangeSet, ChangedFeatures, ImportMode, ImportSummary, LayerChanges,
-    Source, StoreError, StoreOptions,
+    feature_from_row, layer_from_row, now, Batch, ChangeOp, ChangeSet, ChangedFeatures, ImportMode,
+    ImportSummary, LayerChanges, Source, StoreError, StoreOptions,
 };
 use crate::formats::wkb;
-use crate::model::{Feature, GeometryType, Layer};
-use crate::monitor::indicators::{Direction, Indicator, Observation};
-use crate::monitor::lifecycle::{Progress, ProjectStatus};
-use crate::monitor::plans::{Period, Plan};
+use crate::model::{Feature, Layer};
+use crate::monitor::indicators::{Indicator, Observation};
+use crate::monitor::lifecycle::Progress;
+use crate::monitor::plans::Plan;
 
 /// The channel every change-log write notifies (payload empty: followers read the log itself).
 pub const CHANNEL: &str = "yizhangtu_changes";
@@ -44,11 +52,6 @@ type Tx = sqlx::Transaction<'static, Postgres>;
 /// The columns [`feature_from_row`] reads (never `geom`: yizhangtu reads its own WKB).
 const FEATURE_COLUMNS: &str =
     "layer, id, admin_code, name, properties, geometry, version, created_at, updated_at";
-
-/// The history table's columns under the names [`feature_from_row`] reads.
-const HISTORY_AS_FEATURE: &str =
-    "layer, feature_id AS id, admin_code, name, properties, geometry, \
-     version, at AS created_at, at AS updated_at, op, at, user_name, reason, request_id";
 
 #[derive(Clone)]
 pub(super) struct PgStore {
@@ -805,25 +808,7 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| {
-                Ok(Plan {
-                    id: r.try_get("id")?,
-                    title: r.try_get("title")?,
-                    issuer: r.try_get("issuer")?,
-                    doc_number: r.try_get("doc_number")?,
-                    date: r.try_get("issued")?,
-                    period: Period {
-                        start: r.try_get("period_start")?,
-                        end: r.try_get("period_end")?,
-                        as_written: r.try_get("period_text")?,
-                    },
-                    district: r.try_get("district")?,
-                    district_code: r.try_get("district_code")?,
-                    focus_unit: r.try_get("focus_unit")?,
-                    focus_code: r.try_get("focus_code")?,
-                    document: r.try_get("document")?,
-                })
-            })
+            .map(plan_from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
@@ -833,26 +818,7 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| {
-                let dir: String = r.try_get("direction")?;
-                Ok(Indicator {
-                    id: r.try_get("id")?,
-                    plan: r.try_get("plan")?,
-                    name: r.try_get("name")?,
-                    scope_code: r.try_get("scope_code")?,
-                    scope_text: r.try_get("scope_text")?,
-                    unit: r.try_get("unit")?,
-                    baseline_value: r.try_get("baseline_value")?,
-                    baseline_year: r.try_get("baseline_year")?,
-                    target_value: r.try_get("target_value")?,
-                    target_year: r.try_get("target_year")?,
-                    binding: r.try_get("binding")?,
-                    direction: direction(&dir),
-                    category: r.try_get("category")?,
-                    quote: r.try_get("quote")?,
-                    catalog: r.try_get("catalog")?,
-                })
-            })
+            .map(indicator_from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
@@ -862,18 +828,7 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| {
-                Ok(Observation {
-                    seq: r.try_get("seq")?,
-                    indicator: r.try_get("indicator")?,
-                    value: r.try_get("value")?,
-                    date: r.try_get("observed_on")?,
-                    source: r.try_get("source")?,
-                    note: r.try_get("note")?,
-                    recorded_by: r.try_get("recorded_by")?,
-                    recorded_at: r.try_get("recorded_at")?,
-                })
-            })
+            .map(observation_from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
@@ -970,6 +925,16 @@ async fn listen(pool: PgPool, changed: Arc<Changed>) {
     }
 }
 
+/// What to do on a server of PostgreSQL `major` that has no PostGIS to create.
+fn no_postgis(major: u32) -> String {
+    format!(
+        "this PostgreSQL server has no PostGIS extension, which yizhangtu needs for its \
+         geometry columns; install it on the database server (Debian/Ubuntu: \
+         `apt install postgresql-{major}-postgis-3`), then run `CREATE EXTENSION postgis;` \
+         in the database (or let yizhangtu create it as a user allowed to)"
+    )
+}
+
 /// PostGIS in the database, or an error that says how to get it: created when the server has
 /// the extension (and the user may create it), else the packages to install.
 async fn ensure_postgis(pool: &PgPool) -> Result<(), String> {
@@ -993,12 +958,7 @@ async fn ensure_postgis(pool: &PgPool) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let major = version.parse::<u32>().map(|v| v / 10000).unwrap_or(15);
-        return Err(format!(
-            "this PostgreSQL server has no PostGIS extension, which yizhangtu needs for its \
-             geometry columns; install it on the database server (Debian/Ubuntu: \
-             `apt install postgresql-{major}-postgis-3`), then run `CREATE EXTENSION postgis;` \
-             in the database (or let yizhangtu create it as a user allowed to)"
-        ));
+        return Err(no_postgis(major));
     }
     sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis")
         .execute(pool)
@@ -1011,149 +971,6 @@ async fn ensure_postgis(pool: &PgPool) -> Result<(), String> {
             )
         })?;
     Ok(())
-}
-
-fn layer_from_row(row: &PgRow) -> Result<(Layer, u64), sqlx::Error> {
-    let schema: String = row.try_get("property_schema")?;
-    let gt: String = row.try_get("geometry_type")?;
-    Ok((
-        Layer {
-            id: row.try_get("id")?,
-            title_zh: row.try_get("title_zh")?,
-            title_en: row.try_get("title_en")?,
-            description: row.try_get("description")?,
-            geometry_type: GeometryType::parse(&gt).unwrap_or_default(),
-            property_schema: serde_json::from_str(&schema).unwrap_or(serde_json::Value::Null),
-        },
-        row.try_get::<i64, _>("revision")? as u64,
-    ))
-}
-
-fn feature_from_row(row: &PgRow) -> Result<Feature, StoreError> {
-    let layer: String = row.try_get("layer")?;
-    let id: String = row.try_get("id")?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        layer: layer.clone(),
-        id: id.clone(),
-        reason,
-    };
-    let props: String = row.try_get("properties")?;
-    let properties = match serde_json::from_str(&props) {
-        Ok(serde_json::Value::Object(m)) => m,
-        Ok(_) => return Err(corrupt("properties are not a JSON object".into())),
-        Err(e) => return Err(corrupt(format!("properties: {e}"))),
-    };
-    let blob: Option<Vec<u8>> = row.try_get("geometry")?;
-    let geometry = match blob {
-        Some(b) => Some(wkb::decode(&b).map_err(|e| corrupt(format!("geometry: {e}")))?),
-        None => None,
-    };
-    Ok(Feature {
-        admin_code: row.try_get("admin_code")?,
-        name: row.try_get("name")?,
-        properties,
-        geometry,
-        version: row.try_get("version")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        id,
-        layer,
-    })
-}
-
-fn history_from_row(r: &PgRow) -> Result<HistoryEntry, StoreError> {
-    let mut feature = feature_from_row(r)?;
-    let at: String = r.try_get("at")?;
-    feature.updated_at = at.clone();
-    Ok(HistoryEntry {
-        version: feature.version,
-        op: r.try_get("op")?,
-        at,
-        user: r.try_get("user_name")?,
-        reason: r.try_get("reason")?,
-        request_id: r.try_get("request_id")?,
-        feature,
-    })
-}
-
-fn user_from_row(r: &PgRow) -> Result<UserRow, sqlx::Error> {
-    let scope: String = r.try_get("scope")?;
-    Ok(UserRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        role: r.try_get("role")?,
-        scope: scope
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
-        token_id: r.try_get("token_id")?,
-        token_hash: r.try_get("token_hash")?,
-        revoked_at: r.try_get("revoked_at")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
-}
-
-fn audit_from_row(r: &PgRow) -> Result<AuditRow, sqlx::Error> {
-    let ids: String = r.try_get("ids")?;
-    Ok(AuditRow {
-        seq: r.try_get("seq")?,
-        at: r.try_get("at")?,
-        entry: AuditEntry {
-            user: r.try_get("user_name")?,
-            role: r.try_get("role")?,
-            address: r.try_get("address")?,
-            action: r.try_get("action")?,
-            layer: r.try_get("layer")?,
-            ids: serde_json::from_str(&ids).unwrap_or_else(|_| vec![ids.clone()]),
-            reason: r.try_get("reason")?,
-            request_id: r.try_get("request_id")?,
-            outcome: r.try_get("outcome")?,
-        },
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
-}
-
-fn progress_from_row(r: &PgRow) -> Result<Progress, StoreError> {
-    let status: String = r.try_get("status")?;
-    let feature_id: String = r.try_get("feature_id")?;
-    Ok(Progress {
-        seq: r.try_get("seq")?,
-        layer: r.try_get("layer")?,
-        status: ProjectStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
-            layer: "project_progress".into(),
-            id: feature_id.clone(),
-            reason: format!("status '{status}'"),
-        })?,
-        feature_id,
-        start_date: r.try_get("start_date")?,
-        end_date: r.try_get("end_date")?,
-        progress_percent: r.try_get("progress_percent")?,
-        investment_done_wan_yuan: r.try_get("investment_done_wan_yuan")?,
-        reported_on: r.try_get("reported_on")?,
-        source: r.try_get("source")?,
-        note: r.try_get("note")?,
-        recorded_by: r.try_get("recorded_by")?,
-        recorded_at: r.try_get("recorded_at")?,
-    })
-}
-
-fn direction_str(d: Direction) -> &'static str {
-    match d {
-        Direction::Increase => "increase",
-        Direction::Decrease => "decrease",
-        Direction::Keep => "keep",
-    }
-}
-
-fn direction(text: &str) -> Direction {
-    match text {
-        "decrease" => Direction::Decrease,
-        "keep" => Direction::Keep,
-        _ => Direction::Increase,
-    }
 }
 
 async fn decode_rows(
@@ -1736,6 +1553,13 @@ mod tests {
             "postgres://ann:***@db:5432/x"
         );
         assert_eq!(redact("postgres://ann@db/x"), "postgres://ann@db/x");
+    }
+
+    #[test]
+    fn a_server_without_postgis_is_told_what_to_install() {
+        let m = no_postgis(15);
+        assert!(m.contains("apt install postgresql-15-postgis-3"), "{m}");
+        assert!(m.contains("CREATE EXTENSION postgis"), "{m}");
     }
 
     #[test]

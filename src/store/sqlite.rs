@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::accounts::append_audit;
 use super::history::{precise_now, record_deletes, record_written, Actor};
 use super::postgres::PgStore;
+use super::rows::StoreRow;
 use crate::formats::wkb;
 use crate::model::{Feature, GeometryType, Layer, RawFeature};
 
@@ -170,49 +171,49 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
-fn layer_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<(Layer, u64), sqlx::Error> {
-    let schema: String = row.try_get("property_schema")?;
-    let gt: String = row.try_get("geometry_type")?;
+pub(super) fn layer_from_row(row: &impl StoreRow) -> Result<(Layer, u64), sqlx::Error> {
+    let schema: String = row.col("property_schema")?;
+    let gt: String = row.col("geometry_type")?;
     Ok((
         Layer {
-            id: row.try_get("id")?,
-            title_zh: row.try_get("title_zh")?,
-            title_en: row.try_get("title_en")?,
-            description: row.try_get("description")?,
+            id: row.col("id")?,
+            title_zh: row.col("title_zh")?,
+            title_en: row.col("title_en")?,
+            description: row.col("description")?,
             geometry_type: GeometryType::parse(&gt).unwrap_or_default(),
             property_schema: serde_json::from_str(&schema).unwrap_or(serde_json::Value::Null),
         },
-        row.try_get::<i64, _>("revision")? as u64,
+        row.col::<i64>("revision")? as u64,
     ))
 }
 
-pub(super) fn feature_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Feature, StoreError> {
-    let layer: String = row.try_get("layer")?;
-    let id: String = row.try_get("id")?;
+pub(super) fn feature_from_row(row: &impl StoreRow) -> Result<Feature, StoreError> {
+    let layer: String = row.col("layer")?;
+    let id: String = row.col("id")?;
     let corrupt = |reason: String| StoreError::Corrupt {
         layer: layer.clone(),
         id: id.clone(),
         reason,
     };
-    let props: String = row.try_get("properties")?;
+    let props: String = row.col("properties")?;
     let properties = match serde_json::from_str(&props) {
         Ok(serde_json::Value::Object(m)) => m,
         Ok(_) => return Err(corrupt("properties are not a JSON object".into())),
         Err(e) => return Err(corrupt(format!("properties: {e}"))),
     };
-    let blob: Option<Vec<u8>> = row.try_get("geometry")?;
+    let blob: Option<Vec<u8>> = row.col("geometry")?;
     let geometry = match blob {
         Some(b) => Some(wkb::decode(&b).map_err(|e| corrupt(format!("geometry: {e}")))?),
         None => None,
     };
     Ok(Feature {
-        admin_code: row.try_get("admin_code")?,
-        name: row.try_get("name")?,
+        admin_code: row.col("admin_code")?,
+        name: row.col("name")?,
         properties,
         geometry,
-        version: row.try_get("version")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        version: row.col("version")?,
+        created_at: row.col("created_at")?,
+        updated_at: row.col("updated_at")?,
         id: id.clone(),
         layer: layer.clone(),
     })

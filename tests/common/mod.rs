@@ -71,7 +71,41 @@ pub async fn fresh_pg_database(base: &str) -> String {
         }
         _ => url,
     };
-    format!("{server}/{name}{query}")
+    let url = format!("{server}/{name}{query}");
+    CREATED
+        .lock()
+        .unwrap()
+        .insert(url.clone(), (base.to_string(), name));
+    url
+}
+
+/// The databases [`fresh_pg_database`] made: URL → (the server's URL, the database's name).
+static CREATED: std::sync::Mutex<std::collections::BTreeMap<String, (String, String)>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Drops a database [`fresh_pg_database`] made (its connections closed by force), so that a
+/// run of the suite does not fill the disk with a database per test server.
+pub fn drop_pg_database(url: &str) {
+    let Some((base, name)) = CREATED.lock().unwrap().remove(url) else {
+        return;
+    };
+    // Drop can run inside a runtime: the work gets a thread and a runtime of its own.
+    let _ = std::thread::spawn(move || {
+        use sqlx::Connection;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c)
+                    .await;
+                let _ = c.close().await;
+            }
+        });
+    })
+    .join();
 }
 
 pub struct TestServer {
@@ -91,6 +125,9 @@ pub struct TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.handle.abort();
+        if let Some(url) = self.db.to_str() {
+            drop_pg_database(url);
+        }
     }
 }
 
