@@ -90,7 +90,10 @@ impl View {
                 let idx = layer.read();
                 let current: Vec<Feature> = match &self.asof {
                     Some(_) => Vec::new(),
-                    None => idx.iter().map(|(_, f)| Feature::clone(f)).collect(),
+                    None => idx
+                        .iter()
+                        .map(|(_, f)| Feature::clone(f.as_ref()))
+                        .collect(),
                 };
                 // The same test as items' `plan=`: layers without plans are left whole.
                 let filter = self
