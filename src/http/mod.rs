@@ -18,7 +18,7 @@ mod params;
 mod plans;
 pub mod query;
 mod tiles;
-mod view;
+pub mod view;
 pub mod viewer;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -52,6 +52,8 @@ pub struct AppState {
     pub auth: Arc<auth::AuthState>,
     /// Request counts and latencies for `/metrics`.
     pub metrics: Arc<ops::Metrics>,
+    /// Layers rebuilt for `asof`/`plan` answers, kept for the next request.
+    pub snapshots: Arc<view::Snapshots>,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
             heavy,
             auth: Arc::default(),
             metrics: Arc::default(),
+            snapshots: Arc::default(),
         }
     }
 }

@@ -4,6 +4,8 @@
 //! Admin units (the `code` of `/areas/{code}`, an export's `area`) are always the live ones: the
 //! question is what the layers held then, inside today's boundaries.
 
+use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::error::{ApiError, ApiResult};
@@ -66,6 +68,19 @@ impl View {
         if self.is_live() {
             return Ok(Arc::clone(live));
         }
+        // The history only grows with writes, and writes move the layers' revisions: a snapshot
+        // of the same layers at the same revisions is still right.
+        let revisions: Vec<String> = layers
+            .iter()
+            .filter_map(|id| {
+                live.layer(id)
+                    .map(|l| format!("{id}@{}", l.read().revision))
+            })
+            .collect();
+        let key = format!("{}|{}", self.tag(), revisions.join(","));
+        if let Some(engine) = state.snapshots.get(&key) {
+            return Ok(engine);
+        }
         let mut chosen = Vec::with_capacity(layers.len());
         for id in layers {
             let Some(layer) = live.layer(id) else {
@@ -75,7 +90,10 @@ impl View {
                 let idx = layer.read();
                 let current: Vec<Feature> = match &self.asof {
                     Some(_) => Vec::new(),
-                    None => idx.iter().map(|(_, f)| Feature::clone(&f)).collect(),
+                    None => idx
+                        .iter()
+                        .map(|(_, f)| Feature::clone(f.as_ref()))
+                        .collect(),
                 };
                 // The same test as items' `plan=`: layers without plans are left whole.
                 let filter = self
@@ -109,9 +127,44 @@ impl View {
                     metas.push(meta);
                 }
                 budget.check()?;
-                Ok(Engine::load(metas, all))
+                let features = all.len();
+                Ok((Engine::load(metas, all), features))
             })
             .await?;
-        Ok(Arc::new(engine))
+        let (engine, features) = engine;
+        let engine = Arc::new(engine);
+        if features <= SNAPSHOT_MAX_FEATURES {
+            state.snapshots.put(key, Arc::clone(&engine));
+        }
+        Ok(engine)
+    }
+}
+
+/// Snapshots kept for the next request (a map asks for many tiles of the same instant).
+const SNAPSHOTS: usize = 4;
+/// Larger snapshots are built for their request only, so the kept ones stay small in memory.
+const SNAPSHOT_MAX_FEATURES: usize = 200_000;
+
+/// The last few layer sets built for a view, by view, layers and revisions.
+#[derive(Default)]
+pub struct Snapshots {
+    kept: Mutex<VecDeque<(String, Arc<Engine>)>>,
+}
+
+impl Snapshots {
+    fn get(&self, key: &str) -> Option<Arc<Engine>> {
+        let kept = self.kept.lock();
+        kept.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, e)| Arc::clone(e))
+    }
+
+    fn put(&self, key: String, engine: Arc<Engine>) {
+        let mut kept = self.kept.lock();
+        kept.retain(|(k, _)| *k != key);
+        if kept.len() == SNAPSHOTS {
+            kept.pop_front();
+        }
+        kept.push_back((key, engine));
     }
 }
