@@ -323,7 +323,10 @@ fn today() -> String {
 /// The land-consolidation (全域土地综合整治) bundle for an admin unit: every layer in the area as
 /// Shapefiles (GBK) in the area's Gauss-Krüger zone, a GeoPackage of all of them, a CSV of area
 /// in 亩 per layer per village, the TXT of the area's land_consolidation parcels, and a README.
+/// `units` answers the admin hierarchy (today's), `engine` the layers (live, or as a view of
+/// them: another instant or one plan).
 pub async fn land_consolidation(
+    units: &Engine,
     engine: &Engine,
     unit: &AdminUnit,
     area: Arc<PreparedArea>,
@@ -388,15 +391,15 @@ pub async fn land_consolidation(
     );
     let villages: Vec<AdminUnit> = match unit.level {
         AdminLevel::Village => vec![unit.clone()],
-        AdminLevel::Town => engine.admin_children(&unit.code),
-        AdminLevel::District => engine
+        AdminLevel::Town => units.admin_children(&unit.code),
+        AdminLevel::District => units
             .admin_children(&unit.code)
             .iter()
-            .flat_map(|t| engine.admin_children(&t.code))
+            .flat_map(|t| units.admin_children(&t.code))
             .collect(),
     };
     for v in &villages {
-        let Some(va) = engine.admin_area(v) else {
+        let Some(va) = units.admin_area(v) else {
             continue;
         };
         for (layer, _) in &chosen {

@@ -385,7 +385,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
         let Some((unit, prepared)) = area else {
             anyhow::bail!("--land-consolidation needs --area <code or name>")
         };
-        let file = ex::land_consolidation(&engine, &unit, prepared, layers)
+        let file = ex::land_consolidation(&engine, &engine, &unit, prepared, layers)
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
         bar.finish_and_clear();

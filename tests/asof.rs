@@ -177,6 +177,31 @@ async fn exported(s: &TestServer, query: &str) -> BTreeSet<String> {
     ids(&r.json().await.unwrap())
 }
 
+/// 亩 of the layer in the town, summed over the villages of the land-consolidation bundle's CSV.
+async fn bundle_mu(s: &TestServer, query: &str) -> f64 {
+    let r = s
+        .get(&format!(
+            "/export/land-consolidation?area={TOWN}&layers={LAYER}&{query}"
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    let bytes = r.bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let name = zip
+        .file_names()
+        .find(|n| n.ends_with(".csv"))
+        .expect("a CSV in the bundle")
+        .to_string();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name(&name).unwrap(), &mut text).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|c| c[2] == LAYER)
+        .map(|c| c[4].parse::<f64>().unwrap())
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asof_answers_as_the_layers_stood_at_that_instant() {
     let s = start().await;
@@ -217,6 +242,7 @@ async fn asof_answers_as_the_layers_stood_at_that_instant() {
     let base_ids = ids(&before);
     assert!(!base_ids.contains("asof-a"));
     let (base_n, base_m2) = coverage(&s, &format!("asof={t0}")).await;
+    let base_mu = bundle_mu(&s, &format!("asof={t0}")).await;
     // Without asof: today's map, where the feature is deleted: the same as at t0.
     let live = s
         .json(&format!("/areas/{TOWN}/features?layers={LAYER}"))
@@ -286,6 +312,13 @@ async fn asof_answers_as_the_layers_stood_at_that_instant() {
                 assert_eq!(r.status(), 204, "tile {i} at {t}");
             }
         }
+        // The land-consolidation bundle's 亩 per village (rounded to 0.01 亩 a row).
+        let mu = bundle_mu(&s, &format!("asof={t}")).await;
+        assert!(
+            (mu - base_mu - area * 3.0 / 2000.0).abs() < 0.05,
+            "bundle at {t}: {mu} 亩, expected {base_mu} + {}",
+            area * 3.0 / 2000.0
+        );
         // Exports.
         let exported_ids = exported(&s, &format!("asof={t}")).await;
         assert_eq!(
@@ -304,6 +337,7 @@ async fn asof_answers_as_the_layers_stood_at_that_instant() {
         format!("/areas/{TOWN}/coverage?asof=yesterday"),
         tiles[0].path("asof=yesterday"),
         format!("/export?layers={LAYER}&asof=yesterday"),
+        format!("/export/land-consolidation?area={TOWN}&asof=yesterday"),
     ] {
         let p = s.problem(&path, 400).await;
         assert!(

@@ -306,21 +306,23 @@ async fn land_consolidation(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let params = Params::parse(q.as_deref());
-    params.reject_unknown(&["area", "layers"], |_| false)?;
+    params.reject_unknown(&["area", "layers", "asof", "plan"], |_| false)?;
     params.reject_empty()?;
     let code = params.get("area")?.ok_or_else(|| {
         ApiError::parameter("area", "", "name an admin unit: ?area=<code or name>")
     })?;
-    let engine = Arc::clone(&state.app.engine);
-    let unit = engine
+    let live = Arc::clone(&state.app.engine);
+    let unit = live
         .resolve_admin(code)
         .map_err(|e| lookup_error("area", e))?;
-    let area = engine
+    let area = live
         .admin_area(&unit)
         .ok_or_else(|| ApiError::parameter("area", code, "the unit has no polygon"))?;
     let layers = layers_param(&state, &params)?;
+    // `asof`/`plan`: the layers as they stood then, or one plan's; the units are today's.
+    let view = View::parse(&params)?.engine(&state, &layers).await?;
     let file = build_in_pool(&state, json!({}), async move {
-        export::land_consolidation(&engine, &unit, area, layers).await
+        export::land_consolidation(&live, &view, &unit, area, layers).await
     })
     .await?;
     Ok(attachment(file))

@@ -154,7 +154,7 @@ fn extra_paths(problem: &dyn Fn() -> Value) -> Value {
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}},
                 "503": unavailable()}}},
         "/export/land-consolidation": heavy("The land-consolidation bundle of an area: Shapefiles in its Gauss-Krüger zone, GeoPackage, 亩 per village CSV, TXT, README", "exportLandConsolidation",
-            vec![json!({"name": "area", "in": "query", "required": true, "description": "admin code or name", "schema": text()}), layers],
+            vec![json!({"name": "area", "in": "query", "required": true, "description": "admin code or name", "schema": text()}), layers.clone(), asof.clone(), plan.clone()],
             &["application/zip"], false),
         "/map": get("The built-in map (MapLibre GL JS)", "getMap", vec![], &["text/html"]),
         "/map/config.json": {"get": {"summary": "Settings the map page needs: {\"tianditu_key\": string|null} (--tianditu-key)", "operationId": "getMapConfig",
