@@ -276,6 +276,10 @@ pub struct ImportArgs {
     /// Replace every feature of the layer with the file's features, in one transaction.
     #[arg(long)]
     pub replace: bool,
+    /// With --replace on towns or villages: the file holds official boundaries; redraw every
+    /// approximate plan feature whose units change, in the same transaction, and report what moved.
+    #[arg(long, requires = "replace")]
+    pub rebase: bool,
     /// Title of a new layer in Chinese (defaults to the layer id).
     #[arg(long)]
     pub title_zh: Option<String>,

@@ -147,6 +147,11 @@ pub fn select_within(
             .features
             .into_iter()
             .filter(|f| !(below_district && district_level(f)))
+            .filter(|f| {
+                !sel.area
+                    .as_ref()
+                    .is_some_and(|(u, _)| crate::engine::membership::unit_wide_above(f, &u.code))
+            })
             // In the area by the membership rule (engine::membership): touching the unit's
             // boundary, or overlapping it by a sliver, is not being in it.
             .filter(|f| match (&sel.area, &f.geometry) {

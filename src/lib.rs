@@ -11,5 +11,6 @@ pub mod geom;
 pub mod http;
 pub mod model;
 pub mod monitor;
+pub mod place;
 pub mod seed;
 pub mod store;

@@ -146,6 +146,9 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         Some(c) => Some(Crs::parse(c).map_err(|e| anyhow::anyhow!("--crs: {e}"))?),
         None => None,
     };
+    if args.rebase {
+        return rebase(args, crs.as_ref(), &ext).await;
+    }
     // Shapefile zips and GeoPackages are read whole by their readers; GeoJSON (a file or `-`
     // for standard input) is decoded as it is written, so memory does not grow with the file.
     let input = if ext == "gpkg" || ext == "zip" {
@@ -259,6 +262,67 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         println!(
             "{}: {} features read; {} inserted, {} updated, {} removed (revision {})",
             s.layer, n, s.inserted, s.updated, s.removed, s.revision
+        );
+    }
+    Ok(())
+}
+
+/// `import FILE --layer towns --replace --rebase`: official units in, approximate plan features
+/// redrawn on them, all in one transaction (see `yizhangtu::place::rebase`).
+async fn rebase(args: ImportArgs, crs: Option<&Crs>, ext: &str) -> anyhow::Result<()> {
+    let fail = |e: String| anyhow::anyhow!("{}: {e}; nothing was imported", args.file.display());
+    let layers = if ext == "gpkg" {
+        read_geopackage(&args.file, crs).await
+    } else {
+        let bytes = if args.file.as_os_str() == "-" {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map(|_| b)
+        } else {
+            std::fs::read(&args.file)
+        }
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+        if ext == "zip" {
+            read_shapefile_zip(&bytes, crs)
+        } else {
+            yizhangtu::formats::exchange::read_geojson(&bytes, &args.layer, crs).map(|l| vec![l])
+        }
+    }
+    .map_err(|e| fail(e.to_string()))?;
+    let official: Vec<yizhangtu::model::Feature> =
+        layers.into_iter().flat_map(|l| l.features).collect();
+    let store = Store::open(&args.db.db).await?;
+    let Some((layer, _)) = store.layer(&args.layer).await? else {
+        anyhow::bail!("no layer '{}' to rebase; nothing was imported", args.layer);
+    };
+    let current = store.all_features().await?;
+    let name = args
+        .file
+        .file_name()
+        .map_or_else(|| "-".into(), |n| n.to_string_lossy().into_owned());
+    let done = yizhangtu::place::rebase::rebase(&current, &args.layer, official, &name)
+        .map_err(|e| fail(e.to_string()))?;
+    let summaries = store
+        .import(&[layer], done.features, ImportMode::Upsert, None)
+        .await?;
+    store.close().await;
+    for m in &done.moved {
+        let area = m.area_m2.map_or(String::new(), |(a, b)| {
+            format!(", {:.1} → {:.1} 亩", a * 15.0 / 10000.0, b * 15.0 / 10000.0)
+        });
+        println!(
+            "{} {}/{} {}: centroid moved {:.0} m{area}",
+            m.what, m.layer, m.id, m.name, m.shift_m
+        );
+    }
+    for (id, name) in &done.kept_without_recipe {
+        println!("kept {id} {name}: approximate, but it has no placement_recipe to redraw it by");
+    }
+    for s in summaries {
+        println!(
+            "{}: {} updated (revision {})",
+            s.layer,
+            s.inserted + s.updated,
+            s.revision
         );
     }
     Ok(())

@@ -353,3 +353,67 @@ async fn twinned_villages_name_each_other() {
         .await;
     assert!(f["properties"]["partners"].is_null());
 }
+
+const PLAN_LAYERS: &str = "projects,land_consolidation,other_places,agricultural_bases,vegetable_bases,ecological_areas,tourism_sites,markets,public_facilities,infrastructure,industrial_parks,resettlement_sites,key_help_villages";
+
+/// Bundled plan features drawn as the whole of town `town` (`placement_recipe.rule: "unit"`).
+fn town_wide_ids(town: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for e in std::fs::read_dir(common::repo().join("seeds")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.ends_with(".geojson") {
+            continue;
+        }
+        for f in bundled(&format!("seeds/{name}")).features {
+            let Some(r) = f.property("placement_recipe") else {
+                continue;
+            };
+            let codes: Vec<&str> = r["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|g| g["codes"].as_array().unwrap().iter())
+                .filter_map(Value::as_str)
+                .collect();
+            if r["rule"] == "unit" && codes.contains(&town) {
+                out.insert(feature_id(&f));
+            }
+        }
+    }
+    out
+}
+
+/// 吴家镇's town-wide programmes (drawn as the whole town) are in 吴家镇, not in each of its
+/// villages: 十烈社区 lists what the plan puts there (issue 12, item 5).
+#[tokio::test]
+async fn a_town_wide_item_is_in_the_town_not_in_its_villages() {
+    let server = common::start().await;
+    let wujia = "500153103";
+    let wide = town_wide_ids(wujia);
+    assert!(wide.len() >= 5, "吴家镇 has town-wide items: {wide:?}");
+    let in_town: BTreeSet<String> = area_feature_ids(&server, wujia, PLAN_LAYERS)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let named: Vec<&String> = wide.iter().filter(|id| !in_town.contains(*id)).collect();
+    assert!(
+        named.iter().all(|id| !id.starts_with("002")),
+        "missing from 吴家镇: {named:?}"
+    );
+    let shilie = server.json("/areas/十烈社区").await;
+    let code = shilie["id"]
+        .as_str()
+        .or(shilie["code"].as_str())
+        .unwrap()
+        .to_string();
+    let in_village = area_feature_ids(&server, &code, PLAN_LAYERS).await;
+    for (_, id) in &in_village {
+        assert!(
+            !wide.contains(id),
+            "{id} is a town-wide item of 吴家镇, not in 十烈社区"
+        );
+    }
+    assert!(in_village.len() < in_town.len());
+}

@@ -235,6 +235,22 @@ fn coarse(method: &str) -> bool {
         || method.contains("coarse")
 }
 
+/// What a coarse placement is: the method's name and the clauses that say what is coarse
+/// (units left unknown, a site spread over its units, one site across several units).
+fn coarse_reason(method: &str) -> String {
+    let head = method.split(':').next().unwrap_or(method);
+    let clauses: Vec<&str> = method
+        .split("; ")
+        .skip(1)
+        .filter(|c| c.contains("unknown") || c.contains("coarse"))
+        .collect();
+    if clauses.is_empty() {
+        head.to_string()
+    } else {
+        format!("{head}: {}", clauses.join("; "))
+    }
+}
+
 /// Overlaps between units of each admin level, town sizes against the plans' figures, and the
 /// coarse placements of every other layer.
 fn units(engine: &Engine, out: &mut UnitsReport) {
@@ -305,7 +321,7 @@ fn units(engine: &Engine, out: &mut UnitsReport) {
                     layer: id.clone(),
                     id: f.id.clone(),
                     name: f.name.clone(),
-                    problem: method.split(':').next().unwrap_or(method).to_string(),
+                    problem: coarse_reason(method),
                 });
             }
         }

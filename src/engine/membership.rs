@@ -80,6 +80,33 @@ pub fn names_unit(f: &crate::model::Feature, code: &str) -> bool {
             .is_some_and(|a| a.iter().any(|c| c.as_str() == Some(code)))
 }
 
+/// Whether a feature is a unit-wide item of a unit above `code`: its geometry IS the polygon of
+/// the town (or district) it names (a programme or designation of the whole town, drawn as the
+/// town, `placement_recipe.rule: "unit"`), and `code` is a unit inside it. Such an item is in
+/// that town, but not in each of its villages: like a district-level item, it is listed in the
+/// town's answers and left out of its villages' (a planner asking about 十烈社区 gets what the
+/// plan puts there, not every programme of 吴家镇).
+pub fn unit_wide_above(f: &crate::model::Feature, code: &str) -> bool {
+    let Some(recipe) = f.properties.get("placement_recipe") else {
+        return false;
+    };
+    if recipe.get("rule").and_then(serde_json::Value::as_str) != Some("unit") {
+        return false;
+    }
+    let codes: Vec<&str> = recipe
+        .get("groups")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.get("codes").and_then(serde_json::Value::as_array))
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    codes
+        .iter()
+        .any(|u| code.len() > u.len() && code.starts_with(u))
+}
+
 fn points_of(g: &Geometry<f64>) -> Box<dyn Iterator<Item = geo::Coord<f64>> + '_> {
     match g {
         Geometry::Point(p) => Box::new(std::iter::once(p.0)),
@@ -151,6 +178,42 @@ mod tests {
             &a,
             &Geometry::Point(geo::Point::new(105.8, 29.505))
         ));
+    }
+
+    #[test]
+    fn a_town_wide_item_is_not_in_each_village() {
+        let f = |rule: &str, codes: &[&str]| crate::model::Feature {
+            id: "x".into(),
+            layer: "projects".into(),
+            admin_code: None,
+            name: None,
+            properties: serde_json::json!({"placement_recipe": {
+                "rule": rule, "seed": "s", "proj": [0.0, 0.0],
+                "groups": [{"text": "吴家镇", "codes": codes}]}})
+            .as_object()
+            .unwrap()
+            .clone(),
+            geometry: None,
+            version: 1,
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        let town_wide = f("unit", &["500153103"]);
+        assert!(unit_wide_above(&town_wide, "500153103001"));
+        assert!(!unit_wide_above(&town_wide, "500153103"));
+        assert!(!unit_wide_above(&town_wide, "500153"));
+        assert!(!unit_wide_above(&town_wide, "500153104001"));
+        // the village's own polygon (a key-help village) is in the village
+        assert!(!unit_wide_above(
+            &f("unit", &["500153103001"]),
+            "500153103001"
+        ));
+        // a blob drawn in the town lies somewhere in it: membership by area decides
+        assert!(!unit_wide_above(&f("blob", &["500153103"]), "500153103001"));
+        // two towns drawn as one: in neither town's villages, and not elsewhere
+        let two = f("unit", &["500153103", "500153104"]);
+        assert!(unit_wide_above(&two, "500153104002"));
+        assert!(!unit_wide_above(&two, "500153105001"));
     }
 
     #[test]

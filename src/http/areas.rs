@@ -319,8 +319,9 @@ async fn area_features(
                     if layer_id == unit.level.layer() && f.id == unit.feature.id {
                         continue;
                     }
-                    if unit.level != AdminLevel::District
-                        && crate::engine::coverage::district_level(&f)
+                    if (unit.level != AdminLevel::District
+                        && crate::engine::coverage::district_level(&f))
+                        || crate::engine::membership::unit_wide_above(&f, &unit.code)
                     {
                         continue;
                     }

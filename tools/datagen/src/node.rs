@@ -161,7 +161,7 @@ pub fn node(polys: &mut [&mut MultiPolygon]) {
                     let ext = fix_ring(p.exterior())?;
                     Some(Polygon::new(
                         ext,
-                        p.interiors().iter().filter_map(|r| fix_ring(r)).collect(),
+                        p.interiors().iter().filter_map(fix_ring).collect(),
                     ))
                 })
                 .collect();

@@ -206,9 +206,9 @@ pub fn geom_json(g: &Geometry) -> String {
 /// Write a FeatureCollection; geometries must already be rounded.
 pub fn write_fc(path: &std::path::Path, name: &str, features: &[Feature]) -> std::io::Result<()> {
     let mut s = String::new();
-    write!(
+    writeln!(
         s,
-        "{{\"type\":\"FeatureCollection\",\"name\":{},\"features\":[\n",
+        "{{\"type\":\"FeatureCollection\",\"name\":{},\"features\":[",
         serde_json::to_string(name).unwrap()
     )
     .unwrap();

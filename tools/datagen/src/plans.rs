@@ -5,12 +5,11 @@ use crate::admin::Admin;
 use crate::out::{is_null, is_valid, no_geometry, round_geom, write_fc, Feature};
 use crate::resolve::{Gazetteer, Outcome, Resolved};
 use crate::util::*;
-use geo::{
-    Area, BooleanOps, Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point,
-};
+use geo::{BooleanOps, Coord, Geometry, LineString, MultiLineString, MultiPolygon};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use yizhangtu::place;
 
 const PLANS: &[(&str, &str, &[&str])] = &[
     ("000", "dazu_longshui_qiangzhen_daicun", &["龙水镇"]),
@@ -821,7 +820,8 @@ fn plan_features(
         }
 
         // ---- geometry
-        let (geom, method, declared, passes, area_info) = if e.layer == "key_help_villages" {
+        let (geom, method, declared, passes, area_info, recipe) = if e.layer == "key_help_villages"
+        {
             let codes: Vec<String> = groups.iter().flat_map(|g| g.codes.clone()).collect();
             let parts: Vec<&MultiPolygon> = codes.iter().map(|c| unit_ll(admin, c)).collect();
             let mp = crate::node::dissolve(&parts);
@@ -830,13 +830,14 @@ fn plan_features(
             } else {
                 "town"
             };
+            let recipe = unit_recipe(admin, doc, e, &groups);
             (Geometry::MultiPolygon(mp),
              format!("{lvl}-polygon: the (approximate) polygon of the {lvl} itself, from data/{lvl}s.geojson"),
-             codes, vec![], None)
+             codes, vec![], None, Some(recipe))
         } else if placement == "district" {
             (no_geometry(),
              "no-geometry: the text ties it only to the district and names no site, so it has no geometry (null); it is listed by /areas/{district}/features and exported as attributes, never drawn and never in coverage".to_string(),
-             vec![d.code.clone()], vec![], None)
+             vec![d.code.clone()], vec![], None, None)
         } else {
             build_geometry(admin, doc, e, &groups)
         };
@@ -941,6 +942,13 @@ fn plan_features(
             }
         }
         set(&mut p, "geometry_method", json!(method));
+        if let Some(r) = &recipe {
+            set(
+                &mut p,
+                "placement_recipe",
+                serde_json::to_value(r).expect("a recipe is JSON"),
+            );
+        }
         set(
             &mut p,
             "catalog",
@@ -1138,7 +1146,7 @@ fn normalise(p: &mut Map<String, Value>, e: &Entity, also: &BTreeMap<String, Vec
         if let Some(per) = a.get("period") {
             ty = per.get("end").and_then(|v| v.as_i64()).or_else(|| {
                 per.as_str()
-                    .and_then(|s| s.rsplit(|c| c == '-' || c == '—').next())
+                    .and_then(|s| s.rsplit(['-', '—']).next())
                     .and_then(|s| s.trim().parse().ok())
             });
         }
@@ -1184,84 +1192,120 @@ fn normalise(p: &mut Map<String, Value>, e: &Entity, also: &BTreeMap<String, Vec
 
 // ------------------------------------------------------------------ geometry
 
-/// Build the geometry of an entity placed in town/village units.
-/// Returns (lon/lat geometry, method, declared codes, passes_through, area info).
-fn build_geometry(
-    admin: &Admin,
-    doc: &Doc,
-    e: &Entity,
-    groups: &[Group],
-) -> (
+/// The seeded admin units as [`place::Units`]: towns by their seat, villages by their site.
+struct AdminUnits<'a>(&'a Admin);
+
+impl place::Units for AdminUnits<'_> {
+    fn unit(&self, code: &str, proj: &Proj) -> Option<place::Unit> {
+        let anchor = match code.len() {
+            12 => self
+                .0
+                .village_idx
+                .get(code)
+                .map(|&i| self.0.villages[i].site)?,
+            9 => self.0.town_idx.get(code).map(|&i| self.0.towns[i].seat)?,
+            _ => return None,
+        };
+        Some(place::Unit {
+            geom: proj.fwd_mp(unit_ll(self.0, code)),
+            anchor,
+        })
+    }
+    fn rural(&self, code: &str, proj: &Proj) -> Option<place::Unit> {
+        let (mp, site) = rural_part(self.0, code)?;
+        Some(place::Unit {
+            geom: proj.fwd_mp(&mp),
+            anchor: site,
+        })
+    }
+    fn dissolve(&self, codes: &[String]) -> Option<MultiPolygon> {
+        let parts: Vec<&MultiPolygon> = codes.iter().map(|c| unit_ll(self.0, c)).collect();
+        Some(crate::node::dissolve(&parts))
+    }
+}
+
+/// Is a blob of this layer and name farmland (it lies on a town's villages, 村, not on its
+/// urban communities, 社区)?
+fn is_rural(layer: &str, name: &str) -> bool {
+    matches!(
+        layer,
+        "agricultural_bases" | "vegetable_bases" | "land_consolidation"
+    ) || name.contains("林")
+        || name.contains("蔬菜")
+        || name.contains("农业")
+}
+
+/// Built geometry: (lon/lat geometry, method, declared codes, passes_through, area info, recipe).
+type Built = (
     Geometry,
     String,
     Vec<String>,
     Vec<String>,
     Option<(f64, String)>,
-) {
+    Option<place::Recipe>,
+);
+
+/// The recipe that draws the entity as its units' own polygon (the other rules start from it).
+fn unit_recipe(admin: &Admin, doc: &Doc, e: &Entity, groups: &[Group]) -> place::Recipe {
+    let proj = admin.district(&doc.district).proj;
+    place::Recipe {
+        rule: place::Rule::Unit,
+        seed: format!("{}:{}:{}", doc.id, e.catalog, e.name),
+        proj: [proj.lon0, proj.lat0],
+        groups: groups
+            .iter()
+            .map(|g| place::Group {
+                text: g.text.clone(),
+                codes: g.codes.clone(),
+            })
+            .collect(),
+        area_m2: None,
+        length_m: None,
+        rural: false,
+    }
+}
+
+/// Build the geometry of an entity placed in town/village units.
+fn build_geometry(admin: &Admin, doc: &Doc, e: &Entity, groups: &[Group]) -> Built {
     let d = admin.district(&doc.district);
     let proj = d.proj;
     let kind = kind_of(&e.name, &e.attrs);
-    let seed = format!("{}:{}:{}", doc.id, e.catalog, e.name);
-    let mut rng = Rng::new(&seed);
-    let unit_p = |c: &str| proj.fwd_mp(unit_ll(admin, c));
-    let anchor_of = |c: &str| -> Coord {
-        if c.len() == 12 {
-            admin.village(c).site
-        } else {
-            admin.town(c).seat
-        }
-    };
     let mut declared: Vec<String> = groups.iter().flat_map(|g| g.codes.clone()).collect();
     declared.sort();
     declared.dedup();
+    let mut recipe = unit_recipe(admin, doc, e, groups);
+    let units = AdminUnits(admin);
+    let draw = |r: &place::Recipe| {
+        place::place(r, &units).unwrap_or_else(|err| panic!("{}: {err}", e.name))
+    };
     match kind {
         Kind::Point => {
-            let mut pts = Vec::new();
-            for g in groups {
-                let k = (hash64(&format!("{seed}:{}", g.text)) % g.codes.len() as u64) as usize;
-                let c = &g.codes[k];
-                let u = unit_p(c);
-                let a = anchor_of(c);
-                let scale = (u.unsigned_area()).sqrt();
-                let rmax = if c.len() == 12 {
-                    0.25 * scale
-                } else {
-                    (0.25 * scale).min(1500.0)
-                };
-                let mut p = a;
-                for _ in 0..200 {
-                    let r = rmax * rng.f64().sqrt();
-                    let t = rng.f64() * std::f64::consts::TAU;
-                    let q = Coord {
-                        x: a.x + r * libm::cos(t),
-                        y: a.y + r * libm::sin(t),
-                    };
-                    if inside_by(q, &u, 20.0) {
-                        p = q;
-                        break;
-                    }
-                }
-                pts.push(Point(proj.inv(p)));
-            }
+            recipe.rule = place::Rule::Point;
+            let placed = draw(&recipe);
             let method = if groups.iter().all(|g| g.codes.iter().all(|c| c.len() == 9)) {
                 "point-near-town-seat: a point within 1.5 km of the seat of the town the text names (seeded by the name); the site itself is not given"
             } else {
                 "point-in-unit: a point near the generated site of the village (or the seat of the town) the text names, seeded by the name; the site itself is not given"
             };
-            let g = if pts.len() == 1 {
-                Geometry::Point(pts[0])
-            } else {
-                Geometry::MultiPoint(MultiPoint(pts))
-            };
-            (g, method.to_string(), declared, vec![], None)
+            (
+                placed.geometry,
+                method.to_string(),
+                declared,
+                vec![],
+                None,
+                Some(recipe),
+            )
         }
         Kind::Line => {
             let len = default_length_m(&e.name, &e.attrs);
             let all_units: Vec<String> = groups.iter().flat_map(|g| g.codes.clone()).collect();
             if groups.len() >= 2 && groups.iter().all(|g| g.codes.len() == 1) {
                 // a road between named places: seat to seat, through whatever lies between
-                let pts: Vec<Coord> = groups.iter().map(|g| anchor_of(&g.codes[0])).collect();
-                let ls = LineString(pts.iter().map(|c| proj.inv(*c)).collect());
+                recipe.rule = place::Rule::LineBetween;
+                let placed = draw(&recipe);
+                let Geometry::LineString(ls) = placed.geometry else {
+                    unreachable!("a line between places is a LineString")
+                };
                 let crossed = towns_crossed(admin, &doc.district, &ls);
                 let passes: Vec<String> = crossed
                     .iter()
@@ -1276,72 +1320,14 @@ fn build_geometry(
                 decl.extend(passes.iter().cloned());
                 (Geometry::LineString(ls),
                  "line-between-named-places: straight line between the seats (or village sites) of the places the text names; the route is not given; admin_codes include the towns it crosses".into(),
-                 decl, passes, None)
+                 decl, passes, None, Some(recipe))
             } else {
-                // a line inside the unit(s) of each group
-                let mut lines: Vec<LineString> = Vec::new();
-                for g in groups {
-                    let mut region = unit_p(&g.codes[0]);
-                    for c in &g.codes[1..] {
-                        region = region.union(&unit_p(c));
-                    }
-                    // a line through the anchor may miss an odd-shaped unit:
-                    // draw again (deterministically) until a part lies inside
-                    for _attempt in 0..32 {
-                        let pts: Vec<Coord> = if g.codes.len() >= 2 {
-                            g.codes.iter().map(|c| anchor_of(c)).collect()
-                        } else {
-                            let a = anchor_of(&g.codes[0]);
-                            let scale = region.unsigned_area().sqrt();
-                            let l = len.min(1.2 * scale);
-                            let t = rng.f64() * std::f64::consts::PI;
-                            let bend = (rng.f64() - 0.5) * 0.3 * l;
-                            let (dx, dy) = (libm::cos(t), libm::sin(t));
-                            let off = (rng.f64() - 0.5) * 0.2 * scale;
-                            let c = Coord {
-                                x: a.x - dy * off,
-                                y: a.y + dx * off,
-                            };
-                            vec![
-                                Coord {
-                                    x: c.x - dx * l / 2.0,
-                                    y: c.y - dy * l / 2.0,
-                                },
-                                Coord {
-                                    x: c.x - dx * l / 6.0 - dy * bend,
-                                    y: c.y - dy * l / 6.0 + dx * bend,
-                                },
-                                Coord {
-                                    x: c.x + dx * l / 6.0 + dy * bend * 0.5,
-                                    y: c.y + dy * l / 6.0 - dx * bend * 0.5,
-                                },
-                                Coord {
-                                    x: c.x + dx * l / 2.0,
-                                    y: c.y + dy * l / 2.0,
-                                },
-                            ]
-                        };
-                        let clipped = region.clip(&MultiLineString(vec![LineString(pts)]), false);
-                        let before = lines.len();
-                        for ls in clipped.0 {
-                            if ls.0.len() >= 2 {
-                                lines.push(proj.inv_ls(&ls));
-                            }
-                        }
-                        if lines.len() > before {
-                            break;
-                        }
-                    }
-                }
-                assert!(!lines.is_empty(), "empty line for {}", e.name);
-                let g = if lines.len() == 1 {
-                    Geometry::LineString(lines.remove(0))
-                } else {
-                    Geometry::MultiLineString(MultiLineString(lines))
-                };
-                (g, format!("line-in-unit: a gently bent line of about {:.1} km ({}) through the named unit(s), clipped to them; the alignment is not given",
+                recipe.rule = place::Rule::LineInUnit;
+                recipe.length_m = Some(len);
+                let placed = draw(&recipe);
+                (placed.geometry, format!("line-in-unit: a gently bent line of about {:.1} km ({}) through the named unit(s), clipped to them; the alignment is not given",
                             len / 1000.0, if e.attrs.get("length_km").is_some() || e.attrs.get("length_m").is_some() { "length from the text" } else { "default length for the kind" }),
-                 declared, vec![], None)
+                 declared, vec![], None, Some(recipe))
             }
         }
         Kind::Polygon => {
@@ -1362,20 +1348,19 @@ fn build_geometry(
                 || e.name.ends_with("名镇");
             if (e.catalog == "projects" && stated.is_none()) || whole {
                 // a programme or a town-wide designation: the unit(s) themselves
-                let parts: Vec<&MultiPolygon> =
-                    declared.iter().map(|c| unit_ll(admin, c)).collect();
-                let mp = crate::node::dissolve(&parts);
+                let placed = draw(&recipe);
                 let what = if whole {
                     "the text says it covers the whole unit"
                 } else {
                     "a project or programme the text ties to the unit(s) without a site or an area"
                 };
                 return (
-                    Geometry::MultiPolygon(mp),
+                    placed.geometry,
                     format!("unit-polygon: the polygon of the named unit(s); {what}"),
                     declared,
                     vec![],
                     None,
+                    Some(recipe),
                 );
             }
             let (mu, basis) = match stated {
@@ -1385,66 +1370,24 @@ fn build_geometry(
                     "default size for the kind; the text gives no area".to_string(),
                 ),
             };
-            let target_m2 = mu * 10000.0 / 15.0;
-            let per_group = target_m2 / groups.len() as f64;
-            let mut pieces = MultiPolygon(vec![]);
-            let mut capped = false;
-            let mut on_villages = false;
-            for g in groups {
-                let per_unit = per_group / g.codes.len() as f64;
-                // group centre: mean of the anchors
-                let n = g.codes.len() as f64;
-                let gc =
-                    g.codes
-                        .iter()
-                        .map(|c| anchor_of(c))
-                        .fold(Coord { x: 0.0, y: 0.0 }, |s, c| Coord {
-                            x: s.x + c.x / n,
-                            y: s.y + c.y / n,
-                        });
-                for c in &g.codes {
-                    let (u, anchor) = match rural_part(admin, e.layer, &e.name, c) {
-                        Some((mp, site)) => {
-                            on_villages = true;
-                            // 5 m in from the communities' edges, so rounding the blob's
-                            // coordinates cannot put a sliver of it in them
-                            use geo::Buffer;
-                            (proj.fwd_mp(&mp).buffer(-5.0), site)
-                        }
-                        None => (unit_p(c), anchor_of(c)),
-                    };
-                    let ua = u.unsigned_area();
-                    let (piece, cap) = grow_piece(
-                        &u,
-                        ua,
-                        per_unit,
-                        anchor,
-                        gc,
-                        &format!("{seed}:{c}"),
-                        &mut rng,
-                    );
-                    capped |= cap;
-                    pieces = if pieces.0.is_empty() {
-                        piece
-                    } else {
-                        pieces.union(&piece)
-                    };
-                }
-            }
-            let area = pieces.unsigned_area();
-            let ll = proj.inv_mp(&pieces);
+            recipe.rule = place::Rule::Blob;
+            recipe.area_m2 = Some(mu * 10000.0 / 15.0);
+            recipe.rural = is_rural(e.layer, &e.name);
+            let placed = draw(&recipe);
+            let area = placed.area_m2.unwrap_or(0.0);
             let method = format!(
                 "polygon-in-unit: a blob of the stated or default size around a seeded point in each named unit, clipped to the unit{}{}; {}",
-                if on_villages { ", on a town's rural villages (村) only (5 m in from its urban communities, 社区), since the text names no 社区" } else { "" },
-                if capped { " (capped at 90% of a unit too small for its share)" } else { "" },
+                if placed.on_villages { ", on a town's rural villages (村) only (5 m in from its urban communities, 社区), since the text names no 社区" } else { "" },
+                if placed.capped { " (capped at 90% of a unit too small for its share)" } else { "" },
                 basis
             );
             (
-                Geometry::MultiPolygon(ll),
+                placed.geometry,
                 method,
                 declared,
                 vec![],
                 Some((area * 15.0 / 10000.0, basis)),
+                Some(recipe),
             )
         }
     }
@@ -1477,18 +1420,11 @@ fn named_of_total(text: &str) -> Option<(usize, usize, String)> {
     Some((named, total, what))
 }
 
-/// For farm, vegetable, forestry and land-consolidation blobs placed in a town: the town's rural
-/// villages (村) as one polygon (lon/lat) and the site of the village nearest the seat, so the
-/// blob lies on farmland, not on the urban communities (社区) round the seat. `None` for other
-/// layers, for a named village or community, and for towns without villages.
-fn rural_part(admin: &Admin, layer: &str, name: &str, code: &str) -> Option<(MultiPolygon, Coord)> {
-    let rural = matches!(
-        layer,
-        "agricultural_bases" | "vegetable_bases" | "land_consolidation"
-    ) || name.contains("林")
-        || name.contains("蔬菜")
-        || name.contains("农业");
-    if !rural || code.len() != 9 {
+/// A town's rural villages (村) as one polygon (lon/lat) and the site of the village nearest the
+/// seat, so a farm blob lies on farmland, not on the urban communities (社区) round the seat.
+/// `None` for a village or community code and for towns without villages.
+fn rural_part(admin: &Admin, code: &str) -> Option<(MultiPolygon, Coord)> {
+    if code.len() != 9 {
         return None;
     }
     let seat = admin.town(code).seat;
@@ -1503,86 +1439,6 @@ fn rural_part(admin: &Admin, layer: &str, name: &str, code: &str) -> Option<(Mul
     })?;
     let parts: Vec<&MultiPolygon> = vs.iter().map(|v| &v.geom_ll).collect();
     Some((crate::node::dissolve(&parts), nearest.site))
-}
-
-/// A blob of `target` m² inside `u` around a seeded point, pulled towards `gc`.
-fn grow_piece(
-    u: &MultiPolygon,
-    ua: f64,
-    target: f64,
-    anchor: Coord,
-    gc: Coord,
-    seed: &str,
-    rng: &mut Rng,
-) -> (MultiPolygon, bool) {
-    let scale = ua.sqrt();
-    let margin = (target.sqrt() * 0.3).min(scale * 0.2);
-    // a seeded interior point, drawn near the anchor, then pulled towards the group centre
-    let mut p = anchor;
-    for _ in 0..300 {
-        let r = 0.35 * scale * rng.f64().sqrt();
-        let t = rng.f64() * std::f64::consts::TAU;
-        let q = Coord {
-            x: anchor.x + r * libm::cos(t),
-            y: anchor.y + r * libm::sin(t),
-        };
-        if inside_by(q, u, margin) {
-            p = q;
-            break;
-        }
-    }
-    let pulled = Coord {
-        x: p.x + 0.4 * (gc.x - p.x),
-        y: p.y + 0.4 * (gc.y - p.y),
-    };
-    if inside_by(pulled, u, margin) {
-        p = pulled;
-    }
-    if target >= 0.9 * ua {
-        // the unit itself is too small: use 90% of it
-        let piece = grow_to(u, p, 0.9 * ua, seed);
-        return (piece, true);
-    }
-    (grow_to(u, p, target, seed), false)
-}
-
-fn grow_to(u: &MultiPolygon, c: Coord, target: f64, seed: &str) -> MultiPolygon {
-    let mut lo = 0.0;
-    let mut hi = (target / std::f64::consts::PI).sqrt() * 1.2;
-    let area_at = |r: f64| -> (MultiPolygon, f64) {
-        let b = MultiPolygon(vec![blob(c, r, seed)]);
-        let x = b.intersection(u);
-        let a = x.unsigned_area();
-        (x, a)
-    };
-    // grow hi until it covers the target
-    let mut tries = 0;
-    while area_at(hi).1 < target && tries < 40 {
-        hi *= 1.5;
-        tries += 1;
-    }
-    let mut best = area_at(hi).0;
-    for _ in 0..40 {
-        let mid = (lo + hi) / 2.0;
-        let (g, a) = area_at(mid);
-        if a < target {
-            lo = mid;
-        } else {
-            hi = mid;
-            best = g;
-        }
-        if (a - target).abs() < target * 0.002 {
-            best = area_at(mid).0;
-            break;
-        }
-    }
-    // keep the part containing the most area if clipping split it into slivers
-    MultiPolygon(
-        best.0
-            .into_iter()
-            .filter(|p| p.unsigned_area() > target * 0.01)
-            .collect(),
-    )
 }
 
 fn towns_crossed(admin: &Admin, district: &str, ls: &LineString) -> Vec<String> {

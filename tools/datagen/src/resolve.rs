@@ -167,10 +167,13 @@ fn is_district_phrase(s: &str) -> bool {
     P.iter().any(|p| s.contains(p))
 }
 
+/// An alias use: (canonical name, codes, kind, note).
+pub type AliasUse = (String, Vec<String>, String, String);
+
 pub struct Gazetteer<'a> {
     pub admin: &'a Admin,
-    /// alias uses, for aliases.json: variant -> (canonical, codes, kind, note)
-    pub used: BTreeMap<(String, String), (String, Vec<String>, String, String)>,
+    /// alias uses, for aliases.json: (district, variant) -> use
+    pub used: BTreeMap<(String, String), AliasUse>,
 }
 
 fn strip_paren(s: &str) -> (String, Option<String>) {
@@ -306,7 +309,7 @@ impl<'a> Gazetteer<'a> {
         // hints inside the parentheses: "文复（文复乡，按名推断）", "懒坝（羊角街道清水村、…）"
         if let Some(inner) = inner {
             let mut codes = Vec::new();
-            for part in inner.split(|c| c == '、' || c == '，' || c == ',') {
+            for part in inner.split(['、', '，', ',']) {
                 let part = part.trim().trim_end_matches("按名推断").trim();
                 if let Some(Outcome::Units(r)) = self.resolve_clean(district, part, context, focus)
                 {
@@ -388,7 +391,9 @@ impl<'a> Gazetteer<'a> {
         for t in self.admin.towns_of(district) {
             if let Some(rest) = s.strip_prefix(t.name.as_str()) {
                 if !rest.is_empty() {
-                    if let Some((v, _)) = self.village(district, &[t.code.clone()], rest) {
+                    if let Some((v, _)) =
+                        self.village(district, std::slice::from_ref(&t.code), rest)
+                    {
                         return Some(Outcome::Units(Resolved {
                             codes: vec![v],
                             how: "exact",
@@ -408,7 +413,7 @@ impl<'a> Gazetteer<'a> {
                             district,
                             s,
                             &name,
-                            &[v.clone()],
+                            std::slice::from_ref(&v),
                             "stem",
                             "village written without 村/社区",
                         );
@@ -428,7 +433,7 @@ impl<'a> Gazetteer<'a> {
                 district,
                 s,
                 &name,
-                &[t.clone()],
+                std::slice::from_ref(&t),
                 "stem",
                 "town written without 镇/乡/街道",
             );
@@ -446,7 +451,7 @@ impl<'a> Gazetteer<'a> {
                         district,
                         s,
                         &name,
-                        &[v.clone()],
+                        std::slice::from_ref(&v),
                         "stem",
                         "village written without 村/社区",
                     );

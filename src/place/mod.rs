@@ -1,0 +1,608 @@
+//! Placement of plan features whose site no source gives: the rules that draw a point, a line
+//! or a blob inside the units a plan's text names. `tools/datagen` draws the seeded features
+//! with them, and `import … --replace --rebase` ([`rebase`]) redraws them on new (official)
+//! boundaries, so both follow one implementation.
+//!
+//! Every approximate plan feature carries its [`Recipe`] as the property `placement_recipe`:
+//! the rule, the units it was placed in (by NBS code, grouped as the text names them), the
+//! seed of its deterministic choices, the local projection and its size (area or length).
+//! The drawing is deterministic: the same recipe and the same units give the same geometry
+//! (IEEE arithmetic and `libm` only).
+//!
+//! Pure: no I/O; lon/lat in, lon/lat out, metric work in a local projection.
+
+pub mod rebase;
+
+use geo::{
+    Area, BooleanOps, Buffer, Contains, Coord, Distance, Euclidean, Geometry, LineString,
+    MultiLineString, MultiPoint, MultiPolygon, Point, Polygon,
+};
+use serde::{Deserialize, Serialize};
+
+/// FNV-1a, 64 bit: the fixed-seed hash used for every "random" choice.
+pub fn hash64(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.as_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// SplitMix64 seeded from a string.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: &str) -> Rng {
+        Rng(hash64(seed))
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A local equirectangular projection (metres) around a reference latitude,
+/// with the WGS84/CGCS2000 ellipsoid's radii of curvature at that latitude.
+#[derive(Clone, Copy, Debug)]
+pub struct Proj {
+    pub lon0: f64,
+    pub lat0: f64,
+    pub kx: f64,
+    pub ky: f64,
+}
+
+impl Proj {
+    pub fn new(lon0: f64, lat0: f64) -> Proj {
+        let a = 6_378_137.0_f64;
+        let f = 1.0 / 298.257_222_101; // CGCS2000 (GRS80); WGS84 differs by 1e-10
+        let e2 = f * (2.0 - f);
+        let phi = lat0.to_radians();
+        let s = libm::sin(phi);
+        let w = 1.0 - e2 * s * s;
+        let n = a / libm::sqrt(w);
+        let m = a * (1.0 - e2) / (w * libm::sqrt(w));
+        let deg = std::f64::consts::PI / 180.0;
+        Proj {
+            lon0,
+            lat0,
+            kx: n * libm::cos(phi) * deg,
+            ky: m * deg,
+        }
+    }
+    pub fn fwd(&self, c: Coord) -> Coord {
+        Coord {
+            x: (c.x - self.lon0) * self.kx,
+            y: (c.y - self.lat0) * self.ky,
+        }
+    }
+    pub fn inv(&self, c: Coord) -> Coord {
+        Coord {
+            x: c.x / self.kx + self.lon0,
+            y: c.y / self.ky + self.lat0,
+        }
+    }
+    pub fn fwd_mp(&self, mp: &MultiPolygon) -> MultiPolygon {
+        map_mp(mp, |c| self.fwd(c))
+    }
+    pub fn inv_mp(&self, mp: &MultiPolygon) -> MultiPolygon {
+        map_mp(mp, |c| self.inv(c))
+    }
+    pub fn inv_ls(&self, ls: &LineString) -> LineString {
+        LineString(ls.0.iter().map(|c| self.inv(*c)).collect())
+    }
+}
+
+pub fn map_mp(mp: &MultiPolygon, f: impl Fn(Coord) -> Coord) -> MultiPolygon {
+    MultiPolygon(
+        mp.0.iter()
+            .map(|p| {
+                Polygon::new(
+                    LineString(p.exterior().0.iter().map(|c| f(*c)).collect()),
+                    p.interiors()
+                        .iter()
+                        .map(|r| LineString(r.0.iter().map(|c| f(*c)).collect()))
+                        .collect(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Distance from a point to the boundary of a multipolygon (metres if projected).
+pub fn dist_to_boundary(p: Coord, mp: &MultiPolygon) -> f64 {
+    let pt = Point(p);
+    let mut best = f64::INFINITY;
+    for poly in &mp.0 {
+        let d = Euclidean.distance(&pt, poly.exterior());
+        if d < best {
+            best = d;
+        }
+        for r in poly.interiors() {
+            let d = Euclidean.distance(&pt, r);
+            if d < best {
+                best = d;
+            }
+        }
+    }
+    best
+}
+
+pub fn inside(p: Coord, mp: &MultiPolygon) -> bool {
+    mp.contains(&Point(p))
+}
+
+/// Inside and at least `margin` from the boundary.
+pub fn inside_by(p: Coord, mp: &MultiPolygon, margin: f64) -> bool {
+    inside(p, mp) && dist_to_boundary(p, mp) >= margin
+}
+
+/// A deterministic "blob": a disc whose radius wobbles a little, so bases do not
+/// all look like coins. `seed` picks the wobble.
+// 6.283 (not TAU) is part of the seeded shapes: the bundled data were drawn with it.
+#[allow(clippy::approx_constant)]
+pub fn blob(c: Coord, r: f64, seed: &str) -> Polygon {
+    let mut rng = Rng::new(seed);
+    let a1 = 0.10 + 0.08 * rng.f64();
+    let a2 = 0.05 + 0.05 * rng.f64();
+    let p1 = rng.f64() * 6.283;
+    let p2 = rng.f64() * 6.283;
+    let n = 48;
+    let mut v = Vec::with_capacity(n + 1);
+    for i in 0..n {
+        let t = 2.0 * std::f64::consts::PI * (i as f64) / (n as f64);
+        let k = 1.0 + a1 * libm::cos(2.0 * t + p1) + a2 * libm::cos(3.0 * t + p2);
+        v.push(Coord {
+            x: c.x + r * k * libm::cos(t),
+            y: c.y + r * k * libm::sin(t),
+        });
+    }
+    v.push(v[0]);
+    Polygon::new(LineString(v), vec![])
+}
+
+/// Keep the part of a convex polygon (open ring, no repeated closing point)
+/// where `n · p <= d`.
+pub fn clip_halfplane(poly: &[Coord], n: Coord, d: f64) -> Vec<Coord> {
+    let mut out = Vec::with_capacity(poly.len() + 2);
+    let len = poly.len();
+    for i in 0..len {
+        let a = poly[i];
+        let b = poly[(i + 1) % len];
+        let fa = n.x * a.x + n.y * a.y - d;
+        let fb = n.x * b.x + n.y * b.y - d;
+        if fa <= 0.0 {
+            out.push(a);
+        }
+        if (fa < 0.0 && fb > 0.0) || (fa > 0.0 && fb < 0.0) {
+            let t = fa / (fa - fb);
+            out.push(Coord {
+                x: a.x + t * (b.x - a.x),
+                y: a.y + t * (b.y - a.y),
+            });
+        }
+    }
+    out
+}
+
+/// Voronoi cells of `sites` (projected metres) inside the box `[min, max]`,
+/// by half-plane intersection; returns open convex rings.
+pub fn voronoi_cells(sites: &[Coord], min: Coord, max: Coord) -> Vec<Vec<Coord>> {
+    power_cells(sites, &vec![0.0; sites.len()], min, max)
+}
+
+/// Power (weighted Voronoi) cells: the cell of site i is where
+/// `|x - s_i|² - w_i <= |x - s_j|² - w_j` for every j, inside the box
+/// `[min, max]`; open convex rings (empty when a weight swallows the cell).
+pub fn power_cells(sites: &[Coord], weights: &[f64], min: Coord, max: Coord) -> Vec<Vec<Coord>> {
+    let square = vec![
+        Coord { x: min.x, y: min.y },
+        Coord { x: max.x, y: min.y },
+        Coord { x: max.x, y: max.y },
+        Coord { x: min.x, y: max.y },
+    ];
+    sites
+        .iter()
+        .enumerate()
+        .map(|(i, si)| {
+            let mut cell = square.clone();
+            for (j, sj) in sites.iter().enumerate() {
+                if i == j || cell.is_empty() {
+                    continue;
+                }
+                let n = Coord {
+                    x: sj.x - si.x,
+                    y: sj.y - si.y,
+                };
+                let d = (sj.x * sj.x + sj.y * sj.y - si.x * si.x - si.y * si.y + weights[i]
+                    - weights[j])
+                    / 2.0;
+                cell = clip_halfplane(&cell, n, d);
+            }
+            cell
+        })
+        .collect()
+}
+
+/// How a feature's geometry is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// The named units themselves, dissolved (a programme, a town-wide designation, a key-help
+    /// village).
+    Unit,
+    /// A point near the anchor (seat or site) of one unit per group.
+    Point,
+    /// A straight line through the anchors of the groups' first units.
+    LineBetween,
+    /// A gently bent line of `length_m` through each group's units, clipped to them.
+    LineInUnit,
+    /// A blob of `area_m2` shared over the named units (on a town's rural villages when
+    /// `rural`), clipped to them.
+    Blob,
+}
+
+/// One place phrase of the text and the units it resolved to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub text: String,
+    pub codes: Vec<String>,
+}
+
+/// Everything needed to draw a feature again: the property `placement_recipe`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    pub rule: Rule,
+    /// Seeds every deterministic choice (`plan:catalog:name`).
+    pub seed: String,
+    /// Origin (lon, lat) of the local projection the drawing is done in (the district's).
+    pub proj: [f64; 2],
+    pub groups: Vec<Group>,
+    /// Area to draw, m² (blobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area_m2: Option<f64>,
+    /// Length to draw, m (lines in a unit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_m: Option<f64>,
+    /// A farm, vegetable, forestry or land-consolidation blob: in a town it lies on the town's
+    /// rural villages (村), not on its urban communities (社区).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rural: bool,
+}
+
+impl Recipe {
+    /// Every unit code the recipe names, sorted, without repeats.
+    pub fn codes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.groups.iter().flat_map(|g| g.codes.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// A unit as the drawing sees it: its polygon and its anchor (town seat or village site), both
+/// in the recipe's projection (metres).
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub geom: MultiPolygon,
+    pub anchor: Coord,
+}
+
+/// Where the drawing gets its units from.
+pub trait Units {
+    /// The unit `code` (9 or 12 digits) in `proj`.
+    fn unit(&self, code: &str, proj: &Proj) -> Option<Unit>;
+    /// The rural part of town `code` (its villages, 村, not its communities) with the site of the
+    /// village nearest the seat, in `proj`; `None` for a village code or a town without 村.
+    fn rural(&self, code: &str, proj: &Proj) -> Option<Unit>;
+    /// The named units dissolved into one polygon (lon/lat).
+    fn dissolve(&self, codes: &[String]) -> Option<MultiPolygon>;
+}
+
+/// What [`place`] drew.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    /// Lon/lat.
+    pub geometry: Geometry,
+    /// A blob lies on a town's rural villages.
+    pub on_villages: bool,
+    /// A blob was capped at 90% of a unit too small for its share.
+    pub capped: bool,
+    /// Area drawn (m², planar in the projection) for blobs.
+    pub area_m2: Option<f64>,
+}
+
+/// Why a recipe could not be drawn.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceError {
+    #[error("unit {0} is not known")]
+    UnknownUnit(String),
+    #[error("the recipe names no units")]
+    NoUnits,
+    #[error("no part of the line lies inside {0}")]
+    EmptyLine(String),
+    #[error("the recipe lacks {0}")]
+    Missing(&'static str),
+}
+
+/// Draws `r` against `units`.
+pub fn place(r: &Recipe, units: &dyn Units) -> Result<Placed, PlaceError> {
+    let proj = Proj::new(r.proj[0], r.proj[1]);
+    let mut rng = Rng::new(&r.seed);
+    if r.groups.iter().all(|g| g.codes.is_empty()) {
+        return Err(PlaceError::NoUnits);
+    }
+    let unit = |c: &str| {
+        units
+            .unit(c, &proj)
+            .ok_or(PlaceError::UnknownUnit(c.into()))
+    };
+    let plain = |g: Geometry| Placed {
+        geometry: g,
+        on_villages: false,
+        capped: false,
+        area_m2: None,
+    };
+    match r.rule {
+        Rule::Unit => {
+            let codes = r.codes();
+            let mp = units
+                .dissolve(&codes)
+                .ok_or_else(|| PlaceError::UnknownUnit(codes.join(",")))?;
+            Ok(plain(Geometry::MultiPolygon(mp)))
+        }
+        Rule::Point => {
+            let mut pts = Vec::new();
+            for g in &r.groups {
+                let k = (hash64(&format!("{}:{}", r.seed, g.text)) % g.codes.len() as u64) as usize;
+                let c = &g.codes[k];
+                let Unit { geom: u, anchor: a } = unit(c)?;
+                let scale = (u.unsigned_area()).sqrt();
+                let rmax = if c.len() == 12 {
+                    0.25 * scale
+                } else {
+                    (0.25 * scale).min(1500.0)
+                };
+                let mut p = a;
+                for _ in 0..200 {
+                    let rr = rmax * rng.f64().sqrt();
+                    let t = rng.f64() * std::f64::consts::TAU;
+                    let q = Coord {
+                        x: a.x + rr * libm::cos(t),
+                        y: a.y + rr * libm::sin(t),
+                    };
+                    if inside_by(q, &u, 20.0) {
+                        p = q;
+                        break;
+                    }
+                }
+                pts.push(Point(proj.inv(p)));
+            }
+            Ok(plain(if pts.len() == 1 {
+                Geometry::Point(pts[0])
+            } else {
+                Geometry::MultiPoint(MultiPoint(pts))
+            }))
+        }
+        Rule::LineBetween => {
+            let mut pts = Vec::new();
+            for g in &r.groups {
+                pts.push(proj.inv(unit(&g.codes[0])?.anchor));
+            }
+            Ok(plain(Geometry::LineString(LineString(pts))))
+        }
+        Rule::LineInUnit => {
+            let len = r.length_m.ok_or(PlaceError::Missing("length_m"))?;
+            let mut lines: Vec<LineString> = Vec::new();
+            for g in &r.groups {
+                let us = g
+                    .codes
+                    .iter()
+                    .map(|c| unit(c))
+                    .collect::<Result<Vec<Unit>, _>>()?;
+                let mut region = us[0].geom.clone();
+                for u in &us[1..] {
+                    region = region.union(&u.geom);
+                }
+                // a line through the anchor may miss an odd-shaped unit:
+                // draw again (deterministically) until a part lies inside
+                for _attempt in 0..32 {
+                    let pts: Vec<Coord> = if us.len() >= 2 {
+                        us.iter().map(|u| u.anchor).collect()
+                    } else {
+                        let a = us[0].anchor;
+                        let scale = region.unsigned_area().sqrt();
+                        let l = len.min(1.2 * scale);
+                        let t = rng.f64() * std::f64::consts::PI;
+                        let bend = (rng.f64() - 0.5) * 0.3 * l;
+                        let (dx, dy) = (libm::cos(t), libm::sin(t));
+                        let off = (rng.f64() - 0.5) * 0.2 * scale;
+                        let c = Coord {
+                            x: a.x - dy * off,
+                            y: a.y + dx * off,
+                        };
+                        vec![
+                            Coord {
+                                x: c.x - dx * l / 2.0,
+                                y: c.y - dy * l / 2.0,
+                            },
+                            Coord {
+                                x: c.x - dx * l / 6.0 - dy * bend,
+                                y: c.y - dy * l / 6.0 + dx * bend,
+                            },
+                            Coord {
+                                x: c.x + dx * l / 6.0 + dy * bend * 0.5,
+                                y: c.y + dy * l / 6.0 - dx * bend * 0.5,
+                            },
+                            Coord {
+                                x: c.x + dx * l / 2.0,
+                                y: c.y + dy * l / 2.0,
+                            },
+                        ]
+                    };
+                    let clipped = region.clip(&MultiLineString(vec![LineString(pts)]), false);
+                    let before = lines.len();
+                    for ls in clipped.0 {
+                        if ls.0.len() >= 2 {
+                            lines.push(proj.inv_ls(&ls));
+                        }
+                    }
+                    if lines.len() > before {
+                        break;
+                    }
+                }
+            }
+            if lines.is_empty() {
+                return Err(PlaceError::EmptyLine(r.codes().join(",")));
+            }
+            Ok(plain(if lines.len() == 1 {
+                Geometry::LineString(lines.remove(0))
+            } else {
+                Geometry::MultiLineString(MultiLineString(lines))
+            }))
+        }
+        Rule::Blob => {
+            let target_m2 = r.area_m2.ok_or(PlaceError::Missing("area_m2"))?;
+            let per_group = target_m2 / r.groups.len() as f64;
+            let mut pieces = MultiPolygon(vec![]);
+            let mut capped = false;
+            let mut on_villages = false;
+            for g in &r.groups {
+                let per_unit = per_group / g.codes.len() as f64;
+                let us = g
+                    .codes
+                    .iter()
+                    .map(|c| unit(c))
+                    .collect::<Result<Vec<Unit>, _>>()?;
+                // group centre: mean of the anchors
+                let n = g.codes.len() as f64;
+                let gc = us.iter().fold(Coord { x: 0.0, y: 0.0 }, |s, u| Coord {
+                    x: s.x + u.anchor.x / n,
+                    y: s.y + u.anchor.y / n,
+                });
+                for (c, plain_unit) in g.codes.iter().zip(us) {
+                    let rural = if r.rural { units.rural(c, &proj) } else { None };
+                    let (u, anchor) = match rural {
+                        Some(Unit { geom, anchor }) => {
+                            on_villages = true;
+                            // 5 m in from the communities' edges, so rounding the blob's
+                            // coordinates cannot put a sliver of it in them
+                            (geom.buffer(-5.0), anchor)
+                        }
+                        None => (plain_unit.geom, plain_unit.anchor),
+                    };
+                    let ua = u.unsigned_area();
+                    let (piece, cap) = grow_piece(
+                        &u,
+                        ua,
+                        per_unit,
+                        anchor,
+                        gc,
+                        &format!("{}:{c}", r.seed),
+                        &mut rng,
+                    );
+                    capped |= cap;
+                    pieces = if pieces.0.is_empty() {
+                        piece
+                    } else {
+                        pieces.union(&piece)
+                    };
+                }
+            }
+            let area = pieces.unsigned_area();
+            Ok(Placed {
+                geometry: Geometry::MultiPolygon(proj.inv_mp(&pieces)),
+                on_villages,
+                capped,
+                area_m2: Some(area),
+            })
+        }
+    }
+}
+
+/// A blob of `target` m² inside `u` around a seeded point, pulled towards `gc`.
+fn grow_piece(
+    u: &MultiPolygon,
+    ua: f64,
+    target: f64,
+    anchor: Coord,
+    gc: Coord,
+    seed: &str,
+    rng: &mut Rng,
+) -> (MultiPolygon, bool) {
+    let scale = ua.sqrt();
+    let margin = (target.sqrt() * 0.3).min(scale * 0.2);
+    // a seeded interior point, drawn near the anchor, then pulled towards the group centre
+    let mut p = anchor;
+    for _ in 0..300 {
+        let r = 0.35 * scale * rng.f64().sqrt();
+        let t = rng.f64() * std::f64::consts::TAU;
+        let q = Coord {
+            x: anchor.x + r * libm::cos(t),
+            y: anchor.y + r * libm::sin(t),
+        };
+        if inside_by(q, u, margin) {
+            p = q;
+            break;
+        }
+    }
+    let pulled = Coord {
+        x: p.x + 0.4 * (gc.x - p.x),
+        y: p.y + 0.4 * (gc.y - p.y),
+    };
+    if inside_by(pulled, u, margin) {
+        p = pulled;
+    }
+    if target >= 0.9 * ua {
+        // the unit itself is too small: use 90% of it
+        let piece = grow_to(u, p, 0.9 * ua, seed);
+        return (piece, true);
+    }
+    (grow_to(u, p, target, seed), false)
+}
+
+fn grow_to(u: &MultiPolygon, c: Coord, target: f64, seed: &str) -> MultiPolygon {
+    let mut lo = 0.0;
+    let mut hi = (target / std::f64::consts::PI).sqrt() * 1.2;
+    let area_at = |r: f64| -> (MultiPolygon, f64) {
+        let b = MultiPolygon(vec![blob(c, r, seed)]);
+        let x = b.intersection(u);
+        let a = x.unsigned_area();
+        (x, a)
+    };
+    // grow hi until it covers the target
+    let mut tries = 0;
+    while area_at(hi).1 < target && tries < 40 {
+        hi *= 1.5;
+        tries += 1;
+    }
+    let mut best = area_at(hi).0;
+    for _ in 0..40 {
+        let mid = (lo + hi) / 2.0;
+        let (g, a) = area_at(mid);
+        if a < target {
+            lo = mid;
+        } else {
+            hi = mid;
+            best = g;
+        }
+        if (a - target).abs() < target * 0.002 {
+            best = area_at(mid).0;
+            break;
+        }
+    }
+    // keep the part containing the most area if clipping split it into slivers
+    MultiPolygon(
+        best.0
+            .into_iter()
+            .filter(|p| p.unsigned_area() > target * 0.01)
+            .collect(),
+    )
+}
