@@ -64,7 +64,8 @@ const TEXT = {
 
 // Properties that are the data pipeline's bookkeeping, never edited by hand in the form.
 const READONLY_KEYS = new Set(['id', 'layer', 'geometry_method', 'geometry_area_basis', 'approximate', 'source', 'catalog', 'catalog_layer',
-  'resolution', 'admin_codes', 'admin_names', 'located_in_text', 'placement', 'attributes', 'share_inside', 'plan_title']);
+  'resolution', 'admin_codes', 'admin_names', 'located_in_text', 'placement', 'attributes', 'share_inside', 'plan_title',
+  'plan', 'district', 'district_code', 'geometry_area_mu', 'area_mu_basis', 'version']);
 const ROLE_RANK = { viewer: 0, editor: 1, steward: 2, admin: 3 };
 
 export function setupEditing(ctx) {
