@@ -262,7 +262,9 @@ const KEY_LABELS = {
   content_quote: ['内容（原文）', 'Content (quoted)'], relation: ['关系', 'Relation'], role: ['作用', 'Role'],
   along_river: ['沿河', 'Along the river'], area_note: ['面积说明', 'Note on the area'], centre: ['中心', 'Centre'],
   land_consolidation: ['土地整治', 'Land consolidation'], located_in_text: ['文本所述位置', 'Places named in the text'],
-  pairs: ['结对', 'Pairs'], plan_title: ['规划', 'Plan'],
+  pairs: ['结对', 'Pairs'], plan_title: ['规划', 'Plan'], plan: ['规划编号', 'Plan no.'], geometry: ['图形', 'Shape'], district_code: ['区县代码', 'District code'],
+  start_date: ['开始日期', 'Start'], end_date: ['结束日期', 'End'], progress_percent: ['进度（%）', 'Progress (%)'],
+  investment_done_wan_yuan: ['已完成投资', 'Investment done'],
 };
 // Shown elsewhere in the popup, or bookkeeping of the data pipeline.
 const HIDDEN_KEYS = new Set(['admin_code', 'district', 'layer', 'catalog', 'catalog_layer', 'source', 'resolution', 'admin_codes', 'admin_names',

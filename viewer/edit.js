@@ -31,7 +31,7 @@ const TEXT = {
     changed_keys: '改动', mu_diff: '面积变化', nothing_changed: '这段时间内没有变化。', layer: '图层',
     e401: '登录已失效或未登录，请重新登录。',
     e403_scope: '无权修改：该要素位于{where}，不在您的编辑范围（{scope}）内；未作任何修改。',
-    e403_scope_geom: '无权修改：图形超出您的编辑范围（{scope}）；{where}未作任何修改。',
+    e403_scope_geom: '无权修改：图形有部分超出您的编辑范围（{scope}）；未作任何修改。',
     e403_role: '无权修改：您的角色为“{role}”，修改“{layer}”图层需要“{needed}”或更高角色。',
     e412: '该要素已被他人修改（当前版本 {v}），您的修改未保存。请重新打开后再编辑。',
     e428: '缺少版本号（If-Match），请重新打开该要素。', e400: '输入有误：{d}', e_other: '保存失败（{s}）：{d}',
@@ -53,7 +53,7 @@ const TEXT = {
     changed_keys: 'changed', mu_diff: 'area change', nothing_changed: 'Nothing changed in between.', layer: 'Layer',
     e401: 'Not signed in, or the sign-in expired: sign in again.',
     e403_scope: 'Not allowed: the feature lies in {where}, outside the units you may edit ({scope}); nothing was changed.',
-    e403_scope_geom: 'Not allowed: the shape reaches outside the units you may edit ({scope}); {where}nothing was changed.',
+    e403_scope_geom: 'Not allowed: part of the shape lies outside the units you may edit ({scope}); nothing was changed.',
     e403_role: 'Not allowed: your role is “{role}”; the layer “{layer}” needs “{needed}” or higher.',
     e412: 'Someone else changed this feature (now version {v}); your change was not saved. Open it again.',
     e428: 'The version (If-Match) is missing: open the feature again.', e400: 'Not accepted: {d}', e_other: 'Could not save ({s}): {d}',
@@ -64,7 +64,8 @@ const TEXT = {
 
 // Properties that are the data pipeline's bookkeeping, never edited by hand in the form.
 const READONLY_KEYS = new Set(['id', 'layer', 'geometry_method', 'geometry_area_basis', 'approximate', 'source', 'catalog', 'catalog_layer',
-  'resolution', 'admin_codes', 'admin_names', 'located_in_text', 'placement', 'attributes', 'share_inside', 'plan_title']);
+  'resolution', 'admin_codes', 'admin_names', 'located_in_text', 'placement', 'attributes', 'share_inside', 'plan_title',
+  'plan', 'district', 'district_code', 'geometry_area_mu', 'area_mu_basis', 'version']);
 const ROLE_RANK = { viewer: 0, editor: 1, steward: 2, admin: 3 };
 
 export function setupEditing(ctx) {
@@ -177,13 +178,13 @@ export function setupEditing(ctx) {
     if (r.status === 401) return tx('e401');
     if (r.status === 403 && b.code === 'OutOfScope') {
       const scope = (b.scope || []).map((u) => `${u.name || ''}（${u.code}）`).join('、') || scopeText();
-      let where = '';
-      const code = String((f && f.properties && f.properties.admin_code) || '').slice(0, 6);
-      if (/^\d{6}$/.test(code)) {
-        try { const a = await getJSON(`/areas/${code}`); where = `${a.name}（${a.code}）`; } catch { where = code; }
-      }
-      const inScope = auth.me && auth.me.scope.some((u) => code.startsWith(u.code.slice(0, 6)));
-      return inScope || !where ? tx('e403_scope_geom', { scope, where: where ? `${where}` + (ctx.lang() === 'en' ? ': ' : '：') : '' }) : tx('e403_scope', { where, scope });
+      // The feature's own code outside the scope: name its district. Else its shape reaches out.
+      const full = String((f && f.properties && f.properties.admin_code) || '');
+      const inScope = !full || (auth.me && auth.me.scope.some((u) => full.startsWith(u.code)));
+      if (inScope || !/^\d{6}/.test(full)) return tx('e403_scope_geom', { scope });
+      let where = full.slice(0, 6);
+      try { const a = await getJSON(`/areas/${where}`); where = `${a.name}（${a.code}）`; } catch { /* the code alone */ }
+      return tx('e403_scope', { where, scope });
     }
     if (r.status === 403) {
       const L = state.byId.get(layerId);
