@@ -248,3 +248,85 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::wkb;
+    use geo::{point, Geometry};
+
+    fn row(layer: &str, id: &str, props: &str, g: Option<Geometry<f64>>) -> RawFeature {
+        RawFeature {
+            layer: layer.into(),
+            id: id.into(),
+            admin_code: None,
+            name: Some(format!("名{id}")),
+            properties: props.into(),
+            geometry: g.as_ref().map(wkb::encode),
+            version: 2,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-02T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn the_loader_keeps_rows_as_stored_and_names_a_corrupt_one() {
+        let layers = vec![(Layer::untitled("a"), 3), (Layer::untitled("b"), 4)];
+        let mut loader = Engine::loader(layers.clone());
+        let p = Geometry::Point(point!(x: 105.5, y: 29.5));
+        loader
+            .add(vec![
+                row("a", "1", r#"{"面积":12.5,"n":1}"#, Some(p.clone())),
+                row("a", "2", "{}", None),
+            ])
+            .unwrap();
+        // Chunks may split a layer and hold several; a layer not asked for is left out.
+        loader
+            .add(vec![
+                row("a", "1", r#"{"面积":13}"#, Some(p.clone())),
+                row("b", "9", r#"{"s":"x"}"#, Some(p.clone())),
+                row("c", "1", "{}", None),
+            ])
+            .unwrap();
+        let engine = loader.finish();
+        assert_eq!(engine.layer_ids(), vec!["a", "b"]);
+        let a = engine.layer("a").unwrap();
+        let a = a.read();
+        assert_eq!((a.len(), a.revision), (2, 3));
+        // The later row of a duplicated id wins, as an upsert would.
+        let f = a.get("1").unwrap();
+        assert_eq!(f.properties["面积"], 13);
+        assert_eq!(f.name.as_deref(), Some("名1"));
+        assert_eq!(f.geometry, Some(p.clone()));
+        assert_eq!((f.version, f.layer.as_str()), (2, "a"));
+        assert_eq!(a.property_stats()["面积"].types, vec!["number", "integer"]);
+        assert_eq!(a.property_stats()["name"].count, 3);
+        let bbox = geo::Rect::new((105.0, 29.0), (106.0, 30.0));
+        let found = a.query(&Query {
+            bbox: Some(bbox),
+            limit: 10,
+            ..Default::default()
+        });
+        assert_eq!(found.matched, 1);
+        drop(a);
+
+        let mut loader = Engine::loader(layers);
+        let bad = loader.add(vec![
+            row("a", "1", "{}", None),
+            row("b", "7", "[1,2]", None),
+        ]);
+        assert_eq!(
+            bad.unwrap_err(),
+            CorruptFeature {
+                layer: "b".into(),
+                id: "7".into(),
+                reason: "properties are not a JSON object".into()
+            }
+        );
+        let mut loader = Engine::loader(vec![(Layer::untitled("a"), 1)]);
+        let mut broken = row("a", "5", "{}", None);
+        broken.geometry = Some(vec![1, 3, 0]);
+        let e = loader.add(vec![broken]).unwrap_err();
+        assert!(e.id == "5" && e.reason.starts_with("geometry"), "{e:?}");
+    }
+}
