@@ -187,13 +187,9 @@ async fn bundle_mu(s: &TestServer, query: &str) -> f64 {
     assert_eq!(r.status(), 200);
     let bytes = r.bytes().await.unwrap();
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
-    let name = zip
-        .file_names()
-        .find(|n| n.ends_with(".csv"))
-        .expect("a CSV in the bundle")
-        .to_string();
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut zip.by_name(&name).unwrap(), &mut text).unwrap();
+    let mut csv = zip.by_name("summary_mu_by_village.csv").unwrap();
+    std::io::Read::read_to_string(&mut csv, &mut text).unwrap();
     text.lines()
         .skip(1)
         .map(|l| l.split(',').collect::<Vec<_>>())
