@@ -137,14 +137,7 @@ async fn users_and_tokens_from_the_command_line() {
     assert!(!ok, "a revoked user gets no new token");
 
     // Every user change is in the audit log, and the chain holds.
-    let rows = app
-        .store
-        .audit_rows(&yizhangtu::store::AuditFilter {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let rows = common::audit(&app).await;
     let actions: Vec<&str> = rows.iter().map(|r| r.entry.action.as_str()).collect();
     for a in ["user add", "token rotate", "user revoke", "sign-in"] {
         assert!(actions.contains(&a), "{actions:?}");
@@ -192,15 +185,7 @@ async fn failed_sign_ins_are_limited_per_address_and_audited() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let audit = s
-        .app
-        .store
-        .audit_rows(&yizhangtu::store::AuditFilter {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let audit = common::audit(&s.app).await;
     let failed = audit.iter().filter(|r| r.entry.action == "sign-in").count();
     assert_eq!(failed, 10);
     assert!(audit

@@ -198,15 +198,8 @@ async fn every_bad_jwt_is_a_401_saying_why() {
         assert!(d.contains("JWT") && d.contains(needle), "{needle}: {d}");
     }
     assert_eq!(s.get("/collections/projects/items/bad").await.status(), 404);
-    let refused = s
-        .app
-        .store
-        .audit_rows(&yizhangtu::store::AuditFilter {
-            limit: 1000,
-            ..Default::default()
-        })
+    let refused = common::audit(&s.app)
         .await
-        .unwrap()
         .into_iter()
         .filter(|r| r.entry.action == "sign-in" && r.entry.outcome.contains("JWT"))
         .count();

@@ -6,12 +6,12 @@ mod common;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{client_with, user_token};
+use common::{client_with, serve_binary, user_token};
 use yizhangtu::app::App;
 use yizhangtu::config::HttpSettings;
 use yizhangtu::http::AppState;
@@ -433,60 +433,6 @@ async fn readyz_is_public_on_a_private_server() {
 
 // ---------------------------------------------------------------------------------------------
 // The binary: JSON logs and SIGTERM
-
-/// `yizhangtu serve` on a fresh database; returns the child, its base URL and its stderr lines
-/// (collected by a thread until the process ends).
-#[allow(clippy::zombie_processes)]
-fn serve_binary(
-    dir: &std::path::Path,
-    extra: &[&str],
-) -> (
-    std::process::Child,
-    String,
-    std::thread::JoinHandle<Vec<String>>,
-) {
-    let db = dir.join("t.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yizhangtu"))
-        .args([
-            "serve",
-            "--db",
-            db.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env("YIZHANGTU_NO_NPM", "1")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let logs = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if out.read_line(&mut line).unwrap_or(0) == 0 {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve ended before it listened: {:?}", logs.join());
-        }
-        if let Some(at) = line.find(" at http://") {
-            let url = line[at + 4..].trim().trim_end_matches('/').to_string();
-            std::thread::spawn(move || {
-                let mut sink = String::new();
-                let _ = out.read_to_string(&mut sink);
-            });
-            return (child, url, logs);
-        }
-    }
-}
 
 fn sigterm(child: &std::process::Child) {
     let ok = Command::new("kill")

@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{start, start_with, TestServer};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use common::{serve_binary, start, start_with, TestServer};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -591,50 +590,11 @@ async fn a_closed_connection_cancels_the_work() {
 // ---------------------------------------------------------------------------------------------
 // Shutdown
 
-/// The binary, serving a fresh database on an ephemeral port; returns the child and base URL.
-/// The caller waits for the child (the lint cannot see past the return).
-#[allow(clippy::zombie_processes)]
-fn serve_binary(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
-    let db = dir.join("t.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yizhangtu"))
-        .args([
-            "serve",
-            "--db",
-            db.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env("YIZHANGTU_NO_NPM", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if out.read_line(&mut line).unwrap_or(0) == 0 {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve ended before it listened");
-        }
-        if let Some(at) = line.find(" at http://") {
-            let url = line[at + 4..].trim().trim_end_matches('/').to_string();
-            std::thread::spawn(move || {
-                let mut sink = String::new();
-                let _ = out.read_to_string(&mut sink);
-            });
-            return (child, url);
-        }
-    }
-}
-
 #[test]
 fn sigterm_with_a_request_in_flight_exits_within_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let grace = 2.0;
-    let (mut child, base) = serve_binary(dir.path(), &["--shutdown-grace", "2"]);
+    let (mut child, base, _logs) = serve_binary(dir.path(), &["--shutdown-grace", "2"]);
     let addr = base.trim_start_matches("http://").to_string();
     // A request in flight: its body never finishes arriving.
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();

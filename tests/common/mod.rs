@@ -322,3 +322,69 @@ pub fn client_with(token: &str) -> reqwest::Client {
 pub async fn admin_client(app: &App) -> reqwest::Client {
     client_with(&user_token(app, "admin", "admin", &[]).await)
 }
+
+/// `yizhangtu serve` on a fresh database; returns the child, its base URL and its stderr lines
+/// (collected by a thread until the process ends).
+#[allow(clippy::zombie_processes)]
+pub fn serve_binary(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    String,
+    std::thread::JoinHandle<Vec<String>>,
+) {
+    use std::io::{BufRead, Read};
+    let db = dir.join("t.db");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_yizhangtu"))
+        .args([
+            "serve",
+            "--db",
+            db.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env("YIZHANGTU_NO_NPM", "1")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve ended before it listened: {:?}", logs.join());
+        }
+        if let Some(at) = line.find(" at http://") {
+            let url = line[at + 4..].trim().trim_end_matches('/').to_string();
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                let _ = out.read_to_string(&mut sink);
+            });
+            return (child, url, logs);
+        }
+    }
+}
+
+/// The newest 1,000 audit rows of `app`'s database.
+pub async fn audit(app: &App) -> Vec<yizhangtu::store::AuditRow> {
+    app.store
+        .audit_rows(&yizhangtu::store::AuditFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("audit rows")
+}
