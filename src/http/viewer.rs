@@ -177,15 +177,30 @@ pub fn maplibre_dir() -> Option<PathBuf> {
 /// seconds; needs the npm registry). Never fails: what happened is logged, and without MapLibre the
 /// map page says how to install it. `YIZHANGTU_NO_NPM=1` turns this off.
 pub fn prepare_maplibre() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     if let Some(dir) = maplibre_dir() {
-        tracing::info!(dir = %dir.display(), "map viewer: MapLibre GL JS found");
-        return;
+        // The other packages too: a node_modules installed before one was added lacks it.
+        let modules = dir.parent().and_then(Path::parent).map(Path::to_path_buf);
+        let missing: Vec<&str> = VENDOR_PACKAGES
+            .iter()
+            .filter(|(package, folder)| {
+                [modules.clone(), Some(root.join("node_modules"))]
+                    .into_iter()
+                    .flatten()
+                    .all(|m| !m.join(package).join(folder).is_dir())
+            })
+            .map(|(package, _)| *package)
+            .collect();
+        if missing.is_empty() {
+            tracing::info!(dir = %dir.display(), "map viewer: MapLibre GL JS found");
+            return;
+        }
+        tracing::warn!(?missing, "map viewer: npm packages missing");
     }
     if std::env::var_os("YIZHANGTU_NO_NPM").is_some_and(|v| !v.is_empty() && v != "0") {
         tracing::warn!("map viewer: MapLibre GL JS not found and YIZHANGTU_NO_NPM is set; /map will say how to install it");
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     if !root.join("package-lock.json").is_file() {
         tracing::warn!(
             "map viewer: MapLibre GL JS not found (no node_modules/maplibre-gl and no package-lock.json at {}); \
@@ -195,7 +210,7 @@ pub fn prepare_maplibre() {
         return;
     }
     println!(
-        "map viewer: MapLibre GL JS is not installed; running `npm ci --omit=dev` in {} …",
+        "map viewer: MapLibre GL JS or another of its npm packages is not installed; running `npm ci --omit=dev` in {} …",
         root.display()
     );
     let status = Command::new("npm")
