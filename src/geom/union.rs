@@ -258,7 +258,7 @@ fn run(mut set: PolygonSet, cancelled: &(dyn Fn() -> bool + Sync)) -> Option<Uni
     {
         let mut lists: Vec<&mut Vec<Event>> = found.iter_mut().map(|f| &mut f.events).collect();
         lists.push(&mut long_pairs);
-        chord_cuts_at_ties(&mut lists);
+        chord_cuts_at_ties(&mut lists, set.coords.len());
     }
     // 3. Each part gathers the events on its edges and walks its rings, keeping the terms of the
     //    parts of edges that bound the result.
@@ -1577,55 +1577,53 @@ impl PolygonSet {
         let on_inside = |c: Coord<f64>, d: Coord<f64>| {
             c.x != d.x && (v.x - c.x) * (d.x - v.x) > 0.0 && collinear(c, d, v)
         };
-        // Per edge: whether the ray crosses it as simulation of simplicity has it, whether it
-        // does from v moved equatorward, and whether v lies on its inside.
-        let crosses = |k: usize| -> (bool, bool, bool) {
+        // Whether the ray crosses edge k: as simulation of simplicity has it, or (`moved`) from
+        // v moved equatorward; and whether v lies on the edge's inside.
+        let crosses = |k: usize, moved: bool| -> (bool, bool) {
             let (c, d) = (self.coords[k], self.coords[k + 1]);
-            let spans = |above: &dyn Fn(Coord<f64>) -> bool| {
-                let (ca, da) = (above(c), above(d));
-                (ca != da).then(|| if ca { (d, c) } else { (c, d) })
-            };
-            // The horizontal ray to the east crosses the edge iff v is left of lo→hi.
-            let sos = spans(&|p: Coord<f64>| p.y > v.y || (p.y == v.y && j > owner))
-                .is_some_and(|(lo, hi)| orient(lo, hi, j, v, owner) > 0.0);
             let on = (c.y.min(d.y) <= v.y && v.y <= c.y.max(d.y)) && on_inside(c, d);
-            let moved = spans(&|p: Coord<f64>| p.y > v.y || (p.y == v.y && south)).is_some_and(
-                |(lo, hi)| {
-                    if on_inside(lo, hi) {
-                        // cross(hi − lo, ∓δ·ŷ) = ∓δ·(hi.x − lo.x)
-                        (hi.x - lo.x > 0.0) != south
-                    } else {
-                        orient(lo, hi, j, v, owner) > 0.0
-                    }
-                },
-            );
-            (sos, moved, on)
-        };
-        let (mut sos, mut moved, mut on) = (false, false, false);
-        let mut count = |k: usize| {
-            let (a, b, c) = crosses(k);
-            sos ^= a;
-            moved ^= b;
-            on |= c;
-        };
-        if let Some(Some(index)) = self.large.get(j) {
-            // Only edges whose boxes reach the ray east of v can cross it (or hold v).
-            let ray = rstar::AABB::from_corners([v.x, v.y], [s.max[0], v.y]);
-            for e in index.locate_in_envelope_intersecting(&ray) {
-                count(e.data as usize);
+            let above =
+                |p: Coord<f64>| p.y > v.y || (p.y == v.y && if moved { south } else { j > owner });
+            let (ca, da) = (above(c), above(d));
+            if ca == da {
+                return (false, on);
             }
-        } else {
-            for r in s.rings.clone() {
-                let ring = self.rings[r].clone();
-                for k in ring.start..ring.end - 1 {
-                    count(k);
+            let (lo, hi) = if ca { (d, c) } else { (c, d) };
+            // The horizontal ray to the east crosses the edge iff v is left of lo→hi;
+            // cross(hi − lo, ∓δ·ŷ) = ∓δ·(hi.x − lo.x) for v moved off it.
+            let left = if moved && on {
+                (hi.x - lo.x > 0.0) != south
+            } else {
+                orient(lo, hi, j, v, owner) > 0.0
+            };
+            (left, on)
+        };
+        let parity = |moved: bool| {
+            let (mut odd, mut on) = (false, false);
+            let mut count = |k: usize| {
+                let (x, o) = crosses(k, moved);
+                odd ^= x;
+                on |= o;
+            };
+            if let Some(Some(index)) = self.large.get(j) {
+                // Only edges whose boxes reach the ray east of v can cross it (or hold v).
+                let ray = rstar::AABB::from_corners([v.x, v.y], [s.max[0], v.y]);
+                for e in index.locate_in_envelope_intersecting(&ray) {
+                    count(e.data as usize);
+                }
+            } else {
+                for r in s.rings.clone() {
+                    let ring = self.rings[r].clone();
+                    for k in ring.start..ring.end - 1 {
+                        count(k);
+                    }
                 }
             }
-        }
-        if on {
-            moved
-        } else {
-            sos
+            (odd, on)
+        };
+        match parity(false) {
+            (_, true) => parity(true).0,
+            (odd, false) => odd,
         }
     }
 
@@ -1731,7 +1729,11 @@ fn orient(a: Coord<f64>, b: Coord<f64>, es: usize, p: Coord<f64>, ps: usize) -> 
     if a.x != b.x && p != a && p != b {
         let inside = (p.x - a.x) * (b.x - p.x) > 0.0;
         let poleward_is_left = (b.x > a.x) == (a.y + b.y > 0.0);
-        return if inside == poleward_is_left { -1.0 } else { 1.0 };
+        return if inside == poleward_is_left {
+            -1.0
+        } else {
+            1.0
+        };
     }
     // p + k(ε, ε²) with k = ps − es: cross(b − a, k(ε, ε²)) = k(ux·ε² − uy·ε).
     let k = if ps > es { 1.0 } else { -1.0 };
@@ -1776,21 +1778,23 @@ fn bows_matter(a: Coord<f64>, b: Coord<f64>) -> bool {
 /// them, which their parameters cannot tell. Cut where their geodesics cross they could be cut
 /// out of that order and leave a ring open, so such crossings, and their twins on the other
 /// edges, keep the chords' cut.
-fn chord_cuts_at_ties(lists: &mut [&mut Vec<Event>]) {
+fn chord_cuts_at_ties(lists: &mut [&mut Vec<Event>], edges: usize) {
     const TIE: f64 = 1e-9;
-    let moved: std::collections::HashSet<u32> = lists
-        .iter()
-        .flat_map(|l| l.iter())
-        .filter(|e| e.u != e.t)
-        .map(|e| e.edge)
-        .collect();
-    if moved.is_empty() {
+    // The edges with a moved cut (few: long edges), as a bitmap.
+    let mut moved = vec![0u64; edges.div_ceil(64)];
+    let mut any = false;
+    for e in lists.iter().flat_map(|l| l.iter()).filter(|e| e.u != e.t) {
+        moved[e.edge as usize / 64] |= 1 << (e.edge % 64);
+        any = true;
+    }
+    if !any {
         return;
     }
+    let is_moved = |edge: u32| moved[edge as usize / 64] & (1 << (edge % 64)) != 0;
     let mut on: Vec<(u32, f64, usize, usize)> = Vec::new();
     for (li, l) in lists.iter().enumerate() {
         for (k, e) in l.iter().enumerate() {
-            if moved.contains(&e.edge) {
+            if is_moved(e.edge) {
                 on.push((e.edge, e.t, li, k));
             }
         }
