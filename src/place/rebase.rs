@@ -16,6 +16,10 @@
 //!   each keeps its part inside the new town, and the new town's land outside the old one goes
 //!   to the village whose site is nearest (Voronoi cells of the sites). A village left with no
 //!   land fails the rebase (import the official villages too).
+//! - A town seat (`town_seats`, the town's `seat_lon`/`seat_lat`) or village point
+//!   (`village_points`, `point_lon`/`point_lat`) that its changed unit leaves outside moves to a
+//!   point inside the unit (its interior point, where the drawing anchors too), noted in
+//!   `seat_moved`/`point_moved` and in the point's `geometry_method`.
 //! - A plan feature is redrawn when it is approximate, has a `placement_recipe`, and one of its
 //!   units changed (for a farm blob in a town: also one of the town's villages). Features whose
 //!   geometry came from a source (no `approximate: true`) and features whose units did not
@@ -46,8 +50,8 @@ pub struct Moved {
     pub layer: String,
     pub id: String,
     pub name: String,
-    /// `replaced` (an official unit), `re-fitted` (a village of a changed town) or `redrawn`
-    /// (a plan feature).
+    /// `replaced` (an official unit), `re-fitted` (a village of a changed town), `moved` (a
+    /// town seat or village point its new unit left outside) or `redrawn` (a plan feature).
     pub what: &'static str,
     /// How far the centroid moved, metres (0 for points that did not move).
     pub shift_m: f64,
@@ -291,6 +295,63 @@ pub fn rebase(
     } else {
         for (code, f) in &new_units {
             villages.insert(code.clone(), f.clone());
+        }
+    }
+    // ---- seats and village points follow their units: one the new boundary leaves outside
+    // moves to a point inside (the same point the drawing anchors at)
+    for code in &changed {
+        let (units_layer, points_layer, keys) = match code.len() {
+            9 => ("towns", "town_seats", ("seat_lon", "seat_lat")),
+            12 => ("villages", "village_points", ("point_lon", "point_lat")),
+            _ => continue,
+        };
+        let unit = match code.len() {
+            9 => towns.get_mut(code),
+            _ => villages.get_mut(code),
+        };
+        let Some(unit) = unit else { continue };
+        let Some(mp) = unit.geometry.as_ref().and_then(polygons) else {
+            continue;
+        };
+        let Some((x, y)) = num_prop(unit, keys.0).zip(num_prop(unit, keys.1)) else {
+            continue;
+        };
+        if super::inside(Coord { x, y }, &mp) {
+            continue;
+        }
+        let Some(to) = mp.interior_point() else {
+            continue;
+        };
+        let note = format!(
+            "moved inside the official boundary (import --rebase): it lay outside at {x:.7}, {y:.7}"
+        );
+        unit.properties.insert(keys.0.into(), json!(to.x()));
+        unit.properties.insert(keys.1.into(), json!(to.y()));
+        unit.properties.insert(
+            format!("{}_moved", &keys.0[..keys.0.len() - 4]),
+            json!(note),
+        );
+        if let Some(written) = out
+            .iter_mut()
+            .find(|f| f.layer == units_layer && &f.id == code)
+        {
+            written.properties = unit.properties.clone();
+        }
+        if let Some(point) = current
+            .iter()
+            .find(|f| f.layer == points_layer && &f.id == code)
+        {
+            let mut moved_point = point.clone();
+            moved_point.geometry = Some(Geometry::Point(to));
+            let m = format!(
+                "{}; {note}",
+                str_prop(point, "geometry_method").unwrap_or("a point of the unit")
+            );
+            moved_point
+                .properties
+                .insert("geometry_method".into(), json!(m));
+            moved.push(describe(point, &moved_point, "moved"));
+            out.push(moved_point);
         }
     }
     let units = StoreUnits { towns, villages };

@@ -1885,8 +1885,49 @@ checked, word for word, against them (by the generator and by `tests/dataset.rs`
 - `line-in-unit`: roads, rivers, streets inside one unit: a bent line of the stated length
   (or a default), clipped to the unit.
 - `polygon-in-unit`: bases, parks, areas: a blob of the stated area (亩, 公顷) — or a default size
-  for the kind — around a seeded point in each named unit, clipped to it; a base that spans several
-  villages gets a piece in each. `geometry_area_mu` is the area drawn, `area_mu` the area stated.
+  for the kind — around a seeded point in each named unit, clipped to it. `geometry_area_mu` is the
+  area drawn, `area_mu` the area stated (`area_mu_note` says why a figure of the sentence is not
+  the thing's own, e.g. a district total). Farm, vegetable, forestry and land-consolidation blobs in
+  a town lie on its rural villages (村), not its urban communities (社区), unless the text names a
+  社区.
+  - a thing named in several places (towns or villages, one per phrase of the text) is spread over
+    all of them in proportion to their rural area (村 only for farm blobs; the unit's area
+    otherwise): `placement_recipe.spread: "by-area"`;
+  - one named site — a lake or reservoir, or a 小区, park or area named by one phrase that is read
+    as several units (开州城区 as its five streets, 港桥组团 as two towns) — is one polygon, centred
+    on the border its first two units share (so 芙蓉湖, named with 江口镇 and 石桥乡, lies across
+    their border) and clipped to them; it declares (`admin_codes`) only the units it reaches by the
+    membership rule: `placement_recipe.one_site: true`;
+  - sizes: the text's figure; else a known size (汉丰湖: about 15 km²); else the default for the
+    kind (`geometry_area_basis` says which).
+
+### Coarse placements
+
+Every placement coarser than the text is said so in `geometry_method` (a clause starting
+`coarse:`, or `unit-polygon`, or `… are unknown and not drawn`), and `yizhangtu check` lists them
+all under "coarse placements", with the features without geometry:
+
+- `unit-polygon`: a programme drawn as its whole unit (a unit-wide item: in the town, not in
+  each of its villages);
+- `coarse: spread over the N named units in proportion to their (rural) area`;
+- `coarse: where in them the site lies is not given, so it is declared in the units it reaches`;
+- `coarse: X placed by name only`: a place read as the unit it is named after (石桥湖水库 in 石桥乡,
+  代兴猪场 in 代兴村, 官桥·云村 in 关桥村), the text not saying which unit;
+- `units_unknown: {named, total, unknown, unit}`: the text counts more units than it names
+  (“仙女山街道、双河镇、接龙乡等10个乡镇”: 7 unknown; “20 个乡镇（街道）68 个行政村”: all 20).
+
+### Placement recipes and rebase
+
+Every approximate feature drawn inside named units carries `placement_recipe`: the rule (`unit`,
+`point`, `line-between`, `line-in-unit`, `blob`), the units by NBS code grouped as the text names
+them, the seed of its deterministic choices (`plan:catalog:name`), the local projection, the size
+(`area_m2` or `length_m`) and the options above (`rural`, `spread`, `one_site`). The drawing is in
+`src/place/` and is shared: `tools/datagen` draws the bundled features with it, and
+`yizhangtu import towns.shp --layer towns --replace --rebase` (or `--layer villages`) redraws, in
+one transaction, every approximate feature whose units changed against the official boundaries,
+re-fits the approximate villages of a changed town, moves a town seat or village point that its
+new unit leaves outside to a point inside (noted in `seat_moved` / `point_moved`), and reports
+what moved. Features whose geometry came from a source are never redrawn.
 
 Place names are resolved by the hierarchy (a village inside its town, a town inside the plan's
 district) and the alias table `aliases.json` (庙坪乡/庙垭乡, 双河乡/双河镇, 香障树/香树村, the
