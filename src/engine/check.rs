@@ -452,6 +452,41 @@ mod tests {
             .contains("500111999 does not exist"));
     }
 
+    fn rect(layer: &str, id: &str, x0: f64, x1: f64) -> Feature {
+        let r = Rect::new(coord! {x: x0, y: 29.0}, coord! {x: x1, y: 29.01});
+        let m = serde_json::json!({"admin_code": id, "name": id});
+        let serde_json::Value::Object(m) = m else {
+            panic!()
+        };
+        let mut f =
+            Feature::from_parts(layer, id.into(), m, Some(Geometry::Polygon(r.to_polygon())));
+        f.id = id.into();
+        f
+    }
+
+    #[test]
+    fn members_by_a_sliver_and_slivers_are_counted() {
+        // two towns side by side at 106.01°E; three blobs in the west one, reaching over the
+        // border by 10 m (a member, 11,000 m²), by 2 cm (a member by 21 m²: a sliver member)
+        // and by half a millimetre (0.5 m²: a sliver, not a member)
+        let engine = crate::engine::Engine::load(
+            vec![
+                (Layer::untitled("towns"), 1),
+                (Layer::untitled("projects"), 1),
+            ],
+            vec![
+                rect("towns", "500111100", 106.0, 106.01),
+                rect("towns", "500111101", 106.01, 106.02),
+                rect("projects", "a", 106.001, 106.01 + 1e-4),
+                rect("projects", "b", 106.001, 106.01 + 2e-7),
+                rect("projects", "c", 106.001, 106.01 + 5e-9),
+            ],
+        );
+        let report = check(&engine);
+        assert_eq!(report.units.sliver_members, 1);
+        assert_eq!(report.units.sliver_contacts, 1);
+    }
+
     #[test]
     fn units() {
         for k in [
