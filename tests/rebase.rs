@@ -282,6 +282,20 @@ async fn official_towns_replace_the_generated_ones_and_plan_features_follow() {
             continue;
         }
         names_moved += 1;
+        // a one-site polygon declares the units of its recipe it reaches
+        if f.properties["placement_recipe"]["one_site"] == true {
+            let declared: Vec<&str> = g.properties["admin_codes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(
+                !declared.is_empty() && declared.iter().all(|c| codes.iter().any(|r| r == c)),
+                "{}: {declared:?} not among {codes:?}",
+                f.id
+            );
+        }
         if g.geometry != f.geometry {
             redrawn += 1;
             assert!(

@@ -769,3 +769,122 @@ fn grow_to(u: &MultiPolygon, c: Coord, target: f64, seed: &str) -> MultiPolygon 
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::{coord, Rect};
+
+    /// Two towns side by side in metres round (106°E, 29°N): a 4 km × 4 km one to the west and
+    /// an 8 km × 4 km one to the east, seats at their centres.
+    struct TwoTowns;
+
+    impl TwoTowns {
+        fn rect(code: &str) -> Option<(Rect, Coord)> {
+            match code {
+                "500111100" => Some((
+                    Rect::new(coord! {x: -4000.0, y: 0.0}, coord! {x: 0.0, y: 4000.0}),
+                    coord! {x: -2000.0, y: 2000.0},
+                )),
+                "500111101" => Some((
+                    Rect::new(coord! {x: 0.0, y: 0.0}, coord! {x: 8000.0, y: 4000.0}),
+                    coord! {x: 4000.0, y: 2000.0},
+                )),
+                _ => None,
+            }
+        }
+    }
+
+    impl Units for TwoTowns {
+        fn unit(&self, code: &str, _proj: &Proj) -> Option<Unit> {
+            let (r, anchor) = Self::rect(code)?;
+            Some(Unit {
+                geom: MultiPolygon(vec![r.to_polygon()]),
+                anchor,
+            })
+        }
+        fn rural(&self, _code: &str, _proj: &Proj) -> Option<Unit> {
+            None
+        }
+        fn dissolve(&self, _codes: &[String]) -> Option<MultiPolygon> {
+            None
+        }
+    }
+
+    fn recipe(spread: Spread, one_site: bool) -> Recipe {
+        Recipe {
+            rule: Rule::Blob,
+            seed: "test".into(),
+            proj: [106.0, 29.0],
+            groups: ["500111100", "500111101"]
+                .iter()
+                .map(|c| Group {
+                    text: c.to_string(),
+                    codes: vec![c.to_string()],
+                })
+                .collect(),
+            area_m2: Some(3_000_000.0),
+            length_m: None,
+            rural: false,
+            spread,
+            one_site,
+        }
+    }
+
+    /// The drawn geometry back in the test's metres, and its part in each town.
+    fn parts(placed: &Placed) -> (MultiPolygon, f64, f64) {
+        let proj = Proj::new(106.0, 29.0);
+        let Geometry::MultiPolygon(m) = &placed.geometry else {
+            panic!("a blob is a MultiPolygon")
+        };
+        let m = proj.fwd_mp(m);
+        let area_in = |code: &str| {
+            let u = TwoTowns.unit(code, &proj).unwrap().geom;
+            m.intersection(&u).unsigned_area()
+        };
+        let (w, e) = (area_in("500111100"), area_in("500111101"));
+        (m, w, e)
+    }
+
+    #[test]
+    fn a_blob_over_two_towns_follows_their_areas() {
+        let placed = place(&recipe(Spread::ByArea, false), &TwoTowns).unwrap();
+        let (_, w, e) = parts(&placed);
+        // the east town is twice the west one: two thirds of the blob lie in it
+        assert!((e / (w + e) - 2.0 / 3.0).abs() < 0.01, "{w} {e}");
+        assert!(((w + e) - 3e6).abs() < 3e4);
+        // the old rule shares it equally
+        let placed = place(&recipe(Spread::Equal, false), &TwoTowns).unwrap();
+        let (_, w, e) = parts(&placed);
+        assert!((e / (w + e) - 0.5).abs() < 0.01, "{w} {e}");
+    }
+
+    #[test]
+    fn one_site_is_one_polygon_across_the_shared_border() {
+        let placed = place(&recipe(Spread::Equal, true), &TwoTowns).unwrap();
+        let (m, w, e) = parts(&placed);
+        assert_eq!(m.0.len(), 1, "one polygon");
+        assert!(((w + e) - 3e6).abs() < 3e4, "{}", w + e);
+        // centred on the border at the seats' height: about half in each town
+        assert!(w > 0.3 * (w + e) && e > 0.3 * (w + e), "{w} {e}");
+        assert_eq!(
+            placed.reached,
+            Some(vec!["500111100".to_string(), "500111101".to_string()])
+        );
+        // the same recipe draws the same polygon
+        let again = place(&recipe(Spread::Equal, true), &TwoTowns).unwrap();
+        assert_eq!(again.geometry, placed.geometry);
+    }
+
+    #[test]
+    fn recipes_without_the_new_options_read_as_before() {
+        let r: Recipe = serde_json::from_value(serde_json::json!({
+            "rule": "blob", "seed": "s", "proj": [106.0, 29.0],
+            "groups": [{"text": "a", "codes": ["500111100"]}], "area_m2": 1.0}))
+        .unwrap();
+        assert_eq!(r.spread, Spread::Equal);
+        assert!(!r.one_site);
+        let back = serde_json::to_value(&r).unwrap();
+        assert!(back.get("spread").is_none() && back.get("one_site").is_none());
+    }
+}

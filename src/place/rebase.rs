@@ -23,7 +23,8 @@
 //! - A plan feature is redrawn when it is approximate, has a `placement_recipe`, and one of its
 //!   units changed (for a farm blob in a town: also one of the town's villages). Features whose
 //!   geometry came from a source (no `approximate: true`) and features whose units did not
-//!   change keep their geometry exactly.
+//!   change keep their geometry exactly. A redrawn one-site polygon (a lake, a 小区) declares the
+//!   units it now reaches (`admin_codes`, `admin_names`, `admin_code`).
 
 use super::{place, Proj, Recipe, Rule, Unit, Units};
 use crate::model::Feature;
@@ -400,6 +401,10 @@ pub fn rebase(
             let mu = (a * 15.0 / 10000.0 * 10.0).round() / 10.0;
             g.properties.insert("geometry_area_mu".into(), json!(mu));
         }
+        // one site declares the units it reaches, which the new boundaries may change
+        if let Some(reached) = placed.reached.filter(|r| !r.is_empty()) {
+            declare(&mut g, &reached, &units);
+        }
         if g.geometry != f.geometry {
             moved.push(describe(f, &g, "redrawn"));
             out.push(g);
@@ -410,6 +415,34 @@ pub fn rebase(
         moved,
         kept_without_recipe,
     })
+}
+
+/// Sets a feature's `admin_codes`, `admin_names` and `admin_code` (the smallest unit holding
+/// them all: the one unit, their common town, else their district) to `codes`.
+fn declare(f: &mut Feature, codes: &[String], units: &StoreUnits) {
+    let name = |c: &str| -> String {
+        let own = units
+            .feature(c)
+            .and_then(|u| u.name.clone())
+            .unwrap_or_default();
+        match units.feature(&c[..c.len().min(9)]) {
+            Some(t) if c.len() == 12 => format!("{}{own}", t.name.as_deref().unwrap_or("")),
+            _ => own,
+        }
+    };
+    let mut codes = codes.to_vec();
+    codes.sort();
+    let towns: BTreeSet<&str> = codes.iter().map(|c| &c[..c.len().min(9)]).collect();
+    let code = match (codes.as_slice(), towns.len()) {
+        ([one], _) => one.clone(),
+        (_, 1) => towns.into_iter().next().unwrap_or_default().to_string(),
+        _ => codes[0][..6].to_string(),
+    };
+    let names: Vec<String> = codes.iter().map(|c| name(c)).collect();
+    f.properties.insert("admin_codes".into(), json!(codes));
+    f.properties.insert("admin_names".into(), json!(names));
+    f.properties.insert("admin_code".into(), json!(code));
+    f.admin_code = Some(code);
 }
 
 /// How far `after` moved from `before`.
@@ -628,5 +661,48 @@ impl Units for StoreUnits {
         }
         let first = parts.first()?.clone();
         Some(parts.iter().skip(1).fold(first, |acc, p| acc.union(p)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(layer: &str, code: &str, name: &str) -> (String, Feature) {
+        let m = json!({"name": name});
+        let Value::Object(m) = m else { unreachable!() };
+        let mut f = Feature::from_parts(layer, code.into(), m, None);
+        f.name = Some(name.into());
+        (code.to_string(), f)
+    }
+
+    #[test]
+    fn a_redrawn_site_declares_the_units_it_reaches() {
+        let units = StoreUnits {
+            towns: [
+                unit("towns", "500153103", "吴家镇"),
+                unit("towns", "500153104", "清流镇"),
+            ]
+            .into_iter()
+            .collect(),
+            villages: [unit("villages", "500153103200", "代兴村")]
+                .into_iter()
+                .collect(),
+        };
+        let mut f = Feature::from_parts("projects", "x".into(), Default::default(), None);
+        declare(&mut f, &["500153103200".to_string()], &units);
+        assert_eq!(f.properties["admin_names"], json!(["吴家镇代兴村"]));
+        assert_eq!(f.admin_code.as_deref(), Some("500153103200"));
+        declare(
+            &mut f,
+            &["500153104".to_string(), "500153103".to_string()],
+            &units,
+        );
+        assert_eq!(
+            f.properties["admin_codes"],
+            json!(["500153103", "500153104"])
+        );
+        assert_eq!(f.properties["admin_names"], json!(["吴家镇", "清流镇"]));
+        assert_eq!(f.properties["admin_code"], json!("500153"));
     }
 }
