@@ -1197,13 +1197,16 @@ impl PolygonSet {
         let (i, j) = (self.owner[e] as usize, self.owner[f] as usize);
         // The depth an event changes: pieces' or the area's.
         let unit = |shape: usize| if self.is_area[shape] { 2 } else { 1 };
-        let (oc, od) = (orient(a, b, i, c, j), orient(a, b, i, d, j));
+        let ((oc, c_on), (od, d_on)) = (
+            orient_noting_line(a, b, i, c, j),
+            orient_noting_line(a, b, i, d, j),
+        );
         if oc != od {
             let (oa, ob) = (orient(c, d, j, a, i), orient(c, d, j, b, i));
             if oa != ob {
                 // Each edge enters the other's shape when it passes from the other edge's right
                 // to its left (interiors lie left of their edges).
-                let along = collinear(a, b, c) && collinear(a, b, d);
+                let along = c_on && d_on;
                 let (te, tf) = if along {
                     // Along one line: at an end they share (the other ends lie on either side
                     // of it there), or else in the middle of the overlap, where their
@@ -1581,22 +1584,23 @@ impl PolygonSet {
         // v moved equatorward; and whether v lies on the edge's inside.
         let crosses = |k: usize, moved: bool| -> (bool, bool) {
             let (c, d) = (self.coords[k], self.coords[k + 1]);
-            let on = (c.y.min(d.y) <= v.y && v.y <= c.y.max(d.y)) && on_inside(c, d);
             let above =
                 |p: Coord<f64>| p.y > v.y || (p.y == v.y && if moved { south } else { j > owner });
             let (ca, da) = (above(c), above(d));
             if ca == da {
-                return (false, on);
+                // Not across the ray; but v may lie on it if it is level with v.
+                return (false, c.y == v.y && d.y == v.y && on_inside(c, d));
             }
             let (lo, hi) = if ca { (d, c) } else { (c, d) };
-            // The horizontal ray to the east crosses the edge iff v is left of lo→hi;
-            // cross(hi − lo, ∓δ·ŷ) = ∓δ·(hi.x − lo.x) for v moved off it.
-            let left = if moved && on {
-                (hi.x - lo.x > 0.0) != south
+            // The horizontal ray to the east crosses the edge iff v is left of lo→hi.
+            let (left, on_line) = orient_noting_line(lo, hi, j, v, owner);
+            let on = on_line && lo.x != hi.x && (v.x - lo.x) * (hi.x - v.x) > 0.0;
+            if moved && on {
+                // cross(hi − lo, ∓δ·ŷ) = ∓δ·(hi.x − lo.x)
+                ((hi.x - lo.x > 0.0) != south, on)
             } else {
-                orient(lo, hi, j, v, owner) > 0.0
-            };
-            (left, on)
+                (left > 0.0, on)
+            }
         };
         let parity = |moved: bool| {
             let (mut odd, mut on) = (false, false);
@@ -1715,14 +1719,30 @@ fn shoelace(pts: &[Coord<f64>]) -> f64 {
 /// a→b (of shape `es`), exact, with ties broken by moving shape k by k·(ε, ε²): positive when `p`
 /// lies to the left.
 fn orient(a: Coord<f64>, b: Coord<f64>, es: usize, p: Coord<f64>, ps: usize) -> f64 {
+    orient_noting_line(a, b, es, p, ps).0
+}
+
+/// [`orient`], and whether p lies exactly on the line through a and b.
+fn orient_noting_line(
+    a: Coord<f64>,
+    b: Coord<f64>,
+    es: usize,
+    p: Coord<f64>,
+    ps: usize,
+) -> (f64, bool) {
     let o = robust::orient2d(
         robust::Coord { x: a.x, y: a.y },
         robust::Coord { x: b.x, y: b.y },
         robust::Coord { x: p.x, y: p.y },
     );
     if o != 0.0 {
-        return o.signum();
+        return (o.signum(), false);
     }
+    (orient_on_line(a, b, es, p, ps), true)
+}
+
+/// [`orient`] for p on the line through a and b.
+fn orient_on_line(a: Coord<f64>, b: Coord<f64>, es: usize, p: Coord<f64>, ps: usize) -> f64 {
     // On the chord's line, p is equatorward of the edge's geodesic between its ends and
     // poleward of it beyond them (the geodesic bows poleward of the straight lon/lat line and
     // meets it at the ends): a fact, not a tie, unless p is an end or the edge a meridian.
