@@ -80,6 +80,11 @@ async fn fresh_database(base: &str, name: &str) -> String {
     format!("{server}/{name}")
 }
 
+async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    let r = client.get(url).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -185,10 +190,12 @@ async fn throughput(base_url: &str, secs: f64) {
     drop(primary);
 }
 
-/// Edits through the primary at `rate`/s for `secs` seconds while a poller per replica reads
-/// the edited feature back; the lag of an edit is from its PATCH's answer to the first read of a
-/// replica that shows it (or a later edit).
+/// Edits through the primary at `rate`/s for `secs` seconds, by `WRITERS` writers each editing a
+/// town of its own in turn (one PATCH at a time each), while a poller per replica reads the
+/// edited towns back; the lag of an edit is from its PATCH's answer to the first read of a
+/// replica that shows it (or a later edit of the same town).
 async fn lag(base_url: &str, rate: f64, secs: f64) {
+    const WRITERS: usize = 8;
     let db = fresh_database(base_url, "bench_lag").await;
     let primary = tokio::task::spawn_blocking({
         let db = db.clone();
@@ -205,58 +212,98 @@ async fn lag(base_url: &str, rate: f64, secs: f64) {
     let replicas: Vec<Server> = (0..2)
         .map(|_| serve(&db, &["--replica", "--no-seed"]))
         .collect();
-    let path = "/collections/towns/items/500111100";
-    let start = Instant::now();
-    let n = (rate * secs) as usize;
-    // For every edit k (1..=n), when its PATCH answered, in seconds since `start`.
-    let committed: Arc<parking_lot::Mutex<Vec<f64>>> = Arc::default();
-    let seen: Vec<Arc<parking_lot::Mutex<Vec<f64>>>> = replicas
+    let client = reqwest::Client::new();
+    let page = get_json(
+        &client,
+        &format!("{}/collections/towns/items?limit={WRITERS}", primary.1),
+    )
+    .await;
+    let paths: Vec<String> = page["features"]
+        .as_array()
+        .unwrap()
         .iter()
-        .map(|_| Arc::new(parking_lot::Mutex::new(vec![f64::NAN; n + 1])))
+        .map(|f| format!("/collections/towns/items/{}", f["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(paths.len(), WRITERS);
+    let start = Instant::now();
+    let per_writer = (rate * secs) as usize / WRITERS;
+    // seen[replica][writer][k]: when that replica first showed edit k of that writer's town.
+    type Times = Arc<parking_lot::Mutex<Vec<Vec<f64>>>>;
+    let seen: Vec<Times> = replicas
+        .iter()
+        .map(|_| {
+            Arc::new(parking_lot::Mutex::new(vec![
+                vec![f64::NAN; per_writer + 1];
+                WRITERS
+            ]))
+        })
         .collect();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut pollers = Vec::new();
     for (r, seen) in replicas.iter().zip(&seen) {
-        let (url, seen, done) = (
-            format!("{}{path}", r.1),
+        let (base, seen, done, paths) = (
+            r.1.clone(),
             Arc::clone(seen),
             Arc::clone(&done),
+            paths.clone(),
         );
         pollers.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
-            let mut best = 0usize;
+            let mut best = [0usize; WRITERS];
             while !done.load(Ordering::Relaxed) {
-                let v: serde_json::Value =
-                    client.get(&url).send().await.unwrap().json().await.unwrap();
-                let k = v["properties"]["bench_n"].as_u64().unwrap_or(0) as usize;
-                let now = start.elapsed().as_secs_f64();
-                {
-                    let mut s = seen.lock();
-                    for slot in s.iter_mut().take(k.min(n) + 1).skip(best + 1) {
-                        *slot = now;
+                for (w, path) in paths.iter().enumerate() {
+                    let v = get_json(&client, &format!("{base}{path}")).await;
+                    let k = v["properties"]["bench_n"].as_u64().unwrap_or(0) as usize;
+                    let now = start.elapsed().as_secs_f64();
+                    {
+                        let mut s = seen.lock();
+                        for slot in s[w]
+                            .iter_mut()
+                            .take(k.min(per_writer) + 1)
+                            .skip(best[w] + 1)
+                        {
+                            *slot = now;
+                        }
                     }
+                    best[w] = best[w].max(k);
                 }
-                best = best.max(k);
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }));
     }
-    let client = reqwest::Client::new();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for k in 1..=n {
-        tick.tick().await;
-        let r = client
-            .patch(format!("{}{path}", primary.1))
-            .bearer_auth(&token)
-            .header("if-match", "*")
-            .header("content-type", "application/merge-patch+json")
-            .body(format!("{{\"properties\": {{\"bench_n\": {k}}}}}"))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-        committed.lock().push(start.elapsed().as_secs_f64());
+    let mut writers = Vec::new();
+    for (w, path) in paths.iter().enumerate() {
+        let (client, url, token) = (
+            client.clone(),
+            format!("{}{path}", primary.1),
+            token.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            // Staggered so that the writers' edits spread evenly over each period.
+            tokio::time::sleep(Duration::from_secs_f64(w as f64 / rate)).await;
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(WRITERS as f64 / rate));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut committed = Vec::with_capacity(per_writer);
+            for k in 1..=per_writer {
+                tick.tick().await;
+                let r = client
+                    .patch(&url)
+                    .bearer_auth(&token)
+                    .header("if-match", "*")
+                    .header("content-type", "application/merge-patch+json")
+                    .body(format!("{{\"properties\": {{\"bench_n\": {k}}}}}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.status());
+                committed.push(start.elapsed().as_secs_f64());
+            }
+            committed
+        }));
+    }
+    let mut committed = Vec::new();
+    for w in writers {
+        committed.push(w.await.unwrap());
     }
     let wrote = start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -264,24 +311,26 @@ async fn lag(base_url: &str, rate: f64, secs: f64) {
     for p in pollers {
         p.await.unwrap();
     }
-    let committed = committed.lock().clone();
     let mut lags = Vec::new();
     let mut missing = 0;
     for s in &seen {
         let s = s.lock();
-        for (k, at) in committed.iter().enumerate() {
-            let t = s[k + 1];
-            if t.is_nan() {
-                missing += 1;
-            } else {
-                lags.push(((t - at) * 1000.0).max(0.0));
+        for (w, times) in committed.iter().enumerate() {
+            for (k, at) in times.iter().enumerate() {
+                let t = s[w][k + 1];
+                if t.is_nan() {
+                    missing += 1;
+                } else {
+                    lags.push(((t - at) * 1000.0).max(0.0));
+                }
             }
         }
     }
     lags.sort_by(f64::total_cmp);
+    let n = per_writer * WRITERS;
     println!(
-        "replication lag: {n} edits in {wrote:.1} s ({:.0} edits/s) through the primary, 2 replicas: \
-         p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} edit×replica pairs never seen)",
+        "replication lag: {n} edits in {wrote:.1} s ({:.0} edits/s, {WRITERS} writers) through the \
+         primary, 2 replicas: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} edit×replica pairs never seen)",
         n as f64 / wrote,
         percentile(&lags, 0.5),
         percentile(&lags, 0.99),
