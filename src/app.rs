@@ -163,7 +163,16 @@ impl App {
                 return Err(e.into());
             }
         };
-        let updates: Vec<LayerUpdate> = set
+        let gone = if set.complete {
+            tracing::warn!(
+                applied = from,
+                "the change log was pruned past this process's position; reloading every layer"
+            );
+            gone_layers(&self.engine, &set.layers)
+        } else {
+            Vec::new()
+        };
+        let mut updates: Vec<LayerUpdate> = set
             .layers
             .into_iter()
             .map(|c| match (c.current, c.features) {
@@ -183,6 +192,7 @@ impl App {
                 }
             })
             .collect();
+        updates.extend(gone);
         let stats = &self.follow_stats;
         for u in &updates {
             let counter = match u {
@@ -225,6 +235,16 @@ impl App {
             }
         })
     }
+}
+
+/// The engine's layers that a complete change set (every layer of the database) lacks.
+fn gone_layers(engine: &Engine, present: &[crate::store::LayerChanges]) -> Vec<LayerUpdate> {
+    engine
+        .layer_ids()
+        .into_iter()
+        .filter(|id| !present.iter().any(|c| &c.layer == id))
+        .map(LayerUpdate::Remove)
+        .collect()
 }
 
 /// Loads every stored feature into a new engine: the store reads rows while the engine checks

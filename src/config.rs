@@ -49,6 +49,19 @@ pub enum Command {
     /// Copy a SQLite database into an empty PostgreSQL one (all tables, one transaction,
     /// row counts checked).
     Migrate(MigrateArgs),
+    /// Delete all but the newest change-log rows (history and audit keep every edit); a server
+    /// whose position was pruned away reloads every layer.
+    PruneChanges(PruneChangesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneChangesArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// How many of the newest change-log rows to keep (at least 1). Keep more than the most
+    /// edits any running server can be behind by (`/readyz`'s lag); one behind reloads.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: u64,
 }
 
 #[derive(Debug, Clone, Args)]

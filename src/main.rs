@@ -47,6 +47,7 @@ async fn main() -> ExitCode {
         Command::Token(args) => token(args.command).await,
         Command::Audit(args) => audit(args.command).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::PruneChanges(args) => prune_changes(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -642,6 +643,16 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+async fn prune_changes(args: yizhangtu::config::PruneChangesArgs) -> anyhow::Result<()> {
+    let store = Store::open(&args.db.db).await?;
+    let p = store.prune_changes(args.keep, &Actor::cli(None)).await?;
+    println!(
+        "deleted {} change-log rows; the log now starts after {} (newest {})",
+        p.deleted, p.pruned_upto, p.newest
+    );
+    Ok(())
 }
 
 async fn migrate(args: yizhangtu::config::MigrateArgs) -> anyhow::Result<()> {

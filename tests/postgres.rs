@@ -6,32 +6,12 @@
 
 mod common;
 
+use common::pg::{eventually, pg_server, serve_process, Cluster};
 use common::{fresh_pg_database, missing_tool, start_at, user_token, TestServer};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, Row};
 use std::time::{Duration, Instant};
 use yizhangtu::config::HttpSettings;
-
-/// The PostgreSQL server to test against, or `None` after [`missing_tool`] allowed a skip.
-fn pg_server() -> Option<String> {
-    if let Some(url) = common::test_pg() {
-        return Some(url);
-    }
-    let out = std::process::Command::new(common::repo().join("tools/pg-test-server.sh"))
-        .arg("url")
-        .arg(common::repo().join("target/pg-test"))
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).trim().to_string()),
-        _ => {
-            missing_tool(
-                "a PostgreSQL server with PostGIS (set YIZHANGTU_TEST_PG=postgres://…, or run \
-                 tools/pg-test-server.sh start)",
-            );
-            None
-        }
-    }
-}
 
 /// A seeded server on a new database of `server`.
 async fn pg_test_server(server: &str) -> TestServer {
@@ -281,18 +261,6 @@ async fn a_user_who_cannot_create_postgis_is_told_how() {
     common::drop_pg_database(&db);
 }
 
-/// Waits (at most a generous minute: this is no speed test) until `path` on `s` satisfies `ok`.
-async fn eventually(s: &TestServer, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let v = s.json(path).await;
-        if ok(&v) || start.elapsed() > Duration::from_secs(60) {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn an_edit_through_one_process_shows_on_another() {
     let Some(server) = pg_server() else { return };
@@ -423,43 +391,6 @@ async fn migrate_copies_every_table_of_a_sqlite_database() {
     assert!(err.contains("needs an empty one"), "{err}");
 }
 
-/// A `yizhangtu serve` process, killed when dropped.
-struct Process(std::process::Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `yizhangtu serve ARGS --listen 127.0.0.1:0`; returns it and its base URL.
-fn serve_process(args: &[&str]) -> (Process, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_yizhangtu"))
-        .arg("serve")
-        .args(args)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("YIZHANGTU_NO_NPM", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start yizhangtu serve");
-    let stdout = child.stdout.take().unwrap();
-    let process = Process(child);
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(at) = line.find(" at http://") {
-            let url = line[at + 4..].trim_end_matches('/').to_string();
-            // Keep reading: a closed pipe would end the process at its next line.
-            std::thread::spawn(move || lines.for_each(drop));
-            return (process, url);
-        }
-    }
-    panic!("serve {args:?} ended without saying where it listens");
-}
-
 #[tokio::test]
 async fn replicas_follow_and_their_writes_go_to_the_database() {
     let Some(server) = pg_server() else { return };
@@ -522,52 +453,22 @@ async fn replicas_follow_and_their_writes_go_to_the_database() {
 #[tokio::test]
 async fn a_server_keeps_serving_through_a_database_restart_and_catches_up() {
     // Its own cluster, since this one is stopped and started again.
-    if pg_server().is_none() {
+    let Some(cluster) = Cluster::start() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = common::repo().join("tools/pg-test-server.sh");
-    let cluster = |cmd: &str| {
-        let out = std::process::Command::new(&script)
-            .args([cmd, dir.path().to_str().unwrap()])
-            .env("PGTEST_PORT", port.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg-test-server.sh {cmd}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    let url = cluster("start");
-    // Stops the cluster however the test ends.
-    struct Stop(std::path::PathBuf, std::path::PathBuf);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(&self.0)
-                .arg("stop")
-                .arg(&self.1)
-                .output();
-        }
-    }
-    let _stop = Stop(script.clone(), dir.path().to_path_buf());
+    let url = cluster.url.clone();
     let s = pg_test_server(&url).await;
     let path = "/collections/towns/items/500111100";
-    cluster("stop");
+    cluster.run("stop");
     // The engine still answers reads with what it has.
     assert_eq!(s.json(path).await["properties"]["name"], "龙水镇");
     assert_eq!(
         s.json("/collections/towns/items?limit=1").await["numberMatched"],
         137
     );
-    cluster("start");
+    cluster.run("start");
     // Another process writes after the restart; the server reconnects and catches up.
+    let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("one.geojson");
     std::fs::write(
         &file,

@@ -40,6 +40,22 @@ What it does:
    edges, the chord-cut and geodesic-cut pictures differ on slivers), any share exceeds 1, a
    district's answer is smaller than that of its polygon drawn, or any request failed.
 
+6. The spatial shortcuts of `GET /collections/{id}/items`, every non-admin layer: `within=CODE` for
+   every district and town against the features whose part outside the unit is at most 1e-6 of
+   them (ST_Difference; ST_CoveredBy for points), as yizhangtu's `within` keeps features with a
+   share inside of at least 1 - 1e-6; `intersects=WKT` for each drawn polygon against
+   ST_Intersects; `near=lon,lat&distance=D` for --near random points (D log-uniform, 50 m..5 km)
+   against ST_DWithin(geography) (spheroid), and each answer's `distance_m` against
+   ST_Distance(geography). The same ids, except features PostGIS itself puts on the edge: outside
+   share between 1e-7 and 1e-5, a point within 1e-8 degrees of the unit's boundary, a feature only
+   touching the drawn polygon, or a distance within 1e-3 relative / 0.5 m of D; those are counted
+   and listed. Exit status 1 on any other difference.
+
+With --own-tables the server runs on PostgreSQL (`serve --db postgres://…`) and DSN names that
+same database: PostGIS reads the server's own `features` rows (its `geom` column, SRID 4490 taken
+as lon/lat on WGS84 like yizhangtu's areas) instead of features loaded over HTTP; the layers the
+server lists must be the database's layers, with the same feature counts.
+
     --units CODE,...   only these districts/towns (--units NONE: drawn polygons only)
     --drawn N --seed S how many drawn polygons, and their random seed
     --json FILE        every comparison, for a closer look
@@ -102,18 +118,7 @@ def collections(base):
 
 
 def all_features(base, layer):
-    url = f"{base}/collections/{urllib.parse.quote(layer)}/items?limit=10000&f=json"
-    out, matched = [], None
-    while url:
-        status, doc = http_json(url)
-        if status != 200:
-            raise RuntimeError(f"{url}: HTTP {status} {doc}")
-        out.extend(doc["features"])
-        matched = doc.get("numberMatched", matched)
-        url = next((l["href"] for l in doc.get("links", []) if l.get("rel") == "next"), None)
-    if matched is not None and matched != len(out):
-        raise RuntimeError(f"{layer}: numberMatched {matched} but {len(out)} features read")
-    return out
+    return all_features_at(f"{base}/collections/{urllib.parse.quote(layer)}/items?limit=10000&f=json", layer)
 
 
 # ---------------------------------------------------------------- WKB (exact doubles)
@@ -203,14 +208,28 @@ def densify(g, step_m, cache):
 # ---------------------------------------------------------------- loading
 
 
-def load(base, conn, layers, step_m):
+def own_features(conn, layer):
+    """The features of `layer` as the server's own PostgreSQL tables hold them, shaped as the
+    HTTP loader's GeoJSON features (admin_code and name are columns there, properties here)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, admin_code, name, properties, ST_AsGeoJSON(geom, 17) FROM public.features "
+                    "WHERE layer = %s ORDER BY pos", (layer,))
+        out = []
+        for fid, code, name, props, gj in cur.fetchall():
+            props = json.loads(props or "{}")
+            props.update({k: v for k, v in (("admin_code", code), ("name", name)) if v is not None})
+            out.append({"id": fid, "properties": props, "geometry": None if gj is None else json.loads(gj)})
+        return out
+
+
+def load(base, conn, layers, step_m, own=False):
     with conn.cursor() as cur:
         cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
         cur.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         cur.execute(f"CREATE SCHEMA {SCHEMA}")
         counts, loaded = {}, {}
         for layer in layers:
-            feats = all_features(base, layer)
+            feats = own_features(conn, layer) if own else all_features(base, layer)
             t = f'{SCHEMA}."{layer}"'
             cur.execute(f"CREATE TABLE {t} (fid text PRIMARY KEY, props jsonb, geom geometry(Geometry, 4326), "
                         f"geom_g geometry(MultiPolygon, 4326))")
@@ -219,9 +238,14 @@ def load(base, conn, layers, step_m):
                 for f in feats:
                     g = f.get("geometry")
                     gw = None if g is None else ewkb(g).hex()
+                    if own and g is not None:
+                        gw = None  # the stored geometry itself, copied below
                     dense = densify(g, step_m, cache) if (g is not None and step_m) else None
                     dw = None if dense is None else ewkb(dense).hex()
                     cp.write_row((str(f["id"]), json.dumps(f.get("properties") or {}), gw, dw))
+            if own:
+                cur.execute(f"UPDATE {t} o SET geom = ST_SetSRID(f.geom, 4326) FROM public.features f "
+                            f"WHERE f.layer = %s AND f.id = o.fid", (layer,))
             cur.execute(f"CREATE INDEX ON {t} USING gist (geom)")
             cur.execute(f"ANALYZE {t}")
             cur.execute(f"SELECT count(*) FILTER (WHERE geom IS NOT NULL AND NOT ST_IsValid(geom)) FROM {t}")
@@ -320,6 +344,162 @@ def drawn_polygons(rng, boxes, count):
     return out
 
 
+# ---------------------------------------------------------------- items: within, intersects, near
+
+
+def item_ids(base, layer, params):
+    """{id: properties} of every feature `GET /collections/{layer}/items?params` answers (paged)."""
+    q = urllib.parse.urlencode({**params, "limit": 10000, "f": "json"})
+    return {str(f["id"]): f.get("properties") or {}
+            for f in all_features_at(f"{base}/collections/{urllib.parse.quote(layer)}/items?{q}", layer)}
+
+
+def all_features_at(url, layer):
+    out, matched = [], None
+    while url:
+        status, doc = http_json(url)
+        if status != 200:
+            raise RuntimeError(f"{url}: HTTP {status} {str(doc)[:300]}")
+        out.extend(doc["features"])
+        matched = doc.get("numberMatched", matched)
+        url = next((l["href"] for l in doc.get("links", []) if l.get("rel") == "next"), None)
+    if matched is not None and matched != len(out):
+        raise RuntimeError(f"{layer}: numberMatched {matched} but {len(out)} features read")
+    return out
+
+
+WITHIN_SQL = """
+WITH a AS (SELECT %(unit)s::geometry AS u)
+SELECT f.fid,
+       CASE WHEN ST_Dimension(f.geom) = 2
+                 THEN ST_Area(ST_Difference(f.geom, a.u)) / NULLIF(ST_Area(f.geom), 0)
+            WHEN ST_Dimension(f.geom) = 1
+                 THEN ST_Length(ST_Difference(f.geom, a.u)) / NULLIF(ST_Length(f.geom), 0)
+            ELSE CASE WHEN ST_CoveredBy(f.geom, a.u) THEN 0 ELSE 1 END END,
+       ST_Dimension(f.geom) = 0 AND ST_Distance(f.geom, ST_Boundary(a.u)) < 1e-8
+FROM a JOIN {table} f ON ST_Intersects(f.geom, a.u)
+"""
+
+INTERSECTS_SQL = """
+WITH a AS (SELECT %(unit)s::geometry AS u)
+SELECT f.fid, ST_Intersects(f.geom, a.u), ST_Intersects(f.geom, a.u) AND NOT ST_Intersects(f.geom, ST_Buffer(a.u, -1e-9)),
+       ST_Distance(f.geom, a.u)
+FROM a JOIN {table} f ON ST_DWithin(f.geom, a.u, 1e-7)
+"""
+
+NEAR_SQL = """
+WITH a AS (SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 4326)::geography AS p)
+SELECT f.fid, ST_Distance(f.geom::geography, a.p)
+FROM a JOIN {table} f ON ST_DWithin(f.geom::geography, a.p, %(d)s * 1.01 + 1)
+"""
+
+
+def postgis_rows(conn, sql, layer, params):
+    with conn.cursor() as cur:
+        try:
+            cur.execute(sql.format(table=f'{SCHEMA}."{layer}"'), params)
+            return cur.fetchall()
+        except psycopg.Error as e:
+            conn.rollback()
+            raise RuntimeError(f"PostGIS: {str(e).splitlines()[0]}") from e
+
+
+def compare_ids(ours, expected, edge):
+    """Ids ours has that PostGIS does not (`extra`), and the reverse (`missing`), leaving out
+    those PostGIS puts on the edge (returned as `edge_diff`)."""
+    extra = set(ours) - expected
+    missing = expected - set(ours)
+    edge_diff = sorted((extra | missing) & edge)
+    return sorted(extra - edge), sorted(missing - edge), edge_diff
+
+
+def near_points(rng, boxes, count):
+    out = []
+    for _ in range(count):
+        x0, y0, x1, y1 = rng.choice(boxes)
+        d = math.exp(rng.uniform(math.log(50.0), math.log(5000.0)))
+        out.append((rng.uniform(x0, x1), rng.uniform(y0, y1), round(d, 1)))
+    return out
+
+
+def check_items(base, conn, units, drawn, points, layers, jobs):
+    """`within`, `intersects` and `near` answers against PostGIS; returns (results, problems)."""
+    def wkt(poly):
+        return "POLYGON((" + ",".join(f"{c[0]!r} {c[1]!r}" for c in poly["coordinates"][0]) + "))"
+
+    tasks = []
+    for u in units:
+        kind, key, label, _skip, ghex, _ = u
+        for l in layers:
+            if kind == "area":
+                tasks.append(("within", label, l, {"within": key}, WITHIN_SQL, {"unit": ghex}))
+            else:
+                tasks.append(("intersects", label, l, {"intersects": wkt(drawn[key])}, INTERSECTS_SQL, {"unit": ghex}))
+    for i, (x, y, d) in enumerate(points):
+        for l in layers:
+            tasks.append(("near", f"near#{i} {x:.5f},{y:.5f} {d} m", l, {"near": f"{x!r},{y!r}", "distance": d},
+                          NEAR_SQL, {"x": x, "y": y, "d": d}))
+    results, problems = [], []
+    with cf.ThreadPoolExecutor(jobs) as pool:
+        futures = {pool.submit(item_ids, base, t[2], t[3]): t for t in tasks}
+        for fut in futures:
+            what, label, layer, params, sql, pgp = futures[fut]
+            try:
+                ours = fut.result()
+                rows = postgis_rows(conn, sql, layer, pgp)
+            except Exception as e:  # noqa: BLE001 - report, do not stop
+                problems.append(f"{what} {label} {layer}: {e}")
+                continue
+            rec = {"what": what, "unit": label, "layer": layer, "n_ours": len(ours)}
+            if what == "within":
+                expected = {fid for fid, out, _ in rows if out is not None and out <= 1e-6}
+                edge = {fid for fid, out, on_edge in rows if on_edge or (out is not None and 1e-7 < out < 1e-5)}
+            elif what == "intersects":
+                expected = {fid for fid, hit, _, _ in rows if hit}
+                edge = {fid for fid, hit, touch, dist in rows if touch or (not hit and dist < 1e-9)}
+            else:
+                d = params["distance"]
+                dist = {fid: m for fid, m in rows}
+                expected = {fid for fid, m in dist.items() if m <= d}
+                edge = {fid for fid, m in dist.items() if abs(m - d) <= max(1e-3 * d, 0.5)}
+                devs = [abs(float(p["distance_m"]) - dist[fid]) for fid, p in ours.items()
+                        if fid in dist and p.get("distance_m") is not None]
+                rec["distance_dev_m"] = max(devs, default=0.0)
+                rec["distance_dev_rel"] = max((dv / max(dist[fid], 1.0) for dv, fid in
+                                               zip(devs, [f for f, p in ours.items() if f in dist and p.get("distance_m") is not None])),
+                                              default=0.0)
+            rec["n_postgis"] = len(expected)
+            rec["extra"], rec["missing"], rec["edge"] = compare_ids(ours, expected, edge)
+            results.append(rec)
+    return results, problems
+
+
+def report_items(results, problems):
+    """Prints the item comparisons; returns the failing ones."""
+    failing = [r for r in results if r["extra"] or r["missing"]]
+    print()
+    for what in ("within", "intersects", "near"):
+        rs = [r for r in results if r["what"] == what]
+        if not rs:
+            continue
+        print(f"items?{what}: {len(rs)} comparisons, {sum(r['n_ours'] for r in rs)} ids answered, "
+              f"{sum(r['n_postgis'] for r in rs)} by PostGIS; same ids {sum(not (r['extra'] or r['missing']) for r in rs)}, "
+              f"different {sum(bool(r['extra'] or r['missing']) for r in rs)}; "
+              f"features PostGIS puts on the edge that differ: {sum(len(r['edge']) for r in rs)}")
+        if what == "near":
+            print(f"  distance_m vs ST_Distance(geography): max {max(r['distance_dev_m'] for r in rs):.3g} m, "
+                  f"max relative {max(r['distance_dev_rel'] for r in rs):.2g}")
+    for r in failing[:20]:
+        print(f"  DIFFERENT {r['what']} {r['unit']} {r['layer']}: only ours {r['extra'][:5]}, only PostGIS {r['missing'][:5]}")
+    for r in [r for r in results if r["edge"]][:10]:
+        print(f"  edge {r['what']} {r['unit']} {r['layer']}: {r['edge'][:5]}")
+    if problems:
+        print(f"items not compared ({len(problems)}):")
+        for p in problems[:20]:
+            print("  " + p)
+    return failing
+
+
 # ---------------------------------------------------------------- comparison
 
 
@@ -355,6 +535,10 @@ def main():
     ap.add_argument("--densify-m", type=float, default=100.0,
                     help="also compare with PostGIS on rings densified along geodesics to this segment "
                          "length in metres (0: off; default 100)")
+    ap.add_argument("--near", type=int, default=50, help="random points for the near= comparison (default 50)")
+    ap.add_argument("--no-items", action="store_true", help="leave out the within/intersects/near comparison")
+    ap.add_argument("--own-tables", action="store_true",
+                    help="the server runs on the PostgreSQL database DSN names: compare with its own rows")
     ap.add_argument("--json", help="write every comparison to this JSON file")
     ap.add_argument("--fail-rel", type=float, default=1e-5,
                     help="exit 1 for an answer outside PostGIS's envelope by more than this share of it (default 1e-5)")
@@ -369,7 +553,20 @@ def main():
     if args.densify_m and Geodesic is None:
         print("geographiclib is not installed (pip install geographiclib): no densified comparison")
         args.densify_m = 0
-    counts, loaded = load(base, conn, all_layers, args.densify_m)
+    if args.own_tables:
+        with conn.cursor() as cur:
+            cur.execute("SELECT l.id, (SELECT count(*) FROM public.features f WHERE f.layer = l.id) "
+                        "FROM public.layers l ORDER BY l.id")
+            in_db = dict(cur.fetchall())
+        if sorted(in_db) != sorted(all_layers):
+            sys.exit(f"the server lists layers {sorted(all_layers)} but its database has {sorted(in_db)}")
+    counts, loaded = load(base, conn, all_layers, args.densify_m, own=args.own_tables)
+    if args.own_tables:
+        served = {l: http_json(f"{base}/collections/{urllib.parse.quote(l)}/items?limit=1&f=json")[1]["numberMatched"]
+                  for l in all_layers}
+        if served != in_db:
+            sys.exit(f"feature counts served {served} differ from the database's {in_db}")
+        print(f"the server's own tables: {len(in_db)} layers, {sum(in_db.values())} features, as served")
     print(f"loaded {len(all_layers)} layers, {sum(c for c, _ in counts.values())} features "
           f"({sum(i for _, i in counts.values())} with invalid geometry: "
           f"{ {k: i for k, (c, i) in counts.items() if i} })")
@@ -543,9 +740,17 @@ def main():
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"results": results, "problems": problems, "drawn": drawn}, fh, ensure_ascii=False, indent=1)
+    item_failing, item_problems = [], []
+    if not args.no_items:
+        points = near_points(random.Random(args.seed + 1), boxes, args.near)
+        item_results, item_problems = check_items(base, conn, units, drawn, points, layers, args.jobs)
+        item_failing = report_items(item_results, item_problems)
+        if args.json:
+            with open(args.json + ".items.json", "w") as fh:
+                json.dump(item_results, fh, ensure_ascii=False, indent=1)
     print(f"\n{time.time() - t0:.0f} s")
     conn.close()
-    sys.exit(1 if failing or over or problems or shrunk else 0)
+    sys.exit(1 if failing or over or problems or shrunk or item_failing or item_problems else 0)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,12 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "changes_pruned",
+        order: "id",
+        identity: false,
+        columns: &[("id", Int), ("pruned_upto", Int), ("at", Text)],
+    },
+    Table {
         name: "users",
         order: "id",
         identity: true,

@@ -15,6 +15,7 @@ macro_rules! sqlite_or_pg {
 }
 
 mod accounts;
+mod changelog;
 mod history;
 mod indicators;
 mod migrate;
@@ -23,6 +24,7 @@ mod rows;
 mod sqlite;
 
 pub use accounts::{chain_hash, AuditEntry, AuditFilter, AuditRow, BrokenRow, UserRow, GENESIS};
+pub use changelog::Pruned;
 pub use history::{format_precise, parse_instant, precise_now, Actor, EditError, HistoryEntry};
 pub use migrate::MigrateError;
 pub use sqlite::{

@@ -192,6 +192,47 @@ impl PgStore {
         decode_rows(sqlx::query(&sql).fetch(&self.pool)).await
     }
 
+    /// [`super::Store::prune_changes`] on PostgreSQL.
+    pub(super) async fn prune_changes(
+        &self,
+        keep: u64,
+        actor: &Actor,
+    ) -> Result<super::changelog::Pruned, StoreError> {
+        let mut tx = self.write().await?;
+        let newest: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM changes")
+            .fetch_one(&mut *tx)
+            .await?;
+        let before = pg_pruned_upto(&mut tx).await?;
+        let upto = super::changelog::prune_point(newest, keep);
+        let mut deleted = 0;
+        if upto > before {
+            deleted = sqlx::query("DELETE FROM changes WHERE seq <= $1")
+                .bind(upto)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query(
+                "INSERT INTO changes_pruned (id, pruned_upto, at) VALUES (1, $1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET pruned_upto = $1, at = $2",
+            )
+            .bind(upto)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+            append_audit(
+                &mut tx,
+                &super::changelog::prune_audit(actor, upto, deleted),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(super::changelog::Pruned {
+            deleted,
+            pruned_upto: upto.max(before),
+            newest,
+        })
+    }
+
     pub(super) async fn last_change(&self) -> Result<i64, StoreError> {
         let n: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM changes")
             .fetch_one(&self.pool)
@@ -293,19 +334,23 @@ impl PgStore {
         if upto <= after {
             return Ok(None);
         }
-        let per_layer: Vec<(String, i64, bool)> = sqlx::query_as(
-            "SELECT layer, count(*), bool_or(op = 'replace') FROM changes \
-             WHERE seq > $1 AND seq <= $2 GROUP BY layer ORDER BY layer",
-        )
-        .bind(after)
-        .bind(upto)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut set = ChangeSet {
-            upto,
-            changes: 0,
-            layers: Vec::with_capacity(per_layer.len()),
+        // Pruned past our position: the missed changes are gone, so every layer is reloaded.
+        let truncated = after < pg_pruned_upto(&mut tx).await?;
+        let per_layer: Vec<(String, i64, bool)> = if truncated {
+            sqlx::query_as("SELECT id, 0::bigint, true FROM layers ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?
+        } else {
+            sqlx::query_as(
+                "SELECT layer, count(*), bool_or(op = 'replace') FROM changes \
+                 WHERE seq > $1 AND seq <= $2 GROUP BY layer ORDER BY layer",
+            )
+            .bind(after)
+            .bind(upto)
+            .fetch_all(&mut *tx)
+            .await?
         };
+        let mut set = ChangeSet::new(upto, after, truncated);
         for (layer, n, replaced) in per_layer {
             set.changes += n as usize;
             let current = sqlx::query("SELECT * FROM layers WHERE id = $1")
@@ -923,6 +968,14 @@ async fn listen(pool: PgPool, changed: Arc<Changed>) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// How far the change log has been pruned (0: never), read in the caller's snapshot.
+async fn pg_pruned_upto(tx: &mut Tx) -> Result<i64, StoreError> {
+    let n: Option<i64> = sqlx::query_scalar("SELECT max(pruned_upto) FROM changes_pruned")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(n.unwrap_or(0))
 }
 
 /// What to do on a server of PostgreSQL `major` that has no PostGIS to create.

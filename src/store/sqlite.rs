@@ -562,19 +562,23 @@ impl Store {
         if upto <= after {
             return Ok(None);
         }
-        let per_layer = sqlx::query(
-            "SELECT layer, count(*) AS n, max(op = 'replace') AS replaced FROM changes \
-             WHERE seq > ? AND seq <= ? GROUP BY layer ORDER BY layer",
-        )
-        .bind(after)
-        .bind(upto)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut set = ChangeSet {
-            upto,
-            changes: 0,
-            layers: Vec::with_capacity(per_layer.len()),
+        // Pruned past our position: the missed changes are gone, so every layer is reloaded.
+        let truncated = after < super::changelog::sqlite_pruned_upto(&mut tx).await?;
+        let per_layer = if truncated {
+            sqlx::query("SELECT id AS layer, 0 AS n, 1 AS replaced FROM layers ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?
+        } else {
+            sqlx::query(
+                "SELECT layer, count(*) AS n, max(op = 'replace') AS replaced FROM changes \
+                 WHERE seq > ? AND seq <= ? GROUP BY layer ORDER BY layer",
+            )
+            .bind(after)
+            .bind(upto)
+            .fetch_all(&mut *tx)
+            .await?
         };
+        let mut set = ChangeSet::new(upto, after, truncated);
         for row in per_layer {
             let layer: String = row.try_get("layer")?;
             let n: i64 = row.try_get("n")?;
@@ -734,6 +738,22 @@ pub struct ChangeSet {
     /// How many change-log rows it covers.
     pub changes: usize,
     pub layers: Vec<LayerChanges>,
+    /// The log had been pruned past the position asked for (`yizhangtu prune-changes`): the
+    /// set holds every layer of the database, whole, and a layer it lacks is gone.
+    pub complete: bool,
+}
+
+impl ChangeSet {
+    /// An empty set from `after` to `upto`; a `complete` one counts every position between as
+    /// a change (the pruned rows cannot be counted).
+    pub(super) fn new(upto: i64, after: i64, complete: bool) -> ChangeSet {
+        ChangeSet {
+            upto,
+            changes: if complete { (upto - after) as usize } else { 0 },
+            layers: Vec::new(),
+            complete,
+        }
+    }
 }
 
 /// The state of one changed layer in a [`ChangeSet`].

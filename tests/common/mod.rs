@@ -2,6 +2,8 @@
 //! when `YIZHANGTU_TEST_PG` names a PostgreSQL server (`postgres://…`), a fresh database on it.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
