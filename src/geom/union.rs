@@ -1584,8 +1584,8 @@ impl PolygonSet {
         // v moved equatorward; and whether v lies on the edge's inside.
         let crosses = |k: usize, moved: bool| -> (bool, bool) {
             let (c, d) = (self.coords[k], self.coords[k + 1]);
-            let above =
-                |p: Coord<f64>| p.y > v.y || (p.y == v.y && if moved { south } else { j > owner });
+            let tie = if moved { south } else { j > owner };
+            let above = |p: Coord<f64>| p.y > v.y || (p.y == v.y && tie);
             let (ca, da) = (above(c), above(d));
             if ca == da {
                 // Not across the ray; but v may lie on it if it is level with v.
