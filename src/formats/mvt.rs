@@ -1,5 +1,6 @@
 //! Mapbox Vector Tile (MVT 2.1) encoding: tile math, clipping, simplification, quantisation, protobuf.
-//! Pure functions over geo geometries in lon/lat; the engine supplies the candidate features.
+//! Pure functions over lon/lat geometries, built (geo) or read in place from WKB; the engine
+//! supplies the candidate features and [`TileWriter`] takes them one at a time (issue 15).
 //!
 //! Pipeline per geometry part: project lon/lat to tile units (Web Mercator, y down) → clip to the
 //! tile plus [`BUFFER`] → simplify within [`SIMPLIFY_TOLERANCE`] → round to integers → drop
