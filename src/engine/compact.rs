@@ -158,6 +158,33 @@ impl Compact {
         self.geometry.as_deref().and_then(|b| wkb::decode(b).ok())
     }
 
+    /// Whether the geometry intersects `r`: a vertex inside decides it without building the
+    /// geometry (most features that reach out of a box have one); otherwise the exact test.
+    pub(crate) fn intersects_rect(&self, r: geo::Rect<f64>) -> bool {
+        struct AnyInside {
+            r: geo::Rect<f64>,
+            found: bool,
+        }
+        impl wkb::Visit for AnyInside {
+            fn coords(&mut self, coords: wkb::Coords<'_>) {
+                let (lo, hi) = (self.r.min(), self.r.max());
+                self.found = self.found
+                    || coords
+                        .iter()
+                        .any(|c| lo.x <= c.x && c.x <= hi.x && lo.y <= c.y && c.y <= hi.y);
+            }
+        }
+        let Some(bytes) = self.wkb() else {
+            return false;
+        };
+        let mut v = AnyInside { r, found: false };
+        if wkb::walk(bytes, &mut v).is_ok() && v.found {
+            return true;
+        }
+        self.geometry()
+            .is_some_and(|g| geo::Intersects::intersects(&g, &r))
+    }
+
     /// The whole feature of layer `layer`.
     pub(crate) fn decode(&self, layer: &str) -> Feature {
         let properties = match serde_json::from_str(self.properties_json()) {

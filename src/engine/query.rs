@@ -224,20 +224,9 @@ impl LayerIndex {
         let plain = q.filters.is_empty() && q.filter.is_none() && q.near.is_none() && !needs_all;
         match window {
             Some(r) if plain && q.bbox == Some(r) => {
-                let mut slots: Vec<(u32, bool)> = self.candidates(r).collect();
-                slots.sort_unstable();
-                for (i, (slot, inside)) in slots.into_iter().enumerate() {
-                    budget.check_every(i)?;
-                    let hit = inside || self.slot_geometry(slot).is_some_and(|g| g.intersects(&r));
-                    if !hit {
-                        continue;
-                    }
-                    if matched >= q.offset && page.len() < q.limit {
-                        let Some(f) = self.slot(slot) else { continue };
-                        page.push(f);
-                    }
-                    matched += 1;
-                }
+                let (slots, n) = self.bbox_page(r, q.offset, q.limit, budget)?;
+                page.extend(slots.into_iter().filter_map(|s| self.slot(s)));
+                matched = n;
             }
             Some(r) => {
                 let mut slots: Vec<(u32, bool)> = self.candidates(r).collect();
@@ -299,12 +288,72 @@ impl LayerIndex {
     }
 }
 
+/// A page of a plain query as slots of the layer, for encoders that read the compact features.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SlotPage {
+    pub slots: Vec<u32>,
+    pub matched: usize,
+}
+
+impl LayerIndex {
+    /// The page of a query with at most a bbox (no filter, distance or sort) as slots, or
+    /// `None` for any other query; the same features in the same order as
+    /// [`LayerIndex::query_within`] finds.
+    pub(crate) fn plain_page(&self, q: &Query, budget: &Budget) -> Result<Option<SlotPage>, Stop> {
+        if !(q.filters.is_empty() && q.filter.is_none() && q.near.is_none() && q.sort.is_empty()) {
+            return Ok(None);
+        }
+        Ok(Some(match q.bbox {
+            Some(r) => {
+                let (slots, matched) = self.bbox_page(r, q.offset, q.limit, budget)?;
+                SlotPage { slots, matched }
+            }
+            None => SlotPage {
+                slots: self
+                    .compact_iter()
+                    .skip(q.offset)
+                    .take(q.limit)
+                    .map(|(slot, _)| slot)
+                    .collect(),
+                matched: self.len(),
+            },
+        }))
+    }
+
+    /// Slots of a page of the features that intersect `r`, in layer order, and how many do.
+    /// Only boxes that reach out of `r` need a test of the geometry, read in place.
+    fn bbox_page(
+        &self,
+        r: Rect<f64>,
+        offset: usize,
+        limit: usize,
+        budget: &Budget,
+    ) -> Result<(Vec<u32>, usize), Stop> {
+        let mut slots: Vec<(u32, bool)> = self.candidates(r).collect();
+        slots.sort_unstable();
+        let mut page = Vec::with_capacity(limit.min(1024));
+        let mut matched = 0usize;
+        for (i, (slot, inside)) in slots.into_iter().enumerate() {
+            budget.check_every(i)?;
+            let hit = inside || self.compact(slot).is_some_and(|c| c.intersects_rect(r));
+            if !hit {
+                continue;
+            }
+            if matched >= offset && page.len() < limit {
+                page.push(slot);
+            }
+            matched += 1;
+        }
+        Ok((page, matched))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::filter::{parse, FilterLang};
     use crate::model::{Feature, Layer};
-    use geo::{coord, point, polygon, Geometry};
+    use geo::{coord, line_string, point, polygon, Geometry};
 
     fn feature(id: &str, g: Geometry<f64>, props: serde_json::Value) -> Feature {
         let serde_json::Value::Object(map) = props else {
@@ -360,6 +409,88 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(ids(&res), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn plain_pages_as_slots_hold_what_the_exact_test_finds() {
+        // Rotated squares and segments on a grid: many boxes reach out of a query box while
+        // their geometry does not meet it, some meet it without a vertex inside.
+        let mut feats = Vec::new();
+        for i in 0..30 {
+            for j in 0..30 {
+                let (cx, cy) = (i as f64, j as f64);
+                let g = match (i + j) % 3 {
+                    0 => Geometry::Polygon(polygon![
+                        (x: cx, y: cy - 0.7), (x: cx + 0.7, y: cy), (x: cx, y: cy + 0.7),
+                        (x: cx - 0.7, y: cy), (x: cx, y: cy - 0.7)]),
+                    1 => Geometry::LineString(line_string![
+                        (x: cx - 0.9, y: cy - 0.9), (x: cx + 0.9, y: cy + 0.9)]),
+                    _ => Geometry::Point(point!(x: cx + 0.3, y: cy)),
+                };
+                feats.push(feature(&format!("{i}-{j}"), g, serde_json::json!({})));
+            }
+        }
+        let all: Vec<(String, Geometry<f64>)> = feats
+            .iter()
+            .map(|f| (f.id.clone(), f.geometry.clone().unwrap()))
+            .collect();
+        let idx = LayerIndex::build(Layer::untitled("t"), 1, feats);
+        let budget = Budget::unlimited();
+        for (k, (x, y, w)) in [
+            (3.1, 4.2, 2.3),
+            (0.55, 0.55, 0.3),
+            (10.0, 10.0, 5.0),
+            (-5.0, -5.0, 2.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let r = Rect::new(coord! {x: x, y: y}, coord! {x: x + w, y: y + w * 0.7});
+            let want: Vec<&str> = all
+                .iter()
+                .filter(|(_, g)| g.intersects(&r))
+                .map(|(id, _)| id.as_str())
+                .collect();
+            for (offset, limit) in [(0, 1000), (1, 3), (0, 0), (5, 10)] {
+                let q = Query {
+                    bbox: Some(r),
+                    offset,
+                    limit,
+                    ..Default::default()
+                };
+                let page = idx.plain_page(&q, &budget).unwrap().unwrap();
+                let got: Vec<&str> = page
+                    .slots
+                    .iter()
+                    .map(|&s| idx.compact(s).unwrap().id())
+                    .collect();
+                let expected: Vec<&str> = want.iter().copied().skip(offset).take(limit).collect();
+                assert_eq!((got, page.matched), (expected, want.len()), "box {k}");
+                assert_eq!(
+                    ids(&idx.query(&q)),
+                    want.iter()
+                        .copied()
+                        .skip(offset)
+                        .take(limit)
+                        .collect::<Vec<_>>()
+                );
+            }
+        }
+        let q = Query {
+            offset: 899,
+            limit: 5,
+            ..Default::default()
+        };
+        let page = idx.plain_page(&q, &budget).unwrap().unwrap();
+        assert_eq!((page.slots, page.matched), (vec![899], 900));
+        let q = Query {
+            sort: vec![SortKey {
+                key: "id".into(),
+                descending: false,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(idx.plain_page(&q, &budget).unwrap(), None);
     }
 
     #[test]

@@ -899,6 +899,131 @@ pub fn write_geometry(out: &mut String, g: &Geometry<f64>) {
     out.push('}');
 }
 
+/// Appends WKB as a GeoJSON geometry, read in place (issue 15), or `null` when it is unreadable.
+/// WKB that [`write_geometry`] would write differently from the bytes' own structure (a
+/// multi-geometry with members of another type, a polygon with holes but no exterior) takes
+/// the decoding path, so both give the same text.
+pub fn write_wkb_geometry(out: &mut String, bytes: &[u8]) {
+    use crate::formats::wkb::{self, Coords, Kind, Visit};
+    struct Writer<'o> {
+        out: &'o mut String,
+        /// Open geometries: kind and members (or rings) seen so far.
+        open: Vec<(Kind, usize)>,
+        odd: bool,
+    }
+    fn name(k: Kind) -> &'static str {
+        match k {
+            Kind::Point => "Point",
+            Kind::LineString => "LineString",
+            Kind::Polygon => "Polygon",
+            Kind::MultiPoint => "MultiPoint",
+            Kind::MultiLineString => "MultiLineString",
+            Kind::MultiPolygon => "MultiPolygon",
+            Kind::GeometryCollection => "GeometryCollection",
+        }
+    }
+    impl Visit for Writer<'_> {
+        fn begin(&mut self, kind: Kind, _parts: usize) {
+            let parent = self.open.last_mut().map(|(k, n)| {
+                *n += 1;
+                (*k, *n)
+            });
+            let member = match parent {
+                None => false,
+                Some((Kind::GeometryCollection, n)) => {
+                    if n > 1 {
+                        self.out.push(',');
+                    }
+                    false
+                }
+                Some((p, n)) => {
+                    let fits = matches!(
+                        (p, kind),
+                        (Kind::MultiPoint, Kind::Point)
+                            | (Kind::MultiLineString, Kind::LineString)
+                            | (Kind::MultiPolygon, Kind::Polygon)
+                    );
+                    self.odd |= !fits;
+                    if n > 1 {
+                        self.out.push(',');
+                    }
+                    true
+                }
+            };
+            if !member {
+                self.out.push_str("{\"type\":\"");
+                self.out.push_str(name(kind));
+                self.out.push_str(if kind == Kind::GeometryCollection {
+                    "\",\"geometries\":"
+                } else {
+                    "\",\"coordinates\":"
+                });
+            }
+            if !matches!(kind, Kind::Point | Kind::LineString) {
+                self.out.push('[');
+            }
+            self.open.push((kind, 0));
+        }
+
+        fn coords(&mut self, c: Coords<'_>) {
+            let Some((kind, rings)) = self.open.last_mut() else {
+                return;
+            };
+            if *kind == Kind::Polygon {
+                *rings += 1;
+                if *rings > 1 {
+                    self.out.push(',');
+                }
+            }
+            let (kind, rings) = (*kind, *rings);
+            if kind == Kind::Polygon && rings == 1 && c.is_empty() {
+                // write_geometry writes a polygon without exterior as `[]`, holes and all.
+                self.odd = true;
+            }
+            if kind == Kind::Point {
+                c.iter().take(1).for_each(|c| coord(self.out, &c));
+                return;
+            }
+            self.out.push('[');
+            for (i, c) in c.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                coord(self.out, &c);
+            }
+            self.out.push(']');
+        }
+
+        fn end(&mut self, kind: Kind) {
+            self.open.pop();
+            if !matches!(kind, Kind::Point | Kind::LineString) {
+                self.out.push(']');
+            }
+            let member = self
+                .open
+                .last()
+                .is_some_and(|(p, _)| *p != Kind::GeometryCollection);
+            if !member {
+                self.out.push('}');
+            }
+        }
+    }
+    let start = out.len();
+    let mut w = Writer {
+        out,
+        open: Vec::new(),
+        odd: false,
+    };
+    if wkb::walk(bytes, &mut w).is_ok() && !w.odd {
+        return;
+    }
+    out.truncate(start);
+    match wkb::decode(bytes) {
+        Ok(g) => write_geometry(out, &g),
+        Err(_) => out.push_str("null"),
+    }
+}
+
 fn json_string(out: &mut String, s: &str) {
     // serde_json's escaping is correct for every input; strings never fail to serialise.
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
@@ -988,8 +1113,8 @@ pub fn write_stored_feature(
     out.push_str("{\"type\":\"Feature\",\"id\":");
     json_string(out, id);
     out.push_str(",\"geometry\":");
-    match wkb.and_then(|b| crate::formats::wkb::decode(b).ok()) {
-        Some(g) => write_geometry(out, &g),
+    match wkb {
+        Some(b) => write_wkb_geometry(out, b),
         None => out.push_str("null"),
     }
     out.push_str(",\"properties\":{");
@@ -1029,6 +1154,57 @@ pub fn write_stored_feature(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wkb_in_place_writes_what_the_geometry_writes() {
+        use crate::formats::wkb;
+        use geo::{
+            GeometryCollection, LineString, MultiLineString, MultiPoint, MultiPolygon, Point,
+        };
+        let ring = |x: f64| LineString::from(vec![(x, 0.5), (x + 1.25, 0.0), (x, 1.0), (x, 0.5)]);
+        let poly = Polygon::new(ring(0.0), vec![ring(0.25)]);
+        let geoms = vec![
+            Geometry::Point(Point::new(105.5, -29.125)),
+            Geometry::LineString(ring(3.0)),
+            Geometry::LineString(LineString::new(vec![])),
+            Geometry::Polygon(poly.clone()),
+            Geometry::Polygon(Polygon::new(LineString::new(vec![]), vec![])),
+            Geometry::MultiPoint(MultiPoint(vec![Point::new(1., 2.), Point::new(3., 4.)])),
+            Geometry::MultiPoint(MultiPoint(vec![])),
+            Geometry::MultiLineString(MultiLineString(vec![ring(1.0), ring(2.0)])),
+            Geometry::MultiPolygon(MultiPolygon(vec![poly.clone(), poly.clone()])),
+            Geometry::GeometryCollection(GeometryCollection(vec![
+                Geometry::Point(Point::new(9., 9.)),
+                Geometry::MultiPolygon(MultiPolygon(vec![poly.clone()])),
+                Geometry::GeometryCollection(GeometryCollection(vec![])),
+                Geometry::LineString(ring(7.0)),
+            ])),
+        ];
+        for g in &geoms {
+            let mut want = String::new();
+            write_geometry(&mut want, g);
+            let mut got = String::new();
+            write_wkb_geometry(&mut got, &wkb::encode(g));
+            assert_eq!(got, want);
+            serde_json::from_str::<Value>(&got).unwrap();
+        }
+        // A member of the wrong type (decode drops it), a hole without exterior, garbage.
+        let mut odd = vec![1u8, 6, 0, 0, 0, 2, 0, 0, 0];
+        odd.extend(wkb::encode(&Geometry::Point(Point::new(1., 2.))));
+        odd.extend(wkb::encode(&Geometry::Polygon(poly)));
+        let mut no_exterior = vec![1u8, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+        no_exterior.extend([0u8; 16]);
+        for bytes in [odd, no_exterior] {
+            let mut want = String::new();
+            write_geometry(&mut want, &wkb::decode(&bytes).unwrap());
+            let mut got = String::from("x");
+            write_wkb_geometry(&mut got, &bytes);
+            assert_eq!(got, format!("x{want}"));
+        }
+        let mut got = String::new();
+        write_wkb_geometry(&mut got, &[1, 3, 0, 0, 0, 9]);
+        assert_eq!(got, "null");
+    }
 
     #[test]
     fn stored_parts_write_what_the_feature_writes() {

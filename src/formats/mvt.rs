@@ -1,5 +1,6 @@
 //! Mapbox Vector Tile (MVT 2.1) encoding: tile math, clipping, simplification, quantisation, protobuf.
-//! Pure functions over geo geometries in lon/lat; the engine supplies the candidate features.
+//! Pure functions over lon/lat geometries, built (geo) or read in place from WKB; the engine
+//! supplies the candidate features and [`TileWriter`] takes them one at a time (issue 15).
 //!
 //! Pipeline per geometry part: project lon/lat to tile units (Web Mercator, y down) → clip to the
 //! tile plus [`BUFFER`] → simplify within [`SIMPLIFY_TOLERANCE`] → round to integers → drop
@@ -297,112 +298,337 @@ pub struct TileLayer<'a> {
 /// assert!(encode_tile(tile, &[layer]).is_empty());
 /// ```
 pub fn encode_tile(tile: TileId, layers: &[TileLayer]) -> Vec<u8> {
-    let mut geom = GeomEncoder::new(tile);
-    let mut out = Vec::new();
-    let mut buf = Vec::new();
-    let mut tags: Vec<u32> = Vec::new();
+    let mut w = TileWriter::new(tile);
     for layer in layers {
-        buf.clear();
-        let mut keys = Interner::<&str>::default();
-        let mut values = Interner::<ValueKey>::default();
-        let mut value_list: Vec<&Value> = Vec::new();
-        let mut key_cache: Vec<(&str, u32)> = Vec::new();
-        put_bytes(&mut buf, 1, layer.name.as_bytes());
-        let mut written = 0usize;
-        for feature in &layer.features {
-            let Some(kind) = geom.encode(feature.geometry) else {
-                continue;
-            };
-            tags.clear();
-            for (i, (key, value)) in feature.properties.iter().enumerate() {
-                // Features of a layer usually list the same keys in the same order, so a
-                // string compare against the previous feature's key at this position spares
-                // most hash lookups.
-                let k = match key_cache.get(i) {
-                    Some(&(cached, k)) if cached == *key => k,
-                    _ => {
-                        let k = keys.index(key);
-                        key_cache.truncate(i);
-                        key_cache.push((key, k));
-                        k
-                    }
-                };
-                if tags.chunks_exact(2).any(|kv| kv[0] == k) {
-                    continue;
+        w.begin_layer(layer.name);
+        for f in &layer.features {
+            w.feature(f.id, FeatureGeometry::Geo(f.geometry), |tags| {
+                for (key, value) in &f.properties {
+                    tags.add(key, value.as_ref());
                 }
-                let before = values.order.len();
-                let v = values.index(ValueKey::of(value));
-                if values.order.len() > before {
-                    value_list.push(value);
-                }
-                tags.extend([k, v]);
-            }
-            write_feature(&mut buf, feature.id, &tags, kind, &geom.cmds);
-            written += 1;
+            });
         }
-        if written == 0 {
-            continue;
-        }
-        for key in &keys.order {
-            put_bytes(&mut buf, 3, key.as_bytes());
-        }
-        for value in value_list {
-            write_value(&mut buf, value);
-        }
-        put_key(&mut buf, 5, WIRE_VARINT);
-        put_varint(&mut buf, u64::from(EXTENT));
-        put_key(&mut buf, 15, WIRE_VARINT);
-        put_varint(&mut buf, 2);
-        put_bytes(&mut out, 3, &buf);
+        w.end_layer();
     }
-    out
+    w.finish()
 }
 
-// ---------------------------------------------------------------------------------------------
-// Key and value dictionaries
-
-struct Interner<K> {
-    map: HashMap<K, u32>,
-    order: Vec<K>,
-}
-
-impl<K> Default for Interner<K> {
-    fn default() -> Self {
-        Interner {
-            map: HashMap::new(),
-            order: Vec::new(),
-        }
-    }
-}
-
-impl<K: std::hash::Hash + Eq + Copy> Interner<K> {
-    fn index(&mut self, key: K) -> u32 {
-        let next = self.order.len() as u32;
-        let i = *self.map.entry(key).or_insert(next);
-        if i == next {
-            self.order.push(key);
-        }
-        i
-    }
-}
-
-/// Hashable identity of a [`Value`]: doubles compare by bits, so NaN dedupes and 0.0 ≠ -0.0.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum ValueKey<'a> {
+/// A property value borrowed from wherever the caller keeps it (see [`Value`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
     String(&'a str),
-    Double(u64),
+    Double(f64),
     Int(i64),
     Bool(bool),
 }
 
-impl<'a> ValueKey<'a> {
-    fn of(value: &'a Value) -> Self {
-        match value {
-            Value::String(s) => ValueKey::String(s),
-            Value::Double(d) => ValueKey::Double(d.to_bits()),
-            Value::Int(i) => ValueKey::Int(*i),
-            Value::Bool(b) => ValueKey::Bool(*b),
+impl Value {
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::String(s) => ValueRef::String(s),
+            Value::Double(d) => ValueRef::Double(*d),
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Bool(b) => ValueRef::Bool(*b),
         }
+    }
+}
+
+/// A feature's geometry: built, or its WKB read in place (nothing is allocated per feature).
+#[derive(Debug, Clone, Copy)]
+pub enum FeatureGeometry<'a> {
+    Geo(&'a Geometry<f64>),
+    Wkb(&'a [u8]),
+}
+
+/// Writes a tile a layer and a feature at a time, so that a caller streams features from
+/// wherever it keeps them (issue 15: the engine's compact form) without collecting them first.
+/// [`encode_tile`] is this writer over built features; both give the same bytes.
+///
+/// ```
+/// use geo::{point, Geometry};
+/// use yizhangtu::formats::mvt::{FeatureGeometry, TileId, TileWriter, ValueRef};
+/// let tile = TileId::new(12, 3251, 1695).unwrap();
+/// let town = Geometry::Point(point!(x: 105.76205, y: 29.56555));
+/// let mut w = TileWriter::new(tile);
+/// w.begin_layer("towns");
+/// w.feature(Some(1), FeatureGeometry::Geo(&town), |tags| tags.add("name", ValueRef::String("龙水镇")));
+/// w.end_layer();
+/// assert!(!w.finish().is_empty());
+/// ```
+pub struct TileWriter {
+    geom: GeomEncoder,
+    out: Vec<u8>,
+    layer: LayerBuffers,
+}
+
+/// One layer being written: its features so far and its key and value dictionaries, each
+/// entry encoded as it is first seen.
+#[derive(Default)]
+struct LayerBuffers {
+    /// The name and the features.
+    body: Vec<u8>,
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    key_index: HashMap<Box<str>, u32>,
+    /// The previous feature's keys by position: features of a layer usually list the same keys
+    /// in the same order, so a compare spares most hash lookups.
+    key_cache: Vec<(Box<str>, u32)>,
+    strings: HashMap<Box<str>, u32>,
+    /// Doubles by their bits, so NaN dedupes and 0.0 ≠ -0.0.
+    doubles: HashMap<u64, u32>,
+    ints: HashMap<i64, u32>,
+    bools: [Option<u32>; 2],
+    value_count: u32,
+    written: usize,
+    tags: Vec<u32>,
+}
+
+impl LayerBuffers {
+    fn key(&mut self, position: usize, key: &str) -> u32 {
+        if let Some((cached, k)) = self.key_cache.get(position) {
+            if &**cached == key {
+                return *k;
+            }
+        }
+        let next = self.key_index.len() as u32;
+        let k = *self.key_index.entry(key.into()).or_insert_with(|| {
+            put_bytes(&mut self.keys, 3, key.as_bytes());
+            next
+        });
+        self.key_cache.truncate(position);
+        self.key_cache.push((key.into(), k));
+        k
+    }
+
+    fn value(&mut self, value: ValueRef) -> u32 {
+        let next = self.value_count;
+        let (index, values) = match value {
+            ValueRef::String(s) => match self.strings.get(s) {
+                Some(&i) => (i, None),
+                None => {
+                    self.strings.insert(s.into(), next);
+                    (next, Some(value))
+                }
+            },
+            ValueRef::Double(d) => {
+                let i = *self.doubles.entry(d.to_bits()).or_insert(next);
+                (i, (i == next).then_some(value))
+            }
+            ValueRef::Int(v) => {
+                let i = *self.ints.entry(v).or_insert(next);
+                (i, (i == next).then_some(value))
+            }
+            ValueRef::Bool(b) => {
+                let i = *self.bools[usize::from(b)].get_or_insert(next);
+                (i, (i == next).then_some(value))
+            }
+        };
+        if let Some(v) = values {
+            write_value(&mut self.values, v);
+            self.value_count += 1;
+        }
+        index
+    }
+}
+
+/// The tags of the feature being written: see [`TileWriter::feature`].
+pub struct Tags<'w> {
+    layer: &'w mut LayerBuffers,
+    position: usize,
+}
+
+impl Tags<'_> {
+    /// Adds a property; a key the feature already has is left as it was (the first wins).
+    pub fn add(&mut self, key: &str, value: ValueRef) {
+        let k = self.layer.key(self.position, key);
+        self.position += 1;
+        if self.layer.tags.chunks_exact(2).any(|kv| kv[0] == k) {
+            return;
+        }
+        let v = self.layer.value(value);
+        self.layer.tags.extend([k, v]);
+    }
+}
+
+impl Tags<'_> {
+    /// Adds the members of a JSON object's text that `wants` accepts, each as
+    /// [`Value::from_json`] maps it, without building the object (issue 15: the engine keeps
+    /// properties as text). Text that is not a JSON object adds what was read before the fault.
+    pub fn add_json_object(&mut self, json: &str, wants: impl Fn(&str) -> bool) {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let _ = serde::Deserializer::deserialize_map(
+            &mut de,
+            JsonMembers {
+                tags: self,
+                wants: &wants,
+            },
+        );
+    }
+}
+
+/// Visits a JSON object's members straight into [`Tags`].
+struct JsonMembers<'t, 'w, F> {
+    tags: &'t mut Tags<'w>,
+    wants: &'t F,
+}
+
+impl<'de, F: Fn(&str) -> bool> serde::de::Visitor<'de> for JsonMembers<'_, '_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if (self.wants)(&key) {
+                map.next_value_seed(JsonMember {
+                    tags: &mut *self.tags,
+                    key: &key,
+                })?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One member's value, added under its key.
+struct JsonMember<'t, 'w, 'k> {
+    tags: &'t mut Tags<'w>,
+    key: &'k str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonMember<'_, '_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonMember<'_, '_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.tags.add(self.key, ValueRef::Bool(v));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.tags.add(self.key, ValueRef::Int(v));
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        let value = i64::try_from(v).map_or(ValueRef::Double(v as f64), ValueRef::Int);
+        self.tags.add(self.key, value);
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.tags.add(self.key, ValueRef::Double(v));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.tags.add(self.key, ValueRef::String(v));
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        use serde::Deserialize;
+        let v = serde_json::Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        self.tags.add(self.key, ValueRef::String(&v.to_string()));
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        use serde::Deserialize;
+        let v = serde_json::Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        self.tags.add(self.key, ValueRef::String(&v.to_string()));
+        Ok(())
+    }
+}
+
+impl TileWriter {
+    pub fn new(tile: TileId) -> TileWriter {
+        TileWriter {
+            geom: GeomEncoder::new(tile),
+            out: Vec::new(),
+            layer: LayerBuffers::default(),
+        }
+    }
+
+    /// Starts a layer; names should be unique within a tile and are written as given.
+    pub fn begin_layer(&mut self, name: &str) {
+        self.layer = LayerBuffers::default();
+        put_bytes(&mut self.layer.body, 1, name.as_bytes());
+    }
+
+    /// Adds a feature to the current layer when some of its geometry survives clipping and
+    /// simplification; only then is `properties` called to add its tags. Returns whether it
+    /// was written.
+    pub fn feature(
+        &mut self,
+        id: Option<u64>,
+        geometry: FeatureGeometry,
+        properties: impl FnOnce(&mut Tags),
+    ) -> bool {
+        let kind = match geometry {
+            FeatureGeometry::Geo(g) => self.geom.encode(g),
+            FeatureGeometry::Wkb(b) => self.geom.encode_wkb(b),
+        };
+        let Some(kind) = kind else {
+            return false;
+        };
+        self.layer.tags.clear();
+        properties(&mut Tags {
+            layer: &mut self.layer,
+            position: 0,
+        });
+        let l = &mut self.layer;
+        write_feature(&mut l.body, id, &l.tags, kind, &self.geom.cmds);
+        l.written += 1;
+        true
+    }
+
+    /// Ends the current layer; a layer without features is left out.
+    pub fn end_layer(&mut self) {
+        let l = std::mem::take(&mut self.layer);
+        if l.written == 0 {
+            return;
+        }
+        let mut body = l.body;
+        body.extend_from_slice(&l.keys);
+        body.extend_from_slice(&l.values);
+        put_key(&mut body, 5, WIRE_VARINT);
+        put_varint(&mut body, u64::from(EXTENT));
+        put_key(&mut body, 15, WIRE_VARINT);
+        put_varint(&mut body, 2);
+        put_bytes(&mut self.out, 3, &body);
+    }
+
+    /// Bytes of the layers ended so far.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// The tile: empty when no feature survived (the caller answers 204).
+    pub fn finish(self) -> Vec<u8> {
+        self.out
     }
 }
 
@@ -480,33 +706,33 @@ fn write_feature(out: &mut Vec<u8>, id: Option<u64>, tags: &[u32], kind: u32, cm
 
 /// Writes a Value message. Integers go out as `uint_value` when non-negative and `sint_value`
 /// otherwise (as GDAL's writer does), which keeps them short.
-fn write_value(out: &mut Vec<u8>, value: &Value) {
+fn write_value(out: &mut Vec<u8>, value: ValueRef) {
     put_key(out, 4, WIRE_LEN);
     match value {
-        Value::String(s) => {
+        ValueRef::String(s) => {
             put_varint(out, (1 + varint_len(s.len() as u64) + s.len()) as u64);
             put_bytes(out, 1, s.as_bytes());
         }
-        Value::Double(d) => {
+        ValueRef::Double(d) => {
             put_varint(out, 9);
             put_key(out, 3, WIRE_FIXED64);
             out.extend_from_slice(&d.to_le_bytes());
         }
-        Value::Int(i) if *i >= 0 => {
-            put_varint(out, 1 + varint_len(*i as u64) as u64);
+        ValueRef::Int(i) if i >= 0 => {
+            put_varint(out, 1 + varint_len(i as u64) as u64);
             put_key(out, 5, WIRE_VARINT);
-            put_varint(out, *i as u64);
+            put_varint(out, i as u64);
         }
-        Value::Int(i) => {
-            let zz = ((*i << 1) ^ (*i >> 63)) as u64;
+        ValueRef::Int(i) => {
+            let zz = ((i << 1) ^ (i >> 63)) as u64;
             put_varint(out, 1 + varint_len(zz) as u64);
             put_key(out, 6, WIRE_VARINT);
             put_varint(out, zz);
         }
-        Value::Bool(b) => {
+        ValueRef::Bool(b) => {
             put_varint(out, 2);
             put_key(out, 7, WIRE_VARINT);
-            out.push(u8::from(*b));
+            out.push(u8::from(b));
         }
     }
 }
@@ -595,11 +821,11 @@ impl GeomEncoder {
         match geometry {
             Geometry::Point(p) if dim == 0 => self.add_point(p.0),
             Geometry::MultiPoint(mp) if dim == 0 => mp.iter().for_each(|p| self.add_point(p.0)),
-            Geometry::Line(l) if dim == 1 => self.add_line(&[l.start, l.end]),
-            Geometry::LineString(ls) if dim == 1 => self.add_line(&ls.0),
-            Geometry::MultiLineString(mls) if dim == 1 => {
-                mls.iter().for_each(|ls| self.add_line(&ls.0))
-            }
+            Geometry::Line(l) if dim == 1 => self.add_line([l.start, l.end]),
+            Geometry::LineString(ls) if dim == 1 => self.add_line(ls.0.iter().copied()),
+            Geometry::MultiLineString(mls) if dim == 1 => mls
+                .iter()
+                .for_each(|ls| self.add_line(ls.0.iter().copied())),
             Geometry::Polygon(p) if dim == 2 => self.add_polygon(&p.exterior().0, p.interiors()),
             Geometry::MultiPolygon(mp) if dim == 2 => mp
                 .iter()
@@ -640,10 +866,10 @@ impl GeomEncoder {
 
     /// Projects into `self.projected`; returns false if nothing reaches the clip square.
     /// The bounding box decides whether clipping can be skipped (`inside`).
-    fn project_all(&mut self, coords: &[Coord<f64>]) -> Option<bool> {
+    fn project_all(&mut self, coords: impl IntoIterator<Item = Coord<f64>>) -> Option<bool> {
         self.projected.clear();
         let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-        for &c in coords {
+        for c in coords {
             if let Some(p) = self.project(c) {
                 for a in 0..2 {
                     lo[a] = lo[a].min(p[a]);
@@ -658,7 +884,7 @@ impl GeomEncoder {
         Some((0..2).all(|a| lo[a] >= CLIP_MIN && hi[a] <= CLIP_MAX))
     }
 
-    fn add_line(&mut self, coords: &[Coord<f64>]) {
+    fn add_line(&mut self, coords: impl IntoIterator<Item = Coord<f64>>) {
         let Some(inside) = self.project_all(coords) else {
             return;
         };
@@ -690,21 +916,54 @@ impl GeomEncoder {
     }
 
     fn add_polygon(&mut self, exterior: &[Coord<f64>], interiors: &[LineString<f64>]) {
-        // Holes only mean something after their own exterior, so a lost exterior drops them.
-        if !self.prepare_ring(exterior) {
-            return;
-        }
-        self.emit_ring(true);
-        for hole in interiors {
-            if self.prepare_ring(&hole.0) {
-                self.emit_ring(false);
+        if self.add_ring(exterior.iter().copied(), true) {
+            for hole in interiors {
+                self.add_ring(hole.0.iter().copied(), false);
             }
         }
     }
 
+    /// One ring of a polygon; false when it vanished. Holes only mean something after their
+    /// own exterior, so the caller drops them when the exterior is lost.
+    fn add_ring(&mut self, coords: impl IntoIterator<Item = Coord<f64>>, exterior: bool) -> bool {
+        let kept = self.prepare_ring(coords);
+        if kept {
+            self.emit_ring(exterior);
+        }
+        kept
+    }
+
+    /// [`GeomEncoder::encode`] straight from WKB, without building the geometry (issue 15).
+    /// Collections, which may fall back to a lower dimension, take the decoding path.
+    fn encode_wkb(&mut self, bytes: &[u8]) -> Option<u32> {
+        use crate::formats::wkb::{self, Kind};
+        let dim = match wkb::kind(bytes).ok()? {
+            Kind::Point | Kind::MultiPoint => 0,
+            Kind::LineString | Kind::MultiLineString => 1,
+            Kind::Polygon | Kind::MultiPolygon => 2,
+            Kind::GeometryCollection => return self.encode(&wkb::decode(bytes).ok()?),
+        };
+        self.cmds.clear();
+        self.cursor = [0, 0];
+        self.points.clear();
+        let mut walker = WkbParts {
+            encoder: self,
+            dim,
+            part: Kind::Point,
+            ring: 0,
+            exterior_kept: false,
+        };
+        wkb::walk(bytes, &mut walker).ok()?;
+        if dim == 0 {
+            self.emit_points();
+        }
+        (!self.cmds.is_empty())
+            .then(|| [GEOM_POINT, GEOM_LINESTRING, GEOM_POLYGON][usize::from(dim)])
+    }
+
     /// Projects, clips, simplifies and rounds one ring into `self.ints` (open: the closing
     /// vertex is implied). False when it vanishes: fewer than three distinct points or no area.
-    fn prepare_ring(&mut self, coords: &[Coord<f64>]) -> bool {
+    fn prepare_ring(&mut self, coords: impl IntoIterator<Item = Coord<f64>>) -> bool {
         let Some(inside) = self.project_all(coords) else {
             return false;
         };
@@ -749,6 +1008,43 @@ impl GeomEncoder {
         self.cmds.push(zigzag(dx));
         self.cmds.push(zigzag(dy));
         self.cursor = p;
+    }
+}
+
+/// A WKB walk feeding a [`GeomEncoder`]: parts of the feature's dimension are encoded as
+/// [`GeomEncoder::walk`] encodes them; members of another dimension are skipped, as decoding
+/// would drop them.
+struct WkbParts<'e> {
+    encoder: &'e mut GeomEncoder,
+    dim: u8,
+    /// The point, line or polygon whose coordinates come next.
+    part: crate::formats::wkb::Kind,
+    /// Index of the next ring of the current polygon.
+    ring: usize,
+    exterior_kept: bool,
+}
+
+impl crate::formats::wkb::Visit for WkbParts<'_> {
+    fn begin(&mut self, kind: crate::formats::wkb::Kind, _parts: usize) {
+        self.part = kind;
+        self.ring = 0;
+    }
+
+    fn coords(&mut self, coords: crate::formats::wkb::Coords<'_>) {
+        use crate::formats::wkb::Kind;
+        match (self.part, self.dim) {
+            (Kind::Point, 0) => coords.iter().for_each(|c| self.encoder.add_point(c)),
+            (Kind::LineString, 1) => self.encoder.add_line(coords.iter()),
+            (Kind::Polygon, 2) => {
+                if self.ring == 0 {
+                    self.exterior_kept = self.encoder.add_ring(coords.iter(), true);
+                } else if self.exterior_kept {
+                    self.encoder.add_ring(coords.iter(), false);
+                }
+                self.ring += 1;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -1921,6 +2217,52 @@ mod tests {
     }
 
     #[test]
+    fn json_text_gives_the_tags_its_values_give() {
+        use serde_json::json;
+        let props = json!({"s": "龙\"水", "i": -5, "u": u64::MAX, "f": 2.5, "b": true,
+            "n": null, "a": [1, {"x": null}], "o": {"b": 1, "a": [2]}, "skip": 1, "e": 1e2});
+        let serde_json::Value::Object(map) = &props else {
+            unreachable!()
+        };
+        let wants = |k: &str| k != "skip";
+        let g = Geometry::Point(geo::Point(ll(t12(), 10.0, 10.0)));
+        let built: Vec<(&str, Value)> = map
+            .iter()
+            .filter(|(k, _)| wants(k))
+            .filter_map(|(k, v)| Some((k.as_str(), Value::from_json(v)?)))
+            .collect();
+        let expected = encode_tile(
+            t12(),
+            &[TileLayer {
+                name: "l",
+                features: vec![TileFeature {
+                    id: Some(1),
+                    geometry: &g,
+                    properties: built,
+                }],
+            }],
+        );
+        let mut w = TileWriter::new(t12());
+        w.begin_layer("l");
+        w.feature(Some(1), FeatureGeometry::Geo(&g), |t| {
+            t.add_json_object(&props.to_string(), wants)
+        });
+        w.end_layer();
+        assert_eq!(w.finish(), expected);
+        assert_eq!(decode(&expected)[0].keys.len(), 8);
+        // Not an object: nothing, and no panic.
+        for bad in ["[1]", "{\"a\":", "", "{\"a\":1,}"] {
+            let mut w = TileWriter::new(t12());
+            w.begin_layer("l");
+            w.feature(Some(1), FeatureGeometry::Geo(&g), |t| {
+                t.add_json_object(bad, |_| true)
+            });
+            w.end_layer();
+            assert!(!w.finish().is_empty());
+        }
+    }
+
+    #[test]
     fn empty_input_gives_empty_tile() {
         assert!(encode_tile(t12(), &[]).is_empty());
         assert!(encode_tile(
@@ -2053,6 +2395,22 @@ mod tests {
                     name: "fuzz",
                     features,
                 }],
+            );
+            // Read in place from WKB, the same geometries give the very same tile.
+            let mut w = TileWriter::new(tile);
+            w.begin_layer("fuzz");
+            for (i, g) in geoms.iter().enumerate() {
+                let wkb = crate::formats::wkb::encode(g);
+                w.feature(Some(i as u64), FeatureGeometry::Wkb(&wkb), |t| {
+                    t.add("k", ValueRef::Int(i as i64 % 3));
+                    t.add("d", ValueRef::Double(f64::NAN));
+                });
+            }
+            w.end_layer();
+            assert_eq!(
+                w.finish(),
+                bytes,
+                "round {round}: WKB and built geometry differ"
             );
             for l in decode(&bytes) {
                 assert!(!l.features.is_empty(), "round {round}: empty layer written");

@@ -200,51 +200,32 @@ impl Reader<'_> {
         if depth > 32 {
             return Err(WkbError::TooDeep);
         }
-        let order = self.take::<1>()?[0];
-        let le = match order {
-            0 => false,
-            1 => true,
-            other => return Err(WkbError::ByteOrder(other)),
-        };
-        let raw = self.u32(le)?;
-        // EWKB flags (PostGIS) and ISO thousands both say which extra ordinates follow.
-        let (mut has_z, mut has_m) = (raw & 0x8000_0000 != 0, raw & 0x4000_0000 != 0);
-        if raw & 0x2000_0000 != 0 {
-            self.u32(le)?; // SRID
-        }
-        let mut kind = raw & 0x0fff_ffff;
-        match kind / 1000 {
-            1 => has_z = true,
-            2 => has_m = true,
-            3 => (has_z, has_m) = (true, true),
-            _ => {}
-        }
-        kind %= 1000;
-        let dims = 2 + has_z as usize + has_m as usize;
+        let (kind, le, stride) = self.header()?;
+        let dims = stride / 8;
         Ok(match kind {
-            1 => Geometry::Point(Point(self.coord(le, dims)?)),
-            2 => Geometry::LineString(self.coords(le, dims)?),
-            3 => Geometry::Polygon(self.polygon(le, dims)?),
-            4..=7 => {
+            Kind::Point => Geometry::Point(Point(self.coord(le, dims)?)),
+            Kind::LineString => Geometry::LineString(self.coords(le, dims)?),
+            Kind::Polygon => Geometry::Polygon(self.polygon(le, dims)?),
+            _ => {
                 let n = self.len(le, 5)?;
                 let mut parts = Vec::with_capacity(n);
                 for _ in 0..n {
                     parts.push(self.geometry(depth + 1)?);
                 }
                 match kind {
-                    4 => Geometry::MultiPoint(MultiPoint(
+                    Kind::MultiPoint => Geometry::MultiPoint(MultiPoint(
                         parts
                             .into_iter()
                             .filter_map(|g| Point::try_from(g).ok())
                             .collect(),
                     )),
-                    5 => Geometry::MultiLineString(MultiLineString(
+                    Kind::MultiLineString => Geometry::MultiLineString(MultiLineString(
                         parts
                             .into_iter()
                             .filter_map(|g| LineString::try_from(g).ok())
                             .collect(),
                     )),
-                    6 => Geometry::MultiPolygon(MultiPolygon(
+                    Kind::MultiPolygon => Geometry::MultiPolygon(MultiPolygon(
                         parts
                             .into_iter()
                             .filter_map(|g| Polygon::try_from(g).ok())
@@ -253,8 +234,171 @@ impl Reader<'_> {
                     _ => Geometry::GeometryCollection(GeometryCollection(parts)),
                 }
             }
-            other => return Err(WkbError::UnsupportedType(other)),
         })
+    }
+}
+
+/// A geometry kind, as a WKB walk ([`walk`]) reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Point,
+    LineString,
+    Polygon,
+    MultiPoint,
+    MultiLineString,
+    MultiPolygon,
+    GeometryCollection,
+}
+
+/// The coordinates of one point, line or ring, read in place from the WKB bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Coords<'a> {
+    bytes: &'a [u8],
+    le: bool,
+    /// Bytes per coordinate (16, 24 or 32: Z and M are skipped).
+    stride: usize,
+}
+
+impl<'a> Coords<'a> {
+    pub fn len(&self) -> usize {
+        self.bytes.len() / self.stride
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// x and y of each coordinate.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Coord<f64>> + 'a {
+        let le = self.le;
+        self.bytes.chunks_exact(self.stride).map(move |c| {
+            let x: [u8; 8] = c[..8].try_into().expect("stride is at least 16");
+            let y: [u8; 8] = c[8..16].try_into().expect("stride is at least 16");
+            if le {
+                Coord {
+                    x: f64::from_le_bytes(x),
+                    y: f64::from_le_bytes(y),
+                }
+            } else {
+                Coord {
+                    x: f64::from_be_bytes(x),
+                    y: f64::from_be_bytes(y),
+                }
+            }
+        })
+    }
+}
+
+/// What a [`walk`] over WKB tells its visitor, in the order of the bytes: each geometry is
+/// bracketed by `begin` (with its number of rings or members) and `end`; a point, a line and
+/// each ring of a polygon (exterior first) are one `coords` call.
+pub trait Visit {
+    fn begin(&mut self, _kind: Kind, _parts: usize) {}
+    fn coords(&mut self, coords: Coords<'_>);
+    fn end(&mut self, _kind: Kind) {}
+}
+
+/// Walks WKB without building a geometry (issue 15: encoders read the engine's compact
+/// features in place). Accepts what [`decode`] accepts; members of a multi-geometry are
+/// reported as they are (decode drops members of the wrong type).
+pub fn walk(bytes: &[u8], visitor: &mut impl Visit) -> Result<(), WkbError> {
+    let mut r = Reader { bytes, pos: 0 };
+    r.walk(visitor, 0)
+}
+
+/// The kind of the outermost geometry of WKB, from its header alone.
+pub fn kind(bytes: &[u8]) -> Result<Kind, WkbError> {
+    let mut r = Reader { bytes, pos: 0 };
+    r.header().map(|(kind, _, _)| kind)
+}
+
+impl Reader<'_> {
+    /// Byte order, kind and bytes per coordinate of the geometry that starts here.
+    fn header(&mut self) -> Result<(Kind, bool, usize), WkbError> {
+        let order = self.take::<1>()?[0];
+        let le = match order {
+            0 => false,
+            1 => true,
+            other => return Err(WkbError::ByteOrder(other)),
+        };
+        let raw = self.u32(le)?;
+        let (mut has_z, mut has_m) = (raw & 0x8000_0000 != 0, raw & 0x4000_0000 != 0);
+        // EWKB flags (PostGIS) and ISO thousands both say which extra ordinates follow.
+        if raw & 0x2000_0000 != 0 {
+            self.u32(le)?; // SRID
+        }
+        let mut code = raw & 0x0fff_ffff;
+        match code / 1000 {
+            1 => has_z = true,
+            2 => has_m = true,
+            3 => (has_z, has_m) = (true, true),
+            _ => {}
+        }
+        code %= 1000;
+        let kind = match code {
+            1 => Kind::Point,
+            2 => Kind::LineString,
+            3 => Kind::Polygon,
+            4 => Kind::MultiPoint,
+            5 => Kind::MultiLineString,
+            6 => Kind::MultiPolygon,
+            7 => Kind::GeometryCollection,
+            other => return Err(WkbError::UnsupportedType(other)),
+        };
+        Ok((kind, le, 8 * (2 + has_z as usize + has_m as usize)))
+    }
+
+    fn run(&mut self, n: usize, le: bool, stride: usize) -> Result<Coords<'_>, WkbError> {
+        let start = self.pos;
+        let end = n
+            .checked_mul(stride)
+            .and_then(|len| start.checked_add(len))
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or(WkbError::Truncated(start))?;
+        self.pos = end;
+        Ok(Coords {
+            bytes: &self.bytes[start..end],
+            le,
+            stride,
+        })
+    }
+
+    fn walk(&mut self, v: &mut impl Visit, depth: usize) -> Result<(), WkbError> {
+        if depth > 32 {
+            return Err(WkbError::TooDeep);
+        }
+        let (kind, le, stride) = self.header()?;
+        match kind {
+            Kind::Point => {
+                v.begin(kind, 1);
+                let c = self.run(1, le, stride)?;
+                v.coords(c);
+            }
+            Kind::LineString => {
+                let n = self.len(le, stride)?;
+                v.begin(kind, 1);
+                let c = self.run(n, le, stride)?;
+                v.coords(c);
+            }
+            Kind::Polygon => {
+                let rings = self.len(le, 4)?;
+                v.begin(kind, rings);
+                for _ in 0..rings {
+                    let n = self.len(le, stride)?;
+                    let c = self.run(n, le, stride)?;
+                    v.coords(c);
+                }
+            }
+            _ => {
+                let n = self.len(le, 5)?;
+                v.begin(kind, n);
+                for _ in 0..n {
+                    self.walk(v, depth + 1)?;
+                }
+            }
+        }
+        v.end(kind);
+        Ok(())
     }
 }
 
@@ -321,5 +465,75 @@ mod tests {
             deep.extend_from_slice(&[1, 7, 0, 0, 0, 1, 0, 0, 0]);
         }
         assert!(decode(&deep).is_err());
+    }
+
+    /// Collects what a walk reports, as text.
+    struct Trace(Vec<String>);
+    impl Visit for Trace {
+        fn begin(&mut self, kind: Kind, parts: usize) {
+            self.0.push(format!("{kind:?}({parts})"));
+        }
+        fn coords(&mut self, c: Coords<'_>) {
+            let cs: Vec<String> = c.iter().map(|c| format!("{} {}", c.x, c.y)).collect();
+            self.0.push(cs.join(","));
+        }
+        fn end(&mut self, _: Kind) {
+            self.0.push("end".into());
+        }
+    }
+
+    #[test]
+    fn walks_every_type_in_place() {
+        let poly = polygon!(
+            exterior: [(x: 0., y: 0.), (x: 4., y: 0.), (x: 4., y: 4.), (x: 0., y: 0.)],
+            interiors: [[(x: 1., y: 1.), (x: 2., y: 1.), (x: 2., y: 2.), (x: 1., y: 1.)]],
+        );
+        let g = Geometry::GeometryCollection(GeometryCollection(vec![
+            Geometry::Point(Point::new(9., 8.)),
+            Geometry::MultiPolygon(MultiPolygon(vec![poly])),
+            Geometry::LineString(line_string![(x: 1., y: 2.), (x: 3., y: 4.)]),
+        ]));
+        let mut t = Trace(vec![]);
+        walk(&encode(&g), &mut t).unwrap();
+        assert_eq!(
+            t.0.join(" | "),
+            "GeometryCollection(3) | Point(1) | 9 8 | end | MultiPolygon(1) | Polygon(2) \
+             | 0 0,4 0,4 4,0 0 | 1 1,2 1,2 2,1 1 | end | end | LineString(1) | 1 2,3 4 | end | end"
+        );
+        assert_eq!(kind(&encode(&g)), Ok(Kind::GeometryCollection));
+        // Big-endian and EWKB Z read as decode reads them.
+        let be = [
+            0u8, 0, 0, 0, 1, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let mut t = Trace(vec![]);
+        walk(&be, &mut t).unwrap();
+        assert_eq!(t.0, ["Point(1)", "1 2", "end"]);
+        let mut ewkb = vec![1u8];
+        ewkb.extend_from_slice(&(2u32 | 0x8000_0000 | 0x2000_0000).to_le_bytes());
+        ewkb.extend_from_slice(&4490u32.to_le_bytes());
+        ewkb.extend_from_slice(&2u32.to_le_bytes());
+        for v in [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0] {
+            ewkb.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut t = Trace(vec![]);
+        walk(&ewkb, &mut t).unwrap();
+        assert_eq!(t.0, ["LineString(1)", "1 2,4 5", "end"]);
+        // Whatever decode rejects, walk rejects too, without panicking.
+        let mut deep = Vec::new();
+        for _ in 0..100 {
+            deep.extend_from_slice(&[1, 7, 0, 0, 0, 1, 0, 0, 0]);
+        }
+        for bad in [
+            &[][..],
+            &[7],
+            &[1, 3, 0, 0, 0, 255, 255, 255, 255],
+            &[1, 2, 0, 0, 0, 255, 255, 255, 255],
+            &[1, 1, 0, 0, 0, 0, 0],
+            &[1, 99, 0, 0, 0],
+            &deep,
+        ] {
+            assert!(decode(bad).is_err());
+            assert!(walk(bad, &mut Trace(vec![])).is_err(), "{bad:?}");
+        }
     }
 }

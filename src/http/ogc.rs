@@ -467,17 +467,46 @@ async fn items(
         && query.near.is_none()
         && query.sort.is_empty()
         && query.bbox.is_none();
-    let result = if layer_size > HEAVY_LAYER && !plain {
-        let layer = std::sync::Arc::clone(&layer);
-        state
-            .heavy
-            .run(move |budget| layer.read().query_within(&query, budget))
-            .await?
-    } else {
-        layer.read().query(&query)
+    // A plain page in GeoJSON is written from the engine's compact features (issue 15).
+    let direct =
+        format != Format::Html && out_crs.is_none() && matches!(selection, PropertySelection::All);
+    let heavy = layer_size > HEAVY_LAYER && !plain;
+    let slots = match (direct, heavy) {
+        (false, _) => None,
+        (true, true) => {
+            let l = std::sync::Arc::clone(&layer);
+            let q = query.clone();
+            state
+                .heavy
+                .run(move |budget| l.read().plain_page(&q, budget))
+                .await?
+        }
+        (true, false) => layer
+            .read()
+            .plain_page(&query, &crate::engine::Budget::unlimited())
+            .ok()
+            .flatten(),
+    };
+    let result = match &slots {
+        Some(_) => crate::engine::QueryResult {
+            features: vec![],
+            distances: None,
+            matched: 0,
+        },
+        None if heavy => {
+            let layer = std::sync::Arc::clone(&layer);
+            state
+                .heavy
+                .run(move |budget| layer.read().query_within(&query, budget))
+                .await?
+        }
+        None => layer.read().query(&query),
     };
     let idx = layer.read();
-    let returned = result.features.len();
+    let (returned, matched) = match &slots {
+        Some(p) => (p.slots.len(), p.matched),
+        None => (result.features.len(), result.matched),
+    };
     let path = format!("/collections/{id}/items");
     let json_type = content_type(format, true);
     let page_link = |rel: &str, off: usize| {
@@ -490,7 +519,7 @@ async fn items(
         link(format!("{base}{path}?{q}"), rel, kind, rel)
     };
     let mut links = self_links(&base, &path, &params, format, "application/geo+json");
-    if offset + returned < result.matched {
+    if offset + returned < matched {
         links.push(page_link("next", offset + returned));
     }
     if offset > 0 {
@@ -508,7 +537,7 @@ async fn items(
         let title = format!("{} {}", idx.layer.title_zh, idx.layer.title_en);
         let mut body = format!(
             "<p>{} of {} features (offset {offset}). 共 {} 个要素。</p>",
-            returned, result.matched, result.matched
+            returned, matched, matched
         );
         body.push_str(&html::links(&Value::Array(links)));
         // The name first (linked to the feature), then id, geometry and the other properties,
@@ -573,9 +602,24 @@ async fn items(
     let _ = write!(
         out,
         "{{\"type\":\"FeatureCollection\",\"numberMatched\":{},\"numberReturned\":{returned},\"timeStamp\":\"{stamp}\",\"links\":{},\"features\":[",
-        result.matched,
+        matched,
         Value::Array(links)
     );
+    let stored = slots.iter().flat_map(|p| &p.slots);
+    for (i, c) in stored.filter_map(|&s| idx.compact(s)).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        geojson::write_stored_feature(
+            &mut out,
+            c.id(),
+            c.name(),
+            c.admin_code(),
+            c.properties_json(),
+            c.wkb(),
+            None,
+        );
+    }
     for (i, f) in result.features.iter().enumerate() {
         if i > 0 {
             out.push(',');

@@ -21,9 +21,8 @@ use super::view::View;
 use super::AppState;
 use crate::engine::{Budget, Engine, Filter, LayerIndex, Stop};
 use crate::formats::geojson::PropertySelection;
-use crate::formats::mvt::{self, TileFeature, TileId, TileLayer};
+use crate::formats::mvt::{self, FeatureGeometry, TileId, TileWriter, ValueRef};
 use crate::geom::crs::{self, Crs};
-use crate::model::Feature;
 
 pub const TILE_TYPE: &str = "application/vnd.mapbox-vector-tile";
 /// Zoom levels TileJSON advertises.
@@ -354,7 +353,7 @@ fn render(
         None => tile.bounds_lonlat_buffered(),
         Some(_) => grow(tile.bounds_lonlat_buffered(), 0.01),
     };
-    let mut out = Vec::new();
+    let mut out = TileWriter::new(tile);
     let mut revisions = Vec::new();
     for (name, filter, selection) in queries {
         budget.check()?;
@@ -363,34 +362,60 @@ fn render(
         };
         let idx = idx.read();
         revisions.push((name.clone(), idx.revision));
-        let chosen = tile_candidates(&idx, window, filter.as_ref(), budget)?;
-        // Geometry in the basemap's coordinates when a GCJ-02/BD-09 basemap asked for it.
-        let shifted: Vec<Option<geo::Geometry<f64>>> = chosen
-            .iter()
-            .map(|f| {
-                shift.and_then(|c| {
-                    f.geometry
-                        .as_ref()
-                        .and_then(|g| crs::geometry_from_lonlat(&c, g).ok())
-                })
-            })
-            .collect();
-        budget.check()?;
-        let layer = TileLayer {
-            name,
-            features: chosen
-                .iter()
-                .zip(&shifted)
-                .filter_map(|(f, g)| {
-                    Some(TileFeature {
-                        id: Some(mvt_id(&f.id)),
-                        geometry: g.as_ref().or(f.geometry.as_ref())?,
-                        properties: tile_properties(f, selection),
-                    })
-                })
-                .collect(),
+        let wants = |k: &str| match selection {
+            PropertySelection::All => true,
+            PropertySelection::Only(keys) => keys.iter().any(|x| x == k),
         };
-        out.extend_from_slice(&mvt::encode_tile(tile, std::slice::from_ref(&layer)));
+        let mut slots: Vec<u32> = idx.candidates(window).map(|(slot, _)| slot).collect();
+        slots.sort_unstable();
+        out.begin_layer(name);
+        // Features are read in their compact form (issue 15): geometry from its WKB, tags from
+        // the properties' text. A filter needs the decoded feature, a shifted basemap the
+        // geometry in its coordinates.
+        for (i, slot) in slots.into_iter().enumerate() {
+            budget.check_every(i)?;
+            let Some(c) = idx.compact(slot) else { continue };
+            let Some(wkb) = c.wkb() else { continue };
+            let decoded = match filter {
+                Some(flt) => match idx.slot(slot) {
+                    Some(f) if flt.matches(&f) => Some(f),
+                    _ => continue,
+                },
+                None => None,
+            };
+            let shifted = match shift {
+                Some(crs) => match c.geometry().map(|g| crs::geometry_from_lonlat(&crs, &g)) {
+                    Some(Ok(g)) => Some(g),
+                    _ => continue,
+                },
+                None => None,
+            };
+            let geometry = match &shifted {
+                Some(g) => FeatureGeometry::Geo(g),
+                None => FeatureGeometry::Wkb(wkb),
+            };
+            out.feature(Some(mvt_id(c.id())), geometry, |tags| {
+                tags.add("id", ValueRef::String(c.id()));
+                if let (Some(n), true) = (c.name(), wants("name")) {
+                    tags.add("name", ValueRef::String(n));
+                }
+                if let (Some(code), true) = (c.admin_code(), wants("admin_code")) {
+                    tags.add("admin_code", ValueRef::String(code));
+                }
+                match &decoded {
+                    // The decoded feature is at hand: its values, as filtered.
+                    Some(f) => {
+                        for (k, v) in &f.properties {
+                            if let (true, Some(v)) = (wants(k), mvt::Value::from_json(v)) {
+                                tags.add(k, v.as_ref());
+                            }
+                        }
+                    }
+                    None => tags.add_json_object(c.properties_json(), wants),
+                }
+            });
+        }
+        out.end_layer();
         if out.len() > MAX_TILE_BYTES {
             return Ok(Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -403,7 +428,7 @@ fn render(
             .with_details(json!({"limit": "tile-bytes", "max": MAX_TILE_BYTES, "layer": name}))));
         }
     }
-    Ok(Ok((out, revisions)))
+    Ok(Ok((out.finish(), revisions)))
 }
 
 fn grow(r: geo::Rect<f64>, d: f64) -> geo::Rect<f64> {
@@ -411,53 +436,6 @@ fn grow(r: geo::Rect<f64>, d: f64) -> geo::Rect<f64> {
         geo::coord! {x: r.min().x - d, y: r.min().y - d},
         geo::coord! {x: r.max().x + d, y: r.max().y + d},
     )
-}
-
-/// Features of a layer whose boxes meet the window and that pass the filter, in layer order.
-fn tile_candidates(
-    idx: &LayerIndex,
-    window: geo::Rect<f64>,
-    filter: Option<&Filter>,
-    budget: &Budget,
-) -> Result<Vec<Arc<Feature>>, Stop> {
-    let mut slots: Vec<(u32, bool)> = idx.candidates(window).collect();
-    slots.sort_unstable();
-    let mut out = Vec::new();
-    for (i, (slot, _)) in slots.into_iter().enumerate() {
-        budget.check_every(i)?;
-        if let Some(f) = idx.slot(slot) {
-            if f.geometry.is_some() && filter.is_none_or(|flt| flt.matches(&f)) {
-                out.push(f);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A feature's properties as MVT values: `id` first, then the selected ones.
-fn tile_properties<'a>(
-    f: &'a Feature,
-    selection: &PropertySelection,
-) -> Vec<(&'a str, mvt::Value)> {
-    let wants = |k: &str| match selection {
-        PropertySelection::All => true,
-        PropertySelection::Only(keys) => keys.iter().any(|x| x == k),
-    };
-    let mut properties: Vec<(&str, mvt::Value)> = vec![("id", mvt::Value::String(f.id.clone()))];
-    if let (Some(n), true) = (&f.name, wants("name")) {
-        properties.push(("name", mvt::Value::String(n.clone())));
-    }
-    if let (Some(c), true) = (&f.admin_code, wants("admin_code")) {
-        properties.push(("admin_code", mvt::Value::String(c.clone())));
-    }
-    for (k, v) in &f.properties {
-        if wants(k) {
-            if let Some(v) = mvt::Value::from_json(v) {
-                properties.push((k.as_str(), v));
-            }
-        }
-    }
-    properties
 }
 
 async fn xyz_tile(
