@@ -2075,7 +2075,7 @@ mod tests {
     fn collinear_overlaps_and_vertices_on_edges() {
         // Rectangles sharing parts of edges, a vertex of one on another's edge, and a bow of
         // long (geodesic) edges.
-        let polys = vec![
+        let polys = [
             rect(106.0, 29.0, 106.003, 29.002),
             rect(106.001, 29.002, 106.005, 29.003),
             rect(106.003, 29.0005, 106.004, 29.002),
