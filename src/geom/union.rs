@@ -35,12 +35,6 @@
 //! however other polygons cut it (an overlay, which puts a new vertex where edges cross, changes
 //! a long edge's bow: hundreds of m² on a 5 km edge).
 //!
-//! **Crossings.** Which edges cross, and in what order along an edge, is decided on the lon/lat
-//! chords (exactly, as above); where two edges at least 200 m long cross, the cut falls where
-//! their geodesics cross, not where the chords do ([`PolygonSet::geodesic_crossing`]), so a
-//! sliver between two chords that the geodesics do not enclose adds nothing, and one they do
-//! enclose adds what it encloses (PostGIS on rings densified along geodesics is the reference).
-//!
 //! **Rings.** The terms are chained into the result's rings (runs of boundary that meet at a
 //! crossing belong to one ring), and each ring counts as PostGIS counts it: its absolute
 //! geodesic area, added for an outer ring and subtracted for a hole. A sliver whose geodesic
@@ -253,13 +247,7 @@ fn run(mut set: PolygonSet, cancelled: &(dyn Fn() -> bool + Sync)) -> Option<Uni
     if stop.load(Ordering::Relaxed) {
         return None;
     }
-    let mut long_pairs = long_pair_events(&set, &found);
-    let mut found = found;
-    {
-        let mut lists: Vec<&mut Vec<Event>> = found.iter_mut().map(|f| &mut f.events).collect();
-        lists.push(&mut long_pairs);
-        chord_cuts_at_ties(&mut lists, set.coords.len());
-    }
+    let long_pairs = long_pair_events(&set, &found);
     // 3. Each part gathers the events on its edges and walks its rings, keeping the terms of the
     //    parts of edges that bound the result.
     let walked = in_parallel_over(&parts, |part| {
@@ -595,32 +583,21 @@ struct PolygonSet {
 /// Per-worker buffers reused from polygon to polygon.
 #[derive(Default)]
 struct Scratch {
-    /// Crossings along the edge being walked.
-    events: Vec<Crossing>,
+    /// Crossings along the edge being walked: parameter, change in depth (see [`Event`]) and
+    /// the other edge.
+    events: Vec<(f64, i32, u32)>,
     /// The projected positions of the ring being walked.
     projected: Vec<[f64; 3]>,
     /// The walk's state along the ring.
     state: WalkState,
 }
 
-/// A crossing on edge `edge` with edge `other`: at parameter `t` along the lon/lat chord (which
-/// orders the crossings along the edge and decides windings), and `u` along the edge's geodesic
-/// (where its terms are cut, see [`PolygonSet::geodesic_crossing`]).
+/// A crossing on edge `edge` at parameter `t`, with edge `other`.
 /// `change` is ±1 when the edge enters or leaves a piece, ±2 an area polygon.
 #[derive(Clone, Copy)]
 struct Event {
     t: f64,
-    u: f64,
     edge: u32,
-    change: i32,
-    other: u32,
-}
-
-/// An [`Event`] as filed under its edge.
-#[derive(Clone, Copy, Default)]
-struct Crossing {
-    t: f64,
-    u: f64,
     change: i32,
     other: u32,
 }
@@ -713,7 +690,7 @@ fn long_pair_events(set: &PolygonSet, found: &[Found]) -> Vec<Event> {
 struct EdgeEvents {
     first: usize,
     start: Vec<u32>,
-    events: Vec<Crossing>,
+    events: Vec<(f64, i32, u32)>,
 }
 
 impl EdgeEvents {
@@ -733,15 +710,10 @@ impl EdgeEvents {
             start[k] += start[k - 1];
         }
         let mut fill = start.clone();
-        let mut events = vec![Crossing::default(); start[start.len() - 1] as usize];
+        let mut events = vec![(0.0, 0, 0); start[start.len() - 1] as usize];
         for ev in all() {
             let slot = &mut fill[ev.edge as usize - edges.start];
-            events[*slot as usize] = Crossing {
-                t: ev.t,
-                u: ev.u,
-                change: ev.change,
-                other: ev.other,
-            };
+            events[*slot as usize] = (ev.t, ev.change, ev.other);
             *slot += 1;
         }
         EdgeEvents {
@@ -751,7 +723,7 @@ impl EdgeEvents {
         }
     }
 
-    fn of(&self, edge: usize) -> &[Crossing] {
+    fn of(&self, edge: usize) -> &[(f64, i32, u32)] {
         let k = edge - self.first;
         &self.events[self.start[k] as usize..self.start[k + 1] as usize]
     }
@@ -1197,49 +1169,20 @@ impl PolygonSet {
         let (i, j) = (self.owner[e] as usize, self.owner[f] as usize);
         // The depth an event changes: pieces' or the area's.
         let unit = |shape: usize| if self.is_area[shape] { 2 } else { 1 };
-        let ((oc, c_on), (od, d_on)) = (
-            orient_noting_line(a, b, i, c, j),
-            orient_noting_line(a, b, i, d, j),
-        );
+        let (oc, od) = (orient(a, b, i, c, j), orient(a, b, i, d, j));
         if oc != od {
             let (oa, ob) = (orient(c, d, j, a, i), orient(c, d, j, b, i));
             if oa != ob {
                 // Each edge enters the other's shape when it passes from the other edge's right
                 // to its left (interiors lie left of their edges).
-                let along = c_on && d_on;
-                let (te, tf) = if along {
-                    // Along one line: at an end they share (the other ends lie on either side
-                    // of it there), or else in the middle of the overlap, where their
-                    // geodesics cross.
-                    let x = if a == c || a == d {
-                        a.x
-                    } else if b == c || b == d {
-                        b.x
-                    } else {
-                        (a.x.min(b.x).max(c.x.min(d.x)) + a.x.max(b.x).min(c.x.max(d.x))) / 2.0
-                    };
-                    (
-                        ((x - a.x) / (b.x - a.x)).clamp(0.0, 1.0),
-                        ((x - c.x) / (d.x - c.x)).clamp(0.0, 1.0),
-                    )
-                } else {
-                    (parameter(c, d, a, b), parameter(a, b, c, d))
-                };
-                let (ue, uf) = if along || bows_matter(a, b) || bows_matter(c, d) {
-                    self.geodesic_crossing((a, b, te), (c, d, tf))
-                } else {
-                    (te, tf)
-                };
                 out.push(Event {
-                    t: te,
-                    u: ue,
+                    t: parameter(c, d, a, b),
                     edge: e as u32,
                     change: if oa < 0.0 { unit(j) } else { -unit(j) },
                     other: f as u32,
                 });
                 out.push(Event {
-                    t: tf,
-                    u: uf,
+                    t: parameter(a, b, c, d),
                     edge: f as u32,
                     change: if oc < 0.0 { unit(i) } else { -unit(i) },
                     other: e as u32,
@@ -1302,24 +1245,16 @@ impl PolygonSet {
                 let edge = first + k;
                 let seg = (w[0], w[1], scratch.projected[k], scratch.projected[k + 1]);
                 let on = events.of(edge);
-                let mut from = (0.0, 0.0);
+                let mut from = 0.0;
                 st.bow = f64::NAN;
                 if !on.is_empty() {
                     scratch.events.clear();
                     scratch.events.extend_from_slice(on);
-                    scratch.events.sort_unstable_by(|x, y| x.t.total_cmp(&y.t));
-                    for &Crossing {
-                        t,
-                        u,
-                        change,
-                        other,
-                    } in &scratch.events
-                    {
-                        // (A crossing at a vertex, t = 0 or 1, may still cut the geodesic
-                        // a little inside the edge.)
-                        if t > from.0 || u != from.1 {
-                            self.emit(seg, from, (t, u), area_ring, st, out);
-                            from = (t, u);
+                    scratch.events.sort_unstable_by(|x, y| x.0.total_cmp(&y.0));
+                    for &(t, change, other) in &scratch.events {
+                        if t > from {
+                            self.emit(seg, from, t, area_ring, st, out);
+                            from = t;
                         }
                         match change {
                             1 | -1 => {
@@ -1342,8 +1277,8 @@ impl PolygonSet {
                         }
                     }
                 }
-                if from != (1.0, 1.0) {
-                    self.emit(seg, from, (1.0, 1.0), area_ring, st, out);
+                if from < 1.0 {
+                    self.emit(seg, from, 1.0, area_ring, st, out);
                 }
             }
             if let (true, Some(c)) = (st.on, first_chain) {
@@ -1368,13 +1303,12 @@ impl PolygonSet {
         }
     }
 
-    /// Keeps the term of the part of an edge between two crossings (each at `(t, u)`: along the
-    /// chord, along the geodesic) where it bounds the result or overlaps.
+    /// Keeps the term of the part t0..t1 of an edge where it bounds the result or overlaps.
     fn emit(
         &self,
         (a, b, pa, pb): (Coord<f64>, Coord<f64>, [f64; 3], [f64; 3]),
-        (t0, u0): (f64, f64),
-        (t1, u1): (f64, f64),
+        t0: f64,
+        t1: f64,
         area_ring: bool,
         st: &mut WalkState,
         out: &mut Walked,
@@ -1388,7 +1322,7 @@ impl PolygonSet {
         if !st.on && !inside {
             return;
         }
-        let g = self.term(a, b, pa, pb, &mut st.bow, u0, u1);
+        let g = self.term(a, b, pa, pb, &mut st.bow, t0, t1);
         if st.on {
             let c = &mut out.chains[st.chain as usize];
             c.g.add(g);
@@ -1429,7 +1363,7 @@ impl PolygonSet {
     /// The part is the projected chord's part plus its share of the whole geodesic's bow away
     /// from the chord, shared out as a parabola's (3t² − 2t³): so the parts of an edge always sum
     /// to the whole edge's term, and a polygon's area does not change where other polygons cut
-    /// its edges. `t0..t1` are parameters along the geodesic (see [`Self::geodesic_crossing`]).
+    /// its edges (a cut point moves only north or south, which adds no area to a parallel).
     /// `bow` caches the edge's bow (NaN until first needed).
     #[allow(clippy::too_many_arguments)]
     fn term(
@@ -1453,96 +1387,6 @@ impl PolygonSet {
         }
         let share = |t: f64| t * t * (3.0 - 2.0 * t);
         chord - *bow * (share(t1) - share(t0))
-    }
-
-    /// Where two crossing edges (each with its chord parameter of the crossing) cross as the
-    /// terms see them, as parameters along each: [`term`](Self::term) takes an edge's part to be
-    /// its projected chord's plus a parabola's share of the bow, i.e. the curve
-    /// y = chord(x) + 6·bow·τ(1 − τ)/Δx over the edge's longitudes, which follows its geodesic.
-    /// Two such curves meet where a quadratic in x vanishes: its root nearest the chords'
-    /// crossing (or, when the curves do not meet, where they come closest), within both edges'
-    /// longitudes. So a cut falls where the geodesics cross, not where the lon/lat chords do,
-    /// and a sliver between two chords that the geodesics do not enclose adds nothing. Only
-    /// longitude matters to the terms (a cut point moving north or south adds no area to a
-    /// parallel), and the parts of each edge still sum to its whole term.
-    fn geodesic_crossing(
-        &self,
-        (a, b, te): (Coord<f64>, Coord<f64>, f64),
-        (c, d, tf): (Coord<f64>, Coord<f64>, f64),
-    ) -> (f64, f64) {
-        let (pa, pb, pc, pd) = (
-            self.project(a),
-            self.project(b),
-            self.project(c),
-            self.project(d),
-        );
-        let (dxe, dxf) = (pb[0] - pa[0], pd[0] - pc[0]);
-        // A (nearly) north-south edge: the crossing's longitude is the edge's, as the chords say.
-        if dxe.abs() < 1e-3 || dxf.abs() < 1e-3 {
-            return (te, tf);
-        }
-        let x = pa[0] + te * dxe;
-        // The curve of edge p→q near longitude x, as y ≈ k0 + k1·s + k2·s² in s = x' − x.
-        let curve = |p: [f64; 3], q: [f64; 3], bow: f64| {
-            let dx = q[0] - p[0];
-            let tau = (x - p[0]) / dx;
-            let k = 6.0 * bow / dx;
-            [
-                p[1] + (q[1] - p[1]) * tau + k * tau * (1.0 - tau),
-                ((q[1] - p[1]) + k * (1.0 - 2.0 * tau)) / dx,
-                -k / (dx * dx),
-            ]
-        };
-        let ye = curve(pa, pb, self.bow(a, b, pa, pb));
-        let yf = curve(pc, pd, self.bow(c, d, pc, pd));
-        let [g0, g1, g2] = [ye[0] - yf[0], ye[1] - yf[1], ye[2] - yf[2]];
-        // Both edges' longitudes, relative to x.
-        let (lo, hi) = (
-            pa[0].min(pb[0]).max(pc[0].min(pd[0])) - x,
-            pa[0].max(pb[0]).min(pc[0].max(pd[0])) - x,
-        );
-        if lo.partial_cmp(&hi).is_none_or(|o| o.is_gt()) {
-            return (te, tf);
-        }
-        // The roots of g0 + g1·s + g2·s² (in the forms that do not cancel).
-        let mut roots = [f64::NAN; 2];
-        if g2 == 0.0 {
-            if g1 != 0.0 {
-                roots[0] = -g0 / g1;
-            }
-        } else {
-            let disc = g1 * g1 - 4.0 * g2 * g0;
-            if disc >= 0.0 {
-                let q = -(g1 + g1.signum() * disc.sqrt()) / 2.0;
-                roots = [q / g2, if q == 0.0 { 0.0 } else { g0 / q }];
-            }
-        }
-        let s = roots
-            .into_iter()
-            .filter(|r| (lo..=hi).contains(r))
-            .min_by(|r, q| r.abs().total_cmp(&q.abs()))
-            .unwrap_or_else(|| {
-                // The geodesics do not cross along both edges: one lies on the same side of the
-                // other all along, and the chords' crossing moves to the end of the common
-                // longitudes where that side holds throughout (two crossings of a sliver the
-                // geodesics do not enclose meet, and the sliver vanishes).
-                let m = (lo + hi) / 2.0;
-                let f_above = g0 + g1 * m + g2 * m * m < 0.0;
-                // Which side f lies on east of the crossing, on the chords.
-                let (w, east) = if a.x <= b.x { (a, b) } else { (b, a) };
-                let f_east = if c.x <= d.x { d } else { c };
-                let turn = (east.x - w.x) * (f_east.y - w.y) - (east.y - w.y) * (f_east.x - w.x);
-                if (turn > 0.0) == f_above {
-                    lo
-                } else {
-                    hi
-                }
-            });
-        let x = x + s;
-        (
-            ((x - pa[0]) / dxe).clamp(0.0, 1.0),
-            ((x - pc[0]) / dxf).clamp(0.0, 1.0),
-        )
     }
 
     /// The area between edge a→b's projected chord and its geodesic, signed like the terms.
@@ -1571,64 +1415,38 @@ impl PolygonSet {
         if v.x < s.min[0] || v.x > s.max[0] || v.y < s.min[1] || v.y > s.max[1] {
             return false;
         }
-        // "Above" with ties broken by the vertical part of the move (index order). But a vertex
-        // on the inside of one of j's edges (not a meridian) lies equatorward of that edge's
-        // geodesic (see `orient`): then the ray starts from v moved a little equatorward (more
-        // than the moves of simulation of simplicity, less than anything else), so that the
-        // answer agrees with the crossings of v's edges with j's.
-        let south = v.y > 0.0;
-        let on_inside = |c: Coord<f64>, d: Coord<f64>| {
-            c.x != d.x && (v.x - c.x) * (d.x - v.x) > 0.0 && collinear(c, d, v)
-        };
-        // Whether the ray crosses edge k: as simulation of simplicity has it, or (`moved`) from
-        // v moved equatorward; and whether v lies on the edge's inside.
-        let crosses = |k: usize, moved: bool| -> (bool, bool) {
+        // "Above" with ties broken by the vertical part of the move (index order).
+        let above = |p: Coord<f64>| p.y > v.y || (p.y == v.y && j > owner);
+        let crosses = |k: usize| {
             let (c, d) = (self.coords[k], self.coords[k + 1]);
-            let tie = if moved { south } else { j > owner };
-            let above = |p: Coord<f64>| p.y > v.y || (p.y == v.y && tie);
             let (ca, da) = (above(c), above(d));
             if ca == da {
-                // Not across the ray; but v may lie on it if it is level with v.
-                return (false, c.y == v.y && d.y == v.y && on_inside(c, d));
+                return false;
             }
             let (lo, hi) = if ca { (d, c) } else { (c, d) };
             // The horizontal ray to the east crosses the edge iff v is left of lo→hi.
-            let (left, on_line) = orient_noting_line(lo, hi, j, v, owner);
-            let on = on_line && lo.x != hi.x && (v.x - lo.x) * (hi.x - v.x) > 0.0;
-            if moved && on {
-                // cross(hi − lo, ∓δ·ŷ) = ∓δ·(hi.x − lo.x)
-                ((hi.x - lo.x > 0.0) != south, on)
-            } else {
-                (left > 0.0, on)
-            }
+            orient(lo, hi, j, v, owner) > 0.0
         };
-        let parity = |moved: bool| {
-            let (mut odd, mut on) = (false, false);
-            let mut count = |k: usize| {
-                let (x, o) = crosses(k, moved);
-                odd ^= x;
-                on |= o;
-            };
-            if let Some(Some(index)) = self.large.get(j) {
-                // Only edges whose boxes reach the ray east of v can cross it (or hold v).
-                let ray = rstar::AABB::from_corners([v.x, v.y], [s.max[0], v.y]);
-                for e in index.locate_in_envelope_intersecting(&ray) {
-                    count(e.data as usize);
-                }
-            } else {
-                for r in s.rings.clone() {
-                    let ring = self.rings[r].clone();
-                    for k in ring.start..ring.end - 1 {
-                        count(k);
-                    }
-                }
-            }
-            (odd, on)
-        };
-        match parity(false) {
-            (_, true) => parity(true).0,
-            (odd, false) => odd,
+        if let Some(Some(index)) = self.large.get(j) {
+            // Only edges whose boxes reach the ray east of v can cross it.
+            let ray = rstar::AABB::from_corners([v.x, v.y], [s.max[0], v.y]);
+            return index
+                .locate_in_envelope_intersecting(&ray)
+                .filter(|e| crosses(e.data as usize))
+                .count()
+                % 2
+                == 1;
         }
+        let mut inside = false;
+        for r in s.rings.clone() {
+            let ring = self.rings[r].clone();
+            for k in ring.start..ring.end - 1 {
+                if crosses(k) {
+                    inside = !inside;
+                }
+            }
+        }
+        inside
     }
 
     /// Indexes the edges of shapes with many of them, so that a point-in-shape test reads only
@@ -1719,41 +1537,13 @@ fn shoelace(pts: &[Coord<f64>]) -> f64 {
 /// a→b (of shape `es`), exact, with ties broken by moving shape k by k·(ε, ε²): positive when `p`
 /// lies to the left.
 fn orient(a: Coord<f64>, b: Coord<f64>, es: usize, p: Coord<f64>, ps: usize) -> f64 {
-    orient_noting_line(a, b, es, p, ps).0
-}
-
-/// [`orient`], and whether p lies exactly on the line through a and b.
-fn orient_noting_line(
-    a: Coord<f64>,
-    b: Coord<f64>,
-    es: usize,
-    p: Coord<f64>,
-    ps: usize,
-) -> (f64, bool) {
     let o = robust::orient2d(
         robust::Coord { x: a.x, y: a.y },
         robust::Coord { x: b.x, y: b.y },
         robust::Coord { x: p.x, y: p.y },
     );
     if o != 0.0 {
-        return (o.signum(), false);
-    }
-    (orient_on_line(a, b, es, p, ps), true)
-}
-
-/// [`orient`] for p on the line through a and b.
-fn orient_on_line(a: Coord<f64>, b: Coord<f64>, es: usize, p: Coord<f64>, ps: usize) -> f64 {
-    // On the chord's line, p is equatorward of the edge's geodesic between its ends and
-    // poleward of it beyond them (the geodesic bows poleward of the straight lon/lat line and
-    // meets it at the ends): a fact, not a tie, unless p is an end or the edge a meridian.
-    if a.x != b.x && p != a && p != b {
-        let inside = (p.x - a.x) * (b.x - p.x) > 0.0;
-        let poleward_is_left = (b.x > a.x) == (a.y + b.y > 0.0);
-        return if inside == poleward_is_left {
-            -1.0
-        } else {
-            1.0
-        };
+        return o.signum();
     }
     // p + k(ε, ε²) with k = ps − es: cross(b − a, k(ε, ε²)) = k(ux·ε² − uy·ε).
     let k = if ps > es { 1.0 } else { -1.0 };
@@ -1763,15 +1553,6 @@ fn orient_on_line(a: Coord<f64>, b: Coord<f64>, es: usize, p: Coord<f64>, ps: us
     } else {
         k * ux.signum()
     }
-}
-
-/// Whether p lies exactly on the line through a and b.
-fn collinear(a: Coord<f64>, b: Coord<f64>, p: Coord<f64>) -> bool {
-    robust::orient2d(
-        robust::Coord { x: a.x, y: a.y },
-        robust::Coord { x: b.x, y: b.y },
-        robust::Coord { x: p.x, y: p.y },
-    ) == 0.0
 }
 
 /// The parameter along a→b where it meets the line through c→d, from the unmoved (limit)
@@ -1784,55 +1565,6 @@ fn parameter(c: Coord<f64>, d: Coord<f64>, a: Coord<f64>, b: Coord<f64>) -> f64 
     let denom = da - db;
     let t = if denom == 0.0 { 0.5 } else { da / denom };
     t.clamp(0.0, 1.0)
-}
-
-/// Whether an edge is long enough (about 200 m) for its bow to move where it crosses another
-/// by more than a fraction of a millimetre (see [`PolygonSet::geodesic_crossing`]).
-fn bows_matter(a: Coord<f64>, b: Coord<f64>) -> bool {
-    const BOW_DEG: f64 = 2e-3;
-    (b.x - a.x).abs() > BOW_DEG || (b.y - a.y).abs() > BOW_DEG
-}
-
-/// Crossings that coincide on an edge (one point in the lon/lat plane: a third edge meeting two
-/// collinear ones there, say) follow one another in the order simulation of simplicity gives
-/// them, which their parameters cannot tell. Cut where their geodesics cross they could be cut
-/// out of that order and leave a ring open, so such crossings, and their twins on the other
-/// edges, keep the chords' cut.
-fn chord_cuts_at_ties(lists: &mut [&mut Vec<Event>], edges: usize) {
-    const TIE: f64 = 1e-9;
-    // The edges with a moved cut (few: long edges), as a bitmap.
-    let mut moved = vec![0u64; edges.div_ceil(64)];
-    let mut any = false;
-    for e in lists.iter().flat_map(|l| l.iter()).filter(|e| e.u != e.t) {
-        moved[e.edge as usize / 64] |= 1 << (e.edge % 64);
-        any = true;
-    }
-    if !any {
-        return;
-    }
-    let is_moved = |edge: u32| moved[edge as usize / 64] & (1 << (edge % 64)) != 0;
-    let mut on: Vec<(u32, f64, usize, usize)> = Vec::new();
-    for (li, l) in lists.iter().enumerate() {
-        for (k, e) in l.iter().enumerate() {
-            if is_moved(e.edge) {
-                on.push((e.edge, e.t, li, k));
-            }
-        }
-    }
-    on.sort_unstable_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
-    let mut tied = Vec::new();
-    for w in on.windows(2) {
-        if w[0].0 == w[1].0 && w[1].1 - w[0].1 <= TIE {
-            tied.extend([(w[0].2, w[0].3), (w[1].2, w[1].3)]);
-        }
-    }
-    for (li, k) in tied {
-        // Events come in twins, pushed one after the other (`test_pair`).
-        for i in [k, k ^ 1] {
-            let e = &mut lists[li][i];
-            e.u = e.t;
-        }
-    }
 }
 
 /// Whether an edge's term is the geodesic one (see [`SHORT_DEG`]).
@@ -2075,7 +1807,7 @@ mod tests {
     fn collinear_overlaps_and_vertices_on_edges() {
         // Rectangles sharing parts of edges, a vertex of one on another's edge, and a bow of
         // long (geodesic) edges.
-        let polys = [
+        let polys = vec![
             rect(106.0, 29.0, 106.003, 29.002),
             rect(106.001, 29.002, 106.005, 29.003),
             rect(106.003, 29.0005, 106.004, 29.002),
@@ -2091,15 +1823,7 @@ mod tests {
             ),
             rect(105.9, 28.99, 106.0, 29.1),
         ];
-        // Every subset: collinear edges of different lengths bow differently, so their
-        // geodesics cross where they overlap (rectangles 0 and 3, 1 and 2).
-        for mask in 1u32..1 << polys.len() {
-            let some: Vec<Polygon<f64>> = (0..polys.len())
-                .filter(|k| mask & (1 << k) != 0)
-                .map(|k| polys[k].clone())
-                .collect();
-            close(union_area_m2(&some), by_overlay(&some), 1e-8);
-        }
+        close(union_area_m2(&polys), by_overlay(&polys), 1e-8);
     }
 
     #[test]
@@ -2289,15 +2013,11 @@ mod tests {
             let square = within(&[&s]);
             let both = within(&[&s, &n]);
             // At most 1 cm wide between straight lon/lat lines, but bounded by geodesics that
-            // bow metres off them: nothing where the area's geodesic bows away from the piece,
-            // metres wide where it bows towards it, as an overlay of the rings densified along
-            // their geodesics says.
-            let overlay = by_overlay_within(std::slice::from_ref(&n), &a);
+            // bow metres off them: positive, and well under 9 km × 10 m.
             assert!(
-                (sliver - overlay).abs() <= 1e-5 * overlay.max(1.0) && sliver < 9e4,
-                "west {west}: sliver {sliver} m², overlay {overlay}"
+                sliver > 0.0 && sliver < 9e4,
+                "west {west}: sliver {sliver} m²"
             );
-            assert_eq!(sliver == 0.0, west, "west {west}: sliver {sliver} m²");
             // Apart from each other, the square and the sliver add up.
             assert!(both >= square, "west {west}: {both} < {square} m²");
             close(both, square + sliver, 1e-12);
