@@ -5,7 +5,7 @@ use geo::Rect;
 use std::io::{Cursor, Write};
 use std::sync::Arc;
 
-use crate::engine::coverage::{coverage, district_level};
+use crate::engine::coverage::{coverage_of_unit, district_level};
 use crate::engine::filter::{parse as parse_filter, FilterLang};
 use crate::engine::{AdminLevel, AdminUnit, Budget, Engine, Filter, Query, Stop};
 use crate::formats::geojson::{write_feature, PropertySelection};
@@ -411,7 +411,8 @@ pub async fn land_consolidation(
             let Some(idx) = engine.layer(&layer.id) else {
                 continue;
             };
-            let c = coverage(&idx.read(), &va, true);
+            let c = coverage_of_unit(&idx.read(), &va, Some(&v.code), true, &|| false)
+                .unwrap_or_default();
             if c.features == 0 {
                 continue;
             }

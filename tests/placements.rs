@@ -356,9 +356,10 @@ async fn twinned_villages_name_each_other() {
 
 const PLAN_LAYERS: &str = "projects,land_consolidation,other_places,agricultural_bases,vegetable_bases,ecological_areas,tourism_sites,markets,public_facilities,infrastructure,industrial_parks,resettlement_sites,key_help_villages";
 
-/// Bundled plan features drawn as the whole of town `town` (`placement_recipe.rule: "unit"`).
-fn town_wide_ids(town: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// Bundled plan features drawn as the whole of town `town` (`placement_recipe.rule: "unit"`):
+/// id → (layer, every unit the recipe names).
+fn town_wide(town: &str) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
+    let mut out = std::collections::BTreeMap::new();
     for e in std::fs::read_dir(common::repo().join("seeds")).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_str().unwrap().to_string();
@@ -369,19 +370,25 @@ fn town_wide_ids(town: &str) -> BTreeSet<String> {
             let Some(r) = f.property("placement_recipe") else {
                 continue;
             };
-            let codes: Vec<&str> = r["groups"]
+            let codes: Vec<String> = r["groups"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .flat_map(|g| g["codes"].as_array().unwrap().iter())
                 .filter_map(Value::as_str)
+                .map(str::to_string)
                 .collect();
-            if r["rule"] == "unit" && codes.contains(&town) {
-                out.insert(feature_id(&f));
+            if r["rule"] == "unit" && codes.iter().any(|c| c == town) {
+                let layer = f.property("layer").and_then(Value::as_str).unwrap();
+                out.insert(feature_id(&f), (layer.to_string(), codes));
             }
         }
     }
     out
+}
+
+fn town_wide_ids(town: &str) -> BTreeSet<String> {
+    town_wide(town).into_keys().collect()
 }
 
 /// 吴家镇's town-wide programmes (drawn as the whole town) are in 吴家镇, not in each of its
@@ -416,4 +423,90 @@ async fn a_town_wide_item_is_in_the_town_not_in_its_villages() {
         );
     }
     assert!(in_village.len() < in_town.len());
+}
+
+/// The town-wide rule is the same in every endpoint: a village's coverage counts exactly the
+/// features `/areas/{village}/features` lists (a town's programmes drawn as the whole town in
+/// neither, counted as `unit_wide_features_not_counted`), the village rows of the town's
+/// breakdown say the same, and `within=` the village never returns a town-wide item.
+#[tokio::test]
+async fn coverage_and_within_follow_the_town_wide_rule() {
+    let server = common::start().await;
+    let wujia = "500153103";
+    let wide_items = town_wide(wujia);
+    let wide: BTreeSet<String> = wide_items.keys().cloned().collect();
+    let shilie = "500153103003";
+    let listed = area_feature_ids(&server, shilie, PLAN_LAYERS).await;
+    let cov = server
+        .json(&format!("/areas/{shilie}/coverage?layers={PLAN_LAYERS}"))
+        .await;
+    let town = server
+        .json(&format!(
+            "/areas/{wujia}/coverage?layers={PLAN_LAYERS}&by=village"
+        ))
+        .await;
+    let row = town["breakdown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == shilie)
+        .expect("十烈社区 in 吴家镇's breakdown");
+    let mut skipped = 0;
+    for l in cov["layers"].as_array().unwrap() {
+        let layer = l["layer"].as_str().unwrap();
+        let n = listed.iter().filter(|(ly, _)| ly == layer).count() as u64;
+        assert_eq!(l["feature_count"], n, "{layer}: coverage vs features");
+        let wide_here = wide_items.values().filter(|(ly, _)| ly == layer).count() as u64;
+        assert_eq!(l["unit_wide_features_not_counted"], wide_here, "{layer}");
+        skipped += wide_here;
+        let in_row = row["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["layer"] == layer)
+            .unwrap();
+        assert_eq!(in_row["feature_count"], l["feature_count"], "{layer}");
+    }
+    assert!(skipped >= 5, "only {skipped} town-wide items skipped");
+    // in the town itself they count
+    let whole = town["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["unit_wide_features_not_counted"].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(whole, 0);
+    for layer in ["projects", "land_consolidation", "agricultural_bases"] {
+        let v = server
+            .json(&format!(
+                "/collections/{layer}/items?within={shilie}&limit=1000"
+            ))
+            .await;
+        for f in v["features"].as_array().unwrap() {
+            let id = f["id"].as_str().unwrap();
+            assert!(!wide.contains(id), "{id} is town-wide, not within 十烈社区");
+            assert!(
+                listed.iter().any(|(_, x)| x == id),
+                "{id} is within 十烈社区 but not among its features"
+            );
+        }
+        let v = server
+            .json(&format!(
+                "/collections/{layer}/items?within={wujia}&limit=1000"
+            ))
+            .await;
+        let ids: BTreeSet<&str> = v["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap())
+            .collect();
+        // (a programme of 吴家镇 and its neighbours lies in all of them, within none)
+        for (id, _) in wide_items
+            .iter()
+            .filter(|(_, (ly, codes))| ly == layer && codes.len() == 1)
+        {
+            assert!(ids.contains(id.as_str()), "{id} is within 吴家镇");
+        }
+    }
 }

@@ -75,6 +75,34 @@ fn official_file(towns: &[(String, String, MultiPolygon)], path: &std::path::Pat
     .unwrap();
 }
 
+/// The towns by code: (name, polygon).
+fn towns_of(all: &[Feature]) -> BTreeMap<String, (String, MultiPolygon)> {
+    all.iter()
+        .filter(|f| f.layer == "towns")
+        .map(|f| (f.id.clone(), (f.name.clone().unwrap(), mp(&f.geometry))))
+        .collect()
+}
+
+/// The towns with 龙水镇 and `other` replaced by their new polygons.
+fn moved_border(
+    towns: &BTreeMap<String, (String, MultiPolygon)>,
+    other: &str,
+    new_ls: &MultiPolygon,
+    new_other: &MultiPolygon,
+) -> Vec<(String, String, MultiPolygon)> {
+    towns
+        .iter()
+        .map(|(c, (n, g))| {
+            let g = match c.as_str() {
+                LONGSHUI => new_ls.clone(),
+                c if c == other => new_other.clone(),
+                _ => g.clone(),
+            };
+            (c.clone(), n.clone(), g)
+        })
+        .collect()
+}
+
 /// 龙水镇's neighbour with the longest shared border, and a vertex of that border.
 fn neighbour(towns: &BTreeMap<String, (String, MultiPolygon)>) -> (String, geo::Coord) {
     let ls = &towns[LONGSHUI].1;
@@ -141,11 +169,7 @@ const ADMIN: &[&str] = &[
 async fn official_towns_replace_the_generated_ones_and_plan_features_follow() {
     let dir = tempfile::tempdir().unwrap();
     let (db, before) = seeded(dir.path()).await;
-    let towns: BTreeMap<String, (String, MultiPolygon)> = before
-        .iter()
-        .filter(|f| f.layer == "towns")
-        .map(|f| (f.id.clone(), (f.name.clone().unwrap(), mp(&f.geometry))))
-        .collect();
+    let towns = towns_of(&before);
     let (other, at) = neighbour(&towns);
     // a 2 km square (about 0.02°) round a border vertex: 龙水镇's part of it goes to `other`
     let d = (0.01, 0.009);
@@ -168,17 +192,7 @@ async fn official_towns_replace_the_generated_ones_and_plan_features_follow() {
     );
     let new_ls = towns[LONGSHUI].1.difference(&square);
     let new_other = towns[&other].1.union(&strip);
-    let official: Vec<(String, String, MultiPolygon)> = towns
-        .iter()
-        .map(|(c, (n, g))| {
-            let g = match c.as_str() {
-                LONGSHUI => new_ls.clone(),
-                c if c == other => new_other.clone(),
-                _ => g.clone(),
-            };
-            (c.clone(), n.clone(), g)
-        })
-        .collect();
+    let official = moved_border(&towns, &other, &new_ls, &new_other);
     let file = dir.path().join("towns.geojson");
     official_file(&official, &file);
 
@@ -268,6 +282,20 @@ async fn official_towns_replace_the_generated_ones_and_plan_features_follow() {
             continue;
         }
         names_moved += 1;
+        // a one-site polygon declares the units of its recipe it reaches
+        if f.properties["placement_recipe"]["one_site"] == true {
+            let declared: Vec<&str> = g.properties["admin_codes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(
+                !declared.is_empty() && declared.iter().all(|c| codes.iter().any(|r| r == c)),
+                "{}: {declared:?} not among {codes:?}",
+                f.id
+            );
+        }
         if g.geometry != f.geometry {
             redrawn += 1;
             assert!(
@@ -420,6 +448,127 @@ async fn official_towns_equal_to_the_generated_ones_move_nothing() {
             assert_eq!(g.properties.get("approximate"), None);
         } else {
             assert_eq!(g.properties, f.properties, "{}", f.id);
+        }
+    }
+}
+
+/// Seats and village points move with their units: an official 龙水镇 that leaves its GeoNames
+/// seat outside (a square round the seat, and one round a village's site, given to a
+/// neighbour) gets its seat moved inside, in `town_seats` and on the town, and every village
+/// point of the two changed towns lies in its re-fitted village; no other seat moves.
+#[tokio::test]
+async fn seats_and_village_points_move_with_their_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, before) = seeded(dir.path()).await;
+    let towns = towns_of(&before);
+    let (other, _) = neighbour(&towns);
+    let old = by_key(&before);
+    let seat = match &old[&("town_seats".to_string(), LONGSHUI.to_string())].geometry {
+        Some(Geometry::Point(p)) => *p,
+        g => panic!("seat {g:?}"),
+    };
+    assert!(towns[LONGSHUI].1.contains(&seat));
+    let around = |c: geo::Coord, h: f64| {
+        MultiPolygon(vec![Rect::new(
+            geo::Coord {
+                x: c.x - h,
+                y: c.y - h,
+            },
+            geo::Coord {
+                x: c.x + h,
+                y: c.y + h,
+            },
+        )
+        .to_polygon()])
+    };
+    let villages: Vec<&Feature> = before
+        .iter()
+        .filter(|f| f.layer == "villages" && f.id.starts_with(LONGSHUI))
+        .collect();
+    // round the seat, small enough to leave every village some land
+    let mut h = 0.004;
+    while villages
+        .iter()
+        .any(|v| small_area(&mp(&v.geometry).difference(&around(seat.0, h))) < 1e4)
+    {
+        h /= 2.0;
+    }
+    // and round the site of a large village (so its point must move)
+    let big = villages
+        .iter()
+        .find(|v| v.properties["level"] == "village" && area(&mp(&v.geometry)) > 4e6)
+        .expect("龙水镇 has a large village");
+    let site = geo::Coord {
+        x: big.properties["point_lon"].as_f64().unwrap(),
+        y: big.properties["point_lat"].as_f64().unwrap(),
+    };
+    let square = around(seat.0, h).union(&around(site, 0.003));
+    let cut = towns[LONGSHUI].1.intersection(&square);
+    let new_ls = towns[LONGSHUI].1.difference(&square);
+    let new_other = towns[&other].1.union(&cut);
+    let official = moved_border(&towns, &other, &new_ls, &new_other);
+    let file = dir.path().join("towns.geojson");
+    official_file(&official, &file);
+    let (ok, out, err) = rebase_import(&file, &db);
+    assert!(ok, "{err}\n{out}");
+    assert!(
+        out.contains(&format!("moved town_seats/{LONGSHUI}")),
+        "{out}"
+    );
+
+    let new = by_key(&features(&db).await);
+    let new_ls = mp(&new[&("towns".to_string(), LONGSHUI.to_string())].geometry);
+    let moved = match &new[&("town_seats".to_string(), LONGSHUI.to_string())].geometry {
+        Some(Geometry::Point(p)) => *p,
+        g => panic!("seat {g:?}"),
+    };
+    assert!(
+        new_ls.contains(&moved),
+        "the seat lies in the official 龙水镇"
+    );
+    let town = &new[&("towns".to_string(), LONGSHUI.to_string())];
+    let near = |v: &Value, x: f64| v.as_f64().is_some_and(|v| (v - x).abs() < 1e-9);
+    assert!(near(&town.properties["seat_lon"], moved.x()));
+    assert!(near(&town.properties["seat_lat"], moved.y()));
+    assert!(town.properties["seat_moved"].is_string());
+    // every village point of the changed towns lies in its village, on the village too
+    let mut moved_points = 0;
+    for ((layer, id), f) in &new {
+        if layer != "village_points"
+            || !(id.starts_with(LONGSHUI) || id.starts_with(other.as_str()))
+        {
+            continue;
+        }
+        let Some(Geometry::Point(p)) = f.geometry else {
+            panic!("{id}")
+        };
+        let village = &new[&("villages".to_string(), id.clone())];
+        assert!(
+            mp(&village.geometry).contains(&p),
+            "{id} outside its village"
+        );
+        if old[&(layer.clone(), id.clone())].geometry != f.geometry {
+            moved_points += 1;
+            assert_eq!(
+                village.properties["point_lon"].as_f64(),
+                Some(p.x()),
+                "{id}"
+            );
+            assert!(out.contains(&format!("moved village_points/{id}")), "{out}");
+        }
+    }
+    assert!(
+        moved_points > 0,
+        "a village site lay in the square given away"
+    );
+    // the other seats stay where they were
+    for ((layer, id), f) in &old {
+        if layer == "town_seats" && id != LONGSHUI {
+            assert_eq!(
+                new[&(layer.clone(), id.clone())].geometry,
+                f.geometry,
+                "{id}"
+            );
         }
     }
 }

@@ -101,12 +101,13 @@ async fn projects_of_huolu_and_key_help_of_canggou() {
         .map(|f| f["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(got, expected);
-    // The annex numbers come along.
+    // The annex numbers come along (3-11, 生态渔业基地, names 火炉镇; 3-1, 官桥·云村, is in
+    // its village 关桥村).
     assert!(doc["features"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|f| f["properties"]["project_no"] == "3-1"));
+        .any(|f| f["properties"]["project_no"] == "3-11"));
     // By geometry: every one of them meets 火炉镇, and none tied only to the district is listed.
     let doc = s
         .json("/areas/%E7%81%AB%E7%82%89%E9%95%87/features?layers=projects")

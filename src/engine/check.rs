@@ -50,7 +50,16 @@ pub struct UnitsReport {
     pub without_geometry: usize,
     /// Features placed more coarsely than the text names them: (layer, id, name, method).
     pub coarse_placements: Vec<Problem>,
+    /// (feature, town or village) pairs where a feature is a member of the unit by less than
+    /// [`SLIVER_M2`] of overlap (and not wholly inside): a member by a sliver.
+    pub sliver_members: usize,
+    /// (feature, town or village) pairs where a feature overlaps a unit by a positive area that
+    /// the membership rule does not count (a sliver, not a member).
+    pub sliver_contacts: usize,
 }
+
+/// Overlap below which a member of a unit is reported as a member by a sliver (m²).
+pub const SLIVER_M2: f64 = 100.0;
 
 /// A town's generated area against the figure its plan gives.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -84,6 +93,10 @@ impl UnitsReport {
         out.push(format!(
             "  features drawn as a whole district: {}; without geometry (tied to a district only): {}",
             self.district_polygon_features, self.without_geometry
+        ));
+        out.push(format!(
+            "  members of a town or village by a sliver (under {SLIVER_M2} m²): {}; slivers not counted as members: {}",
+            self.sliver_members, self.sliver_contacts
         ));
         out.push(format!(
             "  coarse placements ({}):",
@@ -310,6 +323,9 @@ fn units(engine: &Engine, out: &mut UnitsReport) {
             continue;
         }
         for (_, f) in idx.iter() {
+            if let Some(g) = &f.geometry {
+                slivers(engine, g, out);
+            }
             let Some(method) = f.properties.get("geometry_method").and_then(Value::as_str) else {
                 continue;
             };
@@ -329,6 +345,51 @@ fn units(engine: &Engine, out: &mut UnitsReport) {
     out.town_sizes.sort_by(|a, b| a.code.cmp(&b.code));
     out.coarse_placements
         .sort_by(|a, b| (&a.layer, &a.id).cmp(&(&b.layer, &b.id)));
+}
+
+/// Counts the feature's sliver memberships and sliver contacts with the towns and villages its
+/// box meets (polygons only: a line or point is in a unit by length or position, never by a
+/// sliver of area).
+fn slivers(engine: &Engine, g: &geo::Geometry<f64>, out: &mut UnitsReport) {
+    use geo::BoundingRect;
+    let polys = crate::geom::polygons_of(g);
+    let Some(window) = polys.bounding_rect() else {
+        return;
+    };
+    let own = crate::geom::geodesic_area_m2(&geo::Geometry::MultiPolygon(polys));
+    for level in [AdminLevel::Town, AdminLevel::Village] {
+        let Some(layer) = engine.layer(level.layer()) else {
+            continue;
+        };
+        let candidates: Vec<_> = {
+            let idx = layer.read();
+            idx.candidates(window)
+                .filter_map(|(slot, _)| idx.slot(slot))
+                .collect()
+        };
+        for unit in candidates {
+            let Some(unit) = engine.admin_unit(&unit.id) else {
+                continue;
+            };
+            let Some(area) = engine.admin_area(&unit) else {
+                continue;
+            };
+            if area.relate_box(window) != crate::geom::BoxRelation::Boundary {
+                continue;
+            }
+            let inside =
+                crate::geom::geodesic_area_m2(&geo::Geometry::MultiPolygon(area.clip_polygons(g)));
+            if inside <= 0.0 {
+                continue;
+            }
+            let member = super::membership::polygon_member(inside, own);
+            if member && inside < SLIVER_M2 && inside < own * (1.0 - 1e-9) {
+                out.sliver_members += 1;
+            } else if !member && inside < own * (1.0 - 1e-9) {
+                out.sliver_contacts += 1;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -389,6 +450,41 @@ mod tests {
         assert!(report.problems[0]
             .problem
             .contains("500111999 does not exist"));
+    }
+
+    fn rect(layer: &str, id: &str, x0: f64, x1: f64) -> Feature {
+        let r = Rect::new(coord! {x: x0, y: 29.0}, coord! {x: x1, y: 29.01});
+        let m = serde_json::json!({"admin_code": id, "name": id});
+        let serde_json::Value::Object(m) = m else {
+            panic!()
+        };
+        let mut f =
+            Feature::from_parts(layer, id.into(), m, Some(Geometry::Polygon(r.to_polygon())));
+        f.id = id.into();
+        f
+    }
+
+    #[test]
+    fn members_by_a_sliver_and_slivers_are_counted() {
+        // two towns side by side at 106.01°E; three blobs in the west one, reaching over the
+        // border by 10 m (a member, 11,000 m²), by 2 cm (a member by 21 m²: a sliver member)
+        // and by half a millimetre (0.5 m²: a sliver, not a member)
+        let engine = crate::engine::Engine::load(
+            vec![
+                (Layer::untitled("towns"), 1),
+                (Layer::untitled("projects"), 1),
+            ],
+            vec![
+                rect("towns", "500111100", 106.0, 106.01),
+                rect("towns", "500111101", 106.01, 106.02),
+                rect("projects", "a", 106.001, 106.01 + 1e-4),
+                rect("projects", "b", 106.001, 106.01 + 2e-7),
+                rect("projects", "c", 106.001, 106.01 + 5e-9),
+            ],
+        );
+        let report = check(&engine);
+        assert_eq!(report.units.sliver_members, 1);
+        assert_eq!(report.units.sliver_contacts, 1);
     }
 
     #[test]

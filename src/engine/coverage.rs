@@ -30,6 +30,10 @@ pub struct LayerCoverage {
     pub approximate_inputs: bool,
     /// Candidates left out because the plans tie them only to a whole district.
     pub district_level_skipped: usize,
+    /// Candidates left out because they are unit-wide items of a unit above the area (a
+    /// programme drawn as its whole town, asked about one of the town's villages; see
+    /// [`membership::unit_wide_above`]).
+    pub unit_wide_skipped: usize,
 }
 
 /// Whether a numeric property is a quantity worth summing (not a year, code or coordinate).
@@ -154,6 +158,20 @@ pub fn coverage_cancellable(
     skip_district_level: bool,
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<LayerCoverage, Cancelled> {
+    coverage_of_unit(idx, area, None, skip_district_level, cancelled)
+}
+
+/// [`coverage_cancellable`] of the admin unit `unit` (its code), whose area `area` is: the
+/// unit-wide items of a unit above it (a programme drawn as the whole town, asked about one of
+/// its villages) are not in it, as in `/areas/{code}/features` and exports
+/// ([`membership::unit_wide_above`]), and are counted in `unit_wide_skipped`.
+pub fn coverage_of_unit(
+    idx: &LayerIndex,
+    area: &PreparedArea,
+    unit: Option<&str>,
+    skip_district_level: bool,
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<LayerCoverage, Cancelled> {
     let mut out = LayerCoverage {
         layer: idx.layer.id.clone(),
         ..Default::default()
@@ -192,6 +210,10 @@ pub fn coverage_cancellable(
             if area.intersects(g) {
                 out.district_level_skipped += 1;
             }
+            continue;
+        }
+        if unit.is_some_and(|code| membership::unit_wide_above(f, code)) {
+            out.unit_wide_skipped += 1;
             continue;
         }
         let first = pieces.len();

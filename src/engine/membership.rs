@@ -11,6 +11,15 @@
 //! A feature that only touches the area, or overlaps it by a sliver of rounding noise along a
 //! shared boundary (generalised boundaries of neighbouring units do), is not in it. Areas and
 //! lengths are geodesic (WGS84 ellipsoid).
+//!
+//! Two kinds of plan item are in a unit by what they are tied to, not by area: an item tied only
+//! to a whole district has no geometry and is in the district alone ([`names_unit`]); an item
+//! drawn as the whole of the town(s) it names (a programme or designation of the town,
+//! `placement_recipe.rule: "unit"`) is in the town and in none of its villages
+//! ([`unit_wide_above`]). Area features, coverage (which counts them in
+//! `unit_wide_features_not_counted`) and exports by area all apply this; `within=` keeps what
+//! lies wholly inside the unit, so a town's own polygon is within the town and never within one
+//! of its villages.
 
 use geo::Geometry;
 

@@ -21,7 +21,7 @@ use super::params::{
 use super::query::{check_vertices, lookup_error};
 use super::view::View;
 use super::AppState;
-use crate::engine::coverage::{coverage_cancellable, intersect_areas, unit_of, LayerCoverage};
+use crate::engine::coverage::{coverage_of_unit, intersect_areas, unit_of, LayerCoverage};
 use crate::engine::{AdminLevel, AdminUnit, Budget, Engine, Stop};
 use crate::formats::geojson::{decode_geometry, write_feature, PropertySelection};
 use crate::geom::{geodesic_area_m2, validate_topology, PreparedArea, M2_PER_HA, M2_PER_MU};
@@ -441,6 +441,7 @@ fn layer_json(c: &LayerCoverage, title: &str, area_m2: f64) -> Value {
         "sums": sums,
         "approximate_inputs": c.approximate_inputs,
         "district_level_features_not_counted": c.district_level_skipped,
+        "unit_wide_features_not_counted": c.unit_wide_skipped,
     })
 }
 
@@ -464,7 +465,10 @@ fn region_report(
         let skip = region.level != Some(AdminLevel::District);
         // Checked inside the union too (every few hundred features and grid rows), so a
         // deadline or a client that went away stops a large coverage within milliseconds.
-        let c = coverage_cancellable(&idx, &region.area, skip, &|| budget.check().is_err())
+        // Unit-wide items of a unit above an admin unit (a town's programmes, in one of its
+        // villages) are not in it (engine::membership::unit_wide_above).
+        let unit = region.level.and(region.code.as_deref());
+        let c = coverage_of_unit(&idx, &region.area, unit, skip, &|| budget.check().is_err())
             .map_err(|_| budget.check().err().unwrap_or(Stop::Cancelled))?;
         approximate |= c.approximate_inputs;
         rows.push(layer_json(&c, &idx.layer.title_zh, area_m2));

@@ -127,7 +127,7 @@ fn extra_paths(problem: &dyn Fn() -> Value) -> Value {
         "/areas/{code}/features": heavy("Features of the given layers in the unit, with the share of each inside", "getAreaFeatures",
             vec![code.clone(), layers.clone(), qp("relation", "intersects (default) or within", json!({"type": "string", "enum": ["intersects", "within"]})), asof.clone(), plan.clone(), f.clone()],
             &["application/geo+json", "text/html"], true),
-        "/areas/{code}/coverage": heavy("Coverage of the unit per layer (count, union area in m²/ha/亩, share, sums), optionally per town or village", "getAreaCoverage",
+        "/areas/{code}/coverage": heavy("Coverage of the unit per layer (count, union area in m²/ha/亩, share, sums), optionally per town or village; a feature counts when it is in the unit by the membership rule, and a town's unit-wide items (drawn as the whole town) count in the town, not in its villages (unit_wide_features_not_counted)", "getAreaCoverage",
             vec![code, layers.clone(), qp("by", "town or village", json!({"type": "string", "enum": ["town", "village"]})), asof.clone(), plan.clone(), f.clone()],
             &["application/json", "text/html"], true),
         "/analysis/coverage": {"post": {"summary": "Coverage of a drawn (Multi)Polygon or of {\"area\": code}", "operationId": "postCoverage",

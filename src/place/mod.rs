@@ -275,6 +275,32 @@ pub struct Recipe {
     /// rural villages (村), not on its urban communities (社区).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rural: bool,
+    /// How a blob over several units shares its area among them.
+    #[serde(default, skip_serializing_if = "Spread::is_equal")]
+    pub spread: Spread,
+    /// One named site (a lake, a 小区, an area read as several units): one polygon somewhere in
+    /// the named units, across their shared border when it spans two, not one piece in each.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_site: bool,
+}
+
+/// How a blob named in several units is shared among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Spread {
+    /// The same share in each group, and in each unit of a group (recipes from before the
+    /// spread was recorded).
+    #[default]
+    Equal,
+    /// In proportion to each unit's area where the blob may lie (its rural villages for a
+    /// farm blob in a town, else the unit).
+    ByArea,
+}
+
+impl Spread {
+    fn is_equal(&self) -> bool {
+        *self == Spread::Equal
+    }
 }
 
 impl Recipe {
@@ -317,6 +343,9 @@ pub struct Placed {
     pub capped: bool,
     /// Area drawn (m², planar in the projection) for blobs.
     pub area_m2: Option<f64>,
+    /// For a one-site blob: the units it reaches, by the membership rule (more than 1 m² and
+    /// more than 1e-6 of its area inside), in the recipe's order.
+    pub reached: Option<Vec<String>>,
 }
 
 /// Why a recipe could not be drawn.
@@ -349,6 +378,7 @@ pub fn place(r: &Recipe, units: &dyn Units) -> Result<Placed, PlaceError> {
         on_villages: false,
         capped: false,
         area_m2: None,
+        reached: None,
     };
     match r.rule {
         Rule::Unit => {
@@ -468,26 +498,17 @@ pub fn place(r: &Recipe, units: &dyn Units) -> Result<Placed, PlaceError> {
                 Geometry::MultiLineString(MultiLineString(lines))
             }))
         }
+        Rule::Blob if r.one_site => one_site(r, units, &proj, &mut rng),
         Rule::Blob => {
             let target_m2 = r.area_m2.ok_or(PlaceError::Missing("area_m2"))?;
-            let per_group = target_m2 / r.groups.len() as f64;
-            let mut pieces = MultiPolygon(vec![]);
-            let mut capped = false;
+            // where each unit's piece may lie (its rural villages for a farm blob in a town)
+            let mut spots: Vec<Vec<Spot>> = Vec::new();
             let mut on_villages = false;
             for g in &r.groups {
-                let per_unit = per_group / g.codes.len() as f64;
-                let us = g
-                    .codes
-                    .iter()
-                    .map(|c| unit(c))
-                    .collect::<Result<Vec<Unit>, _>>()?;
-                // group centre: mean of the anchors
-                let n = g.codes.len() as f64;
-                let gc = us.iter().fold(Coord { x: 0.0, y: 0.0 }, |s, u| Coord {
-                    x: s.x + u.anchor.x / n,
-                    y: s.y + u.anchor.y / n,
-                });
-                for (c, plain_unit) in g.codes.iter().zip(us) {
+                let mut row = Vec::new();
+                for c in &g.codes {
+                    let plain_unit = unit(c)?;
+                    let own_anchor = plain_unit.anchor;
                     let rural = if r.rural { units.rural(c, &proj) } else { None };
                     let (u, anchor) = match rural {
                         Some(Unit { geom, anchor }) => {
@@ -499,13 +520,39 @@ pub fn place(r: &Recipe, units: &dyn Units) -> Result<Placed, PlaceError> {
                         None => (plain_unit.geom, plain_unit.anchor),
                     };
                     let ua = u.unsigned_area();
-                    let (piece, cap) = grow_piece(
-                        &u,
-                        ua,
-                        per_unit,
+                    row.push(Spot {
+                        code: c.clone(),
+                        room: u,
                         anchor,
+                        area: ua,
+                        own_anchor,
+                    });
+                }
+                spots.push(row);
+            }
+            let total_area: f64 = spots.iter().flatten().map(|s| s.area).sum();
+            let mut pieces = MultiPolygon(vec![]);
+            let mut capped = false;
+            for (g, row) in r.groups.iter().zip(&spots) {
+                // group centre: mean of the units' own anchors
+                let n = g.codes.len() as f64;
+                let gc = row.iter().fold(Coord { x: 0.0, y: 0.0 }, |s, u| Coord {
+                    x: s.x + u.own_anchor.x / n,
+                    y: s.y + u.own_anchor.y / n,
+                });
+                for spot in row {
+                    let share = match r.spread {
+                        Spread::Equal => target_m2 / r.groups.len() as f64 / n,
+                        Spread::ByArea if total_area > 0.0 => target_m2 * spot.area / total_area,
+                        Spread::ByArea => target_m2 / spots.iter().flatten().count() as f64,
+                    };
+                    let (piece, cap) = grow_piece(
+                        &spot.room,
+                        spot.area,
+                        share,
+                        spot.anchor,
                         gc,
-                        &format!("{}:{c}", r.seed),
+                        &format!("{}:{}", r.seed, spot.code),
                         &mut rng,
                     );
                     capped |= cap;
@@ -522,8 +569,124 @@ pub fn place(r: &Recipe, units: &dyn Units) -> Result<Placed, PlaceError> {
                 on_villages,
                 capped,
                 area_m2: Some(area),
+                reached: None,
             })
         }
+    }
+}
+
+/// Where a blob's piece in one unit may lie.
+struct Spot {
+    code: String,
+    /// The unit, or its rural villages for a farm blob in a town.
+    room: MultiPolygon,
+    /// Where the piece starts (the seat, or the village nearest it).
+    anchor: Coord,
+    /// Area of `room`, m².
+    area: f64,
+    /// The unit's own anchor (the group centre is the mean of these).
+    own_anchor: Coord,
+}
+
+/// One named site over its units: a single blob of `area_m2` in their union (their rural
+/// villages for a farm blob), centred on their shared border when they meet (so a lake named in
+/// two towns lies across the border between them), else near the mean of their anchors.
+fn one_site(
+    r: &Recipe,
+    units: &dyn Units,
+    proj: &Proj,
+    rng: &mut Rng,
+) -> Result<Placed, PlaceError> {
+    let target_m2 = r.area_m2.ok_or(PlaceError::Missing("area_m2"))?;
+    let codes: Vec<String> = {
+        let mut seen = Vec::new();
+        for c in r.groups.iter().flat_map(|g| g.codes.iter()) {
+            if !seen.contains(c) {
+                seen.push(c.clone());
+            }
+        }
+        seen
+    };
+    let mut parts: Vec<(String, MultiPolygon, Coord)> = Vec::new();
+    let mut on_villages = false;
+    for c in &codes {
+        let rural = if r.rural { units.rural(c, proj) } else { None };
+        let u = match rural {
+            Some(u) => {
+                on_villages = true;
+                Unit {
+                    geom: u.geom.buffer(-5.0),
+                    anchor: u.anchor,
+                }
+            }
+            None => units
+                .unit(c, proj)
+                .ok_or(PlaceError::UnknownUnit(c.clone()))?,
+        };
+        parts.push((c.clone(), u.geom, u.anchor));
+    }
+    let n = parts.len() as f64;
+    let mean = parts.iter().fold(Coord { x: 0.0, y: 0.0 }, |s, p| Coord {
+        x: s.x + p.2.x / n,
+        y: s.y + p.2.y / n,
+    });
+    let region = parts
+        .iter()
+        .skip(1)
+        .fold(parts[0].1.clone(), |acc, p| acc.union(&p.1));
+    let ua = region.unsigned_area();
+    // the centre: on the border the first two units share, nearest the mean of the anchors
+    let centre = if parts.len() >= 2 {
+        shared_border_point(&parts[0].1, &parts[1].1, mean)
+    } else {
+        None
+    };
+    let (piece, capped) = match centre {
+        Some(c) if target_m2 < 0.9 * ua => (grow_to(&region, c, target_m2, &r.seed), false),
+        _ => grow_piece(
+            &region,
+            ua,
+            target_m2,
+            parts[0].2,
+            mean,
+            &format!("{}:site", r.seed),
+            rng,
+        ),
+    };
+    let own = piece.unsigned_area();
+    let reached = parts
+        .iter()
+        .filter(|(_, u, _)| {
+            let inside = piece.intersection(u).unsigned_area();
+            inside > 1.0 && inside > 1e-6 * own
+        })
+        .map(|(c, _, _)| c.clone())
+        .collect();
+    Ok(Placed {
+        geometry: Geometry::MultiPolygon(proj.inv_mp(&piece)),
+        on_villages,
+        capped,
+        area_m2: Some(own),
+        reached: Some(reached),
+    })
+}
+
+/// The point of the border two units share (within 1 m) that lies nearest `towards`, if they
+/// share one.
+fn shared_border_point(a: &MultiPolygon, b: &MultiPolygon, towards: Coord) -> Option<Coord> {
+    use geo::{Closest, ClosestPoint};
+    let rings: Vec<LineString> = a
+        .0
+        .iter()
+        .flat_map(|p| std::iter::once(p.exterior().clone()).chain(p.interiors().iter().cloned()))
+        .collect();
+    let shared = b.buffer(1.0).clip(&MultiLineString(rings), false);
+    if shared.0.iter().all(|l| l.0.len() < 2) {
+        return None;
+    }
+    match shared.closest_point(&Point(towards)) {
+        Closest::Intersection(p) | Closest::SinglePoint(p) => Some(p.0),
+        Closest::Indeterminate => None,
     }
 }
 
@@ -605,4 +768,123 @@ fn grow_to(u: &MultiPolygon, c: Coord, target: f64, seed: &str) -> MultiPolygon 
             .filter(|p| p.unsigned_area() > target * 0.01)
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo::{coord, Rect};
+
+    /// Two towns side by side in metres round (106°E, 29°N): a 4 km × 4 km one to the west and
+    /// an 8 km × 4 km one to the east, seats at their centres.
+    struct TwoTowns;
+
+    impl TwoTowns {
+        fn rect(code: &str) -> Option<(Rect, Coord)> {
+            match code {
+                "500111100" => Some((
+                    Rect::new(coord! {x: -4000.0, y: 0.0}, coord! {x: 0.0, y: 4000.0}),
+                    coord! {x: -2000.0, y: 2000.0},
+                )),
+                "500111101" => Some((
+                    Rect::new(coord! {x: 0.0, y: 0.0}, coord! {x: 8000.0, y: 4000.0}),
+                    coord! {x: 4000.0, y: 2000.0},
+                )),
+                _ => None,
+            }
+        }
+    }
+
+    impl Units for TwoTowns {
+        fn unit(&self, code: &str, _proj: &Proj) -> Option<Unit> {
+            let (r, anchor) = Self::rect(code)?;
+            Some(Unit {
+                geom: MultiPolygon(vec![r.to_polygon()]),
+                anchor,
+            })
+        }
+        fn rural(&self, _code: &str, _proj: &Proj) -> Option<Unit> {
+            None
+        }
+        fn dissolve(&self, _codes: &[String]) -> Option<MultiPolygon> {
+            None
+        }
+    }
+
+    fn recipe(spread: Spread, one_site: bool) -> Recipe {
+        Recipe {
+            rule: Rule::Blob,
+            seed: "test".into(),
+            proj: [106.0, 29.0],
+            groups: ["500111100", "500111101"]
+                .iter()
+                .map(|c| Group {
+                    text: c.to_string(),
+                    codes: vec![c.to_string()],
+                })
+                .collect(),
+            area_m2: Some(3_000_000.0),
+            length_m: None,
+            rural: false,
+            spread,
+            one_site,
+        }
+    }
+
+    /// The drawn geometry back in the test's metres, and its part in each town.
+    fn parts(placed: &Placed) -> (MultiPolygon, f64, f64) {
+        let proj = Proj::new(106.0, 29.0);
+        let Geometry::MultiPolygon(m) = &placed.geometry else {
+            panic!("a blob is a MultiPolygon")
+        };
+        let m = proj.fwd_mp(m);
+        let area_in = |code: &str| {
+            let u = TwoTowns.unit(code, &proj).unwrap().geom;
+            m.intersection(&u).unsigned_area()
+        };
+        let (w, e) = (area_in("500111100"), area_in("500111101"));
+        (m, w, e)
+    }
+
+    #[test]
+    fn a_blob_over_two_towns_follows_their_areas() {
+        let placed = place(&recipe(Spread::ByArea, false), &TwoTowns).unwrap();
+        let (_, w, e) = parts(&placed);
+        // the east town is twice the west one: two thirds of the blob lie in it
+        assert!((e / (w + e) - 2.0 / 3.0).abs() < 0.01, "{w} {e}");
+        assert!(((w + e) - 3e6).abs() < 3e4);
+        // the old rule shares it equally
+        let placed = place(&recipe(Spread::Equal, false), &TwoTowns).unwrap();
+        let (_, w, e) = parts(&placed);
+        assert!((e / (w + e) - 0.5).abs() < 0.01, "{w} {e}");
+    }
+
+    #[test]
+    fn one_site_is_one_polygon_across_the_shared_border() {
+        let placed = place(&recipe(Spread::Equal, true), &TwoTowns).unwrap();
+        let (m, w, e) = parts(&placed);
+        assert_eq!(m.0.len(), 1, "one polygon");
+        assert!(((w + e) - 3e6).abs() < 3e4, "{}", w + e);
+        // centred on the border at the seats' height: about half in each town
+        assert!(w > 0.3 * (w + e) && e > 0.3 * (w + e), "{w} {e}");
+        assert_eq!(
+            placed.reached,
+            Some(vec!["500111100".to_string(), "500111101".to_string()])
+        );
+        // the same recipe draws the same polygon
+        let again = place(&recipe(Spread::Equal, true), &TwoTowns).unwrap();
+        assert_eq!(again.geometry, placed.geometry);
+    }
+
+    #[test]
+    fn recipes_without_the_new_options_read_as_before() {
+        let r: Recipe = serde_json::from_value(serde_json::json!({
+            "rule": "blob", "seed": "s", "proj": [106.0, 29.0],
+            "groups": [{"text": "a", "codes": ["500111100"]}], "area_m2": 1.0}))
+        .unwrap();
+        assert_eq!(r.spread, Spread::Equal);
+        assert!(!r.one_site);
+        let back = serde_json::to_value(&r).unwrap();
+        assert!(back.get("spread").is_none() && back.get("one_site").is_none());
+    }
 }

@@ -16,10 +16,15 @@
 //!   each keeps its part inside the new town, and the new town's land outside the old one goes
 //!   to the village whose site is nearest (Voronoi cells of the sites). A village left with no
 //!   land fails the rebase (import the official villages too).
+//! - A town seat (`town_seats`, the town's `seat_lon`/`seat_lat`) or village point
+//!   (`village_points`, `point_lon`/`point_lat`) that its changed unit leaves outside moves to a
+//!   point inside the unit (its interior point, where the drawing anchors too), noted in
+//!   `seat_moved`/`point_moved` and in the point's `geometry_method`.
 //! - A plan feature is redrawn when it is approximate, has a `placement_recipe`, and one of its
 //!   units changed (for a farm blob in a town: also one of the town's villages). Features whose
 //!   geometry came from a source (no `approximate: true`) and features whose units did not
-//!   change keep their geometry exactly.
+//!   change keep their geometry exactly. A redrawn one-site polygon (a lake, a 小区) declares the
+//!   units it now reaches (`admin_codes`, `admin_names`, `admin_code`).
 
 use super::{place, Proj, Recipe, Rule, Unit, Units};
 use crate::model::Feature;
@@ -46,8 +51,8 @@ pub struct Moved {
     pub layer: String,
     pub id: String,
     pub name: String,
-    /// `replaced` (an official unit), `re-fitted` (a village of a changed town) or `redrawn`
-    /// (a plan feature).
+    /// `replaced` (an official unit), `re-fitted` (a village of a changed town), `moved` (a
+    /// town seat or village point its new unit left outside) or `redrawn` (a plan feature).
     pub what: &'static str,
     /// How far the centroid moved, metres (0 for points that did not move).
     pub shift_m: f64,
@@ -293,6 +298,63 @@ pub fn rebase(
             villages.insert(code.clone(), f.clone());
         }
     }
+    // ---- seats and village points follow their units: one the new boundary leaves outside
+    // moves to a point inside (the same point the drawing anchors at)
+    for code in &changed {
+        let (units_layer, points_layer, keys) = match code.len() {
+            9 => ("towns", "town_seats", ("seat_lon", "seat_lat")),
+            12 => ("villages", "village_points", ("point_lon", "point_lat")),
+            _ => continue,
+        };
+        let unit = match code.len() {
+            9 => towns.get_mut(code),
+            _ => villages.get_mut(code),
+        };
+        let Some(unit) = unit else { continue };
+        let Some(mp) = unit.geometry.as_ref().and_then(polygons) else {
+            continue;
+        };
+        let Some((x, y)) = num_prop(unit, keys.0).zip(num_prop(unit, keys.1)) else {
+            continue;
+        };
+        if super::inside(Coord { x, y }, &mp) {
+            continue;
+        }
+        let Some(to) = mp.interior_point() else {
+            continue;
+        };
+        let note = format!(
+            "moved inside the official boundary (import --rebase): it lay outside at {x:.7}, {y:.7}"
+        );
+        unit.properties.insert(keys.0.into(), json!(to.x()));
+        unit.properties.insert(keys.1.into(), json!(to.y()));
+        unit.properties.insert(
+            format!("{}_moved", &keys.0[..keys.0.len() - 4]),
+            json!(note),
+        );
+        if let Some(written) = out
+            .iter_mut()
+            .find(|f| f.layer == units_layer && &f.id == code)
+        {
+            written.properties = unit.properties.clone();
+        }
+        if let Some(point) = current
+            .iter()
+            .find(|f| f.layer == points_layer && &f.id == code)
+        {
+            let mut moved_point = point.clone();
+            moved_point.geometry = Some(Geometry::Point(to));
+            let m = format!(
+                "{}; {note}",
+                str_prop(point, "geometry_method").unwrap_or("a point of the unit")
+            );
+            moved_point
+                .properties
+                .insert("geometry_method".into(), json!(m));
+            moved.push(describe(point, &moved_point, "moved"));
+            out.push(moved_point);
+        }
+    }
     let units = StoreUnits { towns, villages };
 
     // ---- redraw the plan features whose units changed
@@ -339,6 +401,10 @@ pub fn rebase(
             let mu = (a * 15.0 / 10000.0 * 10.0).round() / 10.0;
             g.properties.insert("geometry_area_mu".into(), json!(mu));
         }
+        // one site declares the units it reaches, which the new boundaries may change
+        if let Some(reached) = placed.reached.filter(|r| !r.is_empty()) {
+            declare(&mut g, &reached, &units);
+        }
         if g.geometry != f.geometry {
             moved.push(describe(f, &g, "redrawn"));
             out.push(g);
@@ -349,6 +415,34 @@ pub fn rebase(
         moved,
         kept_without_recipe,
     })
+}
+
+/// Sets a feature's `admin_codes`, `admin_names` and `admin_code` (the smallest unit holding
+/// them all: the one unit, their common town, else their district) to `codes`.
+fn declare(f: &mut Feature, codes: &[String], units: &StoreUnits) {
+    let name = |c: &str| -> String {
+        let own = units
+            .feature(c)
+            .and_then(|u| u.name.clone())
+            .unwrap_or_default();
+        match units.feature(&c[..c.len().min(9)]) {
+            Some(t) if c.len() == 12 => format!("{}{own}", t.name.as_deref().unwrap_or("")),
+            _ => own,
+        }
+    };
+    let mut codes = codes.to_vec();
+    codes.sort();
+    let towns: BTreeSet<&str> = codes.iter().map(|c| &c[..c.len().min(9)]).collect();
+    let code = match (codes.as_slice(), towns.len()) {
+        ([one], _) => one.clone(),
+        (_, 1) => towns.into_iter().next().unwrap_or_default().to_string(),
+        _ => codes[0][..6].to_string(),
+    };
+    let names: Vec<String> = codes.iter().map(|c| name(c)).collect();
+    f.properties.insert("admin_codes".into(), json!(codes));
+    f.properties.insert("admin_names".into(), json!(names));
+    f.properties.insert("admin_code".into(), json!(code));
+    f.admin_code = Some(code);
 }
 
 /// How far `after` moved from `before`.
@@ -567,5 +661,48 @@ impl Units for StoreUnits {
         }
         let first = parts.first()?.clone();
         Some(parts.iter().skip(1).fold(first, |acc, p| acc.union(p)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(layer: &str, code: &str, name: &str) -> (String, Feature) {
+        let m = json!({"name": name});
+        let Value::Object(m) = m else { unreachable!() };
+        let mut f = Feature::from_parts(layer, code.into(), m, None);
+        f.name = Some(name.into());
+        (code.to_string(), f)
+    }
+
+    #[test]
+    fn a_redrawn_site_declares_the_units_it_reaches() {
+        let units = StoreUnits {
+            towns: [
+                unit("towns", "500153103", "吴家镇"),
+                unit("towns", "500153104", "清流镇"),
+            ]
+            .into_iter()
+            .collect(),
+            villages: [unit("villages", "500153103200", "代兴村")]
+                .into_iter()
+                .collect(),
+        };
+        let mut f = Feature::from_parts("projects", "x".into(), Default::default(), None);
+        declare(&mut f, &["500153103200".to_string()], &units);
+        assert_eq!(f.properties["admin_names"], json!(["吴家镇代兴村"]));
+        assert_eq!(f.admin_code.as_deref(), Some("500153103200"));
+        declare(
+            &mut f,
+            &["500153104".to_string(), "500153103".to_string()],
+            &units,
+        );
+        assert_eq!(
+            f.properties["admin_codes"],
+            json!(["500153103", "500153104"])
+        );
+        assert_eq!(f.properties["admin_names"], json!(["吴家镇", "清流镇"]));
+        assert_eq!(f.properties["admin_code"], json!("500153"));
     }
 }

@@ -174,6 +174,10 @@ fn kind_of(name: &str, attrs: &Value) -> Kind {
         "tunnel",
     ];
     let is_street_admin = n.ends_with("街道");
+    // works counted in sites (供水工程11处): points at the places they serve
+    if name.contains("处（") || name.contains("处(") {
+        return Kind::Point;
+    }
     if ty.starts_with("place") || ty.contains("小地名") {
         return Kind::Point;
     }
@@ -558,6 +562,217 @@ const ENTITY_ALIASES: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+// ------------------------------------------------------------------ corrections (issue 12)
+
+/// An area figure the catalog takes from another number of the same sentence, corrected:
+/// (plan, project no. or catalog name, the whole thing's area in 亩 if the text gives one,
+/// 亩 to draw when the text gives none for the whole, why).
+type AreaFix = (
+    &'static str,
+    &'static str,
+    Option<f64>,
+    Option<f64>,
+    &'static str,
+);
+const AREA_FIXES: &[AreaFix] = &[
+    ("001", "以五大山脉为重点的万亩级标准化示范茶园", None, None,
+     "the text gives these gardens no area: 15万亩 is the district's whole tea scale (茶叶发展规模（全区）) by 2025"),
+    ("002", "以双流万亩蔬菜园区为核心的精品蔬菜保供基地（联合内江东兴区）", None, None,
+     "the text gives this base no area: 2.4万亩 is 吴家镇's whole vegetable scale in 2023 (蔬菜产业种植规模); its core, the 双流万亩蔬菜园区, is its own feature"),
+    ("004", "3-11", Some(1747.0), None, "项目总占 1747 亩 (the project's whole land; 1000 亩 is the old ponds it renovates, 10000 亩 the reservoir)"),
+    ("004", "3-15", Some(5900.0), None,
+     "sum of the 亩 figures of its parts: 大地艺术公园 600, 蔬菜园 2000, 水稻种植园 2000, 果园 500, 茶园 500, 中药材园 200, 种植示范园 100 (600 alone is the art park)"),
+    ("004", "3-16", None, None,
+     "the text gives no farmland area: 1 万亩 is its soil-improvement part (土力培肥) only"),
+    ("004", "6-1", None, Some(210.0),
+     "the text gives no total: 5—10 bases of about 70 or 150 亩 each (70 亩 is one base) and 260 亩 for the second phase; drawn as one 70-亩 base in each named town, the smallest reading"),
+];
+
+/// The corrected area of an entity, if the table has one: (area stated, 亩 to draw, why).
+fn area_fix(plan: &str, e: &Entity) -> Option<(Option<f64>, Option<f64>, &'static str)> {
+    let no = e.attrs.get("id").and_then(Value::as_str).unwrap_or("");
+    AREA_FIXES
+        .iter()
+        .find(|f| f.0 == plan && (f.1 == no || f.1 == e.name))
+        .map(|f| (f.2, f.3, f.4))
+}
+
+/// The area an entity states, corrected by [`AREA_FIXES`]: (亩, what it is).
+fn entity_area(plan: &str, e: &Entity) -> Option<(f64, String)> {
+    if let Some((stated, _, why)) = area_fix(plan, e) {
+        return stated.map(|mu| (mu, why.to_string()));
+    }
+    let metrics: Vec<Value> = e
+        .attrs
+        .get("metrics")
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
+    stated_area_mu(&e.attrs, &metrics)
+}
+
+/// Catalog features that repeat an annex project: (plan, feature name prefix, project no., why).
+/// Kept once, as the project; the feature's reference goes to its `other_references`.
+const FEATURES_OF_PROJECTS: &[(&str, &str, &str, &str)] = &[(
+    "004",
+    "高山蔬菜产业园",
+    "3-5",
+    "the 20万亩 高山蔬菜产业园 is what 附件1 project 3-5 (武隆区现代农业产业园建设项目) builds: “着力打造种植面积 20 万亩高山蔬菜产业园”; drawn once, as that project",
+)];
+
+/// Named parts of larger areas: (district, part, the wholes it lies in). When the text names a
+/// part and its whole, the part is where the thing is; when the entity is itself the part, its
+/// own place wins over the whole it is said to lie in.
+/// The names 浦里新区 goes by in the 开州 plan.
+const PULI: &[&str] = &["浦里新区", "浦里片区", "浦里工业新区", "浦里高新区"];
+const PARTS: &[(&str, &str, &[&str])] = &[
+    ("500154", "胡桥片区", PULI),
+    ("500154", "古迹片区", PULI),
+    ("500154", "赵家片区", PULI),
+    ("500154", "长沙组团", PULI),
+    ("500154", "东华片区", &["环湖片区", "环汉丰湖片区"]),
+];
+
+/// Whether `whole` is a larger area that `part` lies in, by [`PARTS`].
+fn is_whole_of(district: &str, part: &str, whole: &str) -> bool {
+    PARTS
+        .iter()
+        .any(|(d, p, ws)| *d == district && part.contains(p) && ws.contains(&whole))
+}
+
+/// Entities placed by the places their names carry, where the text says only the town (or
+/// nothing): (plan, name prefix, phrases to resolve instead, why, the text's count of units:
+/// (named, total, what)).
+type PlacedByName = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    Option<(usize, usize, &'static str)>,
+);
+const PLACED_BY_NAME: &[PlacedByName] = &[
+    ("002", "代兴原种土鸡保种扩繁场", &["代兴村"], "named after 代兴村 (吴家镇); the text says only 吴家镇", None),
+    ("002", "代兴猪场", &["代兴村"], "named after 代兴村 (吴家镇); the text says only 吴家镇", None),
+    ("004", "武隆区“官桥·云村”", &["关桥村"], "官桥 (written 关桥 in the same plan) is 火炉镇关桥村; the text says only 火炉镇", None),
+    ("004", "“官桥·云村”", &["关桥村"], "官桥 (written 关桥 in the same plan) is 火炉镇关桥村; the text says only 火炉镇", None),
+    ("004", "供水工程11处", &["木根", "和顺镇", "庙垭", "平桥镇", "火炉镇", "桐梓镇", "江口镇", "羊角新址", "大河沟", "河心"],
+     "the works are named after the places they serve (大河沟、木根、和顺、庙垭、平桥、河心、火炉、桐梓、江口、羊角新址); each is read as the unit of that name, 大河沟 and 河心 match none",
+     Some((10, 11, "处"))),
+];
+
+fn placed_by_name(plan: &str, name: &str) -> Option<&'static PlacedByName> {
+    PLACED_BY_NAME
+        .iter()
+        .find(|p| p.0 == plan && name.starts_with(p.1))
+}
+
+/// Sizes of named water bodies the text does not give: (district, name, 亩, source).
+const SITE_SIZES: &[(&str, &str, f64, &str)] = &[(
+    "500154",
+    "汉丰湖",
+    22_500.0,
+    "about 15 km² of water (the lake's known size, not given by the plan)",
+)];
+
+/// A lake, reservoir or other single named water body: one polygon, even when the text names
+/// several towns round it.
+fn is_water_body(name: &str) -> bool {
+    let n = base_name(name);
+    n.ends_with('湖') || n.ends_with("水库")
+}
+
+/// Entities the plan texts name that the catalog does not list: (plan, name, catalog layer,
+/// located_in, verbatim quote, attributes).
+type DocEntity = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+);
+const DOCUMENT_ENTITIES: &[DocEntity] = &[
+    (
+        "003",
+        "全域土地综合整治（开州区）",
+        "land_consolidation",
+        &["开州区"],
+        "开展全域土地综合整治,推动空间整合集聚、高效利用,加快“小田变大田”“散居变聚居”。",
+        r#"{"type": "全域土地综合整治", "scope": "全区", "measures": ["小田变大田", "散居变聚居"]}"#,
+    ),
+    (
+        "003",
+        "连片撂荒耕地统一整治（开州区）",
+        "land_consolidation",
+        &["开州区"],
+        "鼓励村集体经济组织对连片撂荒耕地进行统一整治,以“标准地”改革方式盘活利用",
+        r#"{"type": "撂荒耕地整治", "mechanism": "村集体经济组织统一整治, “标准地”改革"}"#,
+    ),
+    (
+        "003",
+        "低丘缓坡地、“四荒地四旁地”开发利用",
+        "land_consolidation",
+        &["开州区"],
+        "稳妥开发利用低丘缓坡地、“四荒地四旁地”,合理确定开发用途、规模、布局和项目用地准入门槛。",
+        r#"{"type": "未利用地开发"}"#,
+    ),
+    (
+        "003",
+        "退出宅基地集体收储、地票交易",
+        "land_consolidation",
+        &["开州区"],
+        "对农民退出的宅基地,鼓励探索集体收储、地票交易等方式处置。",
+        r#"{"type": "宅基地复垦（地票）"}"#,
+    ),
+    (
+        "004",
+        "耕地修复和宜机化改造工程",
+        "land_consolidation",
+        &["全区"],
+        "在全区开展耕地修复和宜机化改造工程，扩大农作物轮作面积，落实休耕制度。",
+        r#"{"type": "耕地修复, 宜机化改造", "scope": "全区"}"#,
+    ),
+    (
+        "004",
+        "全国有机农产品示范区",
+        "other",
+        &["全区"],
+        "到 2025 年，成功创建全国有机农产品示范区。",
+        r#"{"type": "designation (创建)", "target_year": 2025}"#,
+    ),
+    (
+        "003",
+        "水上运动产业孵化园",
+        "tourism_site",
+        &["汉丰湖"],
+        "运动员研学餐厅、水上运动产业孵化园等",
+        r#"{"type": "place (a building of 附件4 #15)", "project": "附件4 #15 开州区环汉丰湖城市更新项目水上国民休闲运动中心 (one of its parts)"}"#,
+    ),
+];
+
+/// Places the texts name that are not on the map, with the reason: (plan, name, catalog layer,
+/// why, verbatim quote).
+const NOT_ON_MAP: &[(&str, &str, &str, &str, &str)] = &[
+    ("000", "外向型产业园区", "industrial_park",
+     "a park to be built together with partner regions (“协同建设”, with 异地孵化、飞地经济、伙伴园区); the text names no place, and it may lie outside 大足区",
+     "协同建设外向型产业园区、“研发飞地”园区"),
+    ("000", "“研发飞地”园区", "industrial_park",
+     "an enclave (飞地) for research built with partner regions: by its nature outside 大足区, and the text names no place",
+     "协同建设外向型产业园区、“研发飞地”园区"),
+    ("002", "川南渝西融合发展试验区", "other",
+     "a regional platform over southern Sichuan (川南) and western Chongqing (渝西), far larger than 荣昌区; not a site",
+     "川南渝西融合发展试验区等平台建设"),
+    ("002", "国家畜牧科技城", "other",
+     "a national platform whose reforms and policies are piloted in 吴家镇 (“在吴家镇先行先试”); the text names it as a source of policy, not as a site in 吴家镇",
+     "国家畜牧科技城等重大改革、重大项目、重大政策在吴家镇先行先试"),
+    ("003", "“科创飞地”", "industrial_park",
+     "an enclave built in partner districts (对口协同区县): outside 开州区, and the text names no place",
+     "主动争取对口协同区县建设“科创飞地”“产业飞地”"),
+    ("003", "“产业飞地”", "industrial_park",
+     "an enclave built in partner districts (对口协同区县): outside 开州区, and the text names no place",
+     "主动争取对口协同区县建设“科创飞地”“产业飞地”"),
+];
+
 fn flat_str_list(v: &Value) -> Vec<String> {
     match v {
         Value::Array(a) => a
@@ -645,6 +860,59 @@ fn plan_features(
         });
     }
 
+    // entities the text names that the catalog does not list
+    for (i, (plan, name, layer, located, quote, attrs)) in DOCUMENT_ENTITIES.iter().enumerate() {
+        if *plan != doc.id {
+            continue;
+        }
+        ents.push(Entity {
+            catalog: "document",
+            index: i,
+            name: name.to_string(),
+            catalog_layer: layer.to_string(),
+            layer: layer_for(layer),
+            located_in: located.iter().map(|s| s.to_string()).collect(),
+            attrs: serde_json::from_str(attrs).expect("attributes are JSON"),
+            quote: quote.to_string(),
+            raw: Value::Null,
+        });
+    }
+    for (plan, name, layer, why, quote) in NOT_ON_MAP {
+        if *plan == doc.id {
+            assert!(doc.text.contains(quote), "{name}: quote not in document");
+            unplaced.push(Unplaced {
+                status: "not_placed",
+                plan: doc.id.clone(),
+                name: name.to_string(),
+                catalog: "document".into(),
+                catalog_layer: layer.to_string(),
+                reason: why.to_string(),
+                quote: quote.to_string(),
+            });
+        }
+    }
+    // catalog features that are an annex project: kept once, as the project
+    ents.retain(|e| {
+        let Some((_, _, no, why)) = FEATURES_OF_PROJECTS
+            .iter()
+            .find(|m| m.0 == doc.id && e.catalog == "features" && e.name.starts_with(m.1))
+        else {
+            return true;
+        };
+        also.entry(no.to_string()).or_default().push(json!({
+            "name": e.name, "source": format!("catalog/{}.json features[{}]", doc.id, e.index), "quote": e.quote}));
+        unplaced.push(Unplaced {
+            status: "merged",
+            plan: doc.id.clone(),
+            name: e.name.clone(),
+            catalog: e.catalog.into(),
+            catalog_layer: e.catalog_layer.clone(),
+            reason: why.to_string(),
+            quote: e.quote.clone(),
+        });
+        false
+    });
+
     let d = admin.district(&doc.district);
     let mut out: Vec<Feature> = Vec::new();
     let mut seen_ids: BTreeSet<String> = BTreeSet::new();
@@ -677,7 +945,12 @@ fn plan_features(
         let mut district_phr: Vec<String> = Vec::new();
         let mut external: Vec<String> = Vec::new();
         let mut context: Vec<String> = Vec::new();
-        for phrase in &e.located_in {
+        let by_name = placed_by_name(&doc.id, &e.name);
+        let phrases: Vec<String> = match by_name {
+            Some((_, _, places, _, _)) => places.iter().map(|p| p.to_string()).collect(),
+            None => e.located_in.clone(),
+        };
+        for phrase in &phrases {
             match gaz.resolve(&doc.district, phrase, &context, &doc.focus) {
                 Outcome::Units(Resolved { codes, how, note }) => {
                     for c in &codes {
@@ -710,10 +983,32 @@ fn plan_features(
                 }
             }
         }
+        if let Some((_, _, _, why, _)) = by_name {
+            for g in &mut groups {
+                g.how = "by-name";
+                g.note = Some(match &g.note {
+                    Some(n) => format!("{why} ({n})"),
+                    None => why.to_string(),
+                });
+            }
+        }
+        // a part named with the whole it lies in (浦里新区 + 胡桥片区): the part is the place,
+        // unless the entity is the whole itself (…项目浦里片区)
+        let named_parts: Vec<String> = groups.iter().map(|g| g.text.clone()).collect();
+        groups.retain(|g| {
+            !named_parts
+                .iter()
+                .any(|part| is_whole_of(&doc.district, part, &g.text))
+                || e.name.ends_with(g.text.as_str())
+        });
         // an entity that is itself a known area (开州城区, 港桥产业园, …)
         if let Some(r) = gaz.alias_only(&doc.district, &e.name) {
             let located: BTreeSet<&String> = groups.iter().flat_map(|g| g.codes.iter()).collect();
-            if groups.is_empty() || r.codes.iter().all(|c| located.contains(c)) {
+            let in_its_whole = !groups.is_empty()
+                && groups
+                    .iter()
+                    .all(|g| is_whole_of(&doc.district, &e.name, &g.text));
+            if groups.is_empty() || in_its_whole || r.codes.iter().all(|c| located.contains(c)) {
                 groups = vec![Group {
                     text: e.name.clone(),
                     codes: r.codes,
@@ -918,17 +1213,36 @@ fn plan_features(
         );
         set(&mut p, "approximate", json!(true));
         let mut method = method;
-        if let Some((named, total, what)) = e
-            .located_in
+        // places resolved by name only (a reservoir read as the township it is named after)
+        let by_name_only: Vec<String> = groups
             .iter()
-            .chain(std::iter::once(&e.quote))
-            .find_map(|t| named_of_total(t))
-            .map(|(named, total, what)| {
-                // the list may come split into phrases: "A", "B", "C", "等10个乡镇"
-                let phrases = e.located_in.iter().filter(|t| !t.starts_with('等')).count();
-                (if named == 0 { phrases } else { named }, total, what)
+            .filter(|g| {
+                g.how == "by-name" || g.note.as_deref().is_some_and(|n| n.contains("by name"))
             })
-        {
+            .map(|g| g.text.clone())
+            .collect();
+        if !by_name_only.is_empty() {
+            method.push_str(&format!(
+                "; coarse: {} placed by name only (the text does not say which unit)",
+                by_name_only.join("、")
+            ));
+        }
+        let counted = by_name
+            .and_then(|b| b.4)
+            .map(|(n, t, w)| (n, t, w.to_string()))
+            .or_else(|| {
+                e.located_in
+                    .iter()
+                    .chain(std::iter::once(&e.quote))
+                    .find_map(|t| named_of_total(t))
+                    .map(|(named, total, what)| {
+                        // the list may come split into phrases: "A", "B", "C", "等10个乡镇"
+                        let phrases = e.located_in.iter().filter(|t| !t.starts_with('等')).count();
+                        (if named == 0 { phrases } else { named }, total, what)
+                    })
+            })
+            .or_else(|| e.located_in.iter().find_map(|t| counted_only(t)));
+        if let Some((named, total, what)) = counted {
             if total > named {
                 set(
                     &mut p,
@@ -936,7 +1250,7 @@ fn plan_features(
                     json!({"named": named, "total": total, "unknown": total - named, "unit": what}),
                 );
                 method.push_str(&format!(
-                    "; the text names {named} of {total} {what} (等{total}个{what}): {} are unknown and not drawn",
+                    "; the text names {named} of {total} {what}: {} are unknown and not drawn",
                     total - named
                 ));
             }
@@ -952,17 +1266,21 @@ fn plan_features(
         set(
             &mut p,
             "catalog",
-            json!(format!(
-                "catalog/{}.json {}[{}]",
-                doc.id, e.catalog, e.index
-            )),
+            json!(if e.catalog == "document" {
+                format!(
+                    "not in catalog/{}.json: read from the document ({})",
+                    doc.id, doc.file
+                )
+            } else {
+                format!("catalog/{}.json {}[{}]", doc.id, e.catalog, e.index)
+            }),
         );
         set(&mut p, "catalog_layer", json!(e.catalog_layer));
         if let Some((mu, basis)) = &area_info {
             set(&mut p, "geometry_area_mu", json!(round_n(*mu, 1)));
             set(&mut p, "geometry_area_basis", json!(basis));
         }
-        normalise(&mut p, e, &also);
+        normalise(&mut p, &doc.id, e, &also);
         if e.layer == "key_help_villages" {
             key_help_props(&mut p, e, &declared);
         }
@@ -986,7 +1304,11 @@ fn plan_features(
             None => format!(
                 "{}-{}{:03}",
                 doc.id,
-                if e.catalog == "features" { "f" } else { "p" },
+                match e.catalog {
+                    "features" => "f",
+                    "document" => "d",
+                    _ => "p",
+                },
                 e.index
             ),
         };
@@ -1090,7 +1412,12 @@ fn key_help_props(p: &mut Map<String, Value>, e: &Entity, declared: &[String]) {
 }
 
 /// Normalised attributes with units in the key.
-fn normalise(p: &mut Map<String, Value>, e: &Entity, also: &BTreeMap<String, Vec<Value>>) {
+fn normalise(
+    p: &mut Map<String, Value>,
+    plan: &str,
+    e: &Entity,
+    also: &BTreeMap<String, Vec<Value>>,
+) {
     let a = &e.attrs;
     p.insert("attributes".into(), a.clone());
     let metrics: Vec<Value> = a
@@ -1098,9 +1425,11 @@ fn normalise(p: &mut Map<String, Value>, e: &Entity, also: &BTreeMap<String, Vec
         .and_then(|m| m.as_array())
         .cloned()
         .unwrap_or_default();
-    if let Some((mu, basis)) = stated_area_mu(a, &metrics) {
+    if let Some((mu, basis)) = entity_area(plan, e) {
         p.insert("area_mu".into(), num(round_n(mu, 2)));
         p.insert("area_mu_basis".into(), json!(basis));
+    } else if let Some((_, _, why)) = area_fix(plan, e) {
+        p.insert("area_mu_note".into(), json!(why));
     }
     // people / households
     for k in [
@@ -1262,13 +1591,13 @@ fn unit_recipe(admin: &Admin, doc: &Doc, e: &Entity, groups: &[Group]) -> place:
         area_m2: None,
         length_m: None,
         rural: false,
+        spread: place::Spread::Equal,
+        one_site: false,
     }
 }
 
 /// Build the geometry of an entity placed in town/village units.
 fn build_geometry(admin: &Admin, doc: &Doc, e: &Entity, groups: &[Group]) -> Built {
-    let d = admin.district(&doc.district);
-    let proj = d.proj;
     let kind = kind_of(&e.name, &e.attrs);
     let mut declared: Vec<String> = groups.iter().flat_map(|g| g.codes.clone()).collect();
     declared.sort();
@@ -1331,13 +1660,11 @@ fn build_geometry(admin: &Admin, doc: &Doc, e: &Entity, groups: &[Group]) -> Bui
             }
         }
         Kind::Polygon => {
-            let metrics: Vec<Value> = e
-                .attrs
-                .get("metrics")
-                .and_then(|m| m.as_array())
-                .cloned()
-                .unwrap_or_default();
-            let stated = stated_area_mu(&e.attrs, &metrics);
+            let stated = entity_area(&doc.id, e);
+            let fix = area_fix(&doc.id, e);
+            let size = SITE_SIZES
+                .iter()
+                .find(|(dc, n, _, _)| *dc == doc.district && base_name(&e.name) == *n);
             let whole = e
                 .attrs
                 .get("coverage")
@@ -1346,7 +1673,8 @@ fn build_geometry(admin: &Admin, doc: &Doc, e: &Entity, groups: &[Group]) -> Bui
                 || e.attrs.get("scope").and_then(|v| v.as_str()) == Some("镇域")
                 || e.name.contains("全域")
                 || e.name.ends_with("名镇");
-            if (e.catalog == "projects" && stated.is_none()) || whole {
+            let drawn = fix.and_then(|f| f.1.map(|mu| (mu, f.2.to_string())));
+            if (e.catalog == "projects" && stated.is_none() && drawn.is_none()) || whole {
                 // a programme or a town-wide designation: the unit(s) themselves
                 let placed = draw(&recipe);
                 let what = if whole {
@@ -1363,9 +1691,11 @@ fn build_geometry(admin: &Admin, doc: &Doc, e: &Entity, groups: &[Group]) -> Bui
                     Some(recipe),
                 );
             }
-            let (mu, basis) = match stated {
-                Some((mu, w)) => (mu, format!("area from the text ({w})")),
-                None => (
+            let (mu, basis) = match (stated, drawn, size) {
+                (Some((mu, w)), _, _) => (mu, format!("area from the text ({w})")),
+                (None, Some((mu, w)), _) => (mu, format!("size drawn: {w}")),
+                (None, None, Some((_, _, mu, src))) => (*mu, format!("size from reference: {src}")),
+                (None, None, None) => (
                     default_area_mu(e.layer, &e.name),
                     "default size for the kind; the text gives no area".to_string(),
                 ),
@@ -1373,14 +1703,53 @@ fn build_geometry(admin: &Admin, doc: &Doc, e: &Entity, groups: &[Group]) -> Bui
             recipe.rule = place::Rule::Blob;
             recipe.area_m2 = Some(mu * 10000.0 / 15.0);
             recipe.rural = is_rural(e.layer, &e.name);
+            let units_named = groups.iter().map(|g| g.codes.len()).sum::<usize>();
+            // one named site (a lake; a 小区 or park in an area read as several units) is one
+            // polygon; a thing named in several places is spread over all of them
+            // (a river read as the towns it flows through is not one site: a belt along it is
+            // spread over them)
+            let river = |t: &str| ["江", "河", "溪", "干流"].iter().any(|w| t.ends_with(w));
+            recipe.one_site = units_named > 1
+                && (is_water_body(&e.name)
+                    || (groups.len() == 1 && !e.name.contains("全域") && !river(&groups[0].text)));
+            if units_named > 1 && !recipe.one_site {
+                recipe.spread = place::Spread::ByArea;
+            }
             let placed = draw(&recipe);
             let area = placed.area_m2.unwrap_or(0.0);
-            let method = format!(
-                "polygon-in-unit: a blob of the stated or default size around a seeded point in each named unit, clipped to the unit{}{}; {}",
-                if placed.on_villages { ", on a town's rural villages (村) only (5 m in from its urban communities, 社区), since the text names no 社区" } else { "" },
-                if placed.capped { " (capped at 90% of a unit too small for its share)" } else { "" },
-                basis
-            );
+            let what = if placed.on_villages {
+                "rural area"
+            } else {
+                "area"
+            };
+            let mut method = if recipe.one_site {
+                let reached = placed.reached.clone().unwrap_or_default();
+                let names: Vec<String> = reached.iter().map(|c| unit_name(admin, c)).collect();
+                format!(
+                    "polygon-in-unit: one polygon of the stated or default size for the one named site, centred on the border its first two units share (near the middle of their seats when they do not meet) and clipped to the {} units the text's place names cover){}{}; {}; coarse: where in them the site lies is not given, so it is declared in the units it reaches ({})",
+                    units_named,
+                    if placed.on_villages { ", on the towns' rural villages (村) only (5 m in from their urban communities, 社区), since the text names no 社区" } else { "" },
+                    if placed.capped { " (capped at 90% of units too small for it)" } else { "" },
+                    basis,
+                    names.join("、")
+                )
+            } else {
+                format!(
+                    "polygon-in-unit: a blob of the stated or default size around a seeded point in each named unit, clipped to the unit{}{}; {}",
+                    if placed.on_villages { ", on a town's rural villages (村) only (5 m in from its urban communities, 社区), since the text names no 社区" } else { "" },
+                    if placed.capped { " (capped at 90% of a unit too small for its share)" } else { "" },
+                    basis
+                )
+            };
+            if recipe.spread == place::Spread::ByArea {
+                method.push_str(&format!(
+                    "; coarse: spread over the {units_named} named units in proportion to their {what} (the text does not say how it divides among them)"
+                ));
+            }
+            let declared = match &placed.reached {
+                Some(r) if !r.is_empty() => r.clone(),
+                _ => declared,
+            };
             (
                 placed.geometry,
                 method,
@@ -1391,6 +1760,22 @@ fn build_geometry(admin: &Admin, doc: &Doc, e: &Entity, groups: &[Group]) -> Bui
             )
         }
     }
+}
+
+/// "20 个乡镇（街道）68 个行政村" → (0, 20, "乡镇"): a count of units with none named.
+fn counted_only(text: &str) -> Option<(usize, usize, String)> {
+    if text.contains('等') {
+        return None;
+    }
+    let t = text.trim();
+    let digits: String = t.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let total: usize = digits.parse().ok()?;
+    let rest = t[digits.len()..].trim_start().strip_prefix('个')?;
+    let what: String = rest
+        .chars()
+        .take_while(|c| "乡镇街道村社区".contains(*c))
+        .collect();
+    (!what.is_empty()).then_some((0, total, what))
 }
 
 /// "A、B、C等10个乡镇" → (3, 10, "乡镇"): how many places a list names of how many it counts.
@@ -1500,8 +1885,49 @@ checked, word for word, against them (by the generator and by `tests/dataset.rs`
 - `line-in-unit`: roads, rivers, streets inside one unit: a bent line of the stated length
   (or a default), clipped to the unit.
 - `polygon-in-unit`: bases, parks, areas: a blob of the stated area (亩, 公顷) — or a default size
-  for the kind — around a seeded point in each named unit, clipped to it; a base that spans several
-  villages gets a piece in each. `geometry_area_mu` is the area drawn, `area_mu` the area stated.
+  for the kind — around a seeded point in each named unit, clipped to it. `geometry_area_mu` is the
+  area drawn, `area_mu` the area stated (`area_mu_note` says why a figure of the sentence is not
+  the thing's own, e.g. a district total). Farm, vegetable, forestry and land-consolidation blobs in
+  a town lie on its rural villages (村), not its urban communities (社区), unless the text names a
+  社区.
+  - a thing named in several places (towns or villages, one per phrase of the text) is spread over
+    all of them in proportion to their rural area (村 only for farm blobs; the unit's area
+    otherwise): `placement_recipe.spread: "by-area"`;
+  - one named site — a lake or reservoir, or a 小区, park or area named by one phrase that is read
+    as several units (开州城区 as its five streets, 港桥组团 as two towns) — is one polygon, centred
+    on the border its first two units share (so 芙蓉湖, named with 江口镇 and 石桥乡, lies across
+    their border) and clipped to them; it declares (`admin_codes`) only the units it reaches by the
+    membership rule: `placement_recipe.one_site: true`;
+  - sizes: the text's figure; else a known size (汉丰湖: about 15 km²); else the default for the
+    kind (`geometry_area_basis` says which).
+
+### Coarse placements
+
+Every placement coarser than the text is said so in `geometry_method` (a clause starting
+`coarse:`, or `unit-polygon`, or `… are unknown and not drawn`), and `yizhangtu check` lists them
+all under "coarse placements", with the features without geometry:
+
+- `unit-polygon`: a programme drawn as its whole unit (a unit-wide item: in the town, not in
+  each of its villages);
+- `coarse: spread over the N named units in proportion to their (rural) area`;
+- `coarse: where in them the site lies is not given, so it is declared in the units it reaches`;
+- `coarse: X placed by name only`: a place read as the unit it is named after (石桥湖水库 in 石桥乡,
+  代兴猪场 in 代兴村, 官桥·云村 in 关桥村), the text not saying which unit;
+- `units_unknown: {named, total, unknown, unit}`: the text counts more units than it names
+  (“仙女山街道、双河镇、接龙乡等10个乡镇”: 7 unknown; “20 个乡镇（街道）68 个行政村”: all 20).
+
+### Placement recipes and rebase
+
+Every approximate feature drawn inside named units carries `placement_recipe`: the rule (`unit`,
+`point`, `line-between`, `line-in-unit`, `blob`), the units by NBS code grouped as the text names
+them, the seed of its deterministic choices (`plan:catalog:name`), the local projection, the size
+(`area_m2` or `length_m`) and the options above (`rural`, `spread`, `one_site`). The drawing is in
+`src/place/` and is shared: `tools/datagen` draws the bundled features with it, and
+`yizhangtu import towns.shp --layer towns --replace --rebase` (or `--layer villages`) redraws, in
+one transaction, every approximate feature whose units changed against the official boundaries,
+re-fits the approximate villages of a changed town, moves a town seat or village point that its
+new unit leaves outside to a point inside (noted in `seat_moved` / `point_moved`), and reports
+what moved. Features whose geometry came from a source are never redrawn.
 
 Place names are resolved by the hierarchy (a village inside its town, a town inside the plan's
 district) and the alias table `aliases.json` (庙坪乡/庙垭乡, 双河乡/双河镇, 香障树/香树村, the
