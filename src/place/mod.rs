@@ -588,6 +588,11 @@ struct Spot {
     own_anchor: Coord,
 }
 
+/// Cracks narrower than twice this between a site's units are closed before it is drawn, m.
+const SITE_CLOSE_M: f64 = 0.5;
+/// How far a one-site polygon stays inside the outer edge of its units' union, m.
+const SITE_INSET_M: f64 = 1.0;
+
 /// One named site over its units: a single blob of `area_m2` in their union (their rural
 /// villages for a farm blob), centred on their shared border when they meet (so a lake named in
 /// two towns lies across the border between them), else near the mean of their anchors.
@@ -630,10 +635,16 @@ fn one_site(
         x: s.x + p.2.x / n,
         y: s.y + p.2.y / n,
     });
+    // The units' union, closed (cracks under 1 m between them vanish) and then kept 1 m in from
+    // its outer edge: the site's clipped edge is then never on the border of a unit it does not
+    // declare, where rounding its coordinates would leave millimetre slivers of it in that unit
+    // (汉丰湖 clipped to five streets left such slivers in 正安街道).
     let region = parts
         .iter()
         .skip(1)
-        .fold(parts[0].1.clone(), |acc, p| acc.union(&p.1));
+        .fold(parts[0].1.clone(), |acc, p| acc.union(&p.1))
+        .buffer(SITE_CLOSE_M)
+        .buffer(-SITE_CLOSE_M - SITE_INSET_M);
     let ua = region.unsigned_area();
     // the centre: on the border the first two units share, nearest the mean of the anchors
     let centre = if parts.len() >= 2 {
