@@ -888,6 +888,27 @@ mod tests {
     }
 
     #[test]
+    fn a_clipped_site_stays_off_the_outer_edge_of_its_units() {
+        // 30 km² round the shared border of two 4 km-high towns: clipped by their top and bottom
+        // edges, which it must not reach (a neighbour there would get rounding slivers)
+        let mut r = recipe(Spread::Equal, true);
+        r.area_m2 = Some(30_000_000.0);
+        let placed = place(&r, &TwoTowns).unwrap();
+        let (m, w, e) = parts(&placed);
+        let ys: Vec<f64> =
+            m.0.iter()
+                .flat_map(|p| p.exterior().0.iter().map(|c| c.y))
+                .collect();
+        let (lo, hi) = ys
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+        assert!(lo >= 0.99 && hi <= 4000.0 - 0.99, "{lo} {hi}");
+        // ...and is clipped there (it would otherwise be far wider than 4 km)
+        assert!(lo < 1.5 && hi > 4000.0 - 1.5, "{lo} {hi}");
+        assert!(((w + e) - 3e7).abs() < 3e5, "{}", w + e);
+    }
+
+    #[test]
     fn recipes_without_the_new_options_read_as_before() {
         let r: Recipe = serde_json::from_value(serde_json::json!({
             "rule": "blob", "seed": "s", "proj": [106.0, 29.0],
