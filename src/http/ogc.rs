@@ -441,7 +441,7 @@ async fn items(
     let (layer, query_params) = super::compare::as_of(&state, &id, layer, &params).await?;
     let format = Format::negotiate(&params, &headers)?;
     let within = query::resolve_within(&state.app.engine, &params)?;
-    let (query, selection, tag, centre, layer_size) = {
+    let (query, selection, tag, centre, layer_size, revision) = {
         let idx = layer.read();
         let FeatureQuery { query, selection } = query::parse(&query_params, &idx, within)?;
         let tag = etag(&[
@@ -453,7 +453,7 @@ async fn items(
             &params.canonical(),
         ]);
         let centre = idx.stats().extent.map_or(106.0, |e| e.center().x);
-        (query, selection, tag, centre, idx.len())
+        (query, selection, tag, centre, idx.len(), idx.revision)
     };
     let (offset, limit) = (query.offset, query.limit);
     let out_crs = query::parse_crs(&params, "crs")?.map(|c| c.resolve(centre));
@@ -471,6 +471,9 @@ async fn items(
     let direct =
         format != Format::Html && out_crs.is_none() && matches!(selection, PropertySelection::All);
     let heavy = layer_size > HEAVY_LAYER && !plain;
+    // Slots name features of one revision of the layer: kept to check them against the revision
+    // the page is written from.
+    let page_query = direct.then(|| query.clone());
     let slots = match (direct, heavy) {
         (false, _) => None,
         (true, true) => {
@@ -481,6 +484,7 @@ async fn items(
                 .run(move |budget| l.read().plain_page(&q, budget))
                 .await?
         }
+        // (an unlimited budget never stops the page)
         (true, false) => layer
             .read()
             .plain_page(&query, &crate::engine::Budget::unlimited())
@@ -503,6 +507,15 @@ async fn items(
         None => layer.read().query(&query),
     };
     let idx = layer.read();
+    // A write between taking the slots and this guard moves them: take them again under it
+    // (the page then shows the newer revision, as a request that came a moment later would).
+    let slots = match (slots, page_query) {
+        (Some(_), Some(q)) if idx.revision != revision => idx
+            .plain_page(&q, &crate::engine::Budget::unlimited())
+            .ok()
+            .flatten(),
+        (slots, _) => slots,
+    };
     let (returned, matched) = match &slots {
         Some(p) => (p.slots.len(), p.matched),
         None => (result.features.len(), result.matched),
