@@ -65,7 +65,13 @@ fn drawn_polygon(town: &PreparedArea, n: usize) -> Polygon<f64> {
     Polygon::new(LineString(ring), vec![])
 }
 
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+fn time<T>(runs: usize, f: impl FnMut() -> T) -> (Duration, T) {
+    let (p50, _, last) = time_p95(runs, f);
+    (p50, last)
+}
+
+/// p50 and p95 of `runs` runs of `f`, and its last answer.
+fn time_p95<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, Duration, T) {
     let mut samples = Vec::with_capacity(runs);
     let mut last = None;
     for _ in 0..runs {
@@ -74,7 +80,8 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
         samples.push(t.elapsed());
     }
     samples.sort();
-    (samples[samples.len() / 2], last.unwrap())
+    let p95 = samples[(samples.len() * 95).div_ceil(100) - 1];
+    (samples[samples.len() / 2], p95, last.unwrap())
 }
 
 fn ms(d: Duration) -> f64 {
@@ -101,15 +108,21 @@ fn main() {
     let idx = LayerIndex::build(Layer::untitled("dense"), 1, dense);
     if let Ok(n) = std::env::var("COVERAGE_ONLY") {
         // For profilers: only the coverage, n times.
-        let (t, c) = time(n.parse().unwrap_or(20), || coverage(&idx, &town, false));
-        println!("coverage p50 {:.1} ms {:.3}", ms(t), c.covered_m2);
+        let (t, t95, c) = time_p95(n.parse().unwrap_or(20), || coverage(&idx, &town, false));
+        println!(
+            "coverage p50 {:.1} ms p95 {:.1} ms {:.3}",
+            ms(t),
+            ms(t95),
+            c.covered_m2
+        );
         return;
     }
 
-    let (t, c) = time(20, || coverage(&idx, &town, false));
+    let (t, t95, c) = time_p95(40, || coverage(&idx, &town, false));
     println!(
-        "coverage of a town over 10,000 polygons   p50 {:>8.1} ms   ({} features, union {:.0} m²)",
+        "coverage of a town over 10,000 polygons   p50 {:>8.1} ms   p95 {:>8.1} ms   ({} features, union {:.0} m²)",
         ms(t),
+        ms(t95),
         c.features,
         c.covered_m2
     );

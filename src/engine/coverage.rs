@@ -184,29 +184,29 @@ pub fn coverage_of_unit(
     // Features that may count, with their polygons (uncopied) in `pieces`.
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
     let mut pieces: Vec<Cow<'_, Polygon<f64>>> = Vec::new();
-    // The engine keeps features compact: decode the candidates once, up front.
+    // The engine keeps features compact: decode the geometries of the candidates whose box meets
+    // the area, once, up front; their other fields are read from the compact form as needed.
     let mut decoded = Vec::with_capacity(slots.len());
     for (n, &(slot, r)) in slots.iter().enumerate() {
         if n % 256 == 255 && cancelled() {
             return Err(Cancelled);
         }
-        if let Some(f) = idx.slot(slot) {
-            decoded.push((r, f));
-        }
-    }
-    for (n, (r, f)) in decoded.iter().enumerate() {
-        if n % 256 == 255 && cancelled() {
-            return Err(Cancelled);
-        }
-        let r = *r;
-        let Some(g) = f.geometry.as_ref() else {
-            continue;
-        };
         let relation = area.relate_box(r);
         if relation == BoxRelation::Outside {
             continue;
         }
-        if skip_district_level && district_level(f) {
+        if let Some(c) = idx.compact(slot) {
+            if let Some(g) = c.geometry() {
+                decoded.push((relation, c, g));
+            }
+        }
+    }
+    for (n, (relation, f, g)) in decoded.iter().enumerate() {
+        if n % 256 == 255 && cancelled() {
+            return Err(Cancelled);
+        }
+        let relation = *relation;
+        if skip_district_level && district_level_json(f.properties_json()) {
             if area.intersects(g) {
                 out.district_level_skipped += 1;
             }
@@ -266,6 +266,7 @@ pub fn coverage_of_unit(
         };
         hints[c.polygons.clone()].fill(hint);
     }
+    let mut not_summed = std::collections::HashSet::new();
     let union = union_area_within_measuring_m2(&pieces, &|k| hints[k], &area.shape.0, cancelled)
         .ok_or(Cancelled)?;
     // Never more than the area, whatever the rounding.
@@ -284,27 +285,143 @@ pub fn coverage_of_unit(
         if !meets {
             continue;
         }
-        let f = c.feature;
         out.features += 1;
-        if f.properties.get("approximate") == Some(&Value::Bool(true)) {
-            out.approximate_inputs = true;
-        }
-        for (k, v) in &f.properties {
-            if let Some(n) = v.as_f64() {
-                if let Some(sum) = out.sums.get_mut(k) {
-                    *sum += n;
-                } else if summable(k) {
-                    out.sums.insert(k.clone(), n);
-                }
-            }
-        }
+        add_properties(c.feature.properties_json(), &mut out, &mut not_summed);
     }
     Ok(out)
 }
 
+/// [`district_level`] of a feature's properties as JSON text: parsed only when they name a
+/// placement at all.
+fn district_level_json(properties: &str) -> bool {
+    properties.contains("\"placement\"")
+        && serde_json::from_str::<serde_json::Map<String, Value>>(properties)
+            .is_ok_and(|m| m.get("placement").and_then(Value::as_str) == Some("district"))
+}
+
+/// Adds a counted feature's numeric properties to the sums ([`summable`] ones) and notes
+/// `approximate: true`, reading the properties' JSON text without building them: keys are
+/// borrowed where they have no escapes, and nothing else is kept. `not_summed` remembers the
+/// keys already refused.
+fn add_properties(
+    properties: &str,
+    out: &mut LayerCoverage,
+    not_summed: &mut std::collections::HashSet<String>,
+) {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// A key, borrowed from the text where possible.
+    struct Key<'de>(Cow<'de, str>);
+    impl<'de> serde::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Borrowed(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(v.to_string())))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    /// A value as coverage sees it: a number, `true`, or anything else (skipped).
+    enum Scalar {
+        Number(f64),
+        True,
+        Other,
+    }
+    impl<'de> serde::Deserialize<'de> for Scalar {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Scalar;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a JSON value")
+                }
+                fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                    Ok(if v { Scalar::True } else { Scalar::Other })
+                }
+                fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                    Ok(Scalar::Number(v as f64))
+                }
+                fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                    Ok(Scalar::Number(v as f64))
+                }
+                fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                    Ok(Scalar::Number(v))
+                }
+                fn visit_str<E>(self, _: &str) -> Result<Scalar, E> {
+                    Ok(Scalar::Other)
+                }
+                fn visit_unit<E>(self) -> Result<Scalar, E> {
+                    Ok(Scalar::Other)
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Scalar, A::Error> {
+                    while a.next_element::<IgnoredAny>()?.is_some() {}
+                    Ok(Scalar::Other)
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Scalar, A::Error> {
+                    while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                    Ok(Scalar::Other)
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    struct Scan<'a> {
+        out: &'a mut LayerCoverage,
+        not_summed: &'a mut std::collections::HashSet<String>,
+    }
+    impl<'de> DeserializeSeed<'de> for Scan<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Scan<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+            while let Some(Key(k)) = a.next_key::<Key<'de>>()? {
+                match a.next_value::<Scalar>()? {
+                    Scalar::True if k == "approximate" => self.out.approximate_inputs = true,
+                    Scalar::Number(n) => {
+                        if let Some(sum) = self.out.sums.get_mut(k.as_ref()) {
+                            *sum += n;
+                        } else if !self.not_summed.contains(k.as_ref()) {
+                            if summable(&k) {
+                                self.out.sums.insert(k.into_owned(), n);
+                            } else {
+                                self.not_summed.insert(k.into_owned());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+    }
+
+    // Kept only as checked JSON objects (`compact::validate`): a failure leaves the sums as read.
+    let mut d = serde_json::Deserializer::from_str(properties);
+    let _ = Scan { out, not_summed }.deserialize(&mut d);
+}
+
 /// A feature that meets the area's box, and its polygons' places in the union's input.
 struct Candidate<'a> {
-    feature: &'a crate::model::Feature,
+    feature: &'a super::compact::Compact,
     polygons: Range<usize>,
     /// Known to have a positive part inside (wholly inside, or lines or points inside).
     sure: bool,
@@ -638,6 +755,42 @@ mod tests {
             (106.01, 29.005),
         ])));
         assert!((inside - expected).abs() < 1e-6, "{inside} vs {expected}");
+    }
+
+    /// The sums read from the properties' text are those of the decoded properties.
+    #[test]
+    fn sums_read_from_text_match_the_decoded_properties() {
+        let texts = [
+            r#"{"area_mu": 12.5, "target_year": 2025, "name\u0041": 3, "approximate": true}"#,
+            r#"{"area_mu": 7, "nested": {"area_mu": 100, "x": [1, 2, {"y": 3}]}, "list": [4.5], "households": 1e3}"#,
+            r#"{"area_mu": "12", "approximate": false, "admin_code": 500111, "invest_wan_yuan": -2.25, "n": null}"#,
+            r#"{}"#,
+        ];
+        let mut fast = LayerCoverage::default();
+        let mut not_summed = std::collections::HashSet::new();
+        let mut slow = LayerCoverage::default();
+        for t in texts {
+            add_properties(t, &mut fast, &mut not_summed);
+            let m: serde_json::Map<String, Value> = serde_json::from_str(t).unwrap();
+            if m.get("approximate") == Some(&Value::Bool(true)) {
+                slow.approximate_inputs = true;
+            }
+            for (k, v) in &m {
+                if let Some(n) = v.as_f64() {
+                    if summable(k) {
+                        *slow.sums.entry(k.clone()).or_insert(0.0) += n;
+                    }
+                }
+            }
+        }
+        assert_eq!(fast.sums, slow.sums);
+        assert_eq!(fast.sums["area_mu"], 19.5);
+        assert_eq!(fast.sums["nameA"], 3.0);
+        assert!(fast.approximate_inputs);
+        assert!(!fast.sums.contains_key("target_year"));
+        assert!(district_level_json(r#"{"placement": "district", "a": 1}"#));
+        assert!(!district_level_json(r#"{"placement": "town"}"#));
+        assert!(!district_level_json(r#"{"note": "district"}"#));
     }
 
     #[test]

@@ -15,5 +15,7 @@ pub use self::exchange::{
     crs_from_wkt, read_geojson, ExportError, ExportLayer, ImportError, ImportedLayer,
 };
 pub use self::gpkg::{read_geopackage, write_geopackage};
-pub use self::shapefile::{read_shapefile_zip, write_shapefile_zip, DbfEncoding};
+pub use self::shapefile::{
+    read_shapefile_zip, read_shapefile_zip_from, write_shapefile_zip, DbfEncoding,
+};
 pub use self::txt::{read_boundary_txt, write_boundary_txt, TxtMeta};

@@ -35,7 +35,7 @@
 //! (the format does not tell them apart); text over 254 bytes is cut.
 
 use std::collections::HashMap;
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Read, Seek, Write};
 
 use encoding_rs::Encoding;
 use geo::{Coord, Geometry, LineString, MultiPoint, Point};
@@ -790,7 +790,16 @@ pub fn read_shapefile_zip(
     bytes: &[u8],
     crs_override: Option<&Crs>,
 ) -> Result<Vec<ImportedLayer>, ImportError> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+    read_shapefile_zip_from(Cursor::new(bytes), crs_override)
+}
+
+/// [`read_shapefile_zip`] from any seekable reader, e.g. an upload spooled to a temporary file:
+/// only the entries being decoded are held in memory, never the archive.
+pub fn read_shapefile_zip_from<R: Read + Seek>(
+    reader: R,
+    crs_override: Option<&Crs>,
+) -> Result<Vec<ImportedLayer>, ImportError> {
+    let mut zip = zip::ZipArchive::new(reader)
         .map_err(|e| ImportError::Corrupt(format!("not a zip archive ({e})")))?;
     let mut sets: Vec<ShapefileParts> = Vec::new();
     let mut mapping_index = None;
@@ -1031,8 +1040,8 @@ fn id_text(v: &Value) -> Option<String> {
 /// Unpacks entry `i`, counting the bytes as they are inflated: the sizes a zip declares are used to
 /// refuse early but never trusted. Stops as soon as the entry passes [`MAX_ZIP_RATIO`] or all the
 /// entries read so far (`unpacked`) pass [`MAX_ZIP_UNCOMPRESSED_BYTES`].
-fn read_entry(
-    zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
+fn read_entry<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
     i: usize,
     file: &str,
     unpacked: &mut u64,

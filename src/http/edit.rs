@@ -315,6 +315,80 @@ impl<'a> Edit<'a> {
     }
 }
 
+/// How a body that stopped arriving answers: 413 when a body limit cut it, else 400.
+fn body_read_error(e: axum::Error, max: usize) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if c.to_string().contains("length limit exceeded") {
+            return ApiError::body_too_large(max);
+        }
+        cause = c.source();
+    }
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "InvalidBody",
+        format!("the request body could not be read ({e}); nothing was imported"),
+    )
+}
+
+/// Streams an upload (zipped Shapefile, GeoPackage) to a temporary file as it arrives, so a
+/// write holds a few chunks in memory whatever its size; refuses it (413) as soon as it passes
+/// `max` bytes. `suffix` names the file's kind (`.gpkg`). The file is deleted when dropped.
+pub(super) async fn spool_upload(
+    body: axum::body::Body,
+    max: usize,
+    suffix: &str,
+) -> ApiResult<tempfile::NamedTempFile> {
+    use std::io::Write as _;
+    let file = tempfile::Builder::new()
+        .prefix("yizhangtu-upload-")
+        .suffix(suffix)
+        .tempfile()
+        .map_err(ApiError::internal)?;
+    let mut out = file.reopen().map_err(ApiError::internal)?;
+    // The disk writes run on a blocking thread, fed a few chunks at a time.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        while let Some(chunk) = rx.blocking_recv() {
+            out.write_all(&chunk)?;
+        }
+        out.flush()
+    });
+    let mut stream = body.into_data_stream();
+    let mut total = 0usize;
+    let read = loop {
+        let next = std::future::poll_fn(|cx| {
+            futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
+        })
+        .await;
+        match next {
+            None => break Ok(()),
+            Some(Err(e)) => break Err(body_read_error(e, max)),
+            Some(Ok(chunk)) => {
+                total = total.saturating_add(chunk.len());
+                if total > max {
+                    break Err(ApiError::body_too_large(max));
+                }
+                if tx.send(chunk).await.is_err() {
+                    break Ok(()); // the writer failed: its error is reported below
+                }
+            }
+        }
+    };
+    drop(tx);
+    let written = writer.await.map_err(ApiError::internal)?;
+    read?;
+    written.map_err(ApiError::internal)?;
+    Ok(file)
+}
+
+/// A JSON body, read whole (a limit cut answers 413).
+pub(super) async fn body_bytes(body: axum::body::Body, max: usize) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, max)
+        .await
+        .map_err(|e| body_read_error(e, max))
+}
+
 /// The `reason` member of a JSON body, if any.
 fn reason_member(body: &Value) -> Option<String> {
     body.get("reason")

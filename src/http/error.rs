@@ -53,6 +53,19 @@ impl ApiError {
         self
     }
 
+    /// 413 for a request body over `max` bytes (`--max-body-bytes`), naming the limit.
+    pub fn body_too_large(max: usize) -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!(
+                "the request body is larger than the server accepts: at most {max} bytes \
+                 (--max-body-bytes); nothing was changed"
+            ),
+        )
+        .with_details(json!({"limit": "body-bytes", "max": max}))
+    }
+
     /// A fault of ours: logged in full, reported as a plain 500.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");
@@ -64,20 +77,27 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The JSON problem: `code`, `description` and the details' members.
+    pub fn body(&self) -> serde_json::Value {
         let mut body = json!({"code": self.code, "description": self.description});
         if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
-            (self.details, body.as_object_mut())
+            (&self.details, body.as_object_mut())
         {
             for (k, v) in extra {
-                obj.insert(k, v);
+                obj.insert(k.clone(), v.clone());
             }
         }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
         let mut r = (
             self.status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
+            self.body().to_string(),
         )
             .into_response();
         if let Some(s) = self.retry_after {

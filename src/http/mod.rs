@@ -10,6 +10,7 @@ pub mod error;
 mod export;
 pub mod heavy;
 mod html;
+mod limits;
 mod monitoring;
 mod ogc;
 mod openapi;
@@ -76,10 +77,13 @@ impl AppState {
     }
 }
 
-/// Longest request target we read (hyper itself refuses 64 KiB and more, without a body).
+/// Longest request target we read (hyper itself refuses 64 KiB and more: `limits` makes that
+/// answer the same JSON problem).
 pub const MAX_URI_BYTES: usize = 32 * 1024;
-/// Most bytes of request headers we read (hyper itself refuses more than 100 headers).
+/// Most bytes of request headers we read (hyper itself stops at its read buffer, ~400 KiB).
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Most header fields we read: hyper's own limit for HTTP/1, ours for HTTP/2.
+pub const MAX_HEADER_FIELDS: usize = 100;
 
 /// `GET /healthz`: cheap, never queued behind heavy work; says what the heavy pool is doing.
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -113,6 +117,16 @@ async fn request_limits(req: Request, next: Next) -> Response {
         .with_details(serde_json::json!({"limit": "uri-bytes", "max": MAX_URI_BYTES}))
         .into_response();
     }
+    let fields = req.headers().len();
+    if fields > MAX_HEADER_FIELDS {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HeadersTooLarge",
+            format!("the request has {fields} header fields; at most {MAX_HEADER_FIELDS} are read"),
+        )
+        .with_details(serde_json::json!({"limit": "header-count", "max": MAX_HEADER_FIELDS}))
+        .into_response();
+    }
     let header_len: usize = req
         .headers()
         .iter()
@@ -137,7 +151,7 @@ async fn request_limits(req: Request, next: Next) -> Response {
 /// A 413 may be answered before the body has been read; the connection then cannot carry another
 /// request, so the answer says `Connection: close` and a client does not put it back in its pool
 /// (without it, the client's next request on that connection fails with an incomplete message).
-async fn json_limit_errors(r: Response) -> Response {
+async fn json_limit_errors(State(max_body): State<usize>, r: Response) -> Response {
     let status = r.status();
     let is_json = r
         .headers()
@@ -145,12 +159,7 @@ async fn json_limit_errors(r: Response) -> Response {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     let mut r = match status {
         _ if is_json => r,
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            status,
-            "PayloadTooLarge",
-            "the request body is larger than the server accepts (--max-body-bytes)",
-        )
-        .into_response(),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(max_body).into_response(),
         StatusCode::URI_TOO_LONG => {
             ApiError::new(status, "UriTooLong", "the request target is too long").into_response()
         }
@@ -277,7 +286,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
-        .layer(middleware::map_response(json_limit_errors))
+        .layer(middleware::map_response_with_state(
+            limit,
+            json_limit_errors,
+        ))
         .layer(middleware::from_fn(html::html_errors))
         .layer(middleware::from_fn(request_limits))
         .layer(CompressionLayer::new())
@@ -302,6 +314,10 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
     let grace = state.settings.shutdown_grace;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, mut rx) = tokio::sync::watch::channel(false);
+    // Each connection's automatic hyper errors (414, 431, 400) become JSON problems; the no-op
+    // tap keeps `ConnectInfo<SocketAddr>` (axum implements it for tapped listeners).
+    let listener =
+        axum::serve::ListenerExt::tap_io(limits::LimitListener(listener), |_: &mut _| {});
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");

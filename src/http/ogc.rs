@@ -819,7 +819,7 @@ async fn add_items(
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Response> {
     if state.settings.read_only {
         return Err(ApiError::new(
@@ -866,6 +866,15 @@ async fn add_items(
         let l = layer_or_404(&state, &id)?;
         let layer = l.read().layer.clone();
         layer
+    };
+    // Files are spooled to disk as they arrive (memory independent of their size); JSON is read.
+    let max_body = state.settings.max_body_bytes;
+    let (body, upload) = if is_json {
+        (super::edit::body_bytes(body, max_body).await?, None)
+    } else {
+        let suffix = if is_gpkg { ".gpkg" } else { ".zip" };
+        let file = super::edit::spool_upload(body, max_body, suffix).await?;
+        (Bytes::new(), Some(file))
     };
     let import_error = |e: crate::formats::ImportError| {
         let details = match &e {
@@ -934,16 +943,16 @@ async fn add_items(
         // Unpacking and decoding are CPU work (and a zip may inflate to the unpack limit):
         // off the async workers, so the server keeps answering meanwhile.
         let handle = tokio::runtime::Handle::current();
+        let upload = upload.ok_or_else(|| ApiError::internal("upload not spooled"))?;
         let read = tokio::task::spawn_blocking(move || {
             if is_zip {
-                return crate::formats::read_shapefile_zip(&body, crs.as_ref());
+                let file = upload
+                    .reopen()
+                    .map_err(|e| crate::formats::ImportError::Corrupt(e.to_string()))?;
+                let file = std::io::BufReader::new(file);
+                return crate::formats::read_shapefile_zip_from(file, crs.as_ref());
             }
-            let dir = tempfile::tempdir()
-                .map_err(|e| crate::formats::ImportError::Corrupt(e.to_string()))?;
-            let path = dir.path().join("upload.gpkg");
-            std::fs::write(&path, &body)
-                .map_err(|e| crate::formats::ImportError::Corrupt(e.to_string()))?;
-            handle.block_on(crate::formats::read_geopackage(&path, crs.as_ref()))
+            handle.block_on(crate::formats::read_geopackage(upload.path(), crs.as_ref()))
         })
         .await
         .map_err(ApiError::internal)?;

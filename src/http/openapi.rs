@@ -274,8 +274,50 @@ pub fn document(base: &str, layer_ids: Vec<String>) -> Value {
         params.extend(query_params());
     }
     super::edit::add_openapi(&mut doc);
+    limit_errors(&mut doc);
     html_errors(&mut doc);
     doc
+}
+
+/// The limits every request is held to, on every operation: 414 for a request target over
+/// `MAX_URI_BYTES`, 431 for more than `MAX_HEADER_FIELDS` header fields or `MAX_HEADER_BYTES` of
+/// them, and 413 for a body over `--max-body-bytes` where there is a body. The problem names the
+/// limit (`limit`, `max`); hyper's own answers for these are rewritten to the same JSON.
+fn limit_errors(doc: &mut Value) {
+    use super::{MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_URI_BYTES};
+    let limited = |description: String| {
+        json!({"description": description,
+               "content": {"application/json": {"schema": {"allOf": [
+                   {"$ref": "#/components/schemas/exception"},
+                   {"type": "object", "properties": {"limit": {"type": "string"}, "max": {"type": "integer"}}}]}}}})
+    };
+    let uri = limited(format!(
+        "Request target longer than {MAX_URI_BYTES} bytes (`limit`: uri-bytes)"
+    ));
+    let headers = limited(format!(
+        "More than {MAX_HEADER_FIELDS} header fields (`limit`: header-count) or more than {MAX_HEADER_BYTES} bytes of them (header-bytes)"
+    ));
+    let body = limited(
+        "Request body over --max-body-bytes (`limit`: body-bytes), or an upload that would unpack or decode past its limits".into(),
+    );
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|m| m.values_mut())
+    {
+        let has_body = op.get("requestBody").is_some();
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        responses.insert("414".into(), uri.clone());
+        responses.insert("431".into(), headers.clone());
+        if has_body && !responses.contains_key("413") {
+            responses.insert("413".into(), body.clone());
+        }
+    }
 }
 
 /// Errors come as HTML pages to whoever asks for HTML (`f=html`, a browser's Accept; see
