@@ -212,7 +212,7 @@ pub fn coverage_of_unit(
             }
             continue;
         }
-        if unit.is_some_and(|code| membership::unit_wide_above(f, code)) {
+        if unit.is_some_and(|code| membership::unit_wide_above_json(f.properties_json(), code)) {
             out.unit_wide_skipped += 1;
             continue;
         }

@@ -102,18 +102,54 @@ pub fn unit_wide_above(f: &crate::model::Feature, code: &str) -> bool {
     if recipe.get("rule").and_then(serde_json::Value::as_str) != Some("unit") {
         return false;
     }
-    let codes: Vec<&str> = recipe
+    let mut codes = recipe
         .get("groups")
         .and_then(serde_json::Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|g| g.get("codes").and_then(serde_json::Value::as_array))
         .flatten()
-        .filter_map(serde_json::Value::as_str)
-        .collect();
-    codes
-        .iter()
-        .any(|u| code.len() > u.len() && code.starts_with(u))
+        .filter_map(serde_json::Value::as_str);
+    codes.any(|u| above(u, code))
+}
+
+/// [`unit_wide_above`] on a feature's properties as JSON text (the engine's compact form): only
+/// the placement recipe is read, and only when the text has one.
+pub fn unit_wide_above_json(properties: &str, code: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Props {
+        placement_recipe: Option<Recipe>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Recipe {
+        rule: Option<String>,
+        #[serde(default)]
+        groups: Vec<Group>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Group {
+        #[serde(default)]
+        codes: Vec<String>,
+    }
+    if !properties.contains("\"placement_recipe\"") {
+        return false;
+    }
+    let Ok(Props {
+        placement_recipe: Some(r),
+    }) = serde_json::from_str::<Props>(properties)
+    else {
+        return false;
+    };
+    r.rule.as_deref() == Some("unit")
+        && r.groups
+            .iter()
+            .flat_map(|g| g.codes.iter())
+            .any(|u| above(u, code))
+}
+
+/// Whether unit `upper` contains unit `code` (a longer code with its prefix).
+fn above(upper: &str, code: &str) -> bool {
+    code.len() > upper.len() && code.starts_with(upper)
 }
 
 fn points_of(g: &Geometry<f64>) -> Box<dyn Iterator<Item = geo::Coord<f64>> + '_> {
@@ -207,22 +243,26 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
         };
+        // the feature's properties and their JSON text (the engine's compact form) agree
+        let wide = |f: &crate::model::Feature, code: &str| {
+            let text = serde_json::to_string(&f.properties).unwrap();
+            let answer = unit_wide_above(f, code);
+            assert_eq!(answer, unit_wide_above_json(&text, code), "{text} {code}");
+            answer
+        };
         let town_wide = f("unit", &["500153103"]);
-        assert!(unit_wide_above(&town_wide, "500153103001"));
-        assert!(!unit_wide_above(&town_wide, "500153103"));
-        assert!(!unit_wide_above(&town_wide, "500153"));
-        assert!(!unit_wide_above(&town_wide, "500153104001"));
+        assert!(wide(&town_wide, "500153103001"));
+        assert!(!wide(&town_wide, "500153103"));
+        assert!(!wide(&town_wide, "500153"));
+        assert!(!wide(&town_wide, "500153104001"));
         // the village's own polygon (a key-help village) is in the village
-        assert!(!unit_wide_above(
-            &f("unit", &["500153103001"]),
-            "500153103001"
-        ));
+        assert!(!wide(&f("unit", &["500153103001"]), "500153103001"));
         // a blob drawn in the town lies somewhere in it: membership by area decides
-        assert!(!unit_wide_above(&f("blob", &["500153103"]), "500153103001"));
+        assert!(!wide(&f("blob", &["500153103"]), "500153103001"));
         // two towns drawn as one: in neither town's villages, and not elsewhere
         let two = f("unit", &["500153103", "500153104"]);
-        assert!(unit_wide_above(&two, "500153104002"));
-        assert!(!unit_wide_above(&two, "500153105001"));
+        assert!(wide(&two, "500153104002"));
+        assert!(!wide(&two, "500153105001"));
     }
 
     #[test]
