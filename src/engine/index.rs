@@ -273,6 +273,35 @@ impl LayerIndex {
         idx.finish(pending)
     }
 
+    /// An index from a snapshot's parts (see `snapshot`): features in slot order, the R-tree's
+    /// entries (bulk-loaded again) and the property statistics; `None` if two features share
+    /// an id.
+    pub(super) fn from_snapshot(
+        layer: Layer,
+        revision: u64,
+        slots: Vec<Compact>,
+        entries: Vec<Entry>,
+        properties: BTreeMap<String, PropertyStats>,
+    ) -> Option<LayerIndex> {
+        let mut idx = LayerIndex::empty(layer, revision);
+        idx.by_id = HashMap::with_capacity(slots.len());
+        for (i, c) in slots.iter().enumerate() {
+            if idx.by_id.insert(c.id().to_string(), i as u32).is_some() {
+                return None;
+            }
+        }
+        idx.live = slots.len();
+        idx.slots = slots.into_iter().map(Some).collect();
+        idx.properties = properties;
+        idx.tree = RTree::bulk_load(entries);
+        Some(idx)
+    }
+
+    /// How many slots (live or not) the layer has.
+    pub(super) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     /// An empty index to fill with [`LayerIndex::add_raw`] and close with [`LayerIndex::finish`].
     pub(crate) fn start(layer: Layer, revision: u64) -> (LayerIndex, Pending) {
         (
