@@ -302,6 +302,8 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         }
     };
     bar.finish_and_clear();
+    // The next start should not have to read the import back out of the write-ahead log.
+    store.checkpoint().await?;
     store.close().await;
     for s in summaries {
         println!(

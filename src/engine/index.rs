@@ -284,16 +284,24 @@ impl LayerIndex {
         properties: BTreeMap<String, PropertyStats>,
     ) -> Option<LayerIndex> {
         let mut idx = LayerIndex::empty(layer, revision);
-        idx.by_id = HashMap::with_capacity(slots.len());
-        for (i, c) in slots.iter().enumerate() {
-            if idx.by_id.insert(c.id().to_string(), i as u32).is_some() {
-                return None;
-            }
-        }
+        // The id map and the R-tree at once, on two cores.
+        let (by_id, tree) = rayon::join(
+            || {
+                let mut by_id = HashMap::with_capacity(slots.len());
+                for (i, c) in slots.iter().enumerate() {
+                    if by_id.insert(c.id().to_string(), i as u32).is_some() {
+                        return None;
+                    }
+                }
+                Some(by_id)
+            },
+            || RTree::bulk_load(entries),
+        );
+        idx.by_id = by_id?;
+        idx.tree = tree;
         idx.live = slots.len();
         idx.slots = slots.into_iter().map(Some).collect();
         idx.properties = properties;
-        idx.tree = RTree::bulk_load(entries);
         Some(idx)
     }
 

@@ -93,6 +93,20 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Copies SQLite's write-ahead log into the database file and empties it (nothing on
+    /// PostgreSQL). After a large import the log holds the whole layer; left there, every later
+    /// open of the file would first read and checksum all of it.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if let Db::Sqlite(pool) = &self.db {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 fn fingerprint(layer: &str, id: Option<&str>, op: &str, version: Option<i64>, at: &str) -> String {
     format!(
         "{layer}\u{1f}{}\u{1f}{op}\u{1f}{}\u{1f}{at}",
