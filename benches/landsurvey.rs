@@ -10,6 +10,9 @@
 //!   an earlier `import` left in `LANDSURVEY_DIR`);
 //! - `YIZHANGTU_BENCH_BIN=/path/to/yizhangtu` to measure another build.
 //!
+//! `serve` starts the server twice: from the database alone (which then writes its engine
+//! snapshot, `DB.snapshot`), and again from that snapshot; requests go to the second.
+//!
 //! The parcels: a jittered grid over 0.40° × 0.35° (about 1,500 km², a 大足-sized county).
 //! Neighbours share their edges vertex for vertex (an edge's vertices are a function of the
 //! edge alone); each edge has 4 inner vertices, one in five 5–49, so a parcel has 20–200
@@ -398,15 +401,11 @@ fn county_tiles(z: u32) -> Vec<(u32, u64, u64)> {
     tiles
 }
 
-fn serve(db: &Path, n: u64, seconds: f64) {
+/// Starts a server on `db` and waits for its first answer: (server, URL, seconds).
+fn started(db: &Path, rt: &tokio::runtime::Runtime) -> (std::process::Child, String, f64) {
     let t = Instant::now();
-    let (mut server, url) = start_server(db);
+    let (server, url) = start_server(db);
     // The server listens once every feature is loaded; the first answer follows.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let first = format!("{url}/collections/parcels/items/1");
     rt.block_on(async {
         loop {
@@ -418,16 +417,52 @@ fn serve(db: &Path, n: u64, seconds: f64) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    let start = t.elapsed().as_secs_f64();
-    let pid = server.id();
+    (server, url, t.elapsed().as_secs_f64())
+}
+
+/// Prints a server's memory after start: RSS, per parcel, peak.
+fn report_start(what: &str, secs: f64, pid: u32, n: u64) {
     std::thread::sleep(Duration::from_millis(300));
     let (hwm, rss) = memory_of(pid);
     println!(
-        "start: first answer after {start:.2} s; RSS {:.0} MB ({:.0} B a parcel), peak during start {:.0} MB",
+        "start {what}: first answer after {secs:.2} s; RSS {:.0} MB ({:.0} B a parcel), peak during start {:.0} MB",
         rss as f64 / 1e3,
         rss as f64 * 1e3 / n as f64,
         hwm as f64 / 1e3
     );
+}
+
+fn serve(db: &Path, n: u64, seconds: f64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Cold: no snapshot, every feature read from the database; the server then writes the
+    // snapshot (DB.snapshot) that the second start reads.
+    let snapshot = PathBuf::from(format!("{}.snapshot", db.display()));
+    let _ = std::fs::remove_file(&snapshot);
+    let (mut cold, _, secs) = started(db, &rt);
+    report_start("from the database", secs, cold.id(), n);
+    let t = Instant::now();
+    while !snapshot.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(1800),
+            "no snapshot written"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "  snapshot written {:.1} s after the first answer, {:.0} MB",
+        t.elapsed().as_secs_f64(),
+        mb(std::fs::metadata(&snapshot).map_or(0, |m| m.len()))
+    );
+    let _ = cold.kill();
+    let _ = cold.wait();
+
+    let (mut server, url, start) = started(db, &rt);
+    let pid = server.id();
+    report_start("from the snapshot", start, pid, n);
 
     let base = Arc::new(url.clone());
     let b = Arc::clone(&base);
@@ -508,6 +543,7 @@ fn serve(db: &Path, n: u64, seconds: f64) {
     );
     let _ = server.kill();
     let _ = server.wait();
+    let _ = std::fs::remove_file(&snapshot);
 }
 
 fn main() {

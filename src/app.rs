@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::snapshot::{self, Snapshot, SnapshotHead};
 use crate::engine::{Engine, LayerUpdate};
 use crate::formats::geojson::{
     stream_feature_collection, DecodeError, StreamOptions, StreamSummary,
@@ -43,6 +44,17 @@ pub struct App {
     catching_up: tokio::sync::Mutex<()>,
     /// What following the change log has done so far (for `/metrics`).
     pub follow_stats: FollowStats,
+    /// The engine snapshot file kept for the next start, if any (see [`App::write_snapshot`]).
+    snapshot: Option<SnapshotFile>,
+}
+
+/// The engine snapshot file of an [`App`] and the change-log position it was last written at.
+struct SnapshotFile {
+    path: std::path::PathBuf,
+    /// The position of the last snapshot written or read (-1: none yet).
+    written: AtomicI64,
+    /// One writer at a time.
+    writing: tokio::sync::Mutex<()>,
 }
 
 /// Counters of the engine's updates from the change log.
@@ -93,25 +105,114 @@ impl App {
         if seed {
             crate::monitor::service::seed(&store, &engine).await?;
         }
-        Ok(App {
+        Ok(App::assemble(store, engine, applied, None))
+    }
+
+    /// [`App::open_with`], starting from the engine snapshot at `snapshot` when it belongs to
+    /// this database and its change log still holds the position it was written at; then the
+    /// changes after that position are applied as a follower would. A snapshot that is missing,
+    /// damaged, of another database or of a history this one does not have is ignored (logged)
+    /// and the engine loaded from the database; the snapshot is then written again in the
+    /// background. `snapshot_used` in the result says which way it went.
+    pub async fn open_with_snapshot(
+        db: &str,
+        seed: bool,
+        progress: Progress<'_>,
+        options: &StoreOptions,
+        snapshot: &std::path::Path,
+    ) -> Result<(App, bool), AppError> {
+        let store = Store::open_with(db, options).await?;
+        let fresh = seed && store.is_empty().await?;
+        if fresh {
+            let (layers, features) = seed::bundled()?;
+            store
+                .import(&layers, features, ImportMode::Upsert, progress)
+                .await?;
+        }
+        let file = SnapshotFile {
+            path: snapshot.to_path_buf(),
+            written: AtomicI64::new(-1),
+            writing: tokio::sync::Mutex::new(()),
+        };
+        let (engine, applied, used) = match read_snapshot(&store, snapshot).await {
+            Ok((engine, seq)) => {
+                file.written.store(seq, Ordering::SeqCst);
+                (engine, seq, true)
+            }
+            Err(why) => {
+                if snapshot.exists() {
+                    tracing::warn!(path = %snapshot.display(), reason = %why, "engine snapshot not used; loading from the database");
+                } else {
+                    tracing::info!(path = %snapshot.display(), "no engine snapshot yet; loading from the database");
+                }
+                let applied = store.last_change().await?;
+                (load_engine(&store).await?, applied, false)
+            }
+        };
+        if seed {
+            crate::monitor::service::seed(&store, &engine).await?;
+        }
+        let app = App::assemble(store, engine, applied, Some(file));
+        app.catch_up().await?;
+        Ok((app, used))
+    }
+
+    fn assemble(store: Store, engine: Engine, applied: i64, snapshot: Option<SnapshotFile>) -> App {
+        App {
             store,
             engine: Arc::new(engine),
             applied: AtomicI64::new(applied),
             catching_up: tokio::sync::Mutex::new(()),
             follow_stats: FollowStats::default(),
-        })
+            snapshot,
+        }
+    }
+
+    /// Writes the engine snapshot (when this app keeps one and the engine moved since it was
+    /// last written or read), atomically, on a blocking thread. Returns the position written.
+    pub async fn write_snapshot(&self) -> Result<Option<i64>, AppError> {
+        let Some(file) = &self.snapshot else {
+            return Ok(None);
+        };
+        let _one = file.writing.lock().await;
+        // The engine reflects at least `applied` (layers may be further on, which following
+        // from `applied` again after a restart only repeats).
+        let seq = self.applied.load(Ordering::SeqCst);
+        if file.written.load(Ordering::SeqCst) == seq {
+            return Ok(None);
+        }
+        let head = self.store.log_head().await?;
+        let Some(fingerprint) = self.store.change_fingerprint(seq).await? else {
+            // Pruned already: a snapshot at this position could not be checked at start.
+            return Ok(None);
+        };
+        let head = SnapshotHead {
+            instance: head.instance,
+            seq,
+            fingerprint,
+        };
+        let engine = Arc::clone(&self.engine);
+        let path = file.path.clone();
+        let t = std::time::Instant::now();
+        let size = tokio::task::spawn_blocking(move || snapshot::write(&engine, &head, &path))
+            .await
+            .map_err(|e| AppError::Task(e.to_string()))?
+            .map_err(|e| AppError::Task(format!("{}: {e}", file.path.display())))?;
+        file.written.store(seq, Ordering::SeqCst);
+        tracing::info!(path = %file.path.display(), seq, bytes = size, seconds = t.elapsed().as_secs_f64(), "engine snapshot written");
+        Ok(Some(seq))
+    }
+
+    /// Change-log entries applied since the snapshot was last written (`None`: no snapshot kept).
+    pub fn changes_since_snapshot(&self) -> Option<i64> {
+        let file = self.snapshot.as_ref()?;
+        Some(self.applied_change() - file.written.load(Ordering::SeqCst).max(0))
     }
 
     /// An app over an engine built elsewhere (benchmarks, tools); the change log is taken as applied.
     pub async fn from_parts(store: Store, engine: Engine) -> Result<App, AppError> {
         let applied = store.last_change().await?;
-        Ok(App {
-            store,
-            engine: Arc::new(engine),
-            applied: AtomicI64::new(applied),
-            catching_up: tokio::sync::Mutex::new(()),
-            follow_stats: FollowStats::default(),
-        })
+        Ok(App::assemble(store, engine, applied, None))
     }
 
     /// The newest change-log entry the engine reflects: the database's newest minus this is how
@@ -237,6 +338,36 @@ impl App {
     }
 }
 
+/// Change-log entries applied after which [`App::keep_snapshot`] writes the snapshot again.
+pub const SNAPSHOT_EVERY: i64 = 100_000;
+
+impl App {
+    /// Keeps the engine snapshot current until the process ends: writes it once now when none
+    /// was read at start, then whenever [`SNAPSHOT_EVERY`] changes have been applied since
+    /// (looking every `interval`). Does nothing for an app without a snapshot file.
+    pub fn keep_snapshot(
+        self: &Arc<Self>,
+        interval: Duration,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let file = self.snapshot.as_ref()?;
+        let mut due = file.written.load(Ordering::SeqCst) < 0;
+        let app = Arc::clone(self);
+        Some(tokio::spawn(async move {
+            loop {
+                if due {
+                    if let Err(e) = app.write_snapshot().await {
+                        tracing::warn!(error = %e, "could not write the engine snapshot");
+                    }
+                }
+                tokio::time::sleep(interval).await;
+                due = app
+                    .changes_since_snapshot()
+                    .is_some_and(|n| n >= SNAPSHOT_EVERY);
+            }
+        }))
+    }
+}
+
 /// The engine's layers that a complete change set (every layer of the database) lacks.
 fn gone_layers(engine: &Engine, present: &[crate::store::LayerChanges]) -> Vec<LayerUpdate> {
     engine
@@ -245,6 +376,41 @@ fn gone_layers(engine: &Engine, present: &[crate::store::LayerChanges]) -> Vec<L
         .filter(|id| !present.iter().any(|c| &c.layer == id))
         .map(LayerUpdate::Remove)
         .collect()
+}
+
+/// The engine of the snapshot at `path` and the position it reflects, if it belongs to `store`'s
+/// database and history; otherwise why not.
+async fn read_snapshot(store: &Store, path: &std::path::Path) -> Result<(Engine, i64), String> {
+    let path = path.to_path_buf();
+    let snap = tokio::task::spawn_blocking(move || Snapshot::open(&path))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let head = store.log_head().await.map_err(|e| e.to_string())?;
+    let seq = snap.head.seq;
+    if snap.head.instance != head.instance {
+        return Err("written from another database".into());
+    }
+    if seq > head.seq {
+        return Err(format!(
+            "written at change {seq}, beyond this database's newest ({})",
+            head.seq
+        ));
+    }
+    let here = store
+        .change_fingerprint(seq)
+        .await
+        .map_err(|e| e.to_string())?;
+    if here.as_deref() != Some(snap.head.fingerprint.as_str()) {
+        return Err(format!(
+            "the change log no longer holds change {seq} as the snapshot saw it"
+        ));
+    }
+    let engine = tokio::task::spawn_blocking(move || snap.load())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok((engine, seq))
 }
 
 /// Loads every stored feature into a new engine: the store reads rows while the engine checks

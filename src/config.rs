@@ -94,6 +94,14 @@ pub struct ServeArgs {
     /// How often to look for changes written by other processes (e.g. `yizhangtu import`), in ms.
     #[arg(long, env = "YIZHANGTU_FOLLOW_INTERVAL_MS", default_value_t = 1000)]
     pub follow_interval_ms: u64,
+    /// The engine snapshot file: read at start when it matches the database (start in seconds),
+    /// written after a load from the database, every 100,000 changes and at a clean shutdown.
+    /// Default: next to a SQLite database (`DB.snapshot`); none for PostgreSQL unless given.
+    #[arg(long, env = "YIZHANGTU_SNAPSHOT")]
+    pub snapshot: Option<std::path::PathBuf>,
+    /// Keep no engine snapshot: always load from the database.
+    #[arg(long, env = "YIZHANGTU_NO_SNAPSHOT", conflicts_with = "snapshot")]
+    pub no_snapshot: bool,
     /// Do not seed an empty database with the bundled reference data and plans.
     #[arg(long, env = "YIZHANGTU_NO_SEED")]
     pub no_seed: bool,

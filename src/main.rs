@@ -79,9 +79,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "--replica follows a database shared by several processes: give --db postgres://…"
         );
     }
-    let app = App::open(&args.db.db, !args.no_seed && !args.replica, Some(&report)).await?;
+    let seed = !args.no_seed && !args.replica;
+    let app = match snapshot_path(&args) {
+        Some(path) => {
+            let options = yizhangtu::store::StoreOptions::default();
+            let t = std::time::Instant::now();
+            let (app, used) =
+                App::open_with_snapshot(&args.db.db, seed, Some(&report), &options, &path).await?;
+            tracing::info!(
+                snapshot = used,
+                seconds = t.elapsed().as_secs_f64(),
+                "engine loaded"
+            );
+            app
+        }
+        None => App::open(&args.db.db, seed, Some(&report)).await?,
+    };
     bar.finish_and_clear();
     let app = Arc::new(app);
+    app.keep_snapshot(Duration::from_secs(10));
     for idx in app.engine.layers() {
         let idx = idx.read();
         tracing::info!(layer = %idx.layer.id, features = idx.len(), "serving layer {} ({})", idx.layer.title_zh, idx.layer.title_en);
@@ -116,12 +132,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     tracing::info!(%url, "listening");
-    let state = yizhangtu::http::AppState::new(app, settings);
+    let state = yizhangtu::http::AppState::new(Arc::clone(&app), settings);
     yizhangtu::http::serve(listener, state).await?;
+    // A clean shutdown leaves a current snapshot for the next start.
+    if let Err(e) = app.write_snapshot().await {
+        tracing::warn!(error = %e, "could not write the engine snapshot");
+    }
     // Work that outlived the grace period (a blocking computation) must not hold the process:
     // leaving through `main` would wait for it when the runtime drops.
     tracing::info!("stopped");
     std::process::exit(0)
+}
+
+/// The engine snapshot file of `serve`: `--snapshot`, else `DB.snapshot` beside a SQLite file;
+/// none with `--no-snapshot`, for PostgreSQL without `--snapshot`, or for an in-memory database.
+fn snapshot_path(args: &ServeArgs) -> Option<std::path::PathBuf> {
+    if args.no_snapshot {
+        return None;
+    }
+    if let Some(p) = &args.snapshot {
+        return Some(p.clone());
+    }
+    let db = args.db.db.as_str();
+    if db.contains("://") && !db.starts_with("sqlite://") {
+        return None;
+    }
+    let file = db
+        .strip_prefix("sqlite://")
+        .or_else(|| db.strip_prefix("sqlite:"))
+        .unwrap_or(db);
+    let file = file.split('?').next().unwrap_or_default();
+    if file.is_empty() || file.contains(":memory:") {
+        return None;
+    }
+    Some(format!("{file}.snapshot").into())
 }
 
 /// What `import` writes: features a tabular reader read whole, or GeoJSON to stream.
@@ -258,6 +302,8 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         }
     };
     bar.finish_and_clear();
+    // The next start should not have to read the import back out of the write-ahead log.
+    store.checkpoint().await?;
     store.close().await;
     for s in summaries {
         println!(

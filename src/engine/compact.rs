@@ -107,6 +107,39 @@ impl Compact {
         )
     }
 
+    /// The parts a snapshot keeps: the text fields as stored, the WKB and the version.
+    pub(crate) fn parts(&self) -> (&[u8], Option<&[u8]>) {
+        (&self.text, self.geometry.as_deref())
+    }
+
+    /// A feature from the parts [`Compact::parts`] gave, or `None` when `text` is not six
+    /// well-formed UTF-8 fields (the geometry is not decoded: the caller checked its bytes).
+    pub(crate) fn from_parts(
+        text: Box<[u8]>,
+        geometry: Option<Box<[u8]>>,
+        version: i64,
+    ) -> Option<Compact> {
+        let mut pos = 0usize;
+        for i in 0..=PROPERTIES {
+            let len = u32::from_le_bytes(text.get(pos..pos + 4)?.try_into().ok()?);
+            pos += 4;
+            if len == ABSENT {
+                if matches!(i, ID | CREATED_AT | UPDATED_AT | PROPERTIES) {
+                    return None;
+                }
+                continue;
+            }
+            let end = pos.checked_add(len as usize)?;
+            std::str::from_utf8(text.get(pos..end)?).ok()?;
+            pos = end;
+        }
+        (pos == text.len()).then_some(Compact {
+            text,
+            geometry,
+            version,
+        })
+    }
+
     /// Field `index` of `text`.
     fn field(&self, index: usize) -> Option<&str> {
         let mut pos = 0;

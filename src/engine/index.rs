@@ -273,6 +273,43 @@ impl LayerIndex {
         idx.finish(pending)
     }
 
+    /// An index from a snapshot's parts (see `snapshot`): features in slot order, the R-tree's
+    /// entries (bulk-loaded again) and the property statistics; `None` if two features share
+    /// an id.
+    pub(super) fn from_snapshot(
+        layer: Layer,
+        revision: u64,
+        slots: Vec<Compact>,
+        entries: Vec<Entry>,
+        properties: BTreeMap<String, PropertyStats>,
+    ) -> Option<LayerIndex> {
+        let mut idx = LayerIndex::empty(layer, revision);
+        // The id map and the R-tree at once, on two cores.
+        let (by_id, tree) = rayon::join(
+            || {
+                let mut by_id = HashMap::with_capacity(slots.len());
+                for (i, c) in slots.iter().enumerate() {
+                    if by_id.insert(c.id().to_string(), i as u32).is_some() {
+                        return None;
+                    }
+                }
+                Some(by_id)
+            },
+            || RTree::bulk_load(entries),
+        );
+        idx.by_id = by_id?;
+        idx.tree = tree;
+        idx.live = slots.len();
+        idx.slots = slots.into_iter().map(Some).collect();
+        idx.properties = properties;
+        Some(idx)
+    }
+
+    /// How many slots (live or not) the layer has.
+    pub(super) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     /// An empty index to fill with [`LayerIndex::add_raw`] and close with [`LayerIndex::finish`].
     pub(crate) fn start(layer: Layer, revision: u64) -> (LayerIndex, Pending) {
         (

@@ -10,6 +10,7 @@ pub mod filter;
 mod index;
 pub mod membership;
 mod query;
+pub mod snapshot;
 
 pub use admin::{AdminLevel, AdminLookupError, AdminUnit};
 pub use budget::{Budget, Stop};

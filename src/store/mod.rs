@@ -16,6 +16,7 @@ macro_rules! sqlite_or_pg {
 
 mod accounts;
 mod changelog;
+mod head;
 mod history;
 mod indicators;
 mod migrate;
@@ -25,6 +26,7 @@ mod sqlite;
 
 pub use accounts::{chain_hash, AuditEntry, AuditFilter, AuditRow, BrokenRow, UserRow, GENESIS};
 pub use changelog::Pruned;
+pub use head::LogHead;
 pub use history::{format_precise, parse_instant, precise_now, Actor, EditError, HistoryEntry};
 pub use migrate::MigrateError;
 pub use sqlite::{

@@ -348,8 +348,8 @@ impl Store {
         decode_rows(sqlx::query("SELECT * FROM features ORDER BY layer, rowid").fetch(pool)).await
     }
 
-    /// Every feature as stored, undecoded (see [`RawFeature`]), layer by layer in insertion
-    /// order, sent in chunks of `chunk` rows as they are read; stops early when `to` closes.
+    /// Every feature as stored, undecoded (see [`RawFeature`]), each layer's in insertion order
+    /// (on SQLite the layers' rows interleaved, in table order), sent in chunks of `chunk` rows as they are read; stops early when `to` closes.
     pub async fn raw_features(
         &self,
         chunk: usize,
@@ -360,7 +360,7 @@ impl Store {
             ($order:literal, $pool:expr) => {{
                 let mut rows = sqlx::query(concat!(
                     "SELECT layer, id, admin_code, name, properties, geometry, version, \
-                     created_at, updated_at FROM features ORDER BY layer, ",
+                     created_at, updated_at FROM features ORDER BY ",
                     $order
                 ))
                 .fetch($pool);
@@ -392,8 +392,10 @@ impl Store {
             }};
         }
         match &self.db {
+            // In table order: no sort. The loader takes layers' rows interleaved, each layer's
+            // in rowid order as before.
             Db::Sqlite(pool) => stream!("rowid", pool),
-            Db::Postgres(pg) => stream!("pos", pg.pool()),
+            Db::Postgres(pg) => stream!("layer, pos", pg.pool()),
         }
     }
 
