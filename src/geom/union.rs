@@ -1015,6 +1015,7 @@ impl PolygonSet {
             e2,
         };
         let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+        let cut = Cuts::for_inputs(polygons);
         for (index, input) in spatial_order(polygons) {
             let p = input.polygon;
             let first_ring = set.rings.len();
@@ -1048,7 +1049,7 @@ impl PolygonSet {
                 let start = set.coords.len();
                 for (i, &a) in pts.iter().enumerate() {
                     set.coords.push(a);
-                    densify_chord(a, pts[(i + 1) % pts.len()], &mut set.coords);
+                    cut.densify(a, pts[(i + 1) % pts.len()], &mut set.coords);
                 }
                 let cut = shoelace(&set.coords[start..]);
                 let twice = if cut == 0.0 { twice } else { cut };
@@ -1576,12 +1577,13 @@ fn parameter(c: Coord<f64>, d: Coord<f64>, a: Coord<f64>, b: Coord<f64>) -> f64 
 
 /// How far (m) a chord of the union may stray from its edge's geodesic: every edge whose
 /// lon/lat chord may lie further from its geodesic is cut by points on that geodesic into
-/// pieces short enough (see [`densify_chord`]).
+/// pieces short enough (see [`Cuts::densify`]).
 pub const CHORD_GAP_M: f64 = 1e-5;
 
-/// Pieces an edge is cut into at most: an edge across the county (100 km) is then still within
-/// about 1e-5 m of its geodesic, and no edge costs more than this many points.
-const MAX_PIECES: usize = 4096;
+/// Points added to one union at most: beyond, every edge is cut into proportionally fewer pieces
+/// (the same for all, so neighbours still share their points), which bounds the memory and work
+/// of a drawn polygon with thousands of edges across the county.
+const MAX_CUTS: f64 = 2e6;
 
 /// The WGS84 geodesic, built once (its series coefficients cost a few hundred operations).
 fn wgs84() -> &'static Geodesic {
@@ -1589,34 +1591,70 @@ fn wgs84() -> &'static Geodesic {
     G.get_or_init(Geodesic::wgs84)
 }
 
-/// Pushes the points that cut edge a→b (a and b excluded) into pieces whose chords lie within
-/// [`CHORD_GAP_M`] of the geodesic, so that the crossings and containment found on chords in the
-/// lon/lat plane are those of the geodesic edges that `ST_Area(geography)` measures (a vertex a
-/// millimetre from a long edge lies on the same side of both). The points lie on the geodesic
-/// (GeographicLib, equal arcs), so each piece's geodesic is part of the edge's and a polygon's
-/// area does not change. They are computed from the lesser endpoint whichever way the edge is
-/// walked, so two polygons sharing an edge share its points bit for bit and still tile exactly.
-fn densify_chord(a: Coord<f64>, b: Coord<f64>, out: &mut Vec<Coord<f64>>) {
-    use geographiclib_rs::capability::{LATITUDE, LONGITUDE, LONG_UNROLL};
-    use geographiclib_rs::{GeodesicLine, InverseGeodesic};
-    let gap = super::area::chord_gap_bound_m(a, b);
-    if gap <= CHORD_GAP_M || gap.is_nan() {
-        return;
+/// How finely one union's long edges are cut.
+struct Cuts {
+    /// The square of the share of the pieces [`CHORD_GAP_M`] asks for that are made (1 unless
+    /// over [`MAX_CUTS`]).
+    scale2: f64,
+}
+
+impl Cuts {
+    fn for_inputs(polygons: &[Input<'_>]) -> Self {
+        let mut wanted = 0.0;
+        for p in polygons {
+            for ring in std::iter::once(p.polygon.exterior()).chain(p.polygon.interiors()) {
+                for w in ring.0.windows(2) {
+                    let gap = super::area::chord_gap_bound_m(w[0], w[1]);
+                    if gap > CHORD_GAP_M {
+                        wanted += (gap / CHORD_GAP_M).sqrt();
+                    }
+                }
+            }
+        }
+        let share = if wanted > MAX_CUTS {
+            MAX_CUTS / wanted
+        } else {
+            1.0
+        };
+        Cuts {
+            scale2: share * share,
+        }
     }
-    let n = ((gap / CHORD_GAP_M).sqrt().ceil() as usize).clamp(2, MAX_PIECES);
-    let flip = a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y)) == std::cmp::Ordering::Greater;
-    let (p, q) = if flip { (b, a) } else { (a, b) };
-    let g = wgs84();
-    let (_s12, azi1, _azi2, a12): (f64, f64, f64, f64) = g.inverse(p.y, p.x, q.y, q.x);
-    let mask = LATITUDE | LONGITUDE | LONG_UNROLL;
-    let line = GeodesicLine::new(g, p.y, p.x, azi1, Some(mask), None, None);
-    let start = out.len();
-    out.extend((1..n).map(|k| {
-        let (_, lat, lon, ..) = line._gen_position(true, a12 * k as f64 / n as f64, mask);
-        Coord { x: lon, y: lat }
-    }));
-    if flip {
-        out[start..].reverse();
+
+    /// Pushes the points that cut edge a→b (a and b excluded) into pieces whose chords lie
+    /// within [`CHORD_GAP_M`] of the geodesic, so that the crossings and containment found on
+    /// chords in the lon/lat plane are those of the geodesic edges that `ST_Area(geography)`
+    /// measures (a vertex a millimetre from a long edge lies on the same side of both). The
+    /// points lie on the geodesic (GeographicLib, equal arcs), so each piece's geodesic is part
+    /// of the edge's and a polygon's area does not change. They are computed from the lesser
+    /// endpoint whichever way the edge is walked, so two polygons sharing an edge share its
+    /// points bit for bit and still tile exactly.
+    fn densify(&self, a: Coord<f64>, b: Coord<f64>, out: &mut Vec<Coord<f64>>) {
+        use geographiclib_rs::capability::{LATITUDE, LONGITUDE, LONG_UNROLL};
+        use geographiclib_rs::{GeodesicLine, InverseGeodesic};
+        let gap = super::area::chord_gap_bound_m(a, b);
+        if gap <= CHORD_GAP_M || gap.is_nan() {
+            return;
+        }
+        let n = (gap * self.scale2 / CHORD_GAP_M).sqrt().ceil();
+        if !(n >= 2.0) {
+            return;
+        }
+        let n = n as usize;
+        let flip = a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y)) == std::cmp::Ordering::Greater;
+        let (p, q) = if flip { (b, a) } else { (a, b) };
+        let g = wgs84();
+        let (_s12, azi1, _azi2, a12): (f64, f64, f64, f64) = g.inverse(p.y, p.x, q.y, q.x);
+        let mask = LATITUDE | LONGITUDE | LONG_UNROLL;
+        let line = GeodesicLine::new(g, p.y, p.x, azi1, Some(mask), None, None);
+        let start = out.len();
+        out.extend((1..n).map(|k| {
+            let (_, lat, lon, ..) = line._gen_position(true, a12 * k as f64 / n as f64, mask);
+            Coord { x: lon, y: lat }
+        }));
+        if flip {
+            out[start..].reverse();
+        }
     }
 }
 
@@ -1859,7 +1897,7 @@ pub(crate) mod tests {
     fn collinear_overlaps_and_vertices_on_edges() {
         // Rectangles sharing parts of edges, a vertex of one on another's edge, and a bow of
         // long (geodesic) edges.
-        let polys = vec![
+        let polys = [
             rect(106.0, 29.0, 106.003, 29.002),
             rect(106.001, 29.002, 106.005, 29.003),
             rect(106.003, 29.0005, 106.004, 29.002),
