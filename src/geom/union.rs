@@ -1639,7 +1639,7 @@ impl Cuts {
             return;
         }
         let n = (gap * self.scale2 / CHORD_GAP_M).sqrt().ceil();
-        if !(n >= 2.0) {
+        if n.is_nan() || n < 2.0 {
             return;
         }
         let n = n as usize;
