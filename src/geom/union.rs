@@ -26,6 +26,15 @@
 //! position, every crossing is proper, and since area depends continuously on the positions, the
 //! union's area is the limit of the moved ones' union area: the exact answer, with no tolerance.
 //!
+//! **Geodesic edges.** Areas are those of polygons with geodesic edges, as PostGIS
+//! `ST_Area(geography)` measures them, but crossings and containment are found on straight
+//! lon/lat chords; a geodesic bows poleward of its chord (11 mm on a 1 km east-west edge at
+//! 30°N), so a vertex a millimetre from a long edge could lie on one side of the chord and the
+//! other of the geodesic. Every edge whose chord may stray more than [`CHORD_GAP_M`] from its
+//! geodesic is therefore first cut by points on the geodesic, computed from the lesser endpoint
+//! so that polygons sharing an edge share its points bit for bit (tilings stay exact), and the
+//! chords' topology is then the geodesics' to within that gap.
+//!
 //! **The per-edge term.** Each uncovered part contributes the area between it and a reference
 //! parallel, on the ellipsoid: in Lambert's cylindrical equal-area projection, a trapezoid under
 //! the projected chord, plus its share of the geodesic's bow away from the chord. The bow of an
