@@ -500,8 +500,16 @@ mod tests {
                 Rect::new(coord! {x: x0, y: y0}, coord! {x: x1, y: y1}).to_polygon(),
             ))
         };
-        let expected = rect_m2(105.01, 29.01, 105.04, 29.03) + rect_m2(105.09, 29.05, 105.1, 29.07);
-        // (1e-8: the union splits edges at new vertices, which moves geodesic edges by a hair.)
+        let chords = rect_m2(105.01, 29.01, 105.04, 29.03) + rect_m2(105.09, 29.05, 105.1, 29.07);
+        assert!(((c.covered_m2 - chords) / chords).abs() < 1e-5);
+        // Exactly, the rectangles' geodesic edges cut one another and the area's: an overlay of
+        // the squares densified along their geodesics.
+        let squares: Vec<Polygon<f64>> = [(105.01, 29.01), (105.02, 29.01), (105.09, 29.05)]
+            .iter()
+            .map(|&(x, y)| Rect::new(coord! {x: x, y: y}, coord! {x: x + 0.02, y: y + 0.02}))
+            .map(|r| r.to_polygon())
+            .collect();
+        let expected = crate::geom::overlay_union_within_m2(&squares, &area.shape.0[0]);
         assert!(
             ((c.covered_m2 - expected) / expected).abs() < 1e-8,
             "{} vs {expected}",

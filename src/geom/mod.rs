@@ -12,6 +12,10 @@ pub use area::{
     M2_PER_HA, M2_PER_MU,
 };
 pub use bbox::{Bbox, BboxError};
+/// The independent answer the union's tests check against (an overlay of geodesic-densified
+/// polygons), for the coverage tests.
+#[cfg(test)]
+pub(crate) use union::tests::by_overlay_within as overlay_union_within_m2;
 pub use union::{
     union_area_m2, union_area_m2_cancellable, union_area_within_m2, union_area_within_measuring_m2,
     PieceHint, UnionWithin,
