@@ -8,7 +8,11 @@
 //! - `LANDSURVEY_OGR=1` also times `ogr2ogr` of the same file into a GeoPackage;
 //! - `LANDSURVEY_ONLY=gen,import,ogr,serve` some of the steps (`serve` needs the database
 //!   an earlier `import` left in `LANDSURVEY_DIR`);
-//! - `YIZHANGTU_BENCH_BIN=/path/to/yizhangtu` to measure another build.
+//! - `YIZHANGTU_BENCH_BIN=/path/to/yizhangtu` to measure another build;
+//! - `LANDSURVEY_MARTIN=http://127.0.0.1:3300/parcels` also asks a Martin tile server for the
+//!   same distinct tiles, each zoom right after ours (set up: the same file into PostGIS with
+//!   `ogr2ogr -f PostgreSQL PG:… FILE -nln parcels -lco GEOMETRY_NAME=geom`, then
+//!   `martin --listen-addresses 127.0.0.1:3300 postgres://…`; README, "Benchmarks").
 //!
 //! `serve` starts the server twice: from the database alone (which then writes its engine
 //! snapshot, `DB.snapshot`), and again from that snapshot; requests go to the second.
@@ -507,6 +511,23 @@ fn serve(db: &Path, n: u64, seconds: f64) {
             &format!("tiles z{z}, {count} distinct (uncached), tiles/s"),
             &l,
         );
+        if let Ok(martin) = std::env::var("LANDSURVEY_MARTIN") {
+            let t2 = Arc::clone(&tiles);
+            let m = load(
+                &rt,
+                seconds.max(60.0),
+                Some(count),
+                Arc::new(move |_, k| {
+                    let (z, x, y) = t2[k];
+                    format!("{martin}/{z}/{x}/{y}")
+                }),
+            );
+            report(&format!("Martin, the same z{z} tiles, tiles/s"), &m);
+            println!(
+                "  tiles z{z}: yizhangtu / Martin = {:.2}",
+                l.per_second / m.per_second
+            );
+        }
     }
     // Coverage of a town-sized square (about 5 × 5 km) in the county's middle.
     let (cx, cy) = (WEST + WIDTH / 2.0, SOUTH + HEIGHT / 2.0);
