@@ -95,6 +95,45 @@ impl<W: Write> Out<W> {
     }
 }
 
+/// The name prefix of the temporary files a snapshot of `path` is written to.
+fn temp_prefix(path: &Path) -> String {
+    let name = path.file_name().map_or_else(
+        || "snapshot".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    format!(".{name}.writing-")
+}
+
+/// A temporary file left this long is a write that was killed (a whole snapshot of millions of
+/// features is written in seconds).
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the temporary files of writes of this snapshot that were killed before their rename
+/// (SIGKILL, power loss), so that they do not pile up beside the database.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let stale = e.file_name().to_string_lossy().starts_with(prefix)
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TEMP);
+        if stale {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %e.path().display(), "removed a snapshot write that was cut short")
+                }
+                Err(err) => {
+                    tracing::warn!(file = %e.path().display(), error = %err, "could not remove a snapshot write that was cut short")
+                }
+            }
+        }
+    }
+}
+
 /// Writes `engine` to `path` atomically (a temporary file beside it, synced, then renamed over
 /// it): readers of `path` see the old snapshot or the new one, never part of one. Each layer is
 /// read-locked while it is written. Returns the file's size.
@@ -103,9 +142,9 @@ pub fn write(engine: &Engine, head: &SnapshotHead, path: &Path) -> Result<u64, S
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".yizhangtu-snapshot")
-        .tempfile_in(dir)?;
+    let prefix = temp_prefix(path);
+    remove_stale_temps(dir, &prefix);
+    let tmp = tempfile::Builder::new().prefix(&prefix).tempfile_in(dir)?;
     let file = tmp.as_file().try_clone()?;
     let mut out = Out(BufWriter::with_capacity(
         1 << 20,
@@ -468,6 +507,33 @@ mod tests {
         let mut b = b.write();
         assert!(b.delete("p5"));
         assert_eq!(b.len(), 48);
+    }
+
+    #[test]
+    fn writes_cut_short_are_cleared_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snapshot");
+        let file = |name: &str, age_s: u64| {
+            let p = dir.path().join(name);
+            let f = std::fs::File::create(&p).unwrap();
+            let t = std::time::SystemTime::now() - std::time::Duration::from_secs(age_s);
+            f.set_modified(t).unwrap();
+            p
+        };
+        let killed = file(".s.snapshot.writing-aB3dE9", 3600);
+        let running = file(".s.snapshot.writing-Zx81Qw", 5);
+        let other_db = file(".t.snapshot.writing-Qq1234", 3600);
+        let unrelated = file("notes.txt", 3600);
+        write(&engine(), &head(), &path).unwrap();
+        assert!(!killed.exists());
+        assert!(running.exists() && other_db.exists() && unrelated.exists());
+        // the write itself leaves only the snapshot
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".s.snapshot."))
+            .collect();
+        assert_eq!(left, vec![".s.snapshot.writing-Zx81Qw".to_string()]);
     }
 
     #[test]
