@@ -376,16 +376,7 @@ impl PreparedArea {
         };
         let pad = self.bow_deg + chord_gap_deg(r.min(), r.max());
         let r = if pad > 0.0 {
-            Rect::new(
-                Coord {
-                    x: r.min().x - pad,
-                    y: r.min().y - pad,
-                },
-                Coord {
-                    x: r.max().x + pad,
-                    y: r.max().y + pad,
-                },
-            )
+            super::bbox::padded(r, pad)
         } else {
             r
         };

@@ -98,6 +98,14 @@ impl Bbox {
     }
 }
 
+/// `r` grown by `d` on every side (degrees for lon/lat boxes).
+pub fn padded(r: Rect<f64>, d: f64) -> Rect<f64> {
+    Rect::new(
+        geo::coord! {x: r.min().x - d, y: r.min().y - d},
+        geo::coord! {x: r.max().x + d, y: r.max().y + d},
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

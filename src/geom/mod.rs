@@ -11,7 +11,7 @@ pub use area::{
     geodesic_area_m2, geodesic_length_m, polygons_of, prepare, BoxRelation, PreparedArea,
     M2_PER_HA, M2_PER_MU,
 };
-pub use bbox::{Bbox, BboxError};
+pub use bbox::{padded, Bbox, BboxError};
 /// The independent answer the union's tests check against (an overlay of geodesic-densified
 /// polygons), for the coverage tests.
 #[cfg(test)]

@@ -290,7 +290,7 @@ async fn tile_response(
                             revisions,
                             // A shifted tile shows features from up to ~0.01° away.
                             bounds: if shift.is_some() {
-                                grow(tile.bounds_lonlat_buffered(), 0.01)
+                                crate::geom::padded(tile.bounds_lonlat_buffered(), 0.01)
                             } else {
                                 tile.bounds_lonlat_buffered()
                             },
@@ -351,7 +351,7 @@ fn render(
     // GCJ-02/BD-09 move features a few hundred metres: look a little wider for candidates.
     let window = match shift {
         None => tile.bounds_lonlat_buffered(),
-        Some(_) => grow(tile.bounds_lonlat_buffered(), 0.01),
+        Some(_) => crate::geom::padded(tile.bounds_lonlat_buffered(), 0.01),
     };
     let mut out = TileWriter::new(tile);
     let mut revisions = Vec::new();
@@ -429,13 +429,6 @@ fn render(
         }
     }
     Ok(Ok((out.finish(), revisions)))
-}
-
-fn grow(r: geo::Rect<f64>, d: f64) -> geo::Rect<f64> {
-    geo::Rect::new(
-        geo::coord! {x: r.min().x - d, y: r.min().y - d},
-        geo::coord! {x: r.max().x + d, y: r.max().y + d},
-    )
 }
 
 async fn xyz_tile(

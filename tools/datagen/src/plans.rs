@@ -1767,31 +1767,23 @@ fn counted_only(text: &str) -> Option<(usize, usize, String)> {
     if text.contains('等') {
         return None;
     }
-    let t = text.trim();
+    let (total, what) = unit_count(text.trim(), "乡镇街道村社区")?;
+    Some((0, total, what))
+}
+
+/// "10个乡镇…" → (10, "乡镇"): a count and the unit word after it, made of `words`' characters.
+fn unit_count(t: &str, words: &str) -> Option<(usize, String)> {
     let digits: String = t.chars().take_while(|c| c.is_ascii_digit()).collect();
     let total: usize = digits.parse().ok()?;
     let rest = t[digits.len()..].trim_start().strip_prefix('个')?;
-    let what: String = rest
-        .chars()
-        .take_while(|c| "乡镇街道村社区".contains(*c))
-        .collect();
-    (!what.is_empty()).then_some((0, total, what))
+    let what: String = rest.chars().take_while(|c| words.contains(*c)).collect();
+    (!what.is_empty()).then_some((total, what))
 }
 
 /// "A、B、C等10个乡镇" → (3, 10, "乡镇"): how many places a list names of how many it counts.
 fn named_of_total(text: &str) -> Option<(usize, usize, String)> {
     let i = text.find('等')?;
-    let rest = text[i + '等'.len_utf8()..].trim_start();
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let total: usize = digits.parse().ok()?;
-    let rest = rest[digits.len()..].trim_start().strip_prefix('个')?;
-    let what: String = rest
-        .chars()
-        .take_while(|c| "乡镇街道村社区片".contains(*c))
-        .collect();
-    if what.is_empty() {
-        return None;
-    }
+    let (total, what) = unit_count(text[i + '等'.len_utf8()..].trim_start(), "乡镇街道村社区片")?;
     // the list before 等: from the last sentence break to 等, split by 、
     let head = &text[..i];
     let start = head
