@@ -9,10 +9,19 @@
 //! - `LANDSURVEY_ONLY=gen,import,ogr,serve` some of the steps (`serve` needs the database
 //!   an earlier `import` left in `LANDSURVEY_DIR`);
 //! - `YIZHANGTU_BENCH_BIN=/path/to/yizhangtu` to measure another build;
+//! - `LANDSURVEY_VERTICES=20`: every parcel has exactly 20 vertices (the issue's memory target
+//!   is for 20-vertex polygons; files and databases get a `-v20` suffix);
+//! - `LANDSURVEY_PG="host=127.0.0.1 port=5432 dbname=D user=postgres"` also runs `pgbench`
+//!   with `benches/pgbench/{by_id,bbox}.sql` on PostGIS holding the same file (loaded as below),
+//!   in `LANDSURVEY_ROUNDS=3` rounds that alternate with ours, and prints the ratios;
 //! - `LANDSURVEY_MARTIN=http://127.0.0.1:3300/parcels` also asks a Martin tile server for the
 //!   same distinct tiles, each zoom right after ours (set up: the same file into PostGIS with
 //!   `ogr2ogr -f PostgreSQL PG:… FILE -nln parcels -lco GEOMETRY_NAME=geom`, then
 //!   `martin --listen-addresses 127.0.0.1:3300 postgres://…`; README, "Benchmarks").
+//!
+//! Requests come from a lean HTTP/1.1 client: hyper's connection API, one keep-alive
+//! connection for each of the 16 tasks, no pool, redirects or timeouts (as `wrk` or pgbench
+//! would); it shares the two cores with the server, as pgbench shares them with PostgreSQL.
 //!
 //! `serve` starts the server twice: from the database alone (which then writes its engine
 //! snapshot, `DB.snapshot`), and again from that snapshot; requests go to the second.
@@ -82,6 +91,8 @@ fn unit(h: u64) -> f64 {
 
 /// The grid of a county of `n` parcels: columns, rows, cell width and height in degrees.
 struct Grid {
+    /// Every edge with 4 inner vertices: 20 vertices a parcel (`LANDSURVEY_VERTICES=20`).
+    twenty: bool,
     cols: u64,
     rows: u64,
     dx: f64,
@@ -89,10 +100,11 @@ struct Grid {
 }
 
 impl Grid {
-    fn new(n: u64) -> Grid {
+    fn new(n: u64, twenty: bool) -> Grid {
         let cols = ((n as f64 * WIDTH / HEIGHT).sqrt().ceil() as u64).max(1);
         let rows = n.div_ceil(cols);
         Grid {
+            twenty,
             cols,
             rows,
             dx: WIDTH / cols as f64,
@@ -123,7 +135,7 @@ impl Grid {
     /// names the edge so that both parcels along it get the very same vertices.
     fn edge(&self, key: (u64, u64, u64), a: (f64, f64), b: (f64, f64), out: &mut Vec<(f64, f64)>) {
         let h = hash(key.0 + 2, key.1, key.2);
-        let inner = if h % 5 == 0 {
+        let inner = if h % 5 == 0 && !self.twenty {
             5 + (splitmix(h) % 45) as usize
         } else {
             4
@@ -183,8 +195,8 @@ fn push_coord(out: &mut String, v: f64) {
 }
 
 /// Writes the county's `n` parcels as a GeoJSON FeatureCollection; returns the vertex count.
-fn generate(n: u64, path: &Path) -> u64 {
-    let grid = Grid::new(n);
+fn generate(n: u64, twenty: bool, path: &Path) -> u64 {
+    let grid = Grid::new(n, twenty);
     let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
     w.write_all(b"{\"type\":\"FeatureCollection\",\"name\":\"dltb\",\"features\":[\n")
         .unwrap();
@@ -280,6 +292,51 @@ fn wanted(step: &str) -> bool {
     std::env::var("LANDSURVEY_ONLY").map_or(true, |only| only.split(',').any(|p| p == step))
 }
 
+/// One keep-alive HTTP/1.1 connection of the load client.
+type Connection =
+    hyper::client::conn::http1::SendRequest<http_body_util::Empty<hyper::body::Bytes>>;
+
+/// GETs `url` on `connection` (opened to the URL's host when there is none) and reads the
+/// whole body; an error for anything but a 2xx answer.
+async fn get(connection: &mut Option<Connection>, url: &str) -> Result<(), String> {
+    use http_body_util::BodyExt;
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let authority = uri.authority().ok_or("no host")?.clone();
+    if connection.is_none() {
+        let stream = tokio::net::TcpStream::connect(authority.as_str())
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        *connection = Some(sender);
+    }
+    let sender = connection.as_mut().expect("connected");
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let request = hyper::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header(hyper::header::HOST, authority.as_str())
+        .body(http_body_util::Empty::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{status}"));
+    }
+    drop(body);
+    Ok(())
+}
+
 /// Throughput and latency of `requests` made by 16 connections for `seconds`.
 struct Load {
     done: usize,
@@ -300,24 +357,19 @@ fn load(
     limit: Option<usize>,
     next_url: UrlMaker,
 ) -> Load {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(16)
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap();
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let t = Instant::now();
     let deadline = t + Duration::from_secs_f64(seconds);
     let results: Vec<(Vec<f64>, usize)> = rt.block_on(async {
         let tasks: Vec<_> = (0..16u64)
             .map(|task| {
-                let client = client.clone();
                 let next_url = Arc::clone(&next_url);
                 let counter = Arc::clone(&counter);
                 tokio::spawn(async move {
                     let mut rng = SmallRng::seed_from_u64(task);
                     let mut times = Vec::new();
                     let mut failed = 0;
+                    let mut connection: Option<Connection> = None;
                     loop {
                         let k = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if limit.is_some_and(|l| k >= l) || Instant::now() >= deadline {
@@ -325,22 +377,14 @@ fn load(
                         }
                         let url = next_url(&mut rng, k);
                         let s = Instant::now();
-                        match client.get(&url).send().await {
-                            Ok(r) if r.status().is_success() => {
-                                let _ = r.bytes().await;
-                                times.push(s.elapsed().as_secs_f64() * 1e3);
-                            }
-                            Ok(r) => {
-                                if failed == 0 {
-                                    eprintln!("{url}: {}", r.status());
-                                }
-                                failed += 1;
-                            }
+                        match get(&mut connection, &url).await {
+                            Ok(()) => times.push(s.elapsed().as_secs_f64() * 1e3),
                             Err(e) => {
                                 if failed == 0 {
                                     eprintln!("{url}: {e}");
                                 }
                                 failed += 1;
+                                connection = None;
                             }
                         }
                     }
@@ -379,6 +423,81 @@ fn report(what: &str, l: &Load) {
         "  {what}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} answers, {} failed)",
         l.per_second, l.p50_ms, l.p99_ms, l.done, l.failed
     );
+}
+
+/// Our throughput for `what`; with `pg` (DSN, pgbench script, N) also PostGIS's for the same
+/// question, in `LANDSURVEY_ROUNDS` rounds that alternate between the two, and the ratio of
+/// the sums.
+fn compare(
+    rt: &tokio::runtime::Runtime,
+    what: &str,
+    seconds: f64,
+    next_url: UrlMaker,
+    pg: Option<(&str, &str, u64)>,
+) {
+    let rounds = if pg.is_some() {
+        env_u64("LANDSURVEY_ROUNDS", 3)
+    } else {
+        1
+    };
+    let (mut ours, mut theirs) = (0.0, 0.0);
+    for _ in 0..rounds {
+        let l = load(rt, seconds, None, Arc::clone(&next_url));
+        report(what, &l);
+        ours += l.per_second;
+        if let Some((dsn, script, n)) = pg {
+            let tps = pgbench(dsn, script, n, seconds);
+            println!("  PostGIS alone (pgbench {script}, 16 clients): {tps:.0} tps");
+            theirs += tps;
+        }
+    }
+    if pg.is_some() {
+        println!(
+            "  {what}: yizhangtu / PostGIS = {:.2} over {rounds} alternating rounds",
+            ours / theirs
+        );
+    }
+}
+
+/// Transactions a second of `benches/pgbench/SCRIPT` run by pgbench (16 clients, 2 threads,
+/// prepared statements) against the PostGIS of `dsn` (`host=… port=… dbname=… user=…`).
+fn pgbench(dsn: &str, script: &str, n: u64, seconds: f64) -> f64 {
+    let mut args: Vec<String> = Vec::new();
+    let mut dbname = String::from("postgres");
+    for pair in dsn.split_whitespace() {
+        match pair.split_once('=') {
+            Some(("host", v)) => args.extend(["-h".into(), v.into()]),
+            Some(("port", v)) => args.extend(["-p".into(), v.into()]),
+            Some(("user", v)) => args.extend(["-U".into(), v.into()]),
+            Some(("dbname", v)) => dbname = v.into(),
+            _ => panic!("LANDSURVEY_PG: cannot read '{pair}'"),
+        }
+    }
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/pgbench")
+        .join(script);
+    let out = std::process::Command::new("pgbench")
+        .args(&args)
+        .args(["-n", "-M", "prepared", "-c", "16", "-j", "2", "-T"])
+        .arg(format!("{}", seconds.round().max(1.0) as u64))
+        .arg("-D")
+        .arg(format!("n={n}"))
+        .arg("-f")
+        .arg(&file)
+        .arg(&dbname)
+        .output()
+        .expect("pgbench (apt install postgresql-client)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench gave no tps: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
 }
 
 /// Web Mercator tile of a lon/lat at zoom `z`.
@@ -436,7 +555,7 @@ fn report_start(what: &str, secs: f64, pid: u32, n: u64) {
     );
 }
 
-fn serve(db: &Path, n: u64, seconds: f64) {
+fn serve(db: &Path, n: u64, seconds: f64, twenty: bool) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -467,21 +586,32 @@ fn serve(db: &Path, n: u64, seconds: f64) {
     let (mut server, url, start) = started(db, &rt);
     let pid = server.id();
     report_start("from the snapshot", start, pid, n);
+    if twenty {
+        // Issue 15's memory target: at most twice the raw coordinates plus 200 B a feature.
+        let (_, rss) = memory_of(pid);
+        let raw = 20.0 * 16.0;
+        println!(
+            "  20-vertex parcels: RSS {:.0} B a parcel; target ≤ {:.0} B (2 × {raw:.0} B of raw coordinates + 200 B)",
+            rss as f64 * 1e3 / n as f64,
+            2.0 * raw + 200.0
+        );
+    }
 
     let base = Arc::new(url.clone());
+    let pg = std::env::var("LANDSURVEY_PG").ok();
     let b = Arc::clone(&base);
-    let by_id = load(
+    compare(
         &rt,
+        "items/{id}",
         seconds,
-        None,
         Arc::new(move |rng, _| format!("{b}/collections/parcels/items/{}", rng.gen_range(1..=n))),
+        pg.as_deref().map(|dsn| (dsn, "by_id.sql", n)),
     );
-    report("items/{id}", &by_id);
     let b = Arc::clone(&base);
-    let bbox = load(
+    compare(
         &rt,
+        "items?bbox (0.02°, limit 100)",
         seconds,
-        None,
         Arc::new(move |rng, _| {
             let x = rng.gen_range(WEST..WEST + WIDTH - 0.02);
             let y = rng.gen_range(SOUTH..SOUTH + HEIGHT - 0.02);
@@ -491,8 +621,8 @@ fn serve(db: &Path, n: u64, seconds: f64) {
                 y + 0.02
             )
         }),
+        pg.as_deref().map(|dsn| (dsn, "bbox.sql", n)),
     );
-    report("items?bbox (0.02°, limit 100)", &bbox);
     for z in [12u32, 14] {
         let tiles = Arc::new(county_tiles(z));
         let count = tiles.len();
@@ -569,6 +699,8 @@ fn serve(db: &Path, n: u64, seconds: f64) {
 
 fn main() {
     let n = env_u64("LANDSURVEY_N", 200_000);
+    let twenty = env_u64("LANDSURVEY_VERTICES", 0) == 20;
+    let suffix = if twenty { "-v20" } else { "" };
     let seconds = env_u64("LANDSURVEY_SECONDS", 10) as f64;
     let dir = std::env::var_os("LANDSURVEY_DIR")
         .map(PathBuf::from)
@@ -579,10 +711,10 @@ fn main() {
         binary().display(),
         std::thread::available_parallelism().map_or(1, |c| c.get())
     );
-    let file = dir.join(format!("dltb-{n}.geojson"));
+    let file = dir.join(format!("dltb-{n}{suffix}.geojson"));
     if wanted("gen") || !file.exists() {
         let t = Instant::now();
-        let vertices = generate(n, &file);
+        let vertices = generate(n, twenty, &file);
         println!(
             "generated {} ({:.0} MB, {:.1} vertices a parcel) in {:.1} s",
             file.display(),
@@ -591,7 +723,7 @@ fn main() {
             t.elapsed().as_secs_f64()
         );
     }
-    let db = dir.join(format!("dltb-{n}.db"));
+    let db = dir.join(format!("dltb-{n}{suffix}.db"));
     if wanted("import") {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
@@ -608,7 +740,7 @@ fn main() {
         std::env::var("LANDSURVEY_ONLY").is_ok_and(|only| only.split(',').any(|p| p == step))
     };
     if listed("ogr") || std::env::var_os("LANDSURVEY_OGR").is_some() {
-        let gpkg = dir.join(format!("dltb-{n}.gpkg"));
+        let gpkg = dir.join(format!("dltb-{n}{suffix}.gpkg"));
         let _ = std::fs::remove_file(&gpkg);
         let (secs, kb, _) = timed(
             Path::new("ogr2ogr"),
@@ -626,6 +758,6 @@ fn main() {
         );
     }
     if wanted("serve") {
-        serve(&db, n, seconds);
+        serve(&db, n, seconds, twenty);
     }
 }

@@ -1,2 +1,2 @@
-\set id random(1, 200000)
+\set id random(1, :n)
 SELECT ST_AsGeoJSON(t.*)::text FROM parcels t WHERE ogc_fid = :id;

@@ -41,9 +41,20 @@ use error::ApiError;
 
 pub use query::{DEFAULT_LIMIT, MAX_LIMIT};
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`Shared`], so that the copies axum makes for each
+/// request and middleware cost one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub app: Arc<App>,
     pub settings: Arc<HttpSettings>,
     pub tiles: Arc<tiles::TileCache>,
@@ -65,7 +76,7 @@ impl AppState {
             settings.heavy_queue,
             settings.request_timeout,
         ));
-        AppState {
+        AppState(Arc::new(Shared {
             app,
             settings: Arc::new(settings),
             tiles,
@@ -73,7 +84,7 @@ impl AppState {
             auth: Arc::default(),
             metrics: Arc::default(),
             snapshots: Arc::default(),
-        }
+        }))
     }
 }
 

@@ -16,6 +16,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,17 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     requests: AtomicU64,
+    /// The counter and histogram of each route, method and status seen, so that a request
+    /// neither builds labels nor looks them up in the recorder's registry.
+    handles: parking_lot::RwLock<HashMap<String, Vec<RouteHandles>>>,
+}
+
+/// A route's counter and latency histogram for one method and status.
+struct RouteHandles {
+    method: axum::http::Method,
+    status: u16,
+    count: metrics::Counter,
+    latency: metrics::Histogram,
 }
 
 impl Default for Metrics {
@@ -64,21 +76,47 @@ impl Metrics {
             recorder,
             handle,
             requests: AtomicU64::new(0),
+            handles: Default::default(),
         }
     }
 
     /// Counts one answered request of `route` (the matched path template, e.g.
     /// `/collections/{collection}/items`) and records how long it took to its response head.
-    pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let labels = vec![
-            Label::new("method", method.to_string()),
-            Label::new("route", route.to_string()),
-            Label::new("status", status.to_string()),
-        ];
-        metrics::with_local_recorder(&self.recorder, || {
-            metrics::counter!("yizhangtu_http_requests_total", labels.clone()).increment(1);
-            metrics::histogram!("yizhangtu_http_request_duration_seconds", labels).record(seconds);
+    pub fn request(&self, method: &axum::http::Method, route: &str, status: u16, seconds: f64) {
+        let recorded = self.handles.read().get(route).is_some_and(|seen| {
+            seen.iter()
+                .find(|h| h.status == status && h.method == method)
+                .map(|h| {
+                    h.count.increment(1);
+                    h.latency.record(seconds);
+                })
+                .is_some()
         });
+        if !recorded {
+            let labels = vec![
+                Label::new("method", method.to_string()),
+                Label::new("route", route.to_string()),
+                Label::new("status", status.to_string()),
+            ];
+            let (count, latency) = metrics::with_local_recorder(&self.recorder, || {
+                (
+                    metrics::counter!("yizhangtu_http_requests_total", labels.clone()),
+                    metrics::histogram!("yizhangtu_http_request_duration_seconds", labels),
+                )
+            });
+            count.increment(1);
+            latency.record(seconds);
+            self.handles
+                .write()
+                .entry(route.to_string())
+                .or_default()
+                .push(RouteHandles {
+                    method: method.clone(),
+                    status,
+                    count,
+                    latency,
+                });
+        }
         if self.requests.fetch_add(1, Ordering::Relaxed) % UPKEEP_EVERY == UPKEEP_EVERY - 1 {
             self.handle.run_upkeep();
         }
@@ -231,18 +269,14 @@ fn sample(state: &AppState, database: Option<i64>) {
 
 /// Counts every request routed to a handler (or to the fallback, as route `unmatched`).
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
     let started = Instant::now();
     let r = next.run(req).await;
     let seconds = started.elapsed().as_secs_f64();
     let status = r.status().as_u16();
-    state
-        .metrics
-        .request(method.as_str(), &route, status, seconds);
+    state.metrics.request(&method, route, status, seconds);
     tracing::info!(
         target: "yizhangtu::access",
         status,
