@@ -20,8 +20,10 @@
 //!   `martin --listen-addresses 127.0.0.1:3300 postgres://…`; README, "Benchmarks").
 //!
 //! Requests come from a lean HTTP/1.1 client: hyper's connection API, one keep-alive
-//! connection for each of the 16 tasks, no pool, redirects or timeouts (as `wrk` or pgbench
-//! would); it shares the two cores with the server, as pgbench shares them with PostgreSQL.
+//! connection for each of the 16 tasks, no pool, redirects or timeouts; it shares the two
+//! cores with the server, as pgbench shares them with PostgreSQL. When `wrk` is installed
+//! (`apt install wrk`), `items/{id}` and `items?bbox` are measured with it as well, and the
+//! ratios to PostGIS use wrk's figures: a C client as lean as pgbench.
 //!
 //! `serve` starts the server twice: from the database alone (which then writes its engine
 //! snapshot, `DB.snapshot`), and again from that snapshot; requests go to the second.
@@ -433,6 +435,7 @@ fn compare(
     what: &str,
     seconds: f64,
     next_url: UrlMaker,
+    wrk_request: (&str, &str),
     pg: Option<(&str, &str, u64)>,
 ) {
     let rounds = if pg.is_some() {
@@ -444,6 +447,13 @@ fn compare(
     for _ in 0..rounds {
         let l = load(rt, seconds, None, Arc::clone(&next_url));
         report(what, &l);
+        let l = match wrk(wrk_request.0, wrk_request.1, seconds) {
+            Some(w) => {
+                report(&format!("{what}, wrk"), &w);
+                w
+            }
+            None => l,
+        };
         ours += l.per_second;
         if let Some((dsn, script, n)) = pg {
             let tps = pgbench(dsn, script, n, seconds);
@@ -457,6 +467,65 @@ fn compare(
             ours / theirs
         );
     }
+}
+
+/// Throughput of `wrk` (when it is installed: `apt install wrk`; 2 threads, 16 connections) at
+/// `base` for `seconds`, with requests made by the Lua `request` function body `lua`. `wrk` is
+/// a client as lean as pgbench: with it the server gets the share of the two cores that
+/// PostgreSQL gets under pgbench.
+fn wrk(base: &str, lua: &str, seconds: f64) -> Option<Load> {
+    std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let script = std::env::temp_dir().join(format!("landsurvey-{}.lua", std::process::id()));
+    std::fs::write(
+        &script,
+        format!("math.randomseed(15)\nrequest = function()\n{lua}\nend\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new("wrk")
+        .args(["-t2", "-c16", "--latency", "-d"])
+        .arg(format!("{}s", seconds.round().max(1.0) as u64))
+        .arg("-s")
+        .arg(&script)
+        .arg(base)
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let ms = |v: &str| -> Option<f64> {
+        let (number, factor) = if let Some(x) = v.strip_suffix("us") {
+            (x, 1e-3)
+        } else if let Some(x) = v.strip_suffix("ms") {
+            (x, 1.0)
+        } else {
+            (v.strip_suffix('s')?, 1e3)
+        };
+        number.parse::<f64>().ok().map(|x| x * factor)
+    };
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::trim)
+    };
+    let per_second: f64 = field("Requests/sec:")?.parse().ok()?;
+    let done: usize = text
+        .lines()
+        .find(|l| l.contains(" requests in "))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let failed = field("Non-2xx or 3xx responses:").map_or(0, |v| v.parse().unwrap_or(0));
+    Some(Load {
+        done,
+        failed,
+        per_second,
+        p50_ms: field("50%").and_then(ms).unwrap_or(f64::NAN),
+        p99_ms: field("99%").and_then(ms).unwrap_or(f64::NAN),
+    })
 }
 
 /// Transactions a second of `benches/pgbench/SCRIPT` run by pgbench (16 clients, 2 threads,
@@ -605,6 +674,12 @@ fn serve(db: &Path, n: u64, seconds: f64, twenty: bool) {
         "items/{id}",
         seconds,
         Arc::new(move |rng, _| format!("{b}/collections/parcels/items/{}", rng.gen_range(1..=n))),
+        (
+            &url,
+            &format!(
+                "return wrk.format(\"GET\", \"/collections/parcels/items/\" .. math.random(1, {n}))"
+            ),
+        ),
         pg.as_deref().map(|dsn| (dsn, "by_id.sql", n)),
     );
     let b = Arc::clone(&base);
@@ -621,6 +696,15 @@ fn serve(db: &Path, n: u64, seconds: f64, twenty: bool) {
                 y + 0.02
             )
         }),
+        (
+            &url,
+            &format!(
+                "local x = {WEST} + math.random() * {}\nlocal y = {SOUTH} + math.random() * {}\n\
+                 return wrk.format(\"GET\", string.format(\"/collections/parcels/items?bbox=%.5f,%.5f,%.5f,%.5f&limit=100\", x, y, x + 0.02, y + 0.02))",
+                WIDTH - 0.02,
+                HEIGHT - 0.02
+            ),
+        ),
         pg.as_deref().map(|dsn| (dsn, "bbox.sql", n)),
     );
     for z in [12u32, 14] {

@@ -13,7 +13,8 @@ const ABSENT: u32 = u32::MAX;
 /// One feature, compact: see the module comment.
 #[derive(Debug, Clone)]
 pub(crate) struct Compact {
-    /// id, admin_code, name, created_at, updated_at, properties (a JSON object's text), each
+    /// id, admin_code, name, created_at, updated_at (absent when equal to created_at),
+    /// properties (a JSON object's text), each
     /// as a little-endian u32 length and its bytes (length [`ABSENT`] for a missing option).
     text: Box<[u8]>,
     /// Little-endian 2D WKB.
@@ -56,7 +57,11 @@ impl Compact {
                 + admin_code.map_or(0, str::len)
                 + name.map_or(0, str::len)
                 + created_at.len()
-                + updated_at.len()
+                + if updated_at == created_at {
+                    0
+                } else {
+                    updated_at.len()
+                }
                 + properties.len(),
         );
         for field in [
@@ -64,7 +69,9 @@ impl Compact {
             admin_code,
             name,
             Some(created_at),
-            Some(updated_at),
+            // Absent when the feature was never changed (as after an import): the same time
+            // as created_at, which it then reads as.
+            (updated_at != created_at).then_some(updated_at),
             Some(properties),
         ] {
             push_field(&mut text, field);
@@ -124,7 +131,7 @@ impl Compact {
             let len = u32::from_le_bytes(text.get(pos..pos + 4)?.try_into().ok()?);
             pos += 4;
             if len == ABSENT {
-                if matches!(i, ID | CREATED_AT | UPDATED_AT | PROPERTIES) {
+                if matches!(i, ID | CREATED_AT | PROPERTIES) {
                     return None;
                 }
                 continue;
@@ -233,7 +240,11 @@ impl Compact {
             geometry: self.geometry(),
             version: self.version,
             created_at: self.field(CREATED_AT).unwrap_or_default().to_string(),
-            updated_at: self.field(UPDATED_AT).unwrap_or_default().to_string(),
+            updated_at: self
+                .field(UPDATED_AT)
+                .or_else(|| self.field(CREATED_AT))
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 }

@@ -5,7 +5,7 @@ use geo::{BoundingRect, Geometry, Rect};
 use rayon::prelude::*;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, RTreeObject, AABB};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::compact::{self, Compact};
@@ -36,7 +36,7 @@ pub struct LayerIndex {
     pub revision: u64,
     /// Features in insertion order; deleted ones leave `None` so slots stay stable.
     slots: Vec<Option<Compact>>,
-    by_id: HashMap<String, u32>,
+    by_id: IdMap,
     pub(crate) tree: RTree<Entry>,
     live: usize,
     properties: BTreeMap<String, PropertyStats>,
@@ -46,6 +46,63 @@ pub struct LayerIndex {
     changes: std::collections::VecDeque<(u64, Rect<f64>)>,
     /// Changes at or below this revision are no longer in `changes` (unknown extent).
     changes_floor: u64,
+}
+
+/// Feature id → slot. The table holds only slot numbers (4 bytes a feature): ids are hashed
+/// and compared from the features in `slots`, which keeps no second copy of each id (issue 15:
+/// a `HashMap<String, u32>` cost about 50 bytes a feature). Every entry names a live slot.
+#[derive(Default)]
+struct IdMap {
+    table: hashbrown::HashTable<u32>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl IdMap {
+    fn hash(&self, id: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, id)
+    }
+
+    fn id(slots: &[Option<Compact>], slot: u32) -> &str {
+        slots[slot as usize].as_ref().map_or("", |c| c.id())
+    }
+
+    fn get(&self, slots: &[Option<Compact>], id: &str) -> Option<u32> {
+        self.table
+            .find(self.hash(id), |&s| Self::id(slots, s) == id)
+            .copied()
+    }
+
+    /// Adds live `slot` (its id must not be in the map yet).
+    fn insert(&mut self, slots: &[Option<Compact>], slot: u32) {
+        let hash = self.hash(Self::id(slots, slot));
+        let hasher = &self.hasher;
+        self.table.insert_unique(hash, slot, |&s| {
+            std::hash::BuildHasher::hash_one(hasher, Self::id(slots, s))
+        });
+    }
+
+    fn remove(&mut self, slots: &[Option<Compact>], id: &str) -> Option<u32> {
+        match self
+            .table
+            .find_entry(self.hash(id), |&s| Self::id(slots, s) == id)
+        {
+            Ok(entry) => Some(entry.remove().0),
+            Err(_) => None,
+        }
+    }
+
+    fn reserve(&mut self, slots: &[Option<Compact>], more: usize) {
+        let hasher = &self.hasher;
+        self.table.reserve(more, |&s| {
+            std::hash::BuildHasher::hash_one(hasher, Self::id(slots, s))
+        });
+    }
+
+    fn shrink_to_fit(&mut self, slots: &[Option<Compact>]) {
+        let hasher = &self.hasher;
+        self.table
+            .shrink_to_fit(|&s| std::hash::BuildHasher::hash_one(hasher, Self::id(slots, s)));
+    }
 }
 
 /// How many recent change boxes a layer remembers for cache invalidation.
@@ -239,7 +296,7 @@ impl LayerIndex {
             layer,
             revision,
             slots: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: IdMap::default(),
             tree: RTree::new(),
             live: 0,
             properties: BTreeMap::new(),
@@ -252,7 +309,7 @@ impl LayerIndex {
     pub fn build(layer: Layer, revision: u64, features: Vec<Feature>) -> LayerIndex {
         let mut idx = LayerIndex::empty(layer, revision);
         idx.slots.reserve(features.len());
-        idx.by_id.reserve(features.len());
+        idx.by_id.reserve(&idx.slots, features.len());
         // Encoding is most of the work: on every core, in order.
         let stats = features
             .par_iter()
@@ -284,14 +341,17 @@ impl LayerIndex {
         properties: BTreeMap<String, PropertyStats>,
     ) -> Option<LayerIndex> {
         let mut idx = LayerIndex::empty(layer, revision);
+        idx.slots = slots.into_iter().map(Some).collect();
         // The id map and the R-tree at once, on two cores.
         let (by_id, tree) = rayon::join(
             || {
-                let mut by_id = HashMap::with_capacity(slots.len());
-                for (i, c) in slots.iter().enumerate() {
-                    if by_id.insert(c.id().to_string(), i as u32).is_some() {
+                let mut by_id = IdMap::default();
+                by_id.reserve(&idx.slots, idx.slots.len());
+                for slot in 0..idx.slots.len() as u32 {
+                    if by_id.get(&idx.slots, IdMap::id(&idx.slots, slot)).is_some() {
                         return None;
                     }
+                    by_id.insert(&idx.slots, slot);
                 }
                 Some(by_id)
             },
@@ -299,8 +359,7 @@ impl LayerIndex {
         );
         idx.by_id = by_id?;
         idx.tree = tree;
-        idx.live = slots.len();
-        idx.slots = slots.into_iter().map(Some).collect();
+        idx.live = idx.slots.len();
         idx.properties = properties;
         Some(idx)
     }
@@ -368,13 +427,13 @@ impl LayerIndex {
     pub(crate) fn finish(mut self, pending: Pending) -> LayerIndex {
         self.tree = RTree::bulk_load(pending.entries);
         self.slots.shrink_to_fit();
-        self.by_id.shrink_to_fit();
+        self.by_id.shrink_to_fit(&self.slots);
         self
     }
 
     fn add_prepared(&mut self, prepared: Vec<(Option<Rect<f64>>, Compact)>, pending: &mut Pending) {
         for (bbox, c) in prepared {
-            if let Some(&slot) = self.by_id.get(c.id()) {
+            if let Some(slot) = self.by_id.get(&self.slots, c.id()) {
                 // A duplicate id in one load: the later row wins, as an upsert would; the
                 // earlier one's box leaves the tree.
                 if let Some(i) = pending.entries.iter().rposition(|e| e.data == slot) {
@@ -390,8 +449,8 @@ impl LayerIndex {
             if let Some(r) = bbox {
                 pending.entries.push(GeomWithData::new(envelope(r), slot));
             }
-            self.by_id.insert(c.id().to_string(), slot);
             self.slots.push(Some(c));
+            self.by_id.insert(&self.slots, slot);
             self.live += 1;
         }
     }
@@ -402,14 +461,16 @@ impl LayerIndex {
 
     /// The feature with this id, decoded.
     pub fn get(&self, id: &str) -> Option<Arc<Feature>> {
-        self.by_id.get(id).and_then(|&slot| self.slot(slot))
+        self.by_id
+            .get(&self.slots, id)
+            .and_then(|slot| self.slot(slot))
     }
 
     /// The compact form of the feature with this id (for encoders that read it directly).
     pub(crate) fn get_compact(&self, id: &str) -> Option<&Compact> {
         self.by_id
-            .get(id)
-            .and_then(|&slot| self.slots[slot as usize].as_ref())
+            .get(&self.slots, id)
+            .and_then(|slot| self.slots[slot as usize].as_ref())
     }
 
     pub fn len(&self) -> usize {
@@ -544,7 +605,7 @@ impl LayerIndex {
             .as_ref()
             .and_then(|g| g.bounding_rect())
             .map(envelope);
-        match self.by_id.get(&f.id).copied() {
+        match self.by_id.get(&self.slots, &f.id) {
             Some(slot) => {
                 if let Some(old) = self.slots[slot as usize].take() {
                     if let Some(r) = old.geometry().and_then(|g| g.bounding_rect()) {
@@ -564,15 +625,15 @@ impl LayerIndex {
                 if let Some(e) = new_entry {
                     self.tree.insert(GeomWithData::new(e, slot));
                 }
-                self.by_id.insert(f.id.clone(), slot);
                 self.slots.push(Some(Compact::encode(&f)));
+                self.by_id.insert(&self.slots, slot);
                 self.live += 1;
             }
         }
     }
 
     pub fn delete(&mut self, id: &str) -> bool {
-        let Some(slot) = self.by_id.remove(id) else {
+        let Some(slot) = self.by_id.remove(&self.slots, id) else {
             return false;
         };
         if let Some(old) = self.slots[slot as usize].take() {
@@ -584,6 +645,58 @@ impl LayerIndex {
             true
         } else {
             false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(id: &str, x: f64) -> Feature {
+        let point = Geometry::Point(geo::Point::new(x, 29.5));
+        Feature::from_parts("t", id.to_string(), serde_json::Map::new(), Some(point))
+    }
+
+    /// The id map follows builds, upserts, deletes and re-inserts: every live id finds its own
+    /// feature, every deleted one none (compared with a plain map kept beside it).
+    #[test]
+    fn ids_find_their_features_through_changes() {
+        let features: Vec<Feature> = (0..5000)
+            .map(|i| point(&format!("f{i}"), i as f64))
+            .collect();
+        let mut idx = LayerIndex::build(Layer::untitled("t"), 1, features);
+        let mut expected: std::collections::HashMap<String, f64> =
+            (0..5000).map(|i| (format!("f{i}"), i as f64)).collect();
+        for i in (0..5000).step_by(3) {
+            assert!(idx.delete(&format!("f{i}")));
+            expected.remove(&format!("f{i}"));
+        }
+        assert!(!idx.delete("f0"), "deleted twice");
+        for i in (0..5000).step_by(6) {
+            // Half of the deleted ids come back, with new places; some live ones move.
+            idx.upsert(point(&format!("f{i}"), -(i as f64)));
+            expected.insert(format!("f{i}"), -(i as f64));
+            idx.upsert(point(&format!("f{}", i + 1), 0.5));
+            expected.insert(format!("f{}", i + 1), 0.5);
+        }
+        for i in 5000..9000 {
+            idx.upsert(point(&format!("g{i}"), i as f64));
+            expected.insert(format!("g{i}"), i as f64);
+        }
+        assert_eq!(idx.len(), expected.len());
+        for i in 0..9000 {
+            for id in [format!("f{i}"), format!("g{i}")] {
+                let got = idx.get(&id).map(|f| match f.geometry {
+                    Some(Geometry::Point(p)) => p.x(),
+                    _ => f64::NAN,
+                });
+                assert_eq!(got, expected.get(&id).copied(), "{id}");
+                assert_eq!(
+                    idx.get_compact(&id).map(|c| c.id()),
+                    expected.get(&id).map(|_| id.as_str())
+                );
+            }
         }
     }
 }
