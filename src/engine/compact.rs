@@ -13,12 +13,13 @@ const ABSENT: u32 = u32::MAX;
 /// One feature, compact: see the module comment.
 #[derive(Debug, Clone)]
 pub(crate) struct Compact {
-    /// id, admin_code, name, created_at, updated_at (absent when equal to created_at),
-    /// properties (a JSON object's text), each
+    /// One allocation: the text fields, then the geometry's little-endian 2D WKB (none when
+    /// nothing follows the text). The text fields: id, admin_code, name, created_at,
+    /// updated_at (absent when equal to created_at), properties (a JSON object's text), each
     /// as a little-endian u32 length and its bytes (length [`ABSENT`] for a missing option).
-    text: Box<[u8]>,
-    /// Little-endian 2D WKB.
-    geometry: Option<Box<[u8]>>,
+    data: Box<[u8]>,
+    /// Where the WKB starts in `data`.
+    text_len: u32,
     pub(crate) version: i64,
 }
 
@@ -49,11 +50,12 @@ impl Compact {
         created_at: &str,
         updated_at: &str,
         properties: &str,
-        geometry: Option<Box<[u8]>>,
+        geometry: Option<&[u8]>,
         version: i64,
     ) -> Compact {
         let mut text = Vec::with_capacity(
-            24 + id.len()
+            24 + geometry.map_or(0, <[u8]>::len)
+                + id.len()
                 + admin_code.map_or(0, str::len)
                 + name.map_or(0, str::len)
                 + created_at.len()
@@ -76,11 +78,17 @@ impl Compact {
         ] {
             push_field(&mut text, field);
         }
+        let text_len = text.len() as u32;
+        text.extend_from_slice(geometry.unwrap_or_default());
         Compact {
-            text: text.into_boxed_slice(),
-            geometry,
+            data: text.into_boxed_slice(),
+            text_len,
             version,
         }
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.data[..self.text_len as usize]
     }
 
     /// The compact form of a decoded feature.
@@ -93,9 +101,7 @@ impl Compact {
             &f.created_at,
             &f.updated_at,
             &properties,
-            f.geometry
-                .as_ref()
-                .map(|g| wkb::encode(g).into_boxed_slice()),
+            f.geometry.as_ref().map(wkb::encode).as_deref(),
             f.version,
         )
     }
@@ -109,23 +115,21 @@ impl Compact {
             &r.created_at,
             &r.updated_at,
             &r.properties,
-            r.geometry.map(Vec::into_boxed_slice),
+            r.geometry.as_deref(),
             r.version,
         )
     }
 
     /// The parts a snapshot keeps: the text fields as stored, the WKB and the version.
     pub(crate) fn parts(&self) -> (&[u8], Option<&[u8]>) {
-        (&self.text, self.geometry.as_deref())
+        (self.text(), self.wkb())
     }
 
-    /// A feature from the parts [`Compact::parts`] gave, or `None` when `text` is not six
+    /// A feature from the parts [`Compact::parts`] gave: `data` is the text fields, then the
+    /// WKB from `text_len` on (none when nothing follows). `None` when the text is not six
     /// well-formed UTF-8 fields (the geometry is not decoded: the caller checked its bytes).
-    pub(crate) fn from_parts(
-        text: Box<[u8]>,
-        geometry: Option<Box<[u8]>>,
-        version: i64,
-    ) -> Option<Compact> {
+    pub(crate) fn from_parts(data: Vec<u8>, text_len: usize, version: i64) -> Option<Compact> {
+        let text = data.get(..text_len)?;
         let mut pos = 0usize;
         for i in 0..=PROPERTIES {
             let len = u32::from_le_bytes(text.get(pos..pos + 4)?.try_into().ok()?);
@@ -140,19 +144,18 @@ impl Compact {
             std::str::from_utf8(text.get(pos..end)?).ok()?;
             pos = end;
         }
-        (pos == text.len()).then_some(Compact {
-            text,
-            geometry,
+        (pos == text_len).then_some(Compact {
+            data: data.into_boxed_slice(),
+            text_len: u32::try_from(text_len).ok()?,
             version,
         })
     }
 
-    /// Field `index` of `text`.
     fn field(&self, index: usize) -> Option<&str> {
         let mut pos = 0;
         let mut i = 0;
         loop {
-            let len = u32::from_le_bytes(self.text[pos..pos + 4].try_into().ok()?);
+            let len = u32::from_le_bytes(self.data[pos..pos + 4].try_into().ok()?);
             pos += 4;
             if len == ABSENT {
                 if i == index {
@@ -162,7 +165,7 @@ impl Compact {
                 let end = pos + len as usize;
                 if i == index {
                     // Written from `&str`s only.
-                    return std::str::from_utf8(&self.text[pos..end]).ok();
+                    return std::str::from_utf8(&self.text()[pos..end]).ok();
                 }
                 pos = end;
             }
@@ -189,13 +192,14 @@ impl Compact {
 
     /// The geometry's WKB.
     pub(crate) fn wkb(&self) -> Option<&[u8]> {
-        self.geometry.as_deref()
+        let wkb = &self.data[self.text_len as usize..];
+        (!wkb.is_empty()).then_some(wkb)
     }
 
     /// The geometry, decoded.
     pub(crate) fn geometry(&self) -> Option<Geometry<f64>> {
         // Encoded by `wkb::encode` or checked by `validate` before it was kept.
-        self.geometry.as_deref().and_then(|b| wkb::decode(b).ok())
+        self.wkb().and_then(|b| wkb::decode(b).ok())
     }
 
     /// Whether the geometry intersects `r`: a vertex inside decides it without building the

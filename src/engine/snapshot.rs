@@ -260,6 +260,20 @@ impl Src {
         self.left -= n as u64;
         Ok(v)
     }
+    /// `n` more bytes at the end of `v` (which then holds exactly what it needs).
+    fn append(&mut self, v: &mut Vec<u8>, n: usize) -> Result<(), SnapshotError> {
+        if n as u64 > self.left {
+            return Err(corrupt(format!(
+                "a length of {n} bytes runs past the end of the file"
+            )));
+        }
+        let at = v.len();
+        v.reserve_exact(n);
+        v.resize(at + n, 0);
+        self.r.read_exact(&mut v[at..])?;
+        self.left -= n as u64;
+        Ok(())
+    }
     fn array<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
         if N as u64 > self.left {
             return Err(corrupt("the file ends early"));
@@ -386,12 +400,14 @@ fn read_layer(src: &mut Src) -> Result<LayerIndex, SnapshotError> {
     let mut slots = Vec::with_capacity(n);
     for _ in 0..n {
         let version = src.u64()? as i64;
-        let text = src.bytes()?.into_boxed_slice();
-        let geometry = match src.u32()? {
-            NONE => None,
-            len => Some(src.exact(len as usize)?.into_boxed_slice()),
-        };
-        let c = Compact::from_parts(text, geometry, version)
+        // The text and the WKB into one buffer, as the engine keeps them.
+        let mut data = src.bytes()?;
+        let text_len = data.len();
+        match src.u32()? {
+            NONE => {}
+            len => src.append(&mut data, len as usize)?,
+        }
+        let c = Compact::from_parts(data, text_len, version)
             .ok_or_else(|| corrupt(format!("a feature of layer {} is malformed", layer.id)))?;
         slots.push(c);
     }
