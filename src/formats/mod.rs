@@ -16,6 +16,6 @@ pub use self::exchange::{
 };
 pub use self::gpkg::{read_geopackage, write_geopackage};
 pub use self::shapefile::{
-    read_shapefile_zip, read_shapefile_zip_from, write_shapefile_zip, DbfEncoding,
+    read_shapefile_zip, stream_shapefile_zip, write_shapefile_zip, DbfEncoding, StreamedLayers,
 };
 pub use self::txt::{read_boundary_txt, write_boundary_txt, TxtMeta};
