@@ -1071,6 +1071,10 @@ fn plan_set<'m, R: Read + Seek>(
     let Some(dbf) = set.dbf else {
         return Err(ImportError::MissingPart { file, part: ".dbf" });
     };
+    let shp = set.shp.expect("sets without .shp are dropped");
+    // Entries that declare more than the limits are refused before anything is inflated.
+    open_entry(zip, shp, &file, unpack)?;
+    open_entry(zip, dbf, &file, unpack)?;
     let cpg = match set.cpg {
         Some(i) => Some(String::from_utf8_lossy(&read_entry(zip, i, &file, unpack)?).into_owned()),
         None => None,
@@ -1084,7 +1088,7 @@ fn plan_set<'m, R: Read + Seek>(
     Ok(SetPlan {
         file,
         stem: set.stem.clone(),
-        shp: set.shp.expect("sets without .shp are dropped"),
+        shp,
         dbf,
         cpg,
         crs,
