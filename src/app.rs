@@ -587,19 +587,22 @@ pub fn decode_file(
                 crs.as_ref(),
                 &mut sink,
             ),
-            FileInput::GeoPackage(path) => handle
-                .block_on(crate::formats::read_geopackage(path, crs.as_ref()))
-                .map(|layers| {
-                    let read = StreamedLayers {
-                        layers: layers.iter().map(|l| (l.name.clone(), l.features.len())).collect(),
-                    };
-                    for f in layers.into_iter().flat_map(|l| l.features) {
-                        if !sink(f) {
-                            break;
-                        }
+            FileInput::GeoPackage(path) => {
+                // sqlx reads the file asynchronously: driven from this blocking thread.
+                let emit = |mut features: Vec<Feature>| {
+                    for f in &mut features {
+                        f.layer.clone_from(&layer);
                     }
-                    read
-                }),
+                    let tx = tx.clone();
+                    async move { tx.send(Batch::Features(features)).await.is_ok() }
+                };
+                handle.block_on(crate::formats::gpkg::stream_geopackage(
+                    path,
+                    crs.as_ref(),
+                    IMPORT_BATCH,
+                    emit,
+                ))
+            }
         };
         if read.is_ok() {
             // The store has gone if these fail; its error is the one to report.
