@@ -583,7 +583,9 @@ pub fn decode_file(
         };
         let read = match &input {
             FileInput::ShapefileZip(path) => crate::formats::stream_shapefile_zip(
-                &|| std::fs::File::open(path).map(|f| std::io::BufReader::with_capacity(1 << 16, f)),
+                &|| {
+                    std::fs::File::open(path).map(|f| std::io::BufReader::with_capacity(1 << 16, f))
+                },
                 crs.as_ref(),
                 &mut sink,
             ),

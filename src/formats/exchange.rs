@@ -344,7 +344,10 @@ pub(crate) fn assemble_feature(
         Some(id) if use_ids => id,
         _ => (index + 1).to_string(),
     };
-    let geometry = match r.geometry.and_then(|g| g.map(|g| to_stored(crs, &g)).transpose()) {
+    let geometry = match r
+        .geometry
+        .and_then(|g| g.map(|g| to_stored(crs, &g)).transpose())
+    {
         Ok(g) => g,
         Err(e) => {
             problems.push(index, Some(id), format!("{prefix}{e}"));

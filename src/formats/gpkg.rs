@@ -32,8 +32,8 @@ use sqlx::{Connection, Row, TypeInfo, ValueRef};
 
 use crate::formats::exchange::{
     assemble_feature, crs_from_wkt, import_result, json_f64, property_columns, value_text,
-    wkt_excerpt, Column, ColumnKind, ExportError, ExportLayer, IdCheck, ImportError,
-    ImportedLayer, Problems, RawFeature,
+    wkt_excerpt, Column, ColumnKind, ExportError, ExportLayer, IdCheck, ImportError, ImportedLayer,
+    Problems, RawFeature,
 };
 use crate::formats::shapefile::StreamedLayers;
 use crate::formats::wkb;
@@ -847,7 +847,6 @@ impl TablePlan {
         }
     }
 }
-
 
 async fn srs_crs(
     conn: &mut SqliteConnection,

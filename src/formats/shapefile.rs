@@ -1126,7 +1126,9 @@ impl DbfTable {
         let i = self.id_field?;
         let off = 1 + self.fields[..i].iter().map(|f| f.len).sum::<usize>();
         let f = &self.fields[i];
-        id_text(&dbf_value(f, &record[off..off + f.len], &|b| self.decode(b)))
+        id_text(&dbf_value(f, &record[off..off + f.len], &|b| {
+            self.decode(b)
+        }))
     }
 
     /// One record as read from the files; properties only when `properties`.
@@ -1405,7 +1407,10 @@ fn open_entry<'a, 'u, R: Read + Seek>(
 
 /// An I/O error while inflating: a refusal stays one, anything else means a damaged zip.
 fn io_error(file: &str, e: std::io::Error) -> ImportError {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<Refused>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Refused>())
+    {
         Some(Refused(m)) => ImportError::TooLarge(m.clone()),
         None => ImportError::Corrupt(format!("{file}: {e}")),
     }
@@ -1420,9 +1425,7 @@ fn read_entry<R: Read + Seek>(
 ) -> Result<Vec<u8>, ImportError> {
     let mut entry = open_entry(zip, i, file, unpack)?;
     let mut buf = Vec::new();
-    entry
-        .read_to_end(&mut buf)
-        .map_err(|e| io_error(file, e))?;
+    entry.read_to_end(&mut buf).map_err(|e| io_error(file, e))?;
     Ok(buf)
 }
 
@@ -1529,7 +1532,6 @@ impl<R: Read> ShpReader<R> {
         Ok(Some(read_shape(&self.content)))
     }
 }
-
 
 /// A bounds-checked reader over a byte slice.
 struct Bytes<'a> {
@@ -1731,7 +1733,6 @@ impl<R: Read> DbfReader<R> {
     }
 }
 
-
 fn dbf_value(f: &DbfField, cell: &[u8], decode: &dyn Fn(&[u8]) -> String) -> Value {
     let ascii = || String::from_utf8_lossy(cell).trim().to_string();
     match f.ftype {
@@ -1913,7 +1914,12 @@ mod tests {
         for _ in 0..mib {
             z.write_all(&zeros).unwrap();
         }
-        let (dbf, _) = write_dbf(&plan_fields(&[], DbfEncoding::Utf8), &[], &[], DbfEncoding::Utf8);
+        let (dbf, _) = write_dbf(
+            &plan_fields(&[], DbfEncoding::Utf8),
+            &[],
+            &[],
+            DbfEncoding::Utf8,
+        );
         z.start_file("x.dbf", opts).unwrap();
         z.write_all(&dbf).unwrap();
         let mut bytes = z.finish().unwrap().into_inner();
@@ -2143,7 +2149,8 @@ mod tests {
         // The same with a .cpg naming GBK.
         let mut files = unzip(&z);
         files.push(("d/x.cpg".into(), b"GBK".to_vec()));
-        let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+        let refs: Vec<(&str, Vec<u8>)> =
+            files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
         let back = read_shapefile_zip(&zip_of(&refs), None).unwrap();
         assert_eq!(back[0].features[0].properties["名称"], "大足区");
     }

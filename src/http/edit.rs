@@ -436,11 +436,7 @@ pub(super) async fn import_upload(
     let done = crate::app::file_import_result(decoder, stored)
         .await
         .map_err(UploadFailure::Import)?;
-    state
-        .app
-        .catch_up()
-        .await
-        .map_err(UploadFailure::Import)?;
+    state.app.catch_up().await.map_err(UploadFailure::Import)?;
     Ok(done.summaries)
 }
 
