@@ -114,6 +114,14 @@ fn post_as(label: &str, dir: &Path, file: &Path, layer: &str, first: Feature, co
     let seed = dir.join(format!("{layer}-first.geojson"));
     write_collection(&seed, std::iter::once(first));
     cli_import(&seed, layer, &db);
+    // Writes need a signed-in user.
+    let out = std::process::Command::new(binary())
+        .args(["user", "add", "bench", "--role", "admin", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(out.status.success() && !token.is_empty());
     let (mut server, url) = start_server_with(&db, 1 << 30);
     let pid = server.id();
     let (_, rss_before) = memory_of(pid);
@@ -131,6 +139,7 @@ fn post_as(label: &str, dir: &Path, file: &Path, layer: &str, first: Feature, co
             .unwrap()
             .post(format!("{url}/collections/{layer}/items"))
             .header("content-type", content_type)
+            .bearer_auth(&token)
             .body(body)
             .send()
             .await
@@ -151,6 +160,18 @@ fn post_as(label: &str, dir: &Path, file: &Path, layer: &str, first: Feature, co
     );
     let _ = server.kill();
     let _ = server.wait();
+    // What the engine keeps of the result: a fresh server over the same database. The write's
+    // own memory is the peak above this.
+    let (mut fresh, _) = start_server_with(&db, 1 << 30);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, kept) = memory_of(fresh.id());
+    println!(
+        "    a fresh server on the result: {:.0} MB; the write's own peak above it: {:.0} MB",
+        kept as f64 / 1e3,
+        hwm.saturating_sub(kept) as f64 / 1e3
+    );
+    let _ = fresh.kill();
+    let _ = fresh.wait();
 }
 
 /// Whether to run part `part` ("a", "b" or "c"): all unless `YIZHANGTU_BENCH_ONLY` lists some.

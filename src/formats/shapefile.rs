@@ -2113,6 +2113,59 @@ mod tests {
     }
 
     #[test]
+    fn records_are_handed_over_as_they_are_read() {
+        // Three points, the last one cut off: a reader of the whole file would only see the
+        // damage; the stream hands over the first two, then reports it.
+        let mut shp = ShpWriter::new(1);
+        for x in [500000.0, 500001.0, 500002.0] {
+            shp.add(Some(&Geometry::Point(Point::new(x, 3300000.0))));
+        }
+        let (mut shp, shx) = shp.finish();
+        shp.truncate(shp.len() - 4);
+        let cols = vec![];
+        let fields = plan_fields(&cols, DbfEncoding::Utf8);
+        let fs: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|id| {
+                crate::model::Feature::from_parts("x", id.to_string(), Default::default(), None)
+            })
+            .collect();
+        let (dbf, _) = write_dbf(
+            &fields,
+            &cols,
+            &fs.iter().collect::<Vec<_>>(),
+            DbfEncoding::Utf8,
+        );
+        let z = zip_of(&[
+            ("x.shp", shp),
+            ("x.shx", shx),
+            ("x.dbf", dbf),
+            ("x.prj", prj_gk()),
+        ]);
+        let open = || Ok(Cursor::new(z.as_slice()));
+        let mut got = Vec::new();
+        let e = stream_shapefile_zip(&open, None, &mut |f| {
+            got.push(f.id);
+            true
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&e, ImportError::Corrupt(m) if m.contains("x.shp: ends early")),
+            "{e}"
+        );
+        assert_eq!(got, ["a", "b"]);
+        // A consumer that stops taking features stops the read at once.
+        let mut taken = 0;
+        let e = stream_shapefile_zip(&open, None, &mut |_| {
+            taken += 1;
+            false
+        })
+        .unwrap_err();
+        assert!(matches!(e, ImportError::Cancelled), "{e}");
+        assert_eq!(taken, 1);
+    }
+
+    #[test]
     fn foreign_files_use_cpg_ldid_or_guess_and_unique_id_fields() {
         // A GBK table without .cpg and without LDID: guessed as GBK (not valid UTF-8).
         let cols = vec![Column {
