@@ -354,3 +354,25 @@ async fn the_cli_imports_a_zip_as_it_reads_it_and_a_bad_record_imports_nothing()
     let (ok, _, err) = run(&dir.path().join("missing.zip"));
     assert!(!ok && err.contains("cannot read"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_steward_upload_outside_the_scope_is_refused_and_imports_nothing() {
+    // 武隆 (500156) lies far east of these parcels near 龙水镇 (大足).
+    let s = common::start().await;
+    let token = common::user_token(&s.app, "wulong", "steward", &["500156"]).await;
+    let client = common::client_with(&token);
+    let before = matched(&s, "").await;
+    let r = client
+        .post(s.url("/collections/land_consolidation/items"))
+        .header("content-type", "application/zip")
+        .body(shapefile_zip(2 * BATCH + 3, None))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(matched(&s, "").await, before);
+    let all = s.app.store.all_features().await.unwrap();
+    assert!(!all.iter().any(|f| f.id.starts_with("p-")));
+}

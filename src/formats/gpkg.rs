@@ -21,6 +21,8 @@
 //! code, else its WKT, see [`crs_from_wkt`]) unless one is given; SRS 0/-1 ("undefined") is
 //! no CRS. Ids from a unique `id` column, else the primary key. JSON columns (mime type
 //! `application/json`) are parsed, BOOLEAN columns become booleans, BLOBs become hex text.
+//! Imports stream ([`stream_geopackage`]): rows are read with a cursor and handed over in
+//! batches, after a first pass over the `id` and primary-key columns that decides the ids.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -29,6 +29,14 @@
 //! byte, else UTF-8 if every text is valid UTF-8, else GBK. When the zip carries yizhangtu's
 //! `fields.csv`, field names, types (JSON, id) and the split of mixed layers are undone.
 //!
+//! Imports stream ([`stream_shapefile_zip`]): each `.shp` and its `.dbf` are inflated side by
+//! side from the zip and read one record at a time, so memory does not grow with the file
+//! (16 bytes a record remain, for the check that ids are unique). The `.dbf` is read once or
+//! twice more before that only when its encoding must be guessed or an `id` field checked.
+//! The readers are this module's own (the `shapefile`/`dbase` crates would also read
+//! sequentially): they report a damaged record as that feature's problem instead of failing
+//! the file, and their limits on zip entries stop bombs while inflating.
+//!
 //! # Lossy cases
 //! Besides those of [`crate::formats::exchange`]: an empty string reads back as null (dBASE
 //! has no null); a one-part MultiLineString/MultiPolygon reads back as LineString/Polygon
