@@ -196,14 +196,23 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     }
     // Every format is decoded as it is written, so memory does not grow with the file: GeoJSON
     // (a file or `-` for standard input), Shapefile zips and GeoPackages.
-    if ext == "gpkg" || ext == "zip" {
+    if ext == "gpkg" || ext == "zip" || ext == "shp" {
         std::fs::File::open(&args.file)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
     }
+    // A bare .shp is zipped with the parts beside it into a temporary file (kept until the end).
+    let mut _parts = None;
     let input = if ext == "gpkg" {
         ImportInput::File(FileInput::GeoPackage(args.file.clone()))
     } else if ext == "zip" {
         ImportInput::File(FileInput::ShapefileZip(args.file.clone()))
+    } else if ext == "shp" {
+        let zipped = tempfile::NamedTempFile::new()
+            .and_then(|t| yizhangtu::formats::zip_shapefile_parts(&args.file, t))
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+        let input = ImportInput::File(FileInput::ShapefileZip(zipped.path().to_path_buf()));
+        _parts = Some(zipped);
+        input
     } else if args.file.as_os_str() == "-" {
         ImportInput::GeoJson(GeoJsonInput::Reader(Box::new(std::io::stdin())))
     } else {

@@ -350,6 +350,24 @@ async fn the_cli_imports_a_zip_as_it_reads_it_and_a_bad_record_imports_nothing()
     assert_eq!(after.len(), n);
     assert!(after.iter().all(|f| f.version == 1), "no feature rewritten");
 
+    // A bare .shp with its parts beside it, into another layer: the same features.
+    let parts = dir.path().join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(shapefile_zip(n, None))).unwrap();
+    z.extract(&parts).unwrap();
+    let shp = parts.join("upload.shp");
+    assert!(shp.exists());
+    let mut a = args(&shp);
+    a[3] = "parcels2".into();
+    let (ok, out, err) = common::run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("parcels2: {n} features read")),
+        "{out}"
+    );
+    let features = stored(db, "parcels2").await;
+    assert_same_features(&features.iter().collect::<Vec<_>>(), n);
+
     // A file that is not there: a clear message, nothing else.
     let (ok, _, err) = run(&dir.path().join("missing.zip"));
     assert!(!ok && err.contains("cannot read"), "{err}");

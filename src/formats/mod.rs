@@ -16,6 +16,7 @@ pub use self::exchange::{
 };
 pub use self::gpkg::{read_geopackage, stream_geopackage, write_geopackage};
 pub use self::shapefile::{
-    read_shapefile_zip, stream_shapefile_zip, write_shapefile_zip, DbfEncoding, StreamedLayers,
+    read_shapefile_zip, stream_shapefile_zip, write_shapefile_zip, zip_shapefile_parts,
+    DbfEncoding, StreamedLayers,
 };
 pub use self::txt::{read_boundary_txt, write_boundary_txt, TxtMeta};

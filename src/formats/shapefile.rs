@@ -953,6 +953,41 @@ pub fn stream_shapefile_zip<R: Read + Seek>(
     Ok(out)
 }
 
+/// Zips a Shapefile on disk, given by its `.shp`, with the `.dbf`, `.prj` and `.cpg` beside it
+/// (same name, any case), into `out` for [`stream_shapefile_zip`]: stored, not compressed, and
+/// copied through a small buffer, never held in memory.
+pub fn zip_shapefile_parts<W: Write + Seek>(shp: &std::path::Path, out: W) -> std::io::Result<W> {
+    let dir = match shp.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let name = shp
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.to_lowercase();
+    let mut zip = zip::ZipWriter::new(out);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let (Some(s), Some(ext)) = (path.file_stem(), path.extension()) else {
+            continue;
+        };
+        let ext = ext.to_string_lossy().to_lowercase();
+        if s.to_string_lossy().to_lowercase() != stem
+            || !matches!(ext.as_str(), "shp" | "dbf" | "prj" | "cpg")
+        {
+            continue;
+        }
+        zip.start_file(format!("{name}.{ext}"), opts)
+            .map_err(std::io::Error::other)?;
+        std::io::copy(&mut std::fs::File::open(&path)?, &mut zip)?;
+    }
+    zip.finish().map_err(std::io::Error::other)
+}
+
 /// The Shapefiles in the zip (those with a `.shp`) and the index of `fields.csv`, if any.
 fn list_sets<R: Read + Seek>(
     zip: &mut zip::ZipArchive<R>,
