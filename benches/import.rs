@@ -2,7 +2,7 @@
 //! (a) `yizhangtu import` of 300,000 synthetic 20-vertex polygons, (b) a POST of 100,000
 //! small polygons,
 //! (c) a POST of 640,000 points, (d) POSTs of zipped Shapefiles of 20,000, 40,000 and 80,000
-//! 201-vertex polygons (66, 132 and 264 MB) and (e) `yizhangtu import` of the same zips
+//! 201-vertex polygons (45, 90 and 179 MB) and (e) `yizhangtu import` of the same zips
 //! (issue 10 item 3: the extra memory of a write must not grow with its size). Peak RSS comes
 //! from `/usr/bin/time -v` for the CLI and from the server's `/proc/<pid>/status` (VmHWM,
 //! VmRSS) for the POSTs.
@@ -210,7 +210,7 @@ fn main() {
 }
 
 /// `n` polygons of 201 vertices (200 and the closing one) spread over Chongqing, with a name
-/// and an area: 20,000 of them make a 66 MB zipped Shapefile (full-precision coordinates
+/// and an area: 20,000 of them make a 45 MB zipped Shapefile (full-precision coordinates
 /// hardly compress).
 fn round_polygons(n: usize) -> impl Iterator<Item = Feature> {
     (0..n).map(move |i| {
