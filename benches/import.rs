@@ -1,12 +1,27 @@
 //! Memory and time of large writes (issue 10, repro 8), each in a process of its own:
 //! (a) `yizhangtu import` of 300,000 synthetic 20-vertex polygons, (b) a POST of 100,000
 //! small polygons,
-//! (c) a POST of 640,000 points. Peak RSS comes from `/usr/bin/time -v` for the CLI and from the
-//! server's `/proc/<pid>/status` (VmHWM, VmRSS) for the POSTs.
+//! (c) a POST of 640,000 points, (d) POSTs of zipped Shapefiles of 20,000, 40,000 and 80,000
+//! 201-vertex polygons (45, 90 and 179 MB) and (e) `yizhangtu import` of the same zips
+//! (issue 10 item 3: the extra memory of a write must not grow with its size). Peak RSS comes
+//! from `/usr/bin/time -v` for the CLI and from the server's `/proc/<pid>/status` (VmHWM,
+//! VmRSS) for the POSTs.
 //!
 //! `cargo bench --bench import`. `YIZHANGTU_BENCH_SCALE=0.1` for smaller inputs;
 //! `YIZHANGTU_BENCH_BIN=/path/to/yizhangtu` to measure another build (e.g. an older commit);
-//! `YIZHANGTU_BENCH_ONLY=b,c` for some of the three.
+//! `YIZHANGTU_BENCH_ONLY=d,e` for some of them. Memory hardly depends on the build profile:
+//! `cargo bench --profile dev --bench import` measures the debug binary in less build time.
+//!
+//! (d)/(e) on the 2-core test machine, debug builds, before (761290d) → after streaming:
+//!
+//! | polygons (zip)     | POST peak above a fresh server on the result | CLI import peak RSS |
+//! |--------------------|----------------------------------------------|---------------------|
+//! | 20,000 (44.7 MB)   | 115 → 36 MB                                  | 217 → 69 MB         |
+//! | 40,000 (89.5 MB)   | 203 → 37 MB                                  | 407 → 66 MB         |
+//! | 80,000 (179.2 MB)  | 355 → 46 MB                                  | 785 → 74 MB         |
+//!
+//! (The server keeps every feature in its engine: a fresh server on the result takes 190, 337
+//! and 625 MB; what a write adds above that no longer grows with its size.)
 
 use std::io::Write;
 use std::path::Path;
@@ -17,7 +32,7 @@ use yizhangtu::model::Feature;
 
 mod measure;
 mod synthetic;
-use measure::{binary, cli_import, mb, memory_of, start_server};
+use measure::{binary, cli_import, mb, memory_of, start_server_with};
 use synthetic::{synthetic, EAST, NORTH, SOUTH, WEST};
 
 fn scaled(n: usize) -> usize {
@@ -96,14 +111,29 @@ fn parcels(n: usize) -> impl Iterator<Item = Feature> {
     })
 }
 
-/// POSTs `file` into `layer` (created first with one feature) of a fresh server; prints time
-/// and memory.
+/// POSTs `file` (GeoJSON) into `layer` (created first with one feature) of a fresh server;
+/// prints time and memory.
 fn post(label: &str, dir: &Path, file: &Path, layer: &str, first: Feature) {
-    let db = dir.join(format!("{layer}-post.db"));
+    post_as(label, dir, file, layer, first, "application/geo+json");
+}
+
+/// [`post`] of a file of any type.
+fn post_as(label: &str, dir: &Path, file: &Path, layer: &str, first: Feature, content_type: &str) {
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let db = dir.join(format!("{layer}-post-{run}.db"));
     let seed = dir.join(format!("{layer}-first.geojson"));
     write_collection(&seed, std::iter::once(first));
     cli_import(&seed, layer, &db);
-    let (mut server, url) = start_server(&db);
+    // Writes need a signed-in user.
+    let out = std::process::Command::new(binary())
+        .args(["user", "add", "bench", "--role", "admin", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(out.status.success() && !token.is_empty());
+    let (mut server, url) = start_server_with(&db, 1 << 30);
     let pid = server.id();
     let (_, rss_before) = memory_of(pid);
     let body = std::fs::read(file).unwrap();
@@ -119,7 +149,8 @@ fn post(label: &str, dir: &Path, file: &Path, layer: &str, first: Feature) {
             .build()
             .unwrap()
             .post(format!("{url}/collections/{layer}/items"))
-            .header("content-type", "application/geo+json")
+            .header("content-type", content_type)
+            .bearer_auth(&token)
             .body(body)
             .send()
             .await
@@ -140,6 +171,18 @@ fn post(label: &str, dir: &Path, file: &Path, layer: &str, first: Feature) {
     );
     let _ = server.kill();
     let _ = server.wait();
+    // What the engine keeps of the result: a fresh server over the same database. The write's
+    // own memory is the peak above this.
+    let (mut fresh, _) = start_server_with(&db, 1 << 30);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, kept) = memory_of(fresh.id());
+    println!(
+        "    a fresh server on the result: {:.0} MB; the write's own peak above it: {:.0} MB",
+        kept as f64 / 1e3,
+        hwm.saturating_sub(kept) as f64 / 1e3
+    );
+    let _ = fresh.kill();
+    let _ = fresh.wait();
 }
 
 /// Whether to run part `part` ("a", "b" or "c"): all unless `YIZHANGTU_BENCH_ONLY` lists some.
@@ -160,6 +203,85 @@ fn main() {
     }
     if wanted("c") {
         post_points(dir);
+    }
+    if wanted("d") || wanted("e") {
+        shapefiles(dir);
+    }
+}
+
+/// `n` polygons of 201 vertices (200 and the closing one) spread over Chongqing, with a name
+/// and an area: 20,000 of them make a 45 MB zipped Shapefile (full-precision coordinates
+/// hardly compress).
+fn round_polygons(n: usize) -> impl Iterator<Item = Feature> {
+    (0..n).map(move |i| {
+        let cx = WEST + (EAST - WEST) * ((i * 7919) % n) as f64 / n as f64;
+        let cy = SOUTH + (NORTH - SOUTH) * i as f64 / n as f64;
+        let r = 0.0004 + (i % 13) as f64 * 0.00003;
+        let mut ring: Vec<(f64, f64)> = (0..200)
+            .map(|k| {
+                let a = k as f64 / 200.0 * std::f64::consts::TAU;
+                let rr = r * (0.9 + 0.1 * ((i + k * 37) % 17) as f64 / 17.0);
+                (cx + rr * a.cos(), cy + rr * a.sin())
+            })
+            .collect();
+        ring.push(ring[0]);
+        let mut props = serde_json::Map::new();
+        props.insert("name".into(), format!("图斑{i}").into());
+        props.insert("area_mu".into(), ((i % 500) as f64 + 0.5).into());
+        Feature::from_parts(
+            "parcels",
+            format!("pg{i}"),
+            props,
+            Some(geo::Geometry::Polygon(geo::Polygon::new(
+                ring.into(),
+                vec![],
+            ))),
+        )
+    })
+}
+
+/// (d) and (e): the same write at 1, 2 and 4 times the size, over HTTP and from the CLI.
+fn shapefiles(dir: &Path) {
+    use yizhangtu::formats::{write_shapefile_zip, DbfEncoding, ExportLayer};
+    for times in [1, 2, 4] {
+        let n = scaled(20_000) * times;
+        let mut all = round_polygons(n + 1);
+        let first = all.next().unwrap();
+        let layer = yizhangtu::model::Layer::untitled("parcels");
+        let zip = write_shapefile_zip(
+            &[ExportLayer {
+                layer: &layer,
+                features: all.map(std::sync::Arc::new).collect(),
+            }],
+            &yizhangtu::geom::crs::Crs::from_epsg(4490).unwrap(),
+            DbfEncoding::Gbk,
+        )
+        .unwrap();
+        let file = dir.join(format!("parcels-{times}.zip"));
+        std::fs::write(&file, &zip).unwrap();
+        let size = zip.len() as u64;
+        drop(zip);
+        if wanted("d") {
+            post_as(
+                &format!("(d) POST of a zipped Shapefile of {n} 201-vertex polygons"),
+                dir,
+                &file,
+                "parcels",
+                first,
+                "application/zip",
+            );
+        }
+        if wanted("e") {
+            let db = dir.join(format!("cli-shp-{times}.db"));
+            let (secs, kb) = cli_import(&file, "parcels", &db);
+            println!(
+                "(e) CLI import of a zipped Shapefile of {n} 201-vertex polygons ({:.1} MB): {secs:.1} s, peak RSS {:.0} MB",
+                mb(size),
+                kb as f64 / 1e3
+            );
+            std::fs::remove_file(&db).ok();
+        }
+        std::fs::remove_file(&file).unwrap();
     }
 }
 

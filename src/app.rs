@@ -10,6 +10,8 @@ use crate::engine::{Engine, LayerUpdate};
 use crate::formats::geojson::{
     stream_feature_collection, DecodeError, StreamOptions, StreamSummary,
 };
+use crate::formats::{ImportError, StreamedLayers};
+use crate::geom::crs::Crs;
 use crate::model::{Feature, Layer};
 use crate::seed;
 use crate::store::{
@@ -30,6 +32,9 @@ pub enum AppError {
     /// The GeoJSON of an import is unusable; nothing was imported.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// The file of an import (Shapefile, GeoPackage) is unusable; nothing was imported.
+    #[error(transparent)]
+    Import(#[from] ImportError),
     #[error("a background task failed: {0}")]
     Task(String),
 }
@@ -527,6 +532,124 @@ pub async fn import_geojson_as(
     match (read, stored) {
         (Ok(read), Ok(summaries)) => Ok(GeoJsonImport { summaries, read }),
         (Err(DecodeError::Cancelled), Err(e)) | (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// A file to import, read from disk as the import goes.
+#[derive(Debug, Clone)]
+pub enum FileInput {
+    /// A zipped Shapefile (or several).
+    ShapefileZip(std::path::PathBuf),
+    /// A GeoPackage.
+    GeoPackage(std::path::PathBuf),
+}
+
+/// What a file import read and wrote.
+#[derive(Debug, Clone)]
+pub struct FileImport {
+    pub summaries: Vec<ImportSummary>,
+    pub read: StreamedLayers,
+}
+
+/// The decoder of a file import: its result once it has read the whole file.
+pub type FileDecoder = tokio::task::JoinHandle<Result<StreamedLayers, ImportError>>;
+
+/// Starts reading `input` on a blocking thread, every feature into layer `layer`, in CRS `crs`
+/// if given (else the file's). The batches come out of the receiver, [`IMPORT_BATCH`] features
+/// at a time, and [`Batch::Commit`] only once the whole file was read without a problem; a
+/// file with a bad record ends the stream without it (the decoder's result says why), so a
+/// store fed from the receiver rolls everything back. Dropping the receiver stops the decoder
+/// ([`ImportError::Cancelled`]).
+pub fn decode_file(
+    input: FileInput,
+    layer: &str,
+    crs: Option<Crs>,
+) -> (tokio::sync::mpsc::Receiver<Batch>, FileDecoder) {
+    // A few batches in flight keep decoding and writing busy at once, and memory bounded.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(4);
+    let layer = layer.to_string();
+    let handle = tokio::runtime::Handle::current();
+    let decoder = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(IMPORT_BATCH);
+        let mut sink = |mut f: Feature| {
+            f.layer.clone_from(&layer);
+            batch.push(f);
+            if batch.len() < IMPORT_BATCH {
+                return true;
+            }
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
+            tx.blocking_send(Batch::Features(full)).is_ok()
+        };
+        let read = match &input {
+            FileInput::ShapefileZip(path) => crate::formats::stream_shapefile_zip(
+                &|| {
+                    std::fs::File::open(path).map(|f| std::io::BufReader::with_capacity(1 << 16, f))
+                },
+                crs.as_ref(),
+                &mut sink,
+            ),
+            FileInput::GeoPackage(path) => {
+                // sqlx reads the file asynchronously: driven from this blocking thread.
+                let emit = |mut features: Vec<Feature>| {
+                    for f in &mut features {
+                        f.layer.clone_from(&layer);
+                    }
+                    let tx = tx.clone();
+                    async move { tx.send(Batch::Features(features)).await.is_ok() }
+                };
+                handle.block_on(crate::formats::gpkg::stream_geopackage(
+                    path,
+                    crs.as_ref(),
+                    IMPORT_BATCH,
+                    emit,
+                ))
+            }
+        };
+        if read.is_ok() {
+            // The store has gone if these fail; its error is the one to report.
+            let _ = tx.blocking_send(Batch::Features(batch));
+            let _ = tx.blocking_send(Batch::Commit);
+        }
+        read
+    });
+    (rx, decoder)
+}
+
+/// Imports a file into layer `layer` in one transaction on behalf of `actor`, decoding it
+/// (see [`decode_file`]) while the store writes what was decoded: memory stays a few batches
+/// whatever the size of the file. Any unusable record rolls everything back:
+/// [`AppError::Import`]. `layers` are created or updated first, as with [`Store::import`].
+#[allow(clippy::too_many_arguments)]
+pub async fn import_file_as(
+    store: &Store,
+    layers: &[Layer],
+    layer: &str,
+    input: FileInput,
+    crs: Option<Crs>,
+    mode: ImportMode,
+    progress: Progress<'_>,
+    actor: &crate::store::Actor,
+) -> Result<FileImport, AppError> {
+    let (rx, decoder) = decode_file(input, layer, crs);
+    let stored = store
+        .import_batches_as(layers, rx, mode, progress, actor)
+        .await;
+    file_import_result(decoder, stored).await
+}
+
+/// The outcome of a file import from its decoder's and its store's results: the decoder's
+/// error when the file was bad, else the store's.
+pub async fn file_import_result(
+    decoder: FileDecoder,
+    stored: Result<Vec<ImportSummary>, StoreError>,
+) -> Result<FileImport, AppError> {
+    let read = decoder
+        .await
+        .map_err(|e| AppError::Task(format!("file decoder: {e}")))?;
+    match (read, stored) {
+        (Ok(read), Ok(summaries)) => Ok(FileImport { summaries, read }),
+        (Err(ImportError::Cancelled), Err(e)) | (Ok(_), Err(e)) => Err(e.into()),
         (Err(e), _) => Err(e.into()),
     }
 }

@@ -285,8 +285,8 @@ pub struct CheckArgs {
 pub struct ImportArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// GeoJSON FeatureCollection, GeoPackage (.gpkg) or zipped Shapefile (.zip); `-` reads
-    /// GeoJSON from standard input.
+    /// GeoJSON FeatureCollection, GeoPackage (.gpkg), zipped Shapefile (.zip) or a .shp with
+    /// its .dbf/.prj/.cpg beside it; `-` reads GeoJSON from standard input.
     pub file: PathBuf,
     /// CRS of the file when it does not say (or to override what it says), e.g. EPSG:4545.
     #[arg(long)]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use yizhangtu::app::{import_geojson, App, AppError, GeoJsonInput};
+use yizhangtu::app::{import_file_as, import_geojson, App, AppError, FileInput, GeoJsonInput};
 use yizhangtu::auth::{new_token, parse_scope, Role};
 use yizhangtu::config::{
     AuditCommand, CheckArgs, Cli, Command, ExportArgs, HttpSettings, ImportArgs, ServeArgs,
@@ -173,9 +173,9 @@ fn snapshot_path(args: &ServeArgs) -> Option<std::path::PathBuf> {
     Some(format!("{file}.snapshot").into())
 }
 
-/// What `import` writes: features a tabular reader read whole, or GeoJSON to stream.
+/// What `import` writes: a file of a tabular format, or GeoJSON, each streamed.
 enum ImportInput {
-    Read(Vec<yizhangtu::model::Feature>),
+    File(FileInput),
     GeoJson(GeoJsonInput),
 }
 
@@ -199,27 +199,25 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     if args.rebase {
         return rebase(args, crs.as_ref(), &ext).await;
     }
-    // Shapefile zips and GeoPackages are read whole by their readers; GeoJSON (a file or `-`
-    // for standard input) is decoded as it is written, so memory does not grow with the file.
-    let input = if ext == "gpkg" || ext == "zip" {
-        let read = if ext == "gpkg" {
-            read_geopackage(&args.file, crs.as_ref()).await
-        } else {
-            let bytes = std::fs::read(&args.file)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
-            read_shapefile_zip(&bytes, crs.as_ref())
-        };
-        let layers = read
-            .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", args.file.display()))?;
-        let features: Vec<yizhangtu::model::Feature> = layers
-            .into_iter()
-            .flat_map(|l| l.features)
-            .map(|mut f| {
-                f.layer = args.layer.clone();
-                f
-            })
-            .collect();
-        ImportInput::Read(features)
+    // Every format is decoded as it is written, so memory does not grow with the file: GeoJSON
+    // (a file or `-` for standard input), Shapefile zips and GeoPackages.
+    if ext == "gpkg" || ext == "zip" || ext == "shp" {
+        std::fs::File::open(&args.file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+    }
+    // A bare .shp is zipped with the parts beside it into a temporary file (kept until the end).
+    let mut _parts = None;
+    let input = if ext == "gpkg" {
+        ImportInput::File(FileInput::GeoPackage(args.file.clone()))
+    } else if ext == "zip" {
+        ImportInput::File(FileInput::ShapefileZip(args.file.clone()))
+    } else if ext == "shp" {
+        let zipped = tempfile::NamedTempFile::new()
+            .and_then(|t| yizhangtu::formats::zip_shapefile_parts(&args.file, t))
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+        let input = ImportInput::File(FileInput::ShapefileZip(zipped.path().to_path_buf()));
+        _parts = Some(zipped);
+        input
     } else if args.file.as_os_str() == "-" {
         ImportInput::GeoJson(GeoJsonInput::Reader(Box::new(std::io::stdin())))
     } else {
@@ -254,12 +252,27 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let bar = progress_bar("importing");
     let report = |k: usize| bar.set_position(k as u64);
     let (summaries, n) = match input {
-        ImportInput::Read(features) => {
-            let n = features.len();
-            let s = store
-                .import(&[layer], features, mode, Some(&report))
-                .await?;
-            (s, n)
+        ImportInput::File(input) => {
+            let actor = yizhangtu::store::Actor::cli(None);
+            let done = import_file_as(
+                &store,
+                &[layer],
+                &args.layer,
+                input,
+                crs,
+                mode,
+                Some(&report),
+                &actor,
+            )
+            .await;
+            match done {
+                Ok(done) => (done.summaries, done.read.total()),
+                Err(AppError::Import(e)) => {
+                    bar.finish_and_clear();
+                    anyhow::bail!("{}: {e}; nothing was imported", args.file.display())
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         ImportInput::GeoJson(input) => {
             let options = StreamOptions {

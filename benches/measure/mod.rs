@@ -62,10 +62,15 @@ pub fn cli_import(file: &Path, layer: &str, db: &Path) -> (f64, u64) {
 /// A server process on a free port over `db` (not seeded); returns it with its base URL once
 /// it listens, which is after it has loaded every feature.
 pub fn start_server(db: &Path) -> (Child, String) {
+    // 640,000 points with ids and a property are a little over the default 64 MiB.
+    start_server_with(db, 128 << 20)
+}
+
+/// [`start_server`] taking bodies of up to `max_body_bytes`.
+pub fn start_server_with(db: &Path, max_body_bytes: u64) -> (Child, String) {
     let mut child = Command::new(binary())
-        // 640,000 points with ids and a property are a little over the default 64 MiB.
         .args(["serve", "--no-seed", "--listen", "127.0.0.1:0"])
-        .args(["--max-body-bytes", "134217728", "--db"])
+        .args(["--max-body-bytes", &max_body_bytes.to_string(), "--db"])
         .arg(db)
         .env("YIZHANGTU_NO_NPM", "1")
         .env("RUST_LOG", "warn")

@@ -97,6 +97,10 @@ pub enum ImportError {
     /// The upload would unpack to more than the stated limits (a zip bomb, or simply too big).
     #[error("{0}")]
     TooLarge(String),
+    /// The consumer of a streamed read stopped taking features (the store failed; its error is
+    /// the one to report).
+    #[error("the import was stopped before the file was read")]
+    Cancelled,
 }
 
 /// `feature 3 (id 17): …; feature 9: …` and `… and N more`.
@@ -313,32 +317,101 @@ pub(crate) fn assemble_layer(
     } else {
         String::new()
     };
-    let mut features = Vec::with_capacity(raw.len());
-    for (index, r) in raw.into_iter().enumerate() {
-        let id = if use_ids {
-            r.id.clone().unwrap_or_else(|| (index + 1).to_string())
-        } else {
-            (index + 1).to_string()
-        };
-        let geometry = match r.geometry {
-            Err(e) => {
-                problems.push(index, Some(id), format!("{prefix}{e}"));
-                continue;
-            }
-            Ok(None) => None,
-            Ok(Some(g)) => match to_stored(crs, &g) {
-                Ok(g) => Some(g),
-                Err(e) => {
-                    problems.push(index, Some(id), format!("{prefix}{e}"));
-                    continue;
-                }
-            },
-        };
-        features.push(Feature::from_parts(name, id, r.properties, geometry));
-    }
+    let features = raw
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, r)| assemble_feature(name, index, r, crs, use_ids, problems, &prefix))
+        .collect();
     ImportedLayer {
         name: name.to_string(),
         features,
+    }
+}
+
+/// Transforms, validates and numbers record `index` (from 0) of layer `name`: the feature, or
+/// `None` with the problem added to `problems` (prefixed with `prefix`). The id is the record's
+/// own when `use_ids`, else `index + 1`.
+pub(crate) fn assemble_feature(
+    name: &str,
+    index: usize,
+    r: RawFeature,
+    crs: &Crs,
+    use_ids: bool,
+    problems: &mut Problems,
+    prefix: &str,
+) -> Option<Feature> {
+    let id = match r.id {
+        Some(id) if use_ids => id,
+        _ => (index + 1).to_string(),
+    };
+    let geometry = match r
+        .geometry
+        .and_then(|g| g.map(|g| to_stored(crs, &g)).transpose())
+    {
+        Ok(g) => g,
+        Err(e) => {
+            problems.push(index, Some(id), format!("{prefix}{e}"));
+            return None;
+        }
+    };
+    Some(Feature::from_parts(name, id, r.properties, geometry))
+}
+
+/// Whether the ids of a layer's records can be its features' ids, checked as records stream by
+/// (see [`ids_usable`]): keeps a 128-bit hash of each id, 16 bytes a record, and nothing once an
+/// id is missing or repeated.
+#[derive(Debug)]
+pub(crate) struct IdCheck {
+    seen: std::collections::HashSet<u128>,
+    usable: bool,
+}
+
+impl Default for IdCheck {
+    fn default() -> IdCheck {
+        IdCheck {
+            seen: Default::default(),
+            usable: true,
+        }
+    }
+}
+
+impl IdCheck {
+    pub fn add(&mut self, id: Option<&str>) {
+        if !self.usable {
+            return;
+        }
+        match id {
+            Some(s) if !s.is_empty() => {
+                if !self.seen.insert(xxhash_rust::xxh3::xxh3_128(s.as_bytes())) {
+                    self.spoil();
+                }
+            }
+            _ => self.spoil(),
+        }
+    }
+
+    /// Adds every id `other` saw (the records of another file of the same layer).
+    pub fn merge(&mut self, other: IdCheck) {
+        if !other.usable {
+            self.spoil();
+        }
+        for h in other.seen {
+            if !self.usable {
+                return;
+            }
+            if !self.seen.insert(h) {
+                self.spoil();
+            }
+        }
+    }
+
+    pub fn spoil(&mut self) {
+        self.usable = false;
+        self.seen = Default::default();
+    }
+
+    pub fn usable(&self) -> bool {
+        self.usable
     }
 }
 

@@ -21,6 +21,8 @@
 //! code, else its WKT, see [`crs_from_wkt`]) unless one is given; SRS 0/-1 ("undefined") is
 //! no CRS. Ids from a unique `id` column, else the primary key. JSON columns (mime type
 //! `application/json`) are parsed, BOOLEAN columns become booleans, BLOBs become hex text.
+//! Imports stream ([`stream_geopackage`]): rows are read with a cursor and handed over in
+//! batches, after a first pass over the `id` and primary-key columns that decides the ids.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,13 +33,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
 use sqlx::{Connection, Row, TypeInfo, ValueRef};
 
 use crate::formats::exchange::{
-    assemble_layer, crs_from_wkt, ids_usable, import_result, json_f64, property_columns,
-    value_text, wkt_excerpt, Column, ColumnKind, ExportError, ExportLayer, ImportError,
-    ImportedLayer, Problems, RawFeature,
+    assemble_feature, crs_from_wkt, import_result, json_f64, property_columns, value_text,
+    wkt_excerpt, Column, ColumnKind, ExportError, ExportLayer, IdCheck, ImportError, ImportedLayer,
+    Problems, RawFeature,
 };
+use crate::formats::shapefile::StreamedLayers;
 use crate::formats::wkb;
 use crate::geom::crs::{geometry_from_lonlat, Crs};
-use crate::model::Properties;
+use crate::model::{Feature, Properties};
 
 /// 'GPKG' as the SQLite application id.
 pub const APPLICATION_ID: i64 = 0x4750_4B47;
@@ -571,11 +574,60 @@ pub async fn write_geopackage(
     Ok(())
 }
 
-/// Reads every feature table of the GeoPackage at `path` (see the module docs).
+/// Reads every feature table of the GeoPackage at `path` (see the module docs), whole. Imports
+/// use [`stream_geopackage`], which holds a batch at a time.
 pub async fn read_geopackage(
     path: &Path,
     crs_override: Option<&Crs>,
 ) -> Result<Vec<ImportedLayer>, ImportError> {
+    let mut features = Vec::new();
+    let read = stream_geopackage(path, crs_override, 1024, |batch| {
+        features.extend(batch);
+        std::future::ready(true)
+    })
+    .await?;
+    Ok(read.regroup(features))
+}
+
+/// One feature table to read: its CRS and how its columns map to a feature.
+struct TablePlan {
+    table: String,
+    crs: Crs,
+    /// (name, declared type, primary key)
+    cols: Vec<(String, String, bool)>,
+    /// column (lower case) → (property name, JSON?)
+    described: HashMap<String, (Option<String>, bool)>,
+    geom_i: Option<usize>,
+    pk: Option<usize>,
+    id_i: Option<usize>,
+}
+
+/// The next row of a query, read as the database hands it over.
+async fn next_row<'c>(
+    rows: &mut futures_core::stream::BoxStream<'c, Result<sqlx::sqlite::SqliteRow, sqlx::Error>>,
+) -> Option<Result<sqlx::sqlite::SqliteRow, sqlx::Error>> {
+    std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx)).await
+}
+
+/// Reads every feature table of the GeoPackage at `path` (see the module docs) row by row,
+/// handing the features to `emit` `batch` at a time (each feature's `layer` is its table)
+/// as soon as they are read and checked; `emit` answers false to stop the read
+/// ([`ImportError::Cancelled`]). Memory is a batch and 16 bytes a row for the id check,
+/// whatever the size of the file.
+///
+/// All or nothing, as [`read_geopackage`]: after the first unusable feature nothing more is
+/// emitted, but the read goes on to count and list the problems, and the result is the same
+/// error; a consumer must not keep what it was given unless the result is `Ok`.
+pub async fn stream_geopackage<F, Fut>(
+    path: &Path,
+    crs_override: Option<&Crs>,
+    batch: usize,
+    mut emit: F,
+) -> Result<StreamedLayers, ImportError>
+where
+    F: FnMut(Vec<Feature>) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let file = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -605,7 +657,8 @@ pub async fn read_geopackage(
         return Err(ImportError::Empty(format!("{file} holds no feature table")));
     }
 
-    let mut layers: Vec<(String, Vec<RawFeature>, bool, Crs)> = Vec::new();
+    // Every table's CRS and columns first: a file refused as a whole is refused before any row.
+    let mut plans = Vec::with_capacity(tables.len());
     for (table, geom_col, srs_id) in tables {
         let where_ = format!("{file}, table {table}");
         let crs = match crs_override {
@@ -616,7 +669,6 @@ pub async fn read_geopackage(
             .fetch_all(&mut conn)
             .await
             .map_err(|e| corrupt(&e))?;
-        // (name, declared type, pk)
         let cols: Vec<(String, String, bool)> = info
             .iter()
             .map(|r| {
@@ -629,7 +681,6 @@ pub async fn read_geopackage(
                 )
             })
             .collect();
-        // column → (property name, json?)
         let mut described: HashMap<String, (Option<String>, bool)> = HashMap::new();
         if let Ok(rows) = sqlx::query("SELECT column_name, name, mime_type, description FROM gpkg_data_columns WHERE table_name = ?")
             .bind(&table)
@@ -651,10 +702,6 @@ pub async fn read_geopackage(
                 );
             }
         }
-        let rows = sqlx::query(&format!("SELECT * FROM {}", quote_ident(&table)))
-            .fetch_all(&mut conn)
-            .await
-            .map_err(|e| corrupt(&e))?;
         let pk = cols.iter().position(|c| c.2);
         let geom_i = cols
             .iter()
@@ -662,86 +709,145 @@ pub async fn read_geopackage(
         let id_i = cols.iter().position(|c| {
             c.0.eq_ignore_ascii_case("id") && described.get("id").is_none_or(|d| d.0.is_none())
         });
-        let mut raw = Vec::with_capacity(rows.len());
-        let mut ids_from_id_col = Vec::with_capacity(rows.len());
-        let mut pks = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut properties = Properties::new();
-            let mut geometry = Ok(None);
-            let mut id_value = None;
-            let mut pk_value = None;
-            for (i, (name, decl, _)) in cols.iter().enumerate() {
-                let v = sql_value(row, i, decl);
-                if Some(i) == geom_i {
-                    geometry = match &v {
-                        SqlValue::Blob(b) => decode_gpkg_geometry(b),
-                        SqlValue::Null => Ok(None),
-                        _ => Err("geometry column holds something that is not a geometry".into()),
-                    };
-                    continue;
-                }
-                let json_value = v.into_json(decl);
-                if Some(i) == pk {
-                    pk_value = id_text(&json_value);
-                    continue;
-                }
-                if Some(i) == id_i {
-                    id_value = id_text(&json_value);
-                    continue;
-                }
-                let (key, json) = match described.get(&name.to_lowercase()) {
-                    Some((alias, json)) => (alias.clone().unwrap_or_else(|| name.clone()), *json),
-                    None => (name.clone(), false),
-                };
-                let value = match (json, json_value) {
-                    (true, Value::String(s)) => {
-                        serde_json::from_str(&s).unwrap_or(Value::String(s))
+        plans.push(TablePlan {
+            table,
+            crs,
+            cols,
+            described,
+            geom_i,
+            pk,
+            id_i,
+        });
+    }
+
+    let label = plans.len() > 1;
+    let mut problems = Problems::default();
+    let mut out = StreamedLayers::default();
+    let mut pending: Vec<Feature> = Vec::with_capacity(batch);
+    for plan in &plans {
+        // Ids from a unique `id` column, else from the primary key (if its values are usable).
+        let (use_id_col, use_ids) = {
+            let (mut id_check, mut pk_check) = (IdCheck::default(), IdCheck::default());
+            let cols: Vec<usize> = plan.id_i.into_iter().chain(plan.pk).collect();
+            if !cols.is_empty() {
+                let select = cols
+                    .iter()
+                    .map(|&i| quote_ident(&plan.cols[i].0))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!("SELECT {select} FROM {}", quote_ident(&plan.table));
+                let mut rows = sqlx::query(&sql).fetch(&mut conn);
+                while let Some(row) = next_row(&mut rows).await {
+                    let row = row.map_err(|e| corrupt(&e))?;
+                    for (k, &i) in cols.iter().enumerate() {
+                        let decl = &plan.cols[i].1;
+                        let id = id_text(&sql_value(&row, k, decl).into_json(decl));
+                        let check = if Some(i) == plan.id_i {
+                            &mut id_check
+                        } else {
+                            &mut pk_check
+                        };
+                        check.add(id.as_deref());
                     }
-                    (_, v) => v,
-                };
-                properties.insert(key, value);
-            }
-            ids_from_id_col.push(id_value.clone());
-            pks.push(pk_value);
-            raw.push(RawFeature {
-                id: id_value,
-                properties,
-                geometry,
-            });
-        }
-        let use_id_col = id_i.is_some() && ids_usable(&ids_from_id_col);
-        if !use_id_col {
-            // Keep a non-unique id column as a property, and take ids from the primary key.
-            for ((r, idv), pkv) in raw.iter_mut().zip(&ids_from_id_col).zip(&pks) {
-                if let (Some(i), Some(v)) = (id_i, idv) {
-                    r.properties
-                        .insert(cols[i].0.clone(), Value::String(v.clone()));
                 }
-                r.id = pkv.clone();
+            }
+            let use_id_col = plan.id_i.is_some() && id_check.usable();
+            let use_ids = use_id_col || (plan.pk.is_some() && pk_check.usable());
+            (use_id_col, use_ids)
+        };
+        let prefix = if label {
+            format!("layer {}: ", plan.table)
+        } else {
+            String::new()
+        };
+        let sql = format!("SELECT * FROM {}", quote_ident(&plan.table));
+        let mut rows = sqlx::query(&sql).fetch(&mut conn);
+        let mut index = 0usize;
+        while let Some(row) = next_row(&mut rows).await {
+            let row = row.map_err(|e| corrupt(&e))?;
+            let raw = plan.raw_feature(&row, use_id_col);
+            let feature = assemble_feature(
+                &plan.table,
+                index,
+                raw,
+                &plan.crs,
+                use_ids,
+                &mut problems,
+                &prefix,
+            );
+            index += 1;
+            if let (Some(f), 0) = (feature, problems.total) {
+                pending.push(f);
+                if pending.len() >= batch {
+                    let full = std::mem::replace(&mut pending, Vec::with_capacity(batch));
+                    if !emit(full).await {
+                        return Err(ImportError::Cancelled);
+                    }
+                }
             }
         }
-        let from_file = use_id_col || pk.is_some();
-        layers.push((table, raw, from_file, crs));
+        out.layers.push((plan.table.clone(), index));
     }
     conn.close().await.ok();
-
-    let label = layers.len() > 1;
-    let total = layers.iter().map(|l| l.1.len()).sum();
-    let mut problems = Problems::default();
-    let mut out = Vec::new();
-    for (name, raw, from_file, crs) in layers {
-        let ids: Vec<Option<String>> = raw.iter().map(|r| r.id.clone()).collect();
-        let use_ids = from_file && ids_usable(&ids);
-        out.push(assemble_layer(
-            &name,
-            raw,
-            &crs,
-            use_ids,
-            &mut problems,
-            label,
-        ));
+    import_result(Vec::new(), problems, out.total())?;
+    if !pending.is_empty() && !emit(pending).await {
+        return Err(ImportError::Cancelled);
     }
-    import_result(out, problems, total)
+    Ok(out)
+}
+
+impl TablePlan {
+    /// One row as read from the file; the id from the `id` column when `use_id_col`, else from
+    /// the primary key (the `id` column then stays a property, as text).
+    fn raw_feature(&self, row: &sqlx::sqlite::SqliteRow, use_id_col: bool) -> RawFeature {
+        let mut properties = Properties::new();
+        let mut geometry = Ok(None);
+        let mut id_value = None;
+        let mut pk_value = None;
+        for (i, (name, decl, _)) in self.cols.iter().enumerate() {
+            let v = sql_value(row, i, decl);
+            if Some(i) == self.geom_i {
+                geometry = match &v {
+                    SqlValue::Blob(b) => decode_gpkg_geometry(b),
+                    SqlValue::Null => Ok(None),
+                    _ => Err("geometry column holds something that is not a geometry".into()),
+                };
+                continue;
+            }
+            let json_value = v.into_json(decl);
+            if Some(i) == self.pk {
+                pk_value = id_text(&json_value);
+                continue;
+            }
+            if Some(i) == self.id_i {
+                id_value = id_text(&json_value);
+                continue;
+            }
+            let (key, json) = match self.described.get(&name.to_lowercase()) {
+                Some((alias, json)) => (alias.clone().unwrap_or_else(|| name.clone()), *json),
+                None => (name.clone(), false),
+            };
+            let value = match (json, json_value) {
+                (true, Value::String(s)) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+                (_, v) => v,
+            };
+            properties.insert(key, value);
+        }
+        let id = if use_id_col {
+            id_value
+        } else {
+            // Keep a non-unique id column as a property, and take ids from the primary key.
+            if let (Some(i), Some(v)) = (self.id_i, id_value) {
+                properties.insert(self.cols[i].0.clone(), Value::String(v));
+            }
+            pk_value
+        };
+        RawFeature {
+            id,
+            properties,
+            geometry,
+        }
+    }
 }
 
 async fn srs_crs(

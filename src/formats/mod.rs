@@ -14,8 +14,9 @@ pub use self::csv::write_csv;
 pub use self::exchange::{
     crs_from_wkt, read_geojson, ExportError, ExportLayer, ImportError, ImportedLayer,
 };
-pub use self::gpkg::{read_geopackage, write_geopackage};
+pub use self::gpkg::{read_geopackage, stream_geopackage, write_geopackage};
 pub use self::shapefile::{
-    read_shapefile_zip, read_shapefile_zip_from, write_shapefile_zip, DbfEncoding,
+    read_shapefile_zip, stream_shapefile_zip, write_shapefile_zip, zip_shapefile_parts,
+    DbfEncoding, StreamedLayers,
 };
 pub use self::txt::{read_boundary_txt, write_boundary_txt, TxtMeta};

@@ -29,6 +29,14 @@
 //! byte, else UTF-8 if every text is valid UTF-8, else GBK. When the zip carries yizhangtu's
 //! `fields.csv`, field names, types (JSON, id) and the split of mixed layers are undone.
 //!
+//! Imports stream ([`stream_shapefile_zip`]): each `.shp` and its `.dbf` are inflated side by
+//! side from the zip and read one record at a time, so memory does not grow with the file
+//! (16 bytes a record remain, for the check that ids are unique). The `.dbf` is read once or
+//! twice more before that only when its encoding must be guessed or an `id` field checked.
+//! The readers are this module's own (the `shapefile`/`dbase` crates would also read
+//! sequentially): they report a damaged record as that feature's problem instead of failing
+//! the file, and their limits on zip entries stop bombs while inflating.
+//!
 //! # Lossy cases
 //! Besides those of [`crate::formats::exchange`]: an empty string reads back as null (dBASE
 //! has no null); a one-part MultiLineString/MultiPolygon reads back as LineString/Polygon
@@ -43,12 +51,12 @@ use serde_json::Value;
 
 use crate::formats::csv::parse_csv;
 use crate::formats::exchange::{
-    assemble_layer, assemble_polygons, crs_from_wkt, float_text, ids_usable, import_result,
-    json_f64, property_columns, typed_from_text, value_text, wkt_excerpt, Column, ColumnKind,
-    ExportError, ExportLayer, ImportError, ImportedLayer, Problems, RawFeature,
+    assemble_feature, assemble_polygons, crs_from_wkt, float_text, import_result, json_f64,
+    property_columns, typed_from_text, value_text, wkt_excerpt, Column, ColumnKind, ExportError,
+    ExportLayer, IdCheck, ImportError, ImportedLayer, Problems, RawFeature,
 };
 use crate::geom::crs::{geometry_from_lonlat, Crs};
-use crate::model::{GeometryType, Properties};
+use crate::model::{Feature, GeometryType, Properties};
 
 /// Name of the field-mapping file in an exported zip.
 pub const MAPPING_FILE: &str = "fields.csv";
@@ -785,25 +793,207 @@ struct MappedField {
     kind: String,
 }
 
-/// Reads every Shapefile in a zip (see the module docs). `crs_override` wins over `.prj`.
+/// `fields.csv` by file stem (lower case), then by field name (lower case).
+type Mapping = HashMap<String, HashMap<String, MappedField>>;
+
+/// What a streamed read went through: each layer's name and number of features, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamedLayers {
+    pub layers: Vec<(String, usize)>,
+}
+
+impl StreamedLayers {
+    /// Features read in all.
+    pub fn total(&self) -> usize {
+        self.layers.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Puts features read in order back into their layers.
+    pub(crate) fn regroup(&self, features: Vec<Feature>) -> Vec<ImportedLayer> {
+        let mut it = features.into_iter();
+        self.layers
+            .iter()
+            .map(|(name, n)| ImportedLayer {
+                name: name.clone(),
+                features: it.by_ref().take(*n).collect(),
+            })
+            .collect()
+    }
+}
+
+/// Reads every Shapefile in a zip (see the module docs), whole. `crs_override` wins over
+/// `.prj`. Imports use [`stream_shapefile_zip`], which holds one record at a time.
 pub fn read_shapefile_zip(
     bytes: &[u8],
     crs_override: Option<&Crs>,
 ) -> Result<Vec<ImportedLayer>, ImportError> {
-    read_shapefile_zip_from(Cursor::new(bytes), crs_override)
+    let mut features = Vec::new();
+    let read = stream_shapefile_zip(&|| Ok(Cursor::new(bytes)), crs_override, &mut |f| {
+        features.push(f);
+        true
+    })?;
+    Ok(read.regroup(features))
 }
 
-/// [`read_shapefile_zip`] from any seekable reader, e.g. an upload spooled to a temporary file:
-/// only the entries being decoded are held in memory, never the archive.
-pub fn read_shapefile_zip_from<R: Read + Seek>(
-    reader: R,
+/// Reads every Shapefile in a zip (see the module docs) one record at a time, handing each
+/// feature to `sink` (its `layer` is the layer's name in the file) as soon as it is read and
+/// checked; `sink` answers false to stop the read ([`ImportError::Cancelled`]). `open` opens the
+/// zip from its start; it is called twice, because a `.shp` and its `.dbf` are inflated side by
+/// side. Memory is a few records and 16 bytes a record for the id check, whatever the size of
+/// the zip.
+///
+/// All or nothing, as [`read_shapefile_zip`]: after the first unusable feature no more features
+/// are handed over, but the read goes on to count and list the problems, and the result is the
+/// same error; a consumer must not keep what it was given unless the result is `Ok`.
+pub fn stream_shapefile_zip<R: Read + Seek>(
+    open: &dyn Fn() -> std::io::Result<R>,
     crs_override: Option<&Crs>,
-) -> Result<Vec<ImportedLayer>, ImportError> {
-    let mut zip = zip::ZipArchive::new(reader)
-        .map_err(|e| ImportError::Corrupt(format!("not a zip archive ({e})")))?;
+    sink: &mut dyn FnMut(Feature) -> bool,
+) -> Result<StreamedLayers, ImportError> {
+    let archive = || {
+        let reader = open().map_err(|e| ImportError::Corrupt(e.to_string()))?;
+        zip::ZipArchive::new(reader)
+            .map_err(|e| ImportError::Corrupt(format!("not a zip archive ({e})")))
+    };
+    // `.dbf`, `.prj`, `.cpg` and `fields.csv` come from this one, `.shp` from the other.
+    let mut zip = archive()?;
+    let (sets, mapping_index) = list_sets(&mut zip)?;
+    let unpack = Unpacking::default();
+    let mapping = match mapping_index {
+        Some(i) => read_mapping(&read_entry(&mut zip, i, MAPPING_FILE, &unpack)?),
+        None => HashMap::new(),
+    };
+    let mut plans = Vec::with_capacity(sets.len());
+    for set in &sets {
+        plans.push(plan_set(&mut zip, set, &mapping, crs_override, &unpack)?);
+    }
+    // Layers in the order they first appear; a layer's files in zip order.
+    let mut layers: Vec<(String, Vec<SetPlan>)> = Vec::new();
+    for plan in plans {
+        match layers.iter_mut().find(|(name, _)| *name == plan.layer) {
+            Some((_, members)) => members.push(plan),
+            None => layers.push((plan.layer.clone(), vec![plan])),
+        }
+    }
+    let mut shp_zip = archive()?;
+    let label = layers.len() > 1;
+    let mut problems = Problems::default();
+    let mut out = StreamedLayers::default();
+    for (name, members) in &layers {
+        let mut tables = Vec::with_capacity(members.len());
+        let mut ids = IdCheck::default();
+        for plan in members {
+            let mut table = decide_table(&mut zip, plan, &unpack)?;
+            match table.ids.take() {
+                Some(set_ids) => ids.merge(set_ids),
+                None => ids.spoil(),
+            }
+            tables.push(table);
+        }
+        let use_ids = ids.usable();
+        drop(ids);
+        let prefix = if label {
+            format!("layer {name}: ")
+        } else {
+            String::new()
+        };
+        let mut index = 0usize;
+        for (plan, table) in members.iter().zip(&tables) {
+            let shp = open_entry(&mut shp_zip, plan.shp, &plan.file, &unpack)?;
+            let mut shp = ShpReader::open(std::io::BufReader::with_capacity(1 << 16, shp))
+                .map_err(|e| e.import(&plan.file))?;
+            let dbf_file = format!("{}.dbf", plan.stem);
+            let mut dbf = open_dbf(&mut zip, plan, &unpack)?;
+            let (mut shapes, mut records) = (0usize, 0usize);
+            loop {
+                let shape = shp.next().map_err(|e| e.import(&plan.file))?;
+                let record = dbf.next().map_err(|e| e.import(&dbf_file))?;
+                let (shape, record) = match (shape, record) {
+                    (None, None) => break,
+                    (Some(s), Some(r)) => (s, r),
+                    (s, r) => {
+                        // Count the rest of the longer one for the message.
+                        let (mut more_shapes, mut more_records) =
+                            (usize::from(s.is_some()), usize::from(r.is_some()));
+                        while shp.next().map_err(|e| e.import(&plan.file))?.is_some() {
+                            more_shapes += 1;
+                        }
+                        while dbf.next().map_err(|e| e.import(&dbf_file))?.is_some() {
+                            more_records += 1;
+                        }
+                        return Err(ImportError::Corrupt(format!(
+                            "{} has {} shapes but its .dbf {} records",
+                            plan.file,
+                            shapes + more_shapes,
+                            records + more_records
+                        )));
+                    }
+                };
+                shapes += 1;
+                records += 1;
+                if record.first() == Some(&b'*') {
+                    continue; // deleted
+                }
+                // Once a feature is unusable nothing more is imported: the rest are only checked.
+                let want_properties = problems.total == 0;
+                let raw = table.record(record, shape, plan.map, want_properties);
+                let feature =
+                    assemble_feature(name, index, raw, &plan.crs, use_ids, &mut problems, &prefix);
+                index += 1;
+                if let (Some(f), 0) = (feature, problems.total) {
+                    if !sink(f) {
+                        return Err(ImportError::Cancelled);
+                    }
+                }
+            }
+        }
+        out.layers.push((name.clone(), index));
+    }
+    import_result(Vec::new(), problems, out.total())?;
+    Ok(out)
+}
+
+/// Zips a Shapefile on disk, given by its `.shp`, with the `.dbf`, `.prj` and `.cpg` beside it
+/// (same name, any case), into `out` for [`stream_shapefile_zip`]: stored, not compressed, and
+/// copied through a small buffer, never held in memory.
+pub fn zip_shapefile_parts<W: Write + Seek>(shp: &std::path::Path, out: W) -> std::io::Result<W> {
+    let dir = match shp.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let name = shp
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.to_lowercase();
+    let mut zip = zip::ZipWriter::new(out);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let (Some(s), Some(ext)) = (path.file_stem(), path.extension()) else {
+            continue;
+        };
+        let ext = ext.to_string_lossy().to_lowercase();
+        if s.to_string_lossy().to_lowercase() != stem
+            || !matches!(ext.as_str(), "shp" | "dbf" | "prj" | "cpg")
+        {
+            continue;
+        }
+        zip.start_file(format!("{name}.{ext}"), opts)
+            .map_err(std::io::Error::other)?;
+        std::io::copy(&mut std::fs::File::open(&path)?, &mut zip)?;
+    }
+    zip.finish().map_err(std::io::Error::other)
+}
+
+/// The Shapefiles in the zip (those with a `.shp`) and the index of `fields.csv`, if any.
+fn list_sets<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+) -> Result<(Vec<ShapefileParts>, Option<usize>), ImportError> {
     let mut sets: Vec<ShapefileParts> = Vec::new();
     let mut mapping_index = None;
-    let mut unpacked = 0u64;
     let mut set_of_stem: HashMap<String, usize> = HashMap::new();
     for i in 0..zip.len() {
         let entry = zip
@@ -862,117 +1052,140 @@ pub fn read_shapefile_zip_from<R: Read + Seek>(
                 .into(),
         ));
     }
+    Ok((sets, mapping_index))
+}
 
-    let mapping: HashMap<String, HashMap<String, MappedField>> = match mapping_index {
-        Some(i) => {
-            let text =
-                String::from_utf8_lossy(&read_entry(&mut zip, i, MAPPING_FILE, &mut unpacked)?)
-                    .into_owned();
-            let mut m: HashMap<String, HashMap<String, MappedField>> = HashMap::new();
-            for row in parse_csv(&text).into_iter().skip(1) {
-                if let [layer, file, field, property, kind, ..] = row.as_slice() {
-                    m.entry(file.to_lowercase()).or_default().insert(
-                        field.to_lowercase(),
-                        MappedField {
-                            layer: layer.clone(),
-                            property: property.clone(),
-                            kind: kind.clone(),
-                        },
-                    );
-                }
-            }
-            m
+fn read_mapping(csv: &[u8]) -> Mapping {
+    let text = String::from_utf8_lossy(csv);
+    let mut m: Mapping = HashMap::new();
+    for row in parse_csv(&text).into_iter().skip(1) {
+        if let [layer, file, field, property, kind, ..] = row.as_slice() {
+            m.entry(file.to_lowercase()).or_default().insert(
+                field.to_lowercase(),
+                MappedField {
+                    layer: layer.clone(),
+                    property: property.clone(),
+                    kind: kind.clone(),
+                },
+            );
         }
-        None => HashMap::new(),
+    }
+    m
+}
+
+/// One Shapefile of the zip, its small parts read: where its records go and how to read them.
+struct SetPlan<'m> {
+    /// `dir/name.shp`, for messages.
+    file: String,
+    stem: String,
+    shp: usize,
+    dbf: usize,
+    cpg: Option<String>,
+    crs: Crs,
+    layer: String,
+    map: Option<&'m HashMap<String, MappedField>>,
+}
+
+/// The CRS, `.cpg` and layer of a Shapefile; refuses one without `.dbf` or a usable CRS before
+/// any record is read.
+fn plan_set<'m, R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    set: &ShapefileParts,
+    mapping: &'m Mapping,
+    crs_override: Option<&Crs>,
+    unpack: &Unpacking,
+) -> Result<SetPlan<'m>, ImportError> {
+    let file = set.display.clone();
+    let crs = match crs_override {
+        Some(c) => *c,
+        None => {
+            let Some(i) = set.prj else {
+                return Err(ImportError::NoCrs { file });
+            };
+            let raw = read_entry(zip, i, &file, unpack)?;
+            let wkt = String::from_utf8_lossy(&raw).into_owned();
+            crs_from_wkt(&wkt).map_err(|e| ImportError::UnknownCrs {
+                file: file.clone(),
+                wkt_excerpt: wkt_excerpt(&wkt),
+                reason: e.0,
+            })?
+        }
     };
+    let Some(dbf) = set.dbf else {
+        return Err(ImportError::MissingPart { file, part: ".dbf" });
+    };
+    let shp = set.shp.expect("sets without .shp are dropped");
+    // Entries that declare more than the limits are refused before anything is inflated.
+    open_entry(zip, shp, &file, unpack)?;
+    open_entry(zip, dbf, &file, unpack)?;
+    let cpg = match set.cpg {
+        Some(i) => Some(String::from_utf8_lossy(&read_entry(zip, i, &file, unpack)?).into_owned()),
+        None => None,
+    };
+    let base = set.stem.rsplit('/').next().unwrap_or(&set.stem).to_string();
+    let map = mapping.get(&base.to_lowercase());
+    let layer = map
+        .and_then(|m| m.values().next())
+        .map(|f| f.layer.clone())
+        .unwrap_or(base);
+    Ok(SetPlan {
+        file,
+        stem: set.stem.clone(),
+        shp,
+        dbf,
+        cpg,
+        crs,
+        layer,
+        map,
+    })
+}
 
-    // (layer name, records, whether ids came from the file)
-    let mut layers: Vec<(String, Vec<RawFeature>, bool)> = Vec::new();
-    let mut layer_of_name: HashMap<String, usize> = HashMap::new();
-    let mut crs_of: HashMap<String, Crs> = HashMap::new();
-    for set in &sets {
-        let file = set.display.clone();
-        let crs = match crs_override {
-            Some(c) => *c,
-            None => {
-                let Some(i) = set.prj else {
-                    return Err(ImportError::NoCrs { file });
-                };
-                let raw = read_entry(&mut zip, i, &file, &mut unpacked)?;
-                let wkt = String::from_utf8_lossy(&raw).into_owned();
-                crs_from_wkt(&wkt).map_err(|e| ImportError::UnknownCrs {
-                    file: file.clone(),
-                    wkt_excerpt: wkt_excerpt(&wkt),
-                    reason: e.0,
-                })?
-            }
-        };
-        let Some(dbf_i) = set.dbf else {
-            return Err(ImportError::MissingPart { file, part: ".dbf" });
-        };
-        let shp = read_entry(&mut zip, set.shp.expect("retained"), &file, &mut unpacked)?;
-        let dbf = read_entry(&mut zip, dbf_i, &file, &mut unpacked)?;
-        let cpg = match set.cpg {
-            Some(i) => Some(
-                String::from_utf8_lossy(&read_entry(&mut zip, i, &file, &mut unpacked)?)
-                    .into_owned(),
-            ),
-            None => None,
-        };
-        let shapes = read_shp(&shp).map_err(|e| ImportError::Corrupt(format!("{file}: {e}")))?;
-        let table = read_dbf(&dbf, cpg.as_deref())
-            .map_err(|e| ImportError::Corrupt(format!("{}: {e}", set.stem.clone() + ".dbf")))?;
-        if table.records.len() != shapes.len() {
-            return Err(ImportError::Corrupt(format!(
-                "{file} has {} shapes but its .dbf {} records",
-                shapes.len(),
-                table.records.len()
-            )));
-        }
-        let base = set.stem.rsplit('/').next().unwrap_or(&set.stem).to_string();
-        let map = mapping.get(&base.to_lowercase());
-        let layer_name = map
-            .and_then(|m| m.values().next())
-            .map(|f| f.layer.clone())
-            .unwrap_or_else(|| base.clone());
-        // Which field holds the id.
-        let mut id_field = None;
-        if let Some(m) = map {
-            id_field = table.fields.iter().position(|f| {
-                m.get(&f.name.to_lowercase())
-                    .is_some_and(|mf| mf.kind == "id")
-            });
-        }
-        let mut from_file = id_field.is_some();
-        if id_field.is_none() && map.is_none() {
-            for cand in ["id", "fid"] {
-                if let Some(p) = table
-                    .fields
-                    .iter()
-                    .position(|f| f.name.eq_ignore_ascii_case(cand))
-                {
-                    let ids: Vec<Option<String>> = table
-                        .records
-                        .iter()
-                        .flatten()
-                        .map(|r| id_text(&r[p]))
-                        .collect();
-                    if ids_usable(&ids) {
-                        id_field = Some(p);
-                        from_file = true;
-                        break;
-                    }
-                }
-            }
-        }
-        let mut raw = Vec::with_capacity(shapes.len());
-        for (shape, record) in shapes.into_iter().zip(table.records) {
-            let Some(record) = record else { continue }; // deleted
-            let mut properties = Properties::new();
-            let mut id = None;
-            for (i, (field, value)) in table.fields.iter().zip(record).enumerate() {
-                if Some(i) == id_field {
-                    id = id_text(&value);
+/// How the records of one `.dbf` are read: its fields, their encoding, which holds the id.
+struct DbfTable {
+    fields: Vec<DbfField>,
+    encoding: &'static Encoding,
+    id_field: Option<usize>,
+    /// The ids of the id field, when there is one, for the layer's check.
+    ids: Option<IdCheck>,
+}
+
+impl DbfTable {
+    fn decode(&self, b: &[u8]) -> String {
+        self.encoding.decode_without_bom_handling(b).0.into_owned()
+    }
+
+    /// The record's values, in field order (`record` without its deletion byte).
+    fn values<'r>(&'r self, record: &'r [u8]) -> impl Iterator<Item = Value> + 'r {
+        let mut off = 1;
+        self.fields.iter().map(move |f| {
+            let cell = &record[off..off + f.len];
+            off += f.len;
+            dbf_value(f, cell, &|b| self.decode(b))
+        })
+    }
+
+    /// The id of a record (not deleted).
+    fn id(&self, record: &[u8]) -> Option<String> {
+        let i = self.id_field?;
+        let off = 1 + self.fields[..i].iter().map(|f| f.len).sum::<usize>();
+        let f = &self.fields[i];
+        id_text(&dbf_value(f, &record[off..off + f.len], &|b| {
+            self.decode(b)
+        }))
+    }
+
+    /// One record as read from the files; properties only when `properties`.
+    fn record(
+        &self,
+        record: &[u8],
+        shape: Result<Option<Geometry<f64>>, String>,
+        map: Option<&HashMap<String, MappedField>>,
+        properties: bool,
+    ) -> RawFeature {
+        let mut props = Properties::new();
+        if properties {
+            for (i, (field, value)) in self.fields.iter().zip(self.values(record)).enumerate() {
+                if Some(i) == self.id_field {
                     continue;
                 }
                 let (key, value) = match map.and_then(|m| m.get(&field.name.to_lowercase())) {
@@ -986,46 +1199,135 @@ pub fn read_shapefile_zip_from<R: Read + Seek>(
                     }
                     None => (field.name.clone(), value),
                 };
-                properties.insert(key, value);
+                props.insert(key, value);
             }
-            raw.push(RawFeature {
-                id,
-                properties,
-                geometry: shape,
-            });
         }
-        crs_of.insert(layer_name.clone(), crs);
-        match layer_of_name.get(&layer_name) {
-            Some(&p) => {
-                let (_, v, f) = &mut layers[p];
-                v.extend(raw);
-                *f &= from_file;
-            }
-            None => {
-                layer_of_name.insert(layer_name.clone(), layers.len());
-                layers.push((layer_name, raw, from_file));
-            }
+        RawFeature {
+            id: self.id(record),
+            properties: props,
+            geometry: shape,
         }
     }
+}
 
-    let label = layers.len() > 1;
-    let total = layers.iter().map(|(_, r, _)| r.len()).sum();
-    let mut problems = Problems::default();
-    let mut out = Vec::new();
-    for (name, raw, from_file) in layers {
-        let ids: Vec<Option<String>> = raw.iter().map(|r| r.id.clone()).collect();
-        let use_ids = from_file && ids_usable(&ids);
-        let crs = crs_of[&name];
-        out.push(assemble_layer(
-            &name,
-            raw,
-            &crs,
-            use_ids,
-            &mut problems,
-            label,
-        ));
+/// Reads a `.dbf`'s header, and its records once or twice more when needed: to guess the
+/// encoding (no `.cpg`, no language driver) and to see whether an id field's values are usable.
+fn decide_table<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    plan: &SetPlan,
+    unpack: &Unpacking,
+) -> Result<DbfTable, ImportError> {
+    let file = format!("{}.dbf", plan.stem);
+    let header = open_dbf(zip, plan, unpack)?.header;
+    let known = plan
+        .cpg
+        .as_deref()
+        .and_then(encoding_for_cpg)
+        .or(match header.ldid {
+            0x4D => Some(encoding_rs::GBK),
+            0x4E => Some(encoding_rs::EUC_KR),
+            0x4F => Some(encoding_rs::BIG5),
+            0x7A => Some(encoding_rs::GBK),
+            _ => None,
+        });
+    let encoding = match known {
+        Some(e) => e,
+        None => {
+            // Guess: UTF-8 if every name and text cell is valid UTF-8, else GBK.
+            let mut utf8 = header
+                .fields
+                .iter()
+                .all(|f| std::str::from_utf8(&f.0).is_ok());
+            let mut r = open_dbf(zip, plan, unpack)?;
+            while utf8 {
+                let Some(rec) = r.next().map_err(|e| e.import(&file))? else {
+                    break;
+                };
+                let mut off = 1;
+                utf8 = header.fields.iter().all(|f| {
+                    let cell = &rec[off..off + f.2];
+                    off += f.2;
+                    f.1 != b'C' || std::str::from_utf8(cell).is_ok()
+                });
+            }
+            if utf8 {
+                encoding_rs::UTF_8
+            } else {
+                encoding_rs::GBK
+            }
+        }
+    };
+    let fields: Vec<DbfField> = header
+        .fields
+        .iter()
+        .map(|(name, t, len, dec)| DbfField {
+            name: encoding
+                .decode_without_bom_handling(name)
+                .0
+                .trim()
+                .to_string(),
+            ftype: *t,
+            len: *len,
+            decimals: *dec,
+        })
+        .collect();
+    // The id field yizhangtu's `fields.csv` names, else the first of `id`, `fid` whose values
+    // are all present and distinct.
+    let candidates: Vec<usize> = match plan.map {
+        Some(m) => fields
+            .iter()
+            .position(|f| {
+                m.get(&f.name.to_lowercase())
+                    .is_some_and(|mf| mf.kind == "id")
+            })
+            .into_iter()
+            .collect(),
+        None => ["id", "fid"]
+            .iter()
+            .filter_map(|c| fields.iter().position(|f| f.name.eq_ignore_ascii_case(c)))
+            .collect(),
+    };
+    let mut table = DbfTable {
+        fields,
+        encoding,
+        id_field: None,
+        ids: None,
+    };
+    if candidates.is_empty() {
+        return Ok(table);
     }
-    import_result(out, problems, total)
+    let mut checks: Vec<IdCheck> = candidates.iter().map(|_| IdCheck::default()).collect();
+    let mut r = open_dbf(zip, plan, unpack)?;
+    while let Some(rec) = r.next().map_err(|e| e.import(&file))? {
+        if rec.first() == Some(&b'*') {
+            continue;
+        }
+        for (&c, check) in candidates.iter().zip(&mut checks) {
+            table.id_field = Some(c);
+            check.add(table.id(rec).as_deref());
+        }
+    }
+    // A field `fields.csv` names is the id even when its values are not usable (then the
+    // features are numbered); a foreign `id`/`fid` only when they are.
+    let chosen = match plan.map {
+        Some(_) => Some(0),
+        None => checks.iter().position(IdCheck::usable),
+    };
+    table.id_field = chosen.map(|i| candidates[i]);
+    table.ids = chosen.map(|i| checks.swap_remove(i));
+    Ok(table)
+}
+
+/// The `.dbf` of a Shapefile, opened for reading from its start.
+#[allow(clippy::type_complexity)]
+fn open_dbf<'a, 'u, R: Read + Seek>(
+    zip: &'a mut zip::ZipArchive<R>,
+    plan: &SetPlan,
+    unpack: &'u Unpacking,
+) -> Result<DbfReader<std::io::BufReader<LimitedEntry<'a, 'u, R>>>, ImportError> {
+    let file = format!("{}.dbf", plan.stem);
+    let entry = open_entry(zip, plan.dbf, &file, unpack)?;
+    DbfReader::open(std::io::BufReader::with_capacity(1 << 16, entry)).map_err(|e| e.import(&file))
 }
 
 fn id_text(v: &Value) -> Option<String> {
@@ -1037,56 +1339,241 @@ fn id_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Unpacks entry `i`, counting the bytes as they are inflated: the sizes a zip declares are used to
-/// refuse early but never trusted. Stops as soon as the entry passes [`MAX_ZIP_RATIO`] or all the
-/// entries read so far (`unpacked`) pass [`MAX_ZIP_UNCOMPRESSED_BYTES`].
-fn read_entry<R: Read + Seek>(
-    zip: &mut zip::ZipArchive<R>,
+/// The bytes inflated from the zip so far, each entry counted once however often it is read.
+#[derive(Default)]
+struct Unpacking {
+    total: std::cell::Cell<u64>,
+    /// Bytes counted per entry.
+    counted: std::cell::RefCell<HashMap<usize, u64>>,
+}
+
+/// An entry being inflated, refused as soon as it passes [`MAX_ZIP_RATIO`] or all the entries
+/// read so far pass [`MAX_ZIP_UNCOMPRESSED_BYTES`]: the sizes a zip declares are used to
+/// refuse early but never trusted.
+struct LimitedEntry<'a, 'u, R: Read> {
+    entry: zip::read::ZipFile<'a, R>,
+    index: usize,
+    name: String,
+    packed: u64,
+    by_ratio: u64,
+    read: u64,
+    unpack: &'u Unpacking,
+}
+
+/// Why an entry was refused, carried through `std::io::Error`.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The message for an entry that unpacks past a limit.
+fn refusal(name: &str, packed: u64, size: u64, more: bool, by_ratio: bool) -> String {
+    let size = format!(
+        "{}{:.1} MiB",
+        if more { "more than " } else { "" },
+        size as f64 / f64::from(1 << 20)
+    );
+    if by_ratio {
+        format!(
+            "zip entry '{name}' unpacks to {size} from {packed} bytes, more than {MAX_ZIP_RATIO} times its packed size (the limit for entries over {} MiB); nothing was unpacked further",
+            ZIP_RATIO_FREE_BYTES >> 20
+        )
+    } else {
+        format!(
+            "zip entry '{name}' unpacks to {size}: the entries of one upload may unpack to at most {} MiB together",
+            MAX_ZIP_UNCOMPRESSED_BYTES >> 20
+        )
+    }
+}
+
+impl<R: Read> Read for LimitedEntry<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.entry.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.by_ratio {
+            let m = refusal(&self.name, self.packed, self.by_ratio, true, true);
+            return Err(std::io::Error::other(Refused(m)));
+        }
+        let mut counted = self.unpack.counted.borrow_mut();
+        let seen = counted.entry(self.index).or_default();
+        if self.read > *seen {
+            let total = self.unpack.total.get() + (self.read - *seen);
+            *seen = self.read;
+            self.unpack.total.set(total);
+            if total > MAX_ZIP_UNCOMPRESSED_BYTES {
+                let m = refusal(&self.name, self.packed, self.read, true, false);
+                return Err(std::io::Error::other(Refused(m)));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Opens entry `i` for inflating under the limits; refuses it at once when its declared size
+/// passes them.
+fn open_entry<'a, 'u, R: Read + Seek>(
+    zip: &'a mut zip::ZipArchive<R>,
     i: usize,
     file: &str,
-    unpacked: &mut u64,
-) -> Result<Vec<u8>, ImportError> {
-    let mut entry = zip
+    unpack: &'u Unpacking,
+) -> Result<LimitedEntry<'a, 'u, R>, ImportError> {
+    let entry = zip
         .by_index(i)
         .map_err(|e| ImportError::Corrupt(format!("{file}: {e}")))?;
     let name = entry.name().to_string();
     let packed = entry.compressed_size();
-    let left = MAX_ZIP_UNCOMPRESSED_BYTES.saturating_sub(*unpacked);
     let by_ratio = packed
         .saturating_mul(MAX_ZIP_RATIO)
         .max(ZIP_RATIO_FREE_BYTES);
-    let cap = left.min(by_ratio);
-    let refuse = |size: u64, more: bool| {
-        let size = format!(
-            "{}{:.1} MiB",
-            if more { "more than " } else { "" },
-            size as f64 / f64::from(1 << 20)
-        );
-        if by_ratio < left {
-            ImportError::TooLarge(format!(
-                "zip entry '{name}' unpacks to {size} from {packed} bytes, more than {MAX_ZIP_RATIO} times its packed size (the limit for entries over {} MiB); nothing was unpacked further",
-                ZIP_RATIO_FREE_BYTES >> 20
-            ))
-        } else {
-            ImportError::TooLarge(format!(
-                "zip entry '{name}' unpacks to {size}: the entries of one upload may unpack to at most {} MiB together",
-                MAX_ZIP_UNCOMPRESSED_BYTES >> 20
-            ))
-        }
-    };
-    if entry.size() > cap {
-        return Err(refuse(entry.size(), false));
+    let before = unpack.counted.borrow().get(&i).copied().unwrap_or(0);
+    let left = MAX_ZIP_UNCOMPRESSED_BYTES.saturating_sub(unpack.total.get()) + before;
+    if entry.size() > left.min(by_ratio) {
+        let m = refusal(&name, packed, entry.size(), false, by_ratio < left);
+        return Err(ImportError::TooLarge(m));
     }
-    let mut buf = Vec::with_capacity(entry.size().min(cap) as usize);
-    (&mut entry)
-        .take(cap + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| ImportError::Corrupt(format!("{file}: {e}")))?;
-    if buf.len() as u64 > cap {
-        return Err(refuse(cap, true));
+    Ok(LimitedEntry {
+        entry,
+        index: i,
+        name,
+        packed,
+        by_ratio,
+        read: 0,
+        unpack,
+    })
+}
+
+/// An I/O error while inflating: a refusal stays one, anything else means a damaged zip.
+fn io_error(file: &str, e: std::io::Error) -> ImportError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Refused>())
+    {
+        Some(Refused(m)) => ImportError::TooLarge(m.clone()),
+        None => ImportError::Corrupt(format!("{file}: {e}")),
     }
-    *unpacked += buf.len() as u64;
+}
+
+/// Unpacks a small entry (`.prj`, `.cpg`, `fields.csv`) whole, under the limits.
+fn read_entry<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    i: usize,
+    file: &str,
+    unpack: &Unpacking,
+) -> Result<Vec<u8>, ImportError> {
+    let mut entry = open_entry(zip, i, file, unpack)?;
+    let mut buf = Vec::new();
+    entry.read_to_end(&mut buf).map_err(|e| io_error(file, e))?;
     Ok(buf)
+}
+
+/// Why a `.shp` or `.dbf` stream could not be read.
+enum ReadError {
+    Io(std::io::Error),
+    Format(String),
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> ReadError {
+        ReadError::Io(e)
+    }
+}
+
+impl From<String> for ReadError {
+    fn from(e: String) -> ReadError {
+        ReadError::Format(e)
+    }
+}
+
+impl From<&str> for ReadError {
+    fn from(e: &str) -> ReadError {
+        ReadError::Format(e.to_string())
+    }
+}
+
+impl ReadError {
+    fn import(self, file: &str) -> ImportError {
+        match self {
+            ReadError::Io(e) => io_error(file, e),
+            ReadError::Format(m) => ImportError::Corrupt(format!("{file}: {m}")),
+        }
+    }
+}
+
+/// Reads into `buf` until it is full or the input ends; how many bytes it got.
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// A `.shp` read record by record, in order (no `.shx` needed).
+struct ShpReader<R> {
+    r: R,
+    /// Byte offset in the file, for messages.
+    pos: u64,
+    content: Vec<u8>,
+}
+
+impl<R: Read> ShpReader<R> {
+    /// Reads and checks the 100-byte file header.
+    fn open(mut r: R) -> Result<ShpReader<R>, ReadError> {
+        let mut head = [0u8; 100];
+        let got = read_full(&mut r, &mut head)?;
+        if got < 4 {
+            return Err("not a .shp file (too short)".into());
+        }
+        if i32::from_be_bytes(head[0..4].try_into().expect("4 bytes")) != 9994 {
+            return Err("not a .shp file (file code is not 9994)".into());
+        }
+        if got < 100 {
+            return Err(format!("ends early at byte {got}").into());
+        }
+        if i32::from_le_bytes(head[32..36].try_into().expect("4 bytes")) == 31 {
+            return Err("MultiPatch Shapefiles are not supported".into());
+        }
+        Ok(ShpReader {
+            r,
+            pos: 100,
+            content: Vec::new(),
+        })
+    }
+
+    /// The next record's geometry (file CRS), or why that record cannot be read; `None` at
+    /// the end. A damaged file as a whole is the outer `Err`.
+    #[allow(clippy::type_complexity)]
+    fn next(&mut self) -> Result<Option<Result<Option<Geometry<f64>>, String>>, ReadError> {
+        let mut head = [0u8; 8];
+        if read_full(&mut self.r, &mut head)? < 8 {
+            return Ok(None);
+        }
+        let words = i32::from_be_bytes(head[4..8].try_into().expect("4 bytes"));
+        if words < 0 {
+            return Err(format!("negative record length at byte {}", self.pos + 4).into());
+        }
+        self.pos += 8;
+        let len = words as u64 * 2;
+        self.content.clear();
+        // Grows with what arrives, not with what the header claims.
+        (&mut self.r).take(len).read_to_end(&mut self.content)?;
+        if (self.content.len() as u64) < len {
+            return Err(format!("ends early at byte {}", self.pos).into());
+        }
+        self.pos += len;
+        Ok(Some(read_shape(&self.content)))
+    }
 }
 
 /// A bounds-checked reader over a byte slice.
@@ -1104,11 +1591,6 @@ impl<'a> Bytes<'a> {
             .ok_or_else(|| format!("ends early at byte {}", self.pos))?;
         self.pos = end;
         Ok(s)
-    }
-    fn i32_be(&mut self) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
     }
     fn i32_le(&mut self) -> Result<i32, String> {
         Ok(i32::from_le_bytes(
@@ -1133,35 +1615,6 @@ impl<'a> Bytes<'a> {
             y: self.f64_le()?,
         })
     }
-}
-
-/// Parses a `.shp` into one geometry (file CRS) per record; a record that cannot be read is an
-/// `Err` for that feature, a damaged file as a whole is the outer `Err`.
-#[allow(clippy::type_complexity)]
-fn read_shp(data: &[u8]) -> Result<Vec<Result<Option<Geometry<f64>>, String>>, String> {
-    let mut r = Bytes { b: data, pos: 0 };
-    if r.i32_be().map_err(|_| "not a .shp file (too short)")? != 9994 {
-        return Err("not a .shp file (file code is not 9994)".into());
-    }
-    r.take(20)?;
-    let _file_words = r.i32_be()?;
-    let _version = r.i32_le()?;
-    let file_type = r.i32_le()?;
-    if file_type == 31 {
-        return Err("MultiPatch Shapefiles are not supported".into());
-    }
-    r.take(64)?;
-    let mut out = Vec::new();
-    while r.pos + 8 <= data.len() {
-        let _num = r.i32_be()?;
-        let words = r.i32_be()?;
-        if words < 0 {
-            return Err(format!("negative record length at byte {}", r.pos - 4));
-        }
-        let content = r.take(words as usize * 2)?;
-        out.push(read_shape(content));
-    }
-    Ok(out)
 }
 
 fn read_shape(content: &[u8]) -> Result<Option<Geometry<f64>>, String> {
@@ -1234,12 +1687,6 @@ struct DbfField {
     decimals: u8,
 }
 
-struct DbfTable {
-    fields: Vec<DbfField>,
-    /// One per record; `None` for a record marked deleted.
-    records: Vec<Option<Vec<Value>>>,
-}
-
 /// The encoding a `.cpg` names.
 fn encoding_for_cpg(cpg: &str) -> Option<&'static Encoding> {
     let label = cpg.trim().trim_start_matches('\u{feff}');
@@ -1256,90 +1703,77 @@ fn encoding_for_cpg(cpg: &str) -> Option<&'static Encoding> {
     }
 }
 
-fn read_dbf(data: &[u8], cpg: Option<&str>) -> Result<DbfTable, String> {
-    if data.len() < 33 {
-        return Err("not a dBASE file (too short)".into());
-    }
-    let nrec = u32::from_le_bytes(data[4..8].try_into().expect("4")) as usize;
-    let header_len = u16::from_le_bytes(data[8..10].try_into().expect("2")) as usize;
-    let record_len = u16::from_le_bytes(data[10..12].try_into().expect("2")) as usize;
-    let ldid = data[29];
-    if header_len < 33 || header_len > data.len() {
-        return Err(format!("header length {header_len} does not fit the file"));
-    }
-    let mut raw_fields = Vec::new();
-    let mut pos = 32;
-    while pos + 32 <= header_len && data[pos] != 0x0D {
-        let d = &data[pos..pos + 32];
-        let name_end = d[..11].iter().position(|&b| b == 0).unwrap_or(11);
-        raw_fields.push((d[..name_end].to_vec(), d[11], d[16] as usize, d[17]));
-        pos += 32;
-    }
-    let sum: usize = raw_fields.iter().map(|f| f.2).sum();
-    if record_len < 1 + sum {
-        return Err(format!(
-            "record length {record_len} is shorter than its fields ({})",
-            1 + sum
-        ));
-    }
-    let available = (data.len() - header_len) / record_len.max(1);
-    let nrec = nrec.min(available);
-    let body = &data[header_len..];
+/// A `.dbf` header: fields as (name bytes, type, length, decimals), records, language driver.
+struct DbfHeader {
+    fields: Vec<(Vec<u8>, u8, usize, u8)>,
+    record_len: usize,
+    ldid: u8,
+}
 
-    let encoding = cpg
-        .and_then(encoding_for_cpg)
-        .or(match ldid {
-            0x4D => Some(encoding_rs::GBK),
-            0x4E => Some(encoding_rs::EUC_KR),
-            0x4F => Some(encoding_rs::BIG5),
-            0x7A => Some(encoding_rs::GBK),
-            _ => None,
-        })
-        .unwrap_or_else(|| {
-            // Guess: UTF-8 if every name and text cell is valid UTF-8, else GBK.
-            let names_ok = raw_fields.iter().all(|f| std::str::from_utf8(&f.0).is_ok());
-            let text_ok = (0..nrec).all(|r| {
-                let rec = &body[r * record_len..(r + 1) * record_len];
-                let mut off = 1;
-                raw_fields.iter().all(|f| {
-                    let cell = &rec[off..off + f.2];
-                    off += f.2;
-                    f.1 != b'C' || std::str::from_utf8(cell).is_ok()
-                })
-            });
-            if names_ok && text_ok {
-                encoding_rs::UTF_8
-            } else {
-                encoding_rs::GBK
-            }
-        });
-    let decode = |b: &[u8]| encoding.decode_without_bom_handling(b).0.into_owned();
-    let fields: Vec<DbfField> = raw_fields
-        .iter()
-        .map(|(name, t, len, dec)| DbfField {
-            name: decode(name).trim().to_string(),
-            ftype: *t,
-            len: *len,
-            decimals: *dec,
-        })
-        .collect();
-    let mut records = Vec::with_capacity(nrec);
-    for r in 0..nrec {
-        let rec = &body[r * record_len..(r + 1) * record_len];
-        if rec[0] == b'*' {
-            records.push(None);
-            continue;
+/// A `.dbf` read record by record, in order.
+struct DbfReader<R> {
+    r: R,
+    header: DbfHeader,
+    left: usize,
+    record: Vec<u8>,
+}
+
+impl<R: Read> DbfReader<R> {
+    /// Reads and checks the header and field descriptors.
+    fn open(mut r: R) -> Result<DbfReader<R>, ReadError> {
+        let mut head = vec![0u8; 32];
+        if read_full(&mut r, &mut head)? < 32 {
+            return Err("not a dBASE file (too short)".into());
         }
-        let mut off = 1;
-        let mut values = Vec::with_capacity(fields.len());
-        for f in &fields {
-            let cell = &rec[off..off + f.len];
-            off += f.len;
-            values.push(dbf_value(f, cell, &decode));
+        let records = u32::from_le_bytes(head[4..8].try_into().expect("4")) as usize;
+        let header_len = u16::from_le_bytes(head[8..10].try_into().expect("2")) as usize;
+        let record_len = u16::from_le_bytes(head[10..12].try_into().expect("2")) as usize;
+        let ldid = head[29];
+        head.resize(header_len.max(32), 0);
+        if header_len < 33 || read_full(&mut r, &mut head[32..])? < header_len - 32 {
+            return Err(format!("header length {header_len} does not fit the file").into());
         }
-        records.push(Some(values));
+        let mut fields = Vec::new();
+        let mut pos = 32;
+        while pos + 32 <= header_len && head[pos] != 0x0D {
+            let d = &head[pos..pos + 32];
+            let name_end = d[..11].iter().position(|&b| b == 0).unwrap_or(11);
+            fields.push((d[..name_end].to_vec(), d[11], d[16] as usize, d[17]));
+            pos += 32;
+        }
+        let sum: usize = fields.iter().map(|f| f.2).sum();
+        if record_len < 1 + sum {
+            return Err(format!(
+                "record length {record_len} is shorter than its fields ({})",
+                1 + sum
+            )
+            .into());
+        }
+        Ok(DbfReader {
+            r,
+            header: DbfHeader {
+                fields,
+                record_len,
+                ldid,
+            },
+            left: records,
+            record: vec![0; record_len],
+        })
     }
-    Ok(DbfTable { fields, records })
+
+    /// The next record, its deletion byte first (`*`: deleted); `None` after the number of
+    /// records the header gives, or where the file ends (a cut last record is left out).
+    fn next(&mut self) -> Result<Option<&[u8]>, ReadError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        if read_full(&mut self.r, &mut self.record)? < self.header.record_len {
+            self.left = 0;
+            return Ok(None);
+        }
+        self.left -= 1;
+        Ok(Some(&self.record))
+    }
 }
 
 fn dbf_value(f: &DbfField, cell: &[u8], decode: &dyn Fn(&[u8]) -> String) -> Value {
@@ -1515,16 +1949,25 @@ mod tests {
             .compression_method(zip::CompressionMethod::Deflated);
         z.start_file("x.prj", opts).unwrap();
         z.write_all(&prj_gk()).unwrap();
+        // A valid header, then zeros: the reader takes them for empty records until stopped.
+        let (header, _) = ShpWriter::new(5).finish();
         z.start_file("x.shp", opts).unwrap();
+        z.write_all(&header).unwrap();
         let zeros = vec![0u8; 1 << 20];
         for _ in 0..mib {
             z.write_all(&zeros).unwrap();
         }
+        let (dbf, _) = write_dbf(
+            &plan_fields(&[], DbfEncoding::Utf8),
+            &[],
+            &[],
+            DbfEncoding::Utf8,
+        );
         z.start_file("x.dbf", opts).unwrap();
-        z.write_all(&[0u8; 64]).unwrap();
+        z.write_all(&dbf).unwrap();
         let mut bytes = z.finish().unwrap().into_inner();
         if lie {
-            let size = (mib as u32) << 20;
+            let size = ((mib as u32) << 20) + 100; // with the header
             for (sig, at) in [(0x04034b50u32, 22), (0x02014b50, 24)] {
                 for i in 0..bytes.len().saturating_sub(30) {
                     if bytes[i..i + 4] == sig.to_le_bytes()
@@ -1713,6 +2156,59 @@ mod tests {
     }
 
     #[test]
+    fn records_are_handed_over_as_they_are_read() {
+        // Three points, the last one cut off: a reader of the whole file would only see the
+        // damage; the stream hands over the first two, then reports it.
+        let mut shp = ShpWriter::new(1);
+        for x in [500000.0, 500001.0, 500002.0] {
+            shp.add(Some(&Geometry::Point(Point::new(x, 3300000.0))));
+        }
+        let (mut shp, shx) = shp.finish();
+        shp.truncate(shp.len() - 4);
+        let cols = vec![];
+        let fields = plan_fields(&cols, DbfEncoding::Utf8);
+        let fs: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|id| {
+                crate::model::Feature::from_parts("x", id.to_string(), Default::default(), None)
+            })
+            .collect();
+        let (dbf, _) = write_dbf(
+            &fields,
+            &cols,
+            &fs.iter().collect::<Vec<_>>(),
+            DbfEncoding::Utf8,
+        );
+        let z = zip_of(&[
+            ("x.shp", shp),
+            ("x.shx", shx),
+            ("x.dbf", dbf),
+            ("x.prj", prj_gk()),
+        ]);
+        let open = || Ok(Cursor::new(z.as_slice()));
+        let mut got = Vec::new();
+        let e = stream_shapefile_zip(&open, None, &mut |f| {
+            got.push(f.id);
+            true
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&e, ImportError::Corrupt(m) if m.contains("x.shp: ends early")),
+            "{e}"
+        );
+        assert_eq!(got, ["a", "b"]);
+        // A consumer that stops taking features stops the read at once.
+        let mut taken = 0;
+        let e = stream_shapefile_zip(&open, None, &mut |_| {
+            taken += 1;
+            false
+        })
+        .unwrap_err();
+        assert!(matches!(e, ImportError::Cancelled), "{e}");
+        assert_eq!(taken, 1);
+    }
+
+    #[test]
     fn foreign_files_use_cpg_ldid_or_guess_and_unique_id_fields() {
         // A GBK table without .cpg and without LDID: guessed as GBK (not valid UTF-8).
         let cols = vec![Column {
@@ -1731,11 +2227,6 @@ mod tests {
         );
         let (mut dbf, _) = write_dbf(&fields, &cols, &[&f, &f], DbfEncoding::Gbk);
         dbf[29] = 0;
-        let t = read_dbf(&dbf, None).unwrap();
-        assert_eq!(t.records[0].as_ref().unwrap()[3], "大足区");
-        assert_eq!(t.fields[3].name, "名称");
-        let t = read_dbf(&dbf, Some("GBK")).unwrap();
-        assert_eq!(t.records[1].as_ref().unwrap()[3], "大足区");
         let mut shp = ShpWriter::new(1);
         shp.add(Some(&Geometry::Point(Point::new(500000.0, 3300000.0))));
         shp.add(Some(&Geometry::Point(Point::new(500001.0, 3300000.0))));
@@ -1751,6 +2242,13 @@ mod tests {
         assert_eq!(back[0].features[1].id, "2");
         assert_eq!(back[0].features[1].properties["id"], "0");
         assert_eq!(back[0].features[1].properties["名称"], "大足区");
+        // The same with a .cpg naming GBK.
+        let mut files = unzip(&z);
+        files.push(("d/x.cpg".into(), b"GBK".to_vec()));
+        let refs: Vec<(&str, Vec<u8>)> =
+            files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+        let back = read_shapefile_zip(&zip_of(&refs), None).unwrap();
+        assert_eq!(back[0].features[0].properties["名称"], "大足区");
     }
 }
 

@@ -382,6 +382,64 @@ pub(super) async fn spool_upload(
     Ok(file)
 }
 
+/// Why an upload was not imported.
+pub(super) enum UploadFailure {
+    /// The caller may not write what the file holds (403/409), refused before any of it was kept.
+    Refused(ApiError),
+    /// The file or the store failed.
+    Import(crate::app::AppError),
+}
+
+/// Imports a spooled upload (zipped Shapefile, GeoPackage) into collection `layer` in one
+/// transaction, decoded as it is written (memory independent of the file's size), then shows
+/// it to readers. When `guarded` (editors, scoped stewards), each batch is checked with
+/// [`super::ogc::guard_posted`] before it reaches the store; a refused batch rolls back all.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn import_upload(
+    state: &AppState,
+    caller: &Caller,
+    principal: &Principal,
+    guarded: bool,
+    layer: &str,
+    input: crate::app::FileInput,
+    crs: Option<Crs>,
+    actor: &crate::store::Actor,
+) -> Result<Vec<crate::store::ImportSummary>, UploadFailure> {
+    use crate::store::{Batch, ImportMode};
+    let (mut decoded, decoder) = crate::app::decode_file(input, layer, crs);
+    let store = &state.app.store;
+    let stored = if guarded {
+        let (tx, checked) = tokio::sync::mpsc::channel::<Batch>(1);
+        let forward = async move {
+            while let Some(batch) = decoded.recv().await {
+                if let Batch::Features(features) = &batch {
+                    super::ogc::guard_posted(state, caller, principal, features).await?;
+                }
+                if tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        let write = store.import_batches_as(&[], checked, ImportMode::Upsert, None, actor);
+        let (stored, forwarded): (_, ApiResult<()>) = tokio::join!(write, forward);
+        if let Err(refused) = forwarded {
+            let _ = decoder.await;
+            return Err(UploadFailure::Refused(refused));
+        }
+        stored
+    } else {
+        store
+            .import_batches_as(&[], decoded, ImportMode::Upsert, None, actor)
+            .await
+    };
+    let done = crate::app::file_import_result(decoder, stored)
+        .await
+        .map_err(UploadFailure::Import)?;
+    state.app.catch_up().await.map_err(UploadFailure::Import)?;
+    Ok(done.summaries)
+}
+
 /// A JSON body, read whole (a limit cut answers 413).
 pub(super) async fn body_bytes(body: axum::body::Body, max: usize) -> ApiResult<Bytes> {
     axum::body::to_bytes(body, max)

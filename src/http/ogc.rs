@@ -917,6 +917,7 @@ async fn add_items(
                     .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
                 r
             }
+            AppError::Import(e) => import_error(e).into_response(),
             AppError::Decode(DecodeError::Syntax(e)) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidBody",
@@ -940,37 +941,23 @@ async fn add_items(
         }
     };
     let (summaries, single, first_id) = if is_zip || is_gpkg {
-        // Unpacking and decoding are CPU work (and a zip may inflate to the unpack limit):
-        // off the async workers, so the server keeps answering meanwhile.
-        let handle = tokio::runtime::Handle::current();
+        // Decoded (off the async workers) as it is written: memory independent of its size.
         let upload = upload.ok_or_else(|| ApiError::internal("upload not spooled"))?;
-        let read = tokio::task::spawn_blocking(move || {
-            if is_zip {
-                let file = upload
-                    .reopen()
-                    .map_err(|e| crate::formats::ImportError::Corrupt(e.to_string()))?;
-                let file = std::io::BufReader::new(file);
-                return crate::formats::read_shapefile_zip_from(file, crs.as_ref());
-            }
-            handle.block_on(crate::formats::read_geopackage(upload.path(), crs.as_ref()))
-        })
-        .await
-        .map_err(ApiError::internal)?;
-        let features: Vec<Feature> = read
-            .map_err(import_error)?
-            .into_iter()
-            .flat_map(|l| l.features)
-            .map(|mut f| {
-                f.layer = id.clone();
-                f
-            })
-            .collect();
-        if guarded {
-            guard_posted(&state, &caller, &principal, &features).await?;
-        }
-        match import_as(&state, features, &actor).await {
+        let path = upload.path().to_path_buf();
+        let input = if is_zip {
+            crate::app::FileInput::ShapefileZip(path)
+        } else {
+            crate::app::FileInput::GeoPackage(path)
+        };
+        let done = super::edit::import_upload(
+            &state, &caller, &principal, guarded, &id, input, crs, &actor,
+        )
+        .await;
+        drop(upload);
+        match done {
             Ok(s) => (s, false, None),
-            Err(e) => return Ok(failed(e)),
+            Err(super::edit::UploadFailure::Refused(e)) => return Err(e),
+            Err(super::edit::UploadFailure::Import(e)) => return Ok(failed(e)),
         }
     } else if guarded {
         let options = geojson::StreamOptions {
@@ -1062,7 +1049,7 @@ async fn import_as(
 
 /// Before an editor's or a scoped steward's POST is written: editors may only create (409 for
 /// an id that exists), and every feature, and what it replaces, must lie in the user's scope.
-async fn guard_posted(
+pub(super) async fn guard_posted(
     state: &AppState,
     caller: &Caller,
     p: &crate::auth::Principal,
