@@ -187,6 +187,66 @@ pub struct PreparedArea {
     area_m2: std::sync::OnceLock<f64>,
     /// How far (degrees) the area's geodesic edges may stray from their chords.
     bow_deg: f64,
+    /// [`chord_gap_deg`] for boxes within the area's band of latitudes, without trigonometry.
+    box_gap: Option<BandGap>,
+}
+
+/// An upper bound on [`chord_gap_deg`] of the diagonals of boxes whose latitudes lie within one
+/// band, from the band's extremes (tan of its highest |latitude|, cos of its lowest and of its
+/// highest), computed once: the cheap pad of [`PreparedArea::relate_box`] for the candidates of
+/// a coverage, which all lie about the area.
+#[derive(Clone, Copy, Debug)]
+struct BandGap {
+    /// The band (signed latitudes, degrees).
+    south: f64,
+    north: f64,
+    tan_hi: f64,
+    cos_lo: f64,
+    /// Degrees of longitude per metre at the band's highest latitude (capped at 89°, as
+    /// [`chord_gap_deg`] does).
+    deg_per_m: f64,
+}
+
+impl BandGap {
+    fn new(south: f64, north: f64) -> Option<Self> {
+        if !(south.is_finite() && north.is_finite() && south <= north) {
+            return None;
+        }
+        let (lo, hi) = if south >= 0.0 {
+            (south, north)
+        } else if north <= 0.0 {
+            (-north, -south)
+        } else {
+            (0.0, north.max(-south))
+        };
+        let tan_hi = hi.to_radians().tan();
+        let deg_per_m = 1.0 / (110_000.0 * hi.min(89.0).to_radians().cos());
+        (tan_hi.is_finite() && deg_per_m.is_finite()).then_some(BandGap {
+            south,
+            north,
+            tan_hi,
+            cos_lo: lo.to_radians().cos(),
+            deg_per_m,
+        })
+    }
+
+    /// The bound for the diagonal a→b, if both lie in the band: [`chord_gap_bound_m`] with the
+    /// band's tangent and cosine (each at least the edge's own), in degrees at the band's
+    /// highest latitude (at most the edge's own cosine).
+    fn deg(&self, a: Coord<f64>, b: Coord<f64>) -> Option<f64> {
+        let inside = |y: f64| y >= self.south && y <= self.north;
+        if !(inside(a.y) && inside(b.y)) {
+            return None;
+        }
+        const R: f64 = GAP_R;
+        let dx = (b.x - a.x).abs() * M_PER_DEG * self.cos_lo;
+        let dy = (b.y - a.y).abs() * M_PER_DEG;
+        let l2 = dx * dx + dy * dy;
+        let gap = 1.25 * (self.tan_hi + l2.sqrt() / R) * l2 / (8.0 * R);
+        // A hair over, so rounding never puts it under the exact figure.
+        let deg = gap * self.deg_per_m * (1.0 + 1e-9);
+        deg.is_finite().then_some(deg)
+    }
 }
 
 const CELL_OUT: u8 = 0;
@@ -340,6 +400,7 @@ impl PreparedArea {
             edges,
             area_m2: std::sync::OnceLock::new(),
             bow_deg,
+            box_gap: bbox.and_then(|b| BandGap::new(b.min().y, b.max().y)),
         }
     }
 
@@ -439,7 +500,8 @@ impl PreparedArea {
         let Some(b) = self.bbox else {
             return BoxRelation::Outside;
         };
-        let pad = self.bow_deg + chord_gap_deg(r.min(), r.max());
+        let box_gap = self.box_gap.and_then(|g| g.deg(r.min(), r.max()));
+        let pad = self.bow_deg + box_gap.unwrap_or_else(|| chord_gap_deg(r.min(), r.max()));
         let r = if pad > 0.0 {
             super::bbox::padded(r, pad)
         } else {
@@ -924,6 +986,39 @@ mod tests {
             limit,
         );
         assert!(!nan.surely_within(p, Coord { x: 1e-9, y: 89.0 }));
+    }
+
+    #[test]
+    fn the_band_gap_is_never_below_the_exact_gap() {
+        // Boxes of 1 m to 20 km inside bands of 0.01° to 3° (either hemisphere or across the
+        // equator): the band's pad is at least chord_gap_deg of the box's diagonal, and not
+        // more than a percent over it for the town-sized band of a coverage.
+        let mut rnd = uniform(11);
+        for _ in 0..20_000 {
+            let south = rnd() * 160.0 - 80.0;
+            let north = (south + 0.01 + rnd() * 3.0).min(88.0);
+            let band = BandGap::new(south, north).unwrap();
+            let y0 = south + rnd() * (north - south);
+            let size = 10f64.powf(rnd() * 4.3) / 111_000.0;
+            let a = Coord { x: 106.0, y: y0 };
+            let b = Coord {
+                x: 106.0 + size * rnd(),
+                y: (y0 + size * rnd()).min(north),
+            };
+            let (got, exact) = (band.deg(a, b).unwrap(), chord_gap_deg(a, b));
+            assert!(got >= exact, "{south} {north} {a:?} {b:?}: {got} < {exact}");
+        }
+        let town = BandGap::new(29.45, 29.55).unwrap();
+        let (a, b) = (
+            Coord { x: 106.3, y: 29.5 },
+            Coord {
+                x: 106.302,
+                y: 29.502,
+            },
+        );
+        let (got, exact) = (town.deg(a, b).unwrap(), chord_gap_deg(a, b));
+        assert!(got <= 1.01 * exact, "{got} {exact}");
+        assert!(town.deg(a, Coord { x: 106.3, y: 29.6 }).is_none());
     }
 
     /// Exact area of the WGS84 ellipsoid between two latitudes over all longitudes.

@@ -784,6 +784,10 @@ impl Cells {
     /// How many pieces segment a→b is filed as: pieces are at most two cells long.
     fn pieces(&self, a: Coord<f64>, b: Coord<f64>) -> usize {
         let span = (b.x - a.x).abs().max((b.y - a.y).abs()) * self.inv / 2.0;
+        // Most edges: what the general case below gives for them, without its conversions.
+        if span <= 1.0 {
+            return 1;
+        }
         // `as` saturates (NaN to 0), and a piece spans at most two cells.
         let whole = span.min(1e7) as usize;
         (whole + usize::from((whole as f64) < span.min(1e7))).max(1)
@@ -1099,9 +1103,20 @@ impl PolygonSet {
                 continue;
             }
             let (mut min, mut max) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+            // Plain comparisons (the coordinates are finite): f64::min's NaN handling costs.
             for c in &set.coords[first_coord..] {
-                min = [min[0].min(c.x), min[1].min(c.y)];
-                max = [max[0].max(c.x), max[1].max(c.y)];
+                if c.x < min[0] {
+                    min[0] = c.x;
+                }
+                if c.x > max[0] {
+                    max[0] = c.x;
+                }
+                if c.y < min[1] {
+                    min[1] = c.y;
+                }
+                if c.y > max[1] {
+                    max[1] = c.y;
+                }
             }
             lo = [lo[0].min(min[0]), lo[1].min(min[1])];
             hi = [hi[0].max(max[0]), hi[1].max(max[1])];
@@ -1458,15 +1473,26 @@ impl PolygonSet {
         }
         // "Above" with ties broken by the vertical part of the move (index order).
         let above = |p: Coord<f64>| p.y > v.y || (p.y == v.y && j > owner);
-        let crosses = |k: usize| {
-            let (c, d) = (self.coords[k], self.coords[k + 1]);
-            let (ca, da) = (above(c), above(d));
+        // Whether the horizontal ray east of v crosses edge c→d, given which ends are above.
+        let crosses_above = |c: Coord<f64>, d: Coord<f64>, ca: bool, da: bool| {
             if ca == da {
                 return false;
+            }
+            // An edge wholly west (east) of v meets v's parallel west (east) of it: v lies
+            // strictly right (left) of it, so the exact sign below is known without it.
+            if c.x < v.x && d.x < v.x {
+                return false;
+            }
+            if c.x > v.x && d.x > v.x {
+                return true;
             }
             let (lo, hi) = if ca { (d, c) } else { (c, d) };
             // The horizontal ray to the east crosses the edge iff v is left of lo→hi.
             orient(lo, hi, j, v, owner) > 0.0
+        };
+        let crosses = |k: usize| {
+            let (c, d) = (self.coords[k], self.coords[k + 1]);
+            crosses_above(c, d, above(c), above(d))
         };
         if let Some(Some(index)) = self.large.get(j) {
             // Only edges whose boxes reach the ray east of v can cross it.
@@ -1480,11 +1506,18 @@ impl PolygonSet {
         }
         let mut inside = false;
         for r in s.rings.clone() {
-            let ring = self.rings[r].clone();
-            for k in ring.start..ring.end - 1 {
-                if crosses(k) {
+            // Each vertex's side once: it ends one edge and starts the next.
+            let ring = &self.coords[self.rings[r].clone()];
+            let Some((&first, rest)) = ring.split_first() else {
+                continue;
+            };
+            let (mut c, mut ca) = (first, above(first));
+            for &d in rest {
+                let da = above(d);
+                if crosses_above(c, d, ca, da) {
                     inside = !inside;
                 }
+                (c, ca) = (d, da);
             }
         }
         inside
