@@ -105,15 +105,19 @@ impl ChordGapScreen {
         }
     }
 
-    /// The screen for the edges between `coords` (non-finite ones are left out: their edges'
-    /// bounds are not finite either, and never pass).
+    /// The screen for the edges between `coords`. A NaN latitude is left out (an edge with a NaN
+    /// or infinite coordinate never passes: its spans are not finite); an infinite one leaves a
+    /// screen that passes no edge.
     pub(crate) fn over(coords: impl Iterator<Item = Coord<f64>>, limit: f64) -> Self {
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        // Plain comparisons, false for NaN: f64::min's NaN handling costs on every vertex.
         for c in coords {
-            if c.x.is_finite() && c.y.is_finite() {
-                let y = c.y.abs();
-                lo = lo.min(y);
-                hi = hi.max(y);
+            let y = c.y.abs();
+            if y < lo {
+                lo = y;
+            }
+            if y > hi {
+                hi = y;
             }
         }
         ChordGapScreen::new(lo, hi, limit)
@@ -977,15 +981,13 @@ mod tests {
         let polar = ChordGapScreen::new(88.0, 89.5, limit);
         let p = Coord { x: 0.0, y: 89.0 };
         assert!(!polar.surely_within(p, Coord { x: 1e-6, y: 89.0 }));
-        let nan = ChordGapScreen::over(
-            [Coord {
-                x: f64::NAN,
-                y: 1.0,
-            }]
-            .into_iter(),
-            limit,
-        );
-        assert!(!nan.surely_within(p, Coord { x: 1e-9, y: 89.0 }));
+        let c = |x: f64, y: f64| Coord { x, y };
+        let nan = ChordGapScreen::over([c(1.0, f64::NAN)].into_iter(), limit);
+        assert!(!nan.surely_within(p, c(1e-9, 89.0)));
+        let inf = ChordGapScreen::over([c(1.0, 1.0), c(1.0, f64::INFINITY)].into_iter(), limit);
+        assert!(!inf.surely_within(c(1.0, 1.0), c(1.0, 1.0 + 1e-9)));
+        let one = ChordGapScreen::over([c(f64::NAN, 1.0)].into_iter(), limit);
+        assert!(!one.surely_within(c(f64::NAN, 1.0), c(1.0, 1.0)));
     }
 
     #[test]
