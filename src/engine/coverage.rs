@@ -185,22 +185,27 @@ pub fn coverage_of_unit(
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
     let mut pieces: Vec<Cow<'_, Polygon<f64>>> = Vec::new();
     // The engine keeps features compact: decode the geometries of the candidates whose box meets
-    // the area, once, up front; their other fields are read from the compact form as needed.
-    let mut decoded = Vec::with_capacity(slots.len());
-    for (n, &(slot, r)) in slots.iter().enumerate() {
-        if n % 256 == 255 && cancelled() {
-            return Err(Cancelled);
-        }
-        let relation = area.relate_box(r);
-        if relation == BoxRelation::Outside {
-            continue;
-        }
-        if let Some(c) = idx.compact(slot) {
-            if let Some(g) = c.geometry() {
-                decoded.push((relation, c, g));
+    // the area, once, up front (on a few threads when there are many: it precedes the union's
+    // parallel work); their other fields are read from the compact form as needed.
+    let decode = |chunk: &[(u32, Rect<f64>)]| {
+        let mut decoded = Vec::with_capacity(chunk.len());
+        for (n, &(slot, r)) in chunk.iter().enumerate() {
+            if n % 256 == 255 && cancelled() {
+                return Err(Cancelled);
+            }
+            let relation = area.relate_box(r);
+            if relation == BoxRelation::Outside {
+                continue;
+            }
+            if let Some(c) = idx.compact(slot) {
+                if let Some(g) = c.geometry() {
+                    decoded.push((relation, c, g));
+                }
             }
         }
-    }
+        Ok(decoded)
+    };
+    let decoded = in_order_on_threads(&slots, PARALLEL_DECODE, decode)?;
     for (n, (relation, f, g)) in decoded.iter().enumerate() {
         if n % 256 == 255 && cancelled() {
             return Err(Cancelled);
@@ -287,6 +292,42 @@ pub fn coverage_of_unit(
         }
         out.features += 1;
         add_properties(c.feature.properties_json(), &mut out, &mut not_summed);
+    }
+    Ok(out)
+}
+
+/// Candidates from which their decoding is split between threads.
+const PARALLEL_DECODE: usize = 2048;
+
+/// `work` over `items` split into a few runs on their own threads (one run on the calling thread
+/// below `min_items`), the runs' results concatenated in order: the same as `work(items)`.
+fn in_order_on_threads<I: Sync, T: Send, E: Send>(
+    items: &[I],
+    min_items: usize,
+    work: impl Fn(&[I]) -> Result<Vec<T>, E> + Sync,
+) -> Result<Vec<T>, E> {
+    let threads = if items.len() < min_items {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    };
+    if threads < 2 {
+        return work(items);
+    }
+    let work = &work;
+    let runs: Vec<Result<Vec<T>, E>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|run| scope.spawn(move || work(run)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for run in runs {
+        out.extend(run?);
     }
     Ok(out)
 }

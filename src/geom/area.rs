@@ -53,13 +53,82 @@ fn polygon_geodesic_area(p: &Polygon<f64>) -> f64 {
 /// 1.09 · tan φ · L² / (8R) (11 mm for 1 km at 30°N, none on a meridian); the bound takes
 /// generous lengths and radius, the highest latitude, and a term of the next order.
 pub(crate) fn chord_gap_bound_m(a: Coord<f64>, b: Coord<f64>) -> f64 {
-    const M_PER_DEG: f64 = 6_378_137.0 * std::f64::consts::PI / 180.0;
-    const R: f64 = 6_356_752.0;
+    const R: f64 = GAP_R;
     let (lo, hi) = (a.y.abs().min(b.y.abs()), a.y.abs().max(b.y.abs()));
     let dx = (b.x - a.x).abs() * M_PER_DEG * lo.to_radians().cos();
     let dy = (b.y - a.y).abs() * M_PER_DEG;
     let l2 = dx * dx + dy * dy;
     1.25 * (hi.to_radians().tan() + l2.sqrt() / R) * l2 / (8.0 * R)
+}
+
+/// Metres per degree of latitude (generously: the equatorial radius's) in [`chord_gap_bound_m`].
+const M_PER_DEG: f64 = 6_378_137.0 * std::f64::consts::PI / 180.0;
+/// The (small, so generous) radius in [`chord_gap_bound_m`].
+const GAP_R: f64 = 6_356_752.0;
+
+/// A trigonometry-free screen for [`chord_gap_bound_m`] ≤ `limit` over edges whose endpoints
+/// lie in one band of latitudes: the bound grows with tan of an edge's higher |latitude|, with
+/// cos of its lower one and with its length, so at the band's extremes it is a function of the
+/// edge's spans alone, and an edge with `dλ²·cos² + dφ² ≤ max_span2` surely has a bound within
+/// `limit`. Edges near or over the limit are left to the exact bound, so the screen never
+/// changes an answer; it saves the tangent and cosines of the many short edges of parcels.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChordGapScreen {
+    /// cos² of the band's lowest |latitude|.
+    cos2: f64,
+    /// The threshold on the edge's squared spans (degrees², longitude scaled by `cos2`).
+    max_span2: f64,
+}
+
+impl ChordGapScreen {
+    /// The screen for edges whose endpoints all have |latitude| between `lo` and `hi` degrees.
+    pub(crate) fn new(lo: f64, hi: f64, limit: f64) -> Self {
+        const R: f64 = GAP_R;
+        // A larger tangent only lowers the threshold; 1e-3 keeps it finite at the equator.
+        let t = hi.to_radians().tan().max(1e-3);
+        let usable = lo >= 0.0 && lo <= hi && hi < 89.0 && limit > 0.0 && t.is_finite();
+        if !usable {
+            return ChordGapScreen {
+                cos2: 1.0,
+                max_span2: 0.0,
+            };
+        }
+        // The bound is 1.25·(t + L/R)·L²/(8R): L² ≤ l0 at most, so L/R ≤ √l0/R, and L² ≤ l2
+        // then keeps the whole bound within the limit.
+        let l0 = limit * 8.0 * R / (1.25 * t);
+        let l2 = limit * 8.0 * R / (1.25 * (t + l0.sqrt() / R));
+        let cos = lo.to_radians().cos();
+        ChordGapScreen {
+            cos2: cos * cos,
+            // A thousandth off for rounding: edges that close go to the exact bound.
+            max_span2: 0.999 * l2 / (M_PER_DEG * M_PER_DEG),
+        }
+    }
+
+    /// The screen for the edges between `coords`. A NaN latitude is left out (an edge with a NaN
+    /// or infinite coordinate never passes: its spans are not finite); an infinite one leaves a
+    /// screen that passes no edge.
+    pub(crate) fn over(coords: impl Iterator<Item = Coord<f64>>, limit: f64) -> Self {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        // Plain comparisons, false for NaN: f64::min's NaN handling costs on every vertex.
+        for c in coords {
+            let y = c.y.abs();
+            if y < lo {
+                lo = y;
+            }
+            if y > hi {
+                hi = y;
+            }
+        }
+        ChordGapScreen::new(lo, hi, limit)
+    }
+
+    /// Whether edge a→b (both in the band) surely has [`chord_gap_bound_m`] within the limit.
+    #[inline]
+    pub(crate) fn surely_within(&self, a: Coord<f64>, b: Coord<f64>) -> bool {
+        let (dx, dy) = (b.x - a.x, b.y - a.y);
+        dx * dx * self.cos2 + dy * dy <= self.max_span2
+    }
 }
 
 /// [`chord_gap_bound_m`] in degrees (of longitude, the larger kind, at the higher latitude).
@@ -122,6 +191,66 @@ pub struct PreparedArea {
     area_m2: std::sync::OnceLock<f64>,
     /// How far (degrees) the area's geodesic edges may stray from their chords.
     bow_deg: f64,
+    /// [`chord_gap_deg`] for boxes within the area's band of latitudes, without trigonometry.
+    box_gap: Option<BandGap>,
+}
+
+/// An upper bound on [`chord_gap_deg`] of the diagonals of boxes whose latitudes lie within one
+/// band, from the band's extremes (tan of its highest |latitude|, cos of its lowest and of its
+/// highest), computed once: the cheap pad of [`PreparedArea::relate_box`] for the candidates of
+/// a coverage, which all lie about the area.
+#[derive(Clone, Copy, Debug)]
+struct BandGap {
+    /// The band (signed latitudes, degrees).
+    south: f64,
+    north: f64,
+    tan_hi: f64,
+    cos_lo: f64,
+    /// Degrees of longitude per metre at the band's highest latitude (capped at 89°, as
+    /// [`chord_gap_deg`] does).
+    deg_per_m: f64,
+}
+
+impl BandGap {
+    fn new(south: f64, north: f64) -> Option<Self> {
+        if !(south.is_finite() && north.is_finite() && south <= north) {
+            return None;
+        }
+        let (lo, hi) = if south >= 0.0 {
+            (south, north)
+        } else if north <= 0.0 {
+            (-north, -south)
+        } else {
+            (0.0, north.max(-south))
+        };
+        let tan_hi = hi.to_radians().tan();
+        let deg_per_m = 1.0 / (110_000.0 * hi.min(89.0).to_radians().cos());
+        (tan_hi.is_finite() && deg_per_m.is_finite()).then_some(BandGap {
+            south,
+            north,
+            tan_hi,
+            cos_lo: lo.to_radians().cos(),
+            deg_per_m,
+        })
+    }
+
+    /// The bound for the diagonal a→b, if both lie in the band: [`chord_gap_bound_m`] with the
+    /// band's tangent and cosine (each at least the edge's own), in degrees at the band's
+    /// highest latitude (at most the edge's own cosine).
+    fn deg(&self, a: Coord<f64>, b: Coord<f64>) -> Option<f64> {
+        let inside = |y: f64| y >= self.south && y <= self.north;
+        if !(inside(a.y) && inside(b.y)) {
+            return None;
+        }
+        const R: f64 = GAP_R;
+        let dx = (b.x - a.x).abs() * M_PER_DEG * self.cos_lo;
+        let dy = (b.y - a.y).abs() * M_PER_DEG;
+        let l2 = dx * dx + dy * dy;
+        let gap = 1.25 * (self.tan_hi + l2.sqrt() / R) * l2 / (8.0 * R);
+        // A hair over, so rounding never puts it under the exact figure.
+        let deg = gap * self.deg_per_m * (1.0 + 1e-9);
+        deg.is_finite().then_some(deg)
+    }
 }
 
 const CELL_OUT: u8 = 0;
@@ -275,6 +404,7 @@ impl PreparedArea {
             edges,
             area_m2: std::sync::OnceLock::new(),
             bow_deg,
+            box_gap: bbox.and_then(|b| BandGap::new(b.min().y, b.max().y)),
         }
     }
 
@@ -374,7 +504,8 @@ impl PreparedArea {
         let Some(b) = self.bbox else {
             return BoxRelation::Outside;
         };
-        let pad = self.bow_deg + chord_gap_deg(r.min(), r.max());
+        let box_gap = self.box_gap.and_then(|g| g.deg(r.min(), r.max()));
+        let pad = self.bow_deg + box_gap.unwrap_or_else(|| chord_gap_deg(r.min(), r.max()));
         let r = if pad > 0.0 {
             super::bbox::padded(r, pad)
         } else {
@@ -753,6 +884,16 @@ mod tests {
         );
     }
 
+    /// Deterministic pseudo-random numbers in [0, 1).
+    fn uniform(mut seed: u64) -> impl FnMut() -> f64 {
+        move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
     #[test]
     fn geodesics_stay_within_the_chord_gap_bound() {
         // GeographicLib's points along random geodesics (10 m to 100 km, any azimuth, 0 to
@@ -760,13 +901,7 @@ mod tests {
         // bound not loose by more than half again for an east-west edge.
         use geographiclib_rs::{DirectGeodesic, Geodesic as Karney, InverseGeodesic};
         let g = Karney::wgs84();
-        let mut seed = 99u64;
-        let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rnd = uniform(99u64);
         let off_chord = |a: Coord<f64>, b: Coord<f64>| {
             let (s12, azi1, _, _): (f64, f64, f64, f64) = g.inverse(a.y, a.x, b.y, b.x);
             (1..16)
@@ -798,6 +933,94 @@ mod tests {
         let (a, b) = (Coord { x: 106.0, y: 29.5 }, Coord { x: 106.05, y: 29.5 });
         let (gap, bound) = (off_chord(a, b), chord_gap_bound_m(a, b));
         assert!(gap > 0.2 && bound < 1.5 * gap, "{gap} {bound}");
+    }
+
+    #[test]
+    fn the_chord_gap_screen_passes_only_edges_within_the_bound() {
+        // Random edges of 1 m to 2 km in random bands of latitude (0 to 80°, either side): an
+        // edge the screen passes has an exact bound within the limit; and a band of a town at
+        // 29.5°N passes its parcels' 40 m edges, whatever their direction.
+        let mut rnd = uniform(7u64);
+        let limit = 3e-5;
+        let mut passed = 0;
+        for _ in 0..20_000 {
+            let sign = if rnd() < 0.5 { -1.0 } else { 1.0 };
+            let (lo, width) = (rnd() * 80.0, rnd() * 2.0);
+            let lat = |u: f64| sign * (lo + u * width);
+            let len = 10f64.powf(rnd() * 3.3) / 111_000.0;
+            let a = Coord {
+                x: 106.0 + rnd(),
+                y: lat(rnd()),
+            };
+            let b = Coord {
+                x: a.x + (rnd() - 0.5) * 2.0 * len,
+                y: (a.y + (rnd() - 0.5) * 2.0 * len).clamp(sign.min(0.0) * 90.0, 90.0),
+            };
+            let screen = ChordGapScreen::over([a, b].into_iter(), limit);
+            let band = ChordGapScreen::new(lo, lo + width, limit);
+            for s in [screen, band] {
+                if s.surely_within(a, b) && b.y.abs() >= lo && b.y.abs() <= lo + width {
+                    passed += 1;
+                    assert!(chord_gap_bound_m(a, b) <= limit, "{a:?} {b:?} {s:?}");
+                }
+            }
+        }
+        assert!(passed > 1_000, "{passed}");
+        let town = ChordGapScreen::new(29.45, 29.55, limit);
+        for k in 0..360 {
+            let az = f64::from(k).to_radians();
+            let a = Coord { x: 106.3, y: 29.5 };
+            let b = Coord {
+                x: a.x + 40.0 * az.cos() / (111_320.0 * 29.5f64.to_radians().cos()),
+                y: a.y + 40.0 * az.sin() / 110_900.0,
+            };
+            assert!(town.surely_within(a, b), "{az}");
+            assert!(!town.surely_within(a, Coord { x: 106.31, ..a }));
+        }
+        // Near the pole, at NaN: nothing passes but a point.
+        let polar = ChordGapScreen::new(88.0, 89.5, limit);
+        let p = Coord { x: 0.0, y: 89.0 };
+        assert!(!polar.surely_within(p, Coord { x: 1e-6, y: 89.0 }));
+        let c = |x: f64, y: f64| Coord { x, y };
+        let nan = ChordGapScreen::over([c(1.0, f64::NAN)].into_iter(), limit);
+        assert!(!nan.surely_within(p, c(1e-9, 89.0)));
+        let inf = ChordGapScreen::over([c(1.0, 1.0), c(1.0, f64::INFINITY)].into_iter(), limit);
+        assert!(!inf.surely_within(c(1.0, 1.0), c(1.0, 1.0 + 1e-9)));
+        let one = ChordGapScreen::over([c(f64::NAN, 1.0)].into_iter(), limit);
+        assert!(!one.surely_within(c(f64::NAN, 1.0), c(1.0, 1.0)));
+    }
+
+    #[test]
+    fn the_band_gap_is_never_below_the_exact_gap() {
+        // Boxes of 1 m to 20 km inside bands of 0.01° to 3° (either hemisphere or across the
+        // equator): the band's pad is at least chord_gap_deg of the box's diagonal, and not
+        // more than a percent over it for the town-sized band of a coverage.
+        let mut rnd = uniform(11);
+        for _ in 0..20_000 {
+            let south = rnd() * 160.0 - 80.0;
+            let north = (south + 0.01 + rnd() * 3.0).min(88.0);
+            let band = BandGap::new(south, north).unwrap();
+            let y0 = south + rnd() * (north - south);
+            let size = 10f64.powf(rnd() * 4.3) / 111_000.0;
+            let a = Coord { x: 106.0, y: y0 };
+            let b = Coord {
+                x: 106.0 + size * rnd(),
+                y: (y0 + size * rnd()).min(north),
+            };
+            let (got, exact) = (band.deg(a, b).unwrap(), chord_gap_deg(a, b));
+            assert!(got >= exact, "{south} {north} {a:?} {b:?}: {got} < {exact}");
+        }
+        let town = BandGap::new(29.45, 29.55).unwrap();
+        let (a, b) = (
+            Coord { x: 106.3, y: 29.5 },
+            Coord {
+                x: 106.302,
+                y: 29.502,
+            },
+        );
+        let (got, exact) = (town.deg(a, b).unwrap(), chord_gap_deg(a, b));
+        assert!(got <= 1.01 * exact, "{got} {exact}");
+        assert!(town.deg(a, Coord { x: 106.3, y: 29.6 }).is_none());
     }
 
     /// Exact area of the WGS84 ellipsoid between two latitudes over all longitudes.

@@ -51,6 +51,7 @@
 //! still adds. Against an overlay union of densified rings the result agrees to about 1e-10 on the
 //! benchmark set and 1e-8 on the tests' worst cases.
 
+use super::area::ChordGapScreen;
 use geo::{Coord, Polygon};
 use geographiclib_rs::Geodesic;
 use rstar::primitives::{GeomWithData, Rectangle};
@@ -783,6 +784,10 @@ impl Cells {
     /// How many pieces segment a→b is filed as: pieces are at most two cells long.
     fn pieces(&self, a: Coord<f64>, b: Coord<f64>) -> usize {
         let span = (b.x - a.x).abs().max((b.y - a.y).abs()) * self.inv / 2.0;
+        // Most edges: what the general case below gives for them, without its conversions.
+        if span <= 1.0 {
+            return 1;
+        }
         // `as` saturates (NaN to 0), and a piece spans at most two cells.
         let whole = span.min(1e7) as usize;
         (whole + usize::from((whole as f64) < span.min(1e7))).max(1)
@@ -1003,13 +1008,25 @@ impl PolygonSet {
     /// whether its overlap with the area is wanted.
     fn new(polygons: &[Input<'_>], restricted: bool) -> Self {
         let e2 = F * (2.0 - F);
+        // Room for the coordinates as given (cut points, rarer, may grow it once).
+        let given: usize = polygons
+            .iter()
+            .map(|p| {
+                p.polygon.exterior().0.len()
+                    + p.polygon
+                        .interiors()
+                        .iter()
+                        .map(|r| r.0.len())
+                        .sum::<usize>()
+            })
+            .sum();
         let mut set = PolygonSet {
-            coords: Vec::new(),
+            coords: Vec::with_capacity(given),
             owner: Vec::new(),
             last: Vec::new(),
             lo: [0.0; 2],
             hi: [0.0; 2],
-            rings: Vec::new(),
+            rings: Vec::with_capacity(polygons.len()),
             shapes: Vec::with_capacity(polygons.len()),
             is_area: Vec::with_capacity(polygons.len()),
             input: Vec::with_capacity(polygons.len()),
@@ -1059,9 +1076,19 @@ impl PolygonSet {
                 let start = set.coords.len();
                 for (i, &a) in pts.iter().enumerate() {
                     set.coords.push(a);
-                    cut.densify(a, pts[(i + 1) % pts.len()], &mut set.coords);
+                    let b = if i + 1 < pts.len() {
+                        pts[i + 1]
+                    } else {
+                        pts[0]
+                    };
+                    cut.densify(a, b, &mut set.coords);
                 }
-                let cut = shoelace(&set.coords[start..]);
+                // (Uncut, the ring is `pts` and its shoelace the one above.)
+                let cut = if set.coords.len() - start == pts.len() {
+                    twice
+                } else {
+                    shoelace(&set.coords[start..])
+                };
                 let twice = if cut == 0.0 { twice } else { cut };
                 if (twice > 0.0) != (k == 0) {
                     set.coords[start..].reverse();
@@ -1076,9 +1103,20 @@ impl PolygonSet {
                 continue;
             }
             let (mut min, mut max) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+            // Plain comparisons (the coordinates are finite): f64::min's NaN handling costs.
             for c in &set.coords[first_coord..] {
-                min = [min[0].min(c.x), min[1].min(c.y)];
-                max = [max[0].max(c.x), max[1].max(c.y)];
+                if c.x < min[0] {
+                    min[0] = c.x;
+                }
+                if c.x > max[0] {
+                    max[0] = c.x;
+                }
+                if c.y < min[1] {
+                    min[1] = c.y;
+                }
+                if c.y > max[1] {
+                    max[1] = c.y;
+                }
             }
             lo = [lo[0].min(min[0]), lo[1].min(min[1])];
             hi = [hi[0].max(max[0]), hi[1].max(max[1])];
@@ -1435,15 +1473,26 @@ impl PolygonSet {
         }
         // "Above" with ties broken by the vertical part of the move (index order).
         let above = |p: Coord<f64>| p.y > v.y || (p.y == v.y && j > owner);
-        let crosses = |k: usize| {
-            let (c, d) = (self.coords[k], self.coords[k + 1]);
-            let (ca, da) = (above(c), above(d));
+        // Whether the horizontal ray east of v crosses edge c→d, given which ends are above.
+        let crosses_above = |c: Coord<f64>, d: Coord<f64>, ca: bool, da: bool| {
             if ca == da {
                 return false;
+            }
+            // An edge wholly west (east) of v meets v's parallel west (east) of it: v lies
+            // strictly right (left) of it, so the exact sign below is known without it.
+            if c.x < v.x && d.x < v.x {
+                return false;
+            }
+            if c.x > v.x && d.x > v.x {
+                return true;
             }
             let (lo, hi) = if ca { (d, c) } else { (c, d) };
             // The horizontal ray to the east crosses the edge iff v is left of lo→hi.
             orient(lo, hi, j, v, owner) > 0.0
+        };
+        let crosses = |k: usize| {
+            let (c, d) = (self.coords[k], self.coords[k + 1]);
+            crosses_above(c, d, above(c), above(d))
         };
         if let Some(Some(index)) = self.large.get(j) {
             // Only edges whose boxes reach the ray east of v can cross it.
@@ -1457,11 +1506,18 @@ impl PolygonSet {
         }
         let mut inside = false;
         for r in s.rings.clone() {
-            let ring = self.rings[r].clone();
-            for k in ring.start..ring.end - 1 {
-                if crosses(k) {
+            // Each vertex's side once: it ends one edge and starts the next.
+            let ring = &self.coords[self.rings[r].clone()];
+            let Some((&first, rest)) = ring.split_first() else {
+                continue;
+            };
+            let (mut c, mut ca) = (first, above(first));
+            for &d in rest {
+                let da = above(d);
+                if crosses_above(c, d, ca, da) {
                     inside = !inside;
                 }
+                (c, ca) = (d, da);
             }
         }
         inside
@@ -1542,12 +1598,14 @@ fn spatial_order<'a>(polygons: &'a [Input<'a>]) -> impl Iterator<Item = (usize, 
 
 /// Twice the signed planar area of a ring without its closing vertex.
 fn shoelace(pts: &[Coord<f64>]) -> f64 {
-    let n = pts.len();
-    (0..n)
-        .map(|k| {
-            let (p, q) = (pts[k], pts[(k + 1) % n]);
-            p.x * q.y - q.x * p.y
-        })
+    let (Some(&first), Some(&last)) = (pts.first(), pts.last()) else {
+        return 0.0;
+    };
+    // The same terms in the same order as indexing k and (k + 1) mod n, without the division.
+    let cross = |p: Coord<f64>, q: Coord<f64>| p.x * q.y - q.x * p.y;
+    pts.windows(2)
+        .map(|w| cross(w[0], w[1]))
+        .chain(std::iter::once(cross(last, first)))
         .sum()
 }
 
@@ -1608,18 +1666,27 @@ struct Cuts {
     /// The square of the share of the pieces [`CHORD_GAP_M`] asks for that are made (1 unless
     /// over [`MAX_CUTS`]).
     scale2: f64,
+    /// Settles without trigonometry the many edges far too short to be cut.
+    screen: ChordGapScreen,
 }
 
 impl Cuts {
     fn for_inputs(polygons: &[Input<'_>]) -> Self {
+        let rings = || {
+            polygons
+                .iter()
+                .flat_map(|p| std::iter::once(p.polygon.exterior()).chain(p.polygon.interiors()))
+        };
+        let screen = ChordGapScreen::over(rings().flat_map(|r| r.0.iter().copied()), CHORD_GAP_M);
         let mut wanted = 0.0;
-        for p in polygons {
-            for ring in std::iter::once(p.polygon.exterior()).chain(p.polygon.interiors()) {
-                for w in ring.0.windows(2) {
-                    let gap = super::area::chord_gap_bound_m(w[0], w[1]);
-                    if gap > CHORD_GAP_M {
-                        wanted += (gap / CHORD_GAP_M).sqrt();
-                    }
+        for ring in rings() {
+            for w in ring.0.windows(2) {
+                if screen.surely_within(w[0], w[1]) {
+                    continue;
+                }
+                let gap = super::area::chord_gap_bound_m(w[0], w[1]);
+                if gap > CHORD_GAP_M {
+                    wanted += (gap / CHORD_GAP_M).sqrt();
                 }
             }
         }
@@ -1630,6 +1697,7 @@ impl Cuts {
         };
         Cuts {
             scale2: share * share,
+            screen,
         }
     }
 
@@ -1644,6 +1712,9 @@ impl Cuts {
     fn densify(&self, a: Coord<f64>, b: Coord<f64>, out: &mut Vec<Coord<f64>>) {
         use geographiclib_rs::capability::{LATITUDE, LONGITUDE, LONG_UNROLL};
         use geographiclib_rs::{GeodesicLine, InverseGeodesic};
+        if self.screen.surely_within(a, b) {
+            return;
+        }
         let gap = super::area::chord_gap_bound_m(a, b);
         if gap <= CHORD_GAP_M || gap.is_nan() {
             return;
