@@ -17,7 +17,10 @@ use yizhangtu::model::Layer;
 mod synthetic;
 
 /// Counts live heap bytes and their peak, so the extra memory of one request can be read.
+/// Allocates with mimalloc, the allocator of the `yizhangtu` binary (src/main.rs), so the
+/// times are the server's.
 struct Counting;
+static SERVER_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
@@ -29,16 +32,16 @@ fn grew(by: usize) {
 unsafe impl std::alloc::GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         grew(layout.size());
-        unsafe { std::alloc::System.alloc(layout) }
+        unsafe { SERVER_ALLOCATOR.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
+        unsafe { SERVER_ALLOCATOR.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
         grew(new_size);
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+        unsafe { SERVER_ALLOCATOR.realloc(ptr, layout, new_size) }
     }
 }
 
