@@ -240,6 +240,33 @@ async fn metrics_count_requests_per_route_and_status() {
         ),
         2.0
     );
+    // Invented methods are one label too, whatever they are called.
+    let client = reqwest::Client::new();
+    for name in ["BREW", "WHEN", "XYZZY"] {
+        let r = client
+            .request(
+                reqwest::Method::from_bytes(name.as_bytes()).unwrap(),
+                s.url("/collections"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{name}");
+    }
+    let m = scrape(&s).await;
+    let invented = |method: &str| {
+        value(
+            &m,
+            "yizhangtu_http_requests_total",
+            &[
+                ("route", "/collections"),
+                ("method", method),
+                ("status", "405"),
+            ],
+        )
+    };
+    assert_eq!(invented("OTHER"), 3.0);
+    assert_eq!(invented("BREW"), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

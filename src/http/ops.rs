@@ -83,6 +83,23 @@ impl Metrics {
     /// Counts one answered request of `route` (the matched path template, e.g.
     /// `/collections/{collection}/items`) and records how long it took to its response head.
     pub fn request(&self, method: &axum::http::Method, route: &str, status: u16, seconds: f64) {
+        use axum::http::Method;
+        // Methods outside HTTP's own are one label: a client inventing methods must not grow
+        // the metrics without bound.
+        static OTHER: std::sync::LazyLock<Method> =
+            std::sync::LazyLock::new(|| Method::from_bytes(b"OTHER").unwrap_or(Method::GET));
+        let method = match *method {
+            Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+            | Method::OPTIONS
+            | Method::TRACE
+            | Method::CONNECT => method,
+            _ => &OTHER,
+        };
         let recorded = self.handles.read().get(route).is_some_and(|seen| {
             seen.iter()
                 .find(|h| h.status == status && h.method == method)
