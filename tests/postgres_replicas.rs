@@ -6,7 +6,7 @@
 mod common;
 
 use common::pg::{eventually_at, pg_server, serve_process, spawn_serve, Cluster, Process};
-use common::{fresh_pg_database, start_at, TestServer};
+use common::{fresh_pg_database, metric, start_at, TestServer};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
@@ -52,20 +52,6 @@ async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
 }
 
 /// A counter or gauge of `base`'s `/metrics`.
-async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-}
-
 async fn scalar(c: &mut PgConnection, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&mut *c).await.unwrap()
 }

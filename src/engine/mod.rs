@@ -14,6 +14,7 @@ pub mod snapshot;
 
 pub use admin::{AdminLevel, AdminLookupError, AdminUnit};
 pub use budget::{Budget, Stop};
+pub(crate) use compact::Compact;
 pub use filter::{Filter, FilterError, FilterLang};
 pub use index::{CorruptFeature, LayerIndex, LayerStats};
 pub use query::{Near, PropertyFilter, Query, QueryResult, SortKey};

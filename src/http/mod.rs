@@ -8,6 +8,7 @@ mod compare;
 mod edit;
 pub mod error;
 mod export;
+pub mod fast;
 pub mod heavy;
 mod html;
 mod limits;
@@ -203,12 +204,13 @@ async fn forwarded_headers(
         return next.run(req).await;
     }
     let mut r = next.run(req).await;
-    r.headers_mut().append(
-        header::VARY,
-        HeaderValue::from_static("X-Forwarded-Host, X-Forwarded-Proto"),
-    );
+    r.headers_mut()
+        .append(header::VARY, HeaderValue::from_static(FORWARDED_VARY));
     r
 }
+
+/// The `Vary` of every answer of a server that trusts forwarded headers.
+const FORWARDED_VARY: &str = "X-Forwarded-Host, X-Forwarded-Proto";
 
 /// The span of one request: its id (`x-request-id`, the client's or a new UUID), method and path.
 fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
@@ -323,7 +325,8 @@ pub fn router(state: AppState) -> Router {
 /// this returns whether or not they finished.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     let grace = state.settings.shutdown_grace;
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = fast::Fast::new(router(state.clone()), state);
+    let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     // Each connection's automatic hyper errors (414, 431, 400) become JSON problems; the no-op
     // tap keeps `ConnectInfo<SocketAddr>` (axum implements it for tapped listeners).

@@ -685,6 +685,81 @@ fn geometry_kind(g: &geo::Geometry<f64>) -> &'static str {
     }
 }
 
+/// The ETag of one feature's answer. Part 4: it starts with the feature's version, which
+/// If-Match on PUT/PATCH/DELETE names.
+pub(super) fn feature_etag(
+    id: &str,
+    fid: &str,
+    version: i64,
+    revision: u64,
+    base: &str,
+    format: Format,
+    params: &Params,
+) -> String {
+    let tag = etag(&[
+        "feature",
+        id,
+        fid,
+        &version.to_string(),
+        &revision.to_string(),
+        base,
+        format.code(),
+        &params.canonical(),
+    ]);
+    format!("W/\"{}.{}", version, tag.trim_start_matches("W/\""))
+}
+
+/// `self`, `alternate` and `collection` links of one feature's answer.
+fn feature_links(
+    idx: &LayerIndex,
+    id: &str,
+    fid: &str,
+    base: &str,
+    params: &Params,
+    format: Format,
+) -> Vec<Value> {
+    let fid_enc =
+        percent_encoding::utf8_percent_encode(fid, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let path = format!("/collections/{id}/items/{fid_enc}");
+    let mut links = self_links(base, &path, params, format, "application/geo+json");
+    links.push(link(
+        format!("{base}/collections/{id}"),
+        "collection",
+        "application/json",
+        &idx.layer.title_zh,
+    ));
+    links
+}
+
+/// A feature's JSON answer in the layer's own CRS with all its properties, written straight from
+/// the engine's compact form (issue 15). [`super::fast`] answers plain requests with it too.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn stored_feature_answer(
+    idx: &LayerIndex,
+    id: &str,
+    fid: &str,
+    stored: &crate::engine::Compact,
+    base: &str,
+    params: &Params,
+    format: Format,
+    tag: &str,
+) -> Response {
+    let links = feature_links(idx, id, fid, base, params, format);
+    let mut out = String::new();
+    geojson::write_stored_feature(
+        &mut out,
+        stored.id(),
+        stored.name(),
+        stored.admin_code(),
+        stored.properties_json(),
+        stored.wkb(),
+        Some(&Value::Array(links).to_string()),
+    );
+    let mut r = respond(content_type(format, true), Some(tag), out);
+    content_crs(&mut r, None);
+    r
+}
+
 async fn feature(
     State(state): State<AppState>,
     Path((id, fid)): Path<(String, String)>,
@@ -703,33 +778,19 @@ async fn feature(
         ApiError::not_found(format!("collection '{id}' has no feature '{fid}'"))
             .with_details(json!({"collection": id, "feature": fid}))
     })?;
-    let version = stored.version;
     let base = base_url(&headers);
-    let tag = etag(&[
-        "feature",
+    let tag = feature_etag(
         &id,
         &fid,
-        &version.to_string(),
-        &idx.revision.to_string(),
+        stored.version,
+        idx.revision,
         &base,
-        format.code(),
-        &params.canonical(),
-    ]);
-    // Part 4: the ETag starts with the feature's version, which If-Match on PUT/PATCH/DELETE names.
-    let tag = format!("W/\"{}.{}", version, tag.trim_start_matches("W/\""));
+        format,
+        &params,
+    );
     if let Some(r) = not_modified(&headers, &tag) {
         return Ok(r);
     }
-    let fid_enc =
-        percent_encoding::utf8_percent_encode(&fid, percent_encoding::NON_ALPHANUMERIC).to_string();
-    let path = format!("/collections/{id}/items/{fid_enc}");
-    let mut links = self_links(&base, &path, &params, format, "application/geo+json");
-    links.push(link(
-        format!("{base}/collections/{id}"),
-        "collection",
-        "application/json",
-        &idx.layer.title_zh,
-    ));
     let selection = match params.get("properties")? {
         None => PropertySelection::All,
         Some(list) => {
@@ -744,20 +805,11 @@ async fn feature(
         c.resolve(lon)
     });
     if out_crs.is_none() && matches!(selection, PropertySelection::All) && format != Format::Html {
-        let mut out = String::new();
-        geojson::write_stored_feature(
-            &mut out,
-            stored.id(),
-            stored.name(),
-            stored.admin_code(),
-            stored.properties_json(),
-            stored.wkb(),
-            Some(&Value::Array(links).to_string()),
-        );
-        let mut r = respond(content_type(format, true), Some(&tag), out);
-        content_crs(&mut r, None);
-        return Ok(r);
+        return Ok(stored_feature_answer(
+            &idx, &id, &fid, stored, &base, &params, format, &tag,
+        ));
     }
+    let links = feature_links(&idx, &id, &fid, &base, &params, format);
     let Some(f) = idx.get(&fid) else {
         return Err(ApiError::not_found(format!(
             "collection '{id}' has no feature '{fid}'"

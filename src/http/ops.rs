@@ -39,6 +39,8 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     requests: AtomicU64,
+    /// Requests answered by the lean path ([`super::fast`]); also in the request counts.
+    pub lean: AtomicU64,
     /// The counter and histogram of each route, method and status seen, so that a request
     /// neither builds labels nor looks them up in the recorder's registry.
     handles: parking_lot::RwLock<HashMap<String, Vec<RouteHandles>>>,
@@ -76,6 +78,7 @@ impl Metrics {
             recorder,
             handle,
             requests: AtomicU64::new(0),
+            lean: AtomicU64::new(0),
             handles: Default::default(),
         }
     }
@@ -156,6 +159,11 @@ fn describe() {
         "yizhangtu_http_request_duration_seconds",
         Unit::Seconds,
         "Time to the response head, by method, matched route and status"
+    );
+    describe_counter!(
+        "yizhangtu_http_lean_answers_total",
+        "Plain feature requests answered by the lean path in front of the router (also counted \
+         in yizhangtu_http_requests_total)"
     );
     describe_gauge!(
         "yizhangtu_layer_features",
@@ -252,6 +260,8 @@ fn sample(state: &AppState, database: Option<i64>) {
         gauge!("yizhangtu_layer_features", "layer" => id.clone()).set(idx.len() as f64);
         gauge!("yizhangtu_layer_revision", "layer" => id).set(idx.revision as f64);
     }
+    counter!("yizhangtu_http_lean_answers_total")
+        .absolute(state.metrics.lean.load(Ordering::Relaxed));
     let tiles = &state.tiles;
     counter!("yizhangtu_tile_cache_hits_total").absolute(tiles.hits.load(Ordering::Relaxed));
     counter!("yizhangtu_tile_cache_misses_total").absolute(tiles.misses.load(Ordering::Relaxed));

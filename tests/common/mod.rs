@@ -390,3 +390,18 @@ pub async fn audit(app: &App) -> Vec<yizhangtu::store::AuditRow> {
         .await
         .expect("audit rows")
 }
+
+/// The value of the metric `name` (no labels) in the server's `/metrics`.
+pub async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+}

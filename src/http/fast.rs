@@ -1,0 +1,213 @@
+//! The lean path for the hottest read, a plain `GET /collections/{c}/items/{f}` (issue 15).
+//!
+//! [`Fast`] sits in front of the whole [`router`](super::router). A request it can answer
+//! exactly as the router would (no query string, a JSON answer, an id needing no decoding, no
+//! conditional or compressed answer asked for, a public server) is answered here, straight from
+//! the engine's compact form, with the headers the router's layers would add (CORS, request
+//! id) and with the same metrics and access log line. Everything else, and every error (an
+//! unknown collection or feature), goes to the router untouched.
+//!
+//! The answers of both paths are compared header for header and byte for byte in
+//! `tests/fast_path.rs`; `benches/landsurvey.rs` measures what this saves.
+
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use futures_util::future::Either;
+use tower::Service;
+use tower_http::request_id::{MakeRequestId, MakeRequestUuid};
+
+use super::error::ApiError;
+use super::params::{base_url, Format, Params};
+use super::{ogc, AppState};
+
+/// The route the router's metrics and access log name these requests by.
+pub const FEATURE_ROUTE: &str = "/collections/{collection}/items/{feature}";
+
+/// The router with the lean path in front (see the module comment).
+#[derive(Clone)]
+pub struct Fast {
+    router: Router,
+    state: AppState,
+}
+
+impl Fast {
+    pub fn new(router: Router, state: AppState) -> Fast {
+        Fast { router, state }
+    }
+}
+
+impl Service<Request> for Fast {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, <Router as Service<Request>>::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // A panic here is answered as the router's catch-panic layer answers one.
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lean_feature(&self.state, &req)
+        }))
+        .unwrap_or_else(|_| Some(ApiError::internal("a handler panicked").into_response()));
+        match answer {
+            Some(r) => Either::Left(ready(Ok(r))),
+            None => Either::Right(self.router.call(req)),
+        }
+    }
+}
+
+/// The collection and feature ids of a path `/collections/{c}/items/{f}` whose segments are
+/// plain (no percent-encoding, so the router would decode them to themselves).
+fn feature_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/collections/")?;
+    let (collection, feature) = rest.split_once("/items/")?;
+    let plain = |s: &str| !s.is_empty() && !s.contains(['/', '%']);
+    (plain(collection) && plain(feature)).then_some((collection, feature))
+}
+
+/// Headers after which the lean path leaves the request to the router: conditional requests,
+/// compression, a body (whose limits the router checks). A token is not checked on a public
+/// server's GET: the router ignores it there too.
+const ROUTER_HEADERS: [header::HeaderName; 5] = [
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::ACCEPT_ENCODING,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+];
+
+/// Forwarded host and scheme: the router drops them unless `--trust-forwarded-headers`.
+const FORWARDED: [&str; 2] = ["x-forwarded-host", "x-forwarded-proto"];
+
+/// The router's answer to `req`, made here, or `None` when the router must make it.
+fn lean_feature(state: &AppState, req: &Request) -> Option<Response> {
+    if req.method() != Method::GET || req.uri().query().is_some() || state.settings.private {
+        return None;
+    }
+    let (id, fid) = feature_path(req.uri().path())?;
+    let headers = req.headers();
+    let trust_forwarded = state.settings.trust_forwarded_headers;
+    if headers.len() > 32
+        || ROUTER_HEADERS.iter().any(|h| headers.contains_key(h))
+        || (!trust_forwarded && FORWARDED.iter().any(|h| headers.contains_key(*h)))
+    {
+        return None;
+    }
+    // The router's request limits answer 414 and 431 past these.
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if req.uri().path().len() > super::MAX_URI_BYTES || header_bytes > super::MAX_HEADER_BYTES {
+        return None;
+    }
+    let params = Params::default();
+    let format = Format::negotiate(&params, headers).ok()?;
+    if format == Format::Html {
+        return None;
+    }
+    let started = Instant::now();
+    let request_id = match headers.get("x-request-id") {
+        Some(v) => v.clone(),
+        None => MakeRequestUuid.make_request_id(req)?.header_value().clone(),
+    };
+    let span = tracing::info_span!(
+        target: "yizhangtu::http",
+        "request",
+        request_id = %request_id.to_str().unwrap_or(""),
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let _entered = span.enter();
+    let layer = state.app.engine.layer(id)?;
+    let idx = layer.read();
+    let stored = idx.get_compact(fid)?;
+    let base = base_url(headers);
+    let tag = ogc::feature_etag(
+        id,
+        fid,
+        stored.version,
+        idx.revision,
+        &base,
+        format,
+        &params,
+    );
+    let mut r = ogc::stored_feature_answer(&idx, id, fid, stored, &base, &params, format, &tag);
+    drop(idx);
+    if trust_forwarded {
+        r.headers_mut().append(
+            header::VARY,
+            HeaderValue::from_static(super::FORWARDED_VARY),
+        );
+    }
+    outer_headers(&mut r, request_id);
+    let seconds = started.elapsed().as_secs_f64();
+    state
+        .metrics
+        .request(&Method::GET, FEATURE_ROUTE, 200, seconds);
+    state.metrics.lean.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(
+        target: "yizhangtu::access",
+        status = 200u16,
+        route = FEATURE_ROUTE,
+        ms = (seconds * 1e4).round() / 10.0,
+        "answered"
+    );
+    Some(r)
+}
+
+/// What the router's outer layers add to a plain GET's answer: CORS (any origin; the headers a
+/// script may read; `Vary` on the preflight headers) and the request id (the client's, else a
+/// new UUID, as `tower_http`'s request-id layers make it).
+fn outer_headers(r: &mut Response, request_id: HeaderValue) {
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.append(
+        header::VARY,
+        HeaderValue::from_static(
+            "origin, access-control-request-method, access-control-request-headers",
+        ),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("etag,location,content-crs,x-request-id"),
+    );
+    h.insert(header::HeaderName::from_static("x-request-id"), request_id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::feature_path;
+
+    #[test]
+    fn only_plain_feature_paths_are_taken() {
+        assert_eq!(
+            feature_path("/collections/parcels/items/17"),
+            Some(("parcels", "17"))
+        );
+        for path in [
+            "/collections/parcels/items/",
+            "/collections//items/17",
+            "/collections/parcels/items/17/history",
+            "/collections/parcels/items/%E6%9D%91",
+            "/collections/parcels/items",
+            "/collections/parcels",
+            "/collections/a/b/items/17",
+        ] {
+            assert_eq!(feature_path(path), None, "{path}");
+        }
+    }
+}

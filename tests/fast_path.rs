@@ -1,0 +1,248 @@
+//! Issue 15: the lean path in front of the router (`src/http/fast.rs`) answers plain
+//! `GET …/items/{id}` exactly as the router does. Each request goes to two servers over the
+//! same engine, `http::serve` (with the lean path) and the router alone, and the answers are
+//! compared status, header for header (all but `date`) and byte for byte; `/metrics` says how
+//! many the lean path answered.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::{metric, start_with, TestServer};
+use yizhangtu::config::HttpSettings;
+use yizhangtu::http::AppState;
+
+/// The router alone, without the lean path, on the same engine and settings as `s`.
+async fn router_only(s: &TestServer, settings: HttpSettings) -> String {
+    let state = AppState::new(Arc::clone(&s.app), settings);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = yizhangtu::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// Some feature ids of every layer, as the API lists them.
+async fn some_ids(s: &TestServer) -> Vec<(String, String)> {
+    let collections = s.json("/collections").await;
+    let mut out = Vec::new();
+    for c in collections["collections"].as_array().unwrap() {
+        let c = c["id"].as_str().unwrap().to_string();
+        let items = s.json(&format!("/collections/{c}/items?limit=3")).await;
+        for f in items["features"].as_array().unwrap() {
+            let id = match &f["id"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.push((c.clone(), id));
+        }
+    }
+    out
+}
+
+/// Status, headers but `date` (and `x-request-id` when `same_id` is false), and body.
+type Answer = (u16, Vec<(String, Vec<u8>)>, Vec<u8>);
+
+async fn answer(
+    client: &reqwest::Client,
+    url: &str,
+    method: reqwest::Method,
+    headers: &[(&str, &str)],
+    same_id: bool,
+) -> Answer {
+    let mut req = client.request(method, url);
+    // The answers' links and ETags name the host asked: the same for both servers.
+    if !headers.iter().any(|(k, _)| *k == "host") {
+        req = req.header("host", "yizhangtu.test");
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let mut hs: Vec<(String, Vec<u8>)> = r
+        .headers()
+        .iter()
+        .filter(|(k, _)| *k != "date" && (same_id || *k != "x-request-id"))
+        .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect();
+    if !same_id {
+        let id = r.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "request id {id}");
+        hs.push(("x-request-id".into(), b"<uuid>".to_vec()));
+    }
+    (status, hs, r.bytes().await.unwrap().to_vec())
+}
+
+async fn lean_answers(client: &reqwest::Client, base: &str) -> u64 {
+    metric(client, base, "yizhangtu_http_lean_answers_total").await as u64
+}
+
+/// Asks both servers `path` with each header set; returns how many answers were 200.
+async fn compare(
+    lean: &str,
+    router: &str,
+    path: &str,
+    method: reqwest::Method,
+    header_sets: &[Vec<(&str, &str)>],
+) -> usize {
+    let client = reqwest::Client::new();
+    let mut ok = 0;
+    for headers in header_sets {
+        let same_id = headers.iter().any(|(k, _)| *k == "x-request-id");
+        let a = answer(
+            &client,
+            &format!("{lean}{path}"),
+            method.clone(),
+            headers,
+            same_id,
+        )
+        .await;
+        let b = answer(
+            &client,
+            &format!("{router}{path}"),
+            method.clone(),
+            headers,
+            same_id,
+        )
+        .await;
+        assert_eq!(a.0, b.0, "status of {method} {path} with {headers:?}");
+        assert_eq!(a.1, b.1, "headers of {method} {path} with {headers:?}");
+        assert!(a.2 == b.2, "body of {method} {path} with {headers:?}");
+        ok += usize::from(a.0 == 200);
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_feature_answers_are_the_routers_header_for_header() {
+    let s = start_with(HttpSettings::default(), true).await;
+    let router = router_only(&s, HttpSettings::default()).await;
+    let ids = some_ids(&s).await;
+    assert!(ids.len() >= 20, "{ids:?}");
+    let bearer = format!("Bearer {}", s.token);
+    // Requests the lean path answers.
+    let plain: Vec<Vec<(&str, &str)>> = vec![
+        vec![("x-request-id", "fast-path-1")],
+        vec![],
+        vec![("accept", "application/json"), ("x-request-id", "r2")],
+        vec![("accept", "application/geo+json"), ("x-request-id", "r3")],
+        vec![("accept", "*/*"), ("origin", "https://example.org")],
+        vec![("authorization", &bearer), ("x-request-id", "r4")],
+        vec![("host", "gis.example.org"), ("x-request-id", "r5")],
+    ];
+    let before = lean_answers(&s.client, &s.base).await;
+    let mut lean_expected = 0;
+    for (c, id) in &ids {
+        let path = format!("/collections/{c}/items/{id}");
+        if id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        {
+            lean_expected += compare(&s.base, &router, &path, reqwest::Method::GET, &plain).await;
+        } else {
+            // Ids that need percent-encoding go to the router; the answers still agree.
+            let enc = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+            let path = format!("/collections/{c}/items/{enc}");
+            compare(&s.base, &router, &path, reqwest::Method::GET, &plain).await;
+        }
+    }
+    let lean = lean_answers(&s.client, &s.base).await - before;
+    assert!(lean_expected >= 100, "{lean_expected}");
+    assert_eq!(lean as usize, lean_expected);
+
+    // Requests left to the router: conditional, compressed, HTML, a query, a body, unknown
+    // features and collections, HEAD. Same answers, none counted as lean.
+    let (c, id) = ids
+        .iter()
+        .find(|(_, id)| id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap()
+        .clone();
+    let path = format!("/collections/{c}/items/{id}");
+    let etag = reqwest::Client::new()
+        .get(format!("{}{path}", s.base))
+        .header("host", "yizhangtu.test")
+        .send()
+        .await
+        .unwrap()
+        .headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let before = lean_answers(&s.client, &s.base).await;
+    let others: Vec<Vec<(&str, &str)>> = vec![
+        vec![("if-none-match", &etag), ("x-request-id", "o1")],
+        vec![("accept-encoding", "gzip"), ("x-request-id", "o2")],
+        vec![("accept", "text/html"), ("x-request-id", "o3")],
+        vec![
+            ("x-forwarded-host", "proxy.example.org"),
+            ("x-request-id", "o4"),
+        ],
+        vec![("content-length", "0"), ("x-request-id", "o5")],
+    ];
+    assert_eq!(
+        compare(&s.base, &router, &path, reqwest::Method::GET, &others).await,
+        4,
+        "all but the 304"
+    );
+    let one: Vec<Vec<(&str, &str)>> = vec![vec![("x-request-id", "o6")]];
+    for p in [
+        format!("{path}?f=json"),
+        format!("/collections/{c}/items/no-such-feature"),
+        "/collections/no-such-layer/items/1".to_string(),
+        format!("{path}/"),
+    ] {
+        compare(&s.base, &router, &p, reqwest::Method::GET, &one).await;
+    }
+    compare(&s.base, &router, &path, reqwest::Method::HEAD, &one).await;
+    assert_eq!(
+        lean_answers(&s.client, &s.base).await,
+        before,
+        "none by the lean path"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_forwarded_headers_and_private_servers_answer_as_the_router() {
+    let trusting = HttpSettings {
+        trust_forwarded_headers: true,
+        ..HttpSettings::default()
+    };
+    let s = start_with(trusting.clone(), true).await;
+    let router = router_only(&s, trusting).await;
+    let (c, id) = some_ids(&s).await.swap_remove(0);
+    let path = format!("/collections/{c}/items/{id}");
+    let sets: Vec<Vec<(&str, &str)>> = vec![
+        vec![("x-request-id", "t1")],
+        vec![
+            ("x-forwarded-host", "gis.example.org"),
+            ("x-forwarded-proto", "https"),
+            ("x-request-id", "t2"),
+        ],
+    ];
+    let before = lean_answers(&s.client, &s.base).await;
+    assert_eq!(
+        compare(&s.base, &router, &path, reqwest::Method::GET, &sets).await,
+        2
+    );
+    assert_eq!(lean_answers(&s.client, &s.base).await, before + 2);
+
+    // A private server checks every request's token: the router does.
+    let private = HttpSettings {
+        private: true,
+        ..HttpSettings::default()
+    };
+    let p = start_with(private.clone(), true).await;
+    let router = router_only(&p, private).await;
+    let bearer = format!("Bearer {}", p.token);
+    let sets: Vec<Vec<(&str, &str)>> = vec![
+        vec![("x-request-id", "p1")],
+        vec![("authorization", &bearer), ("x-request-id", "p2")],
+    ];
+    let (c, id) = some_ids(&p).await.swap_remove(0);
+    let path = format!("/collections/{c}/items/{id}");
+    let ok = compare(&p.base, &router, &path, reqwest::Method::GET, &sets).await;
+    assert_eq!(ok, 1, "only with the token");
+    assert_eq!(lean_answers(&p.client, &p.base).await, 0);
+}
