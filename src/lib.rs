@@ -9,6 +9,7 @@ pub mod export;
 pub mod formats;
 pub mod geom;
 pub mod http;
+pub mod logs;
 pub mod model;
 pub mod monitor;
 pub mod place;

@@ -23,15 +23,32 @@ use yizhangtu::store::{ImportMode, Store};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The log lines' buffer, for [`flush_logs`].
+static LOG_BUFFER: std::sync::Mutex<Option<Arc<yizhangtu::logs::LogBuffer>>> =
+    std::sync::Mutex::new(None);
+
+/// Writes the buffered log lines out (before the process leaves).
+fn flush_logs() {
+    if let Some(b) = LOG_BUFFER.lock().ok().and_then(|b| b.clone()) {
+        b.flush();
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Buffered, written out 20 times a second and before the process leaves (src/logs.rs).
+    let log_buffer = yizhangtu::logs::LogBuffer::start(Box::new(std::io::stderr()));
+    if let Ok(mut b) = LOG_BUFFER.lock() {
+        *b = Some(Arc::clone(&log_buffer));
+    }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "yizhangtu=info,tower_http=warn".into()),
         )
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(yizhangtu::logs::LogWriter(log_buffer));
     if cli.log_format == "json" {
         logs.json()
             .with_current_span(true)
@@ -54,6 +71,7 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => migrate(args).await,
         Command::PruneChanges(args) => prune_changes(args).await,
     };
+    flush_logs();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -146,6 +164,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Work that outlived the grace period (a blocking computation) must not hold the process:
     // leaving through `main` would wait for it when the runtime drops.
     tracing::info!("stopped");
+    flush_logs();
     std::process::exit(0)
 }
 

@@ -1060,7 +1060,16 @@ pub fn write_wkb_geometry(out: &mut String, bytes: &[u8]) {
     }
 }
 
-fn json_string(out: &mut String, s: &str) {
+/// Appends `s` as a JSON string, escaped as serde_json escapes it.
+pub fn json_string(out: &mut String, s: &str) {
+    // serde_json escapes exactly `"`, `\` and the control characters below U+0020; a string
+    // without them is written as it is, with no allocation.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // serde_json's escaping is correct for every input; strings never fail to serialise.
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
@@ -1198,6 +1207,29 @@ pub fn write_stored_feature(
 
 #[cfg(test)]
 mod tests {
+    /// Strings are escaped as serde_json escapes them, with or without the shortcut.
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        let mut samples: Vec<String> = (0u8..128).map(|b| format!("a{}b", b as char)).collect();
+        samples.extend(
+            [
+                "",
+                "地块 17",
+                "\"",
+                "\\",
+                "tab\tline\n",
+                "\u{7f}\u{2028}é",
+                "😀/<>&'",
+            ]
+            .map(String::from),
+        );
+        for s in &samples {
+            let mut out = String::from("x");
+            json_string(&mut out, s);
+            assert_eq!(out[1..], serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
     /// Coordinates of up to eight decimals are written as `ryu` writes them, and read back.
     #[test]
     fn eight_decimal_numbers_are_written_as_ryu_writes_them() {

@@ -55,6 +55,8 @@ pub const CONFORMANCE: &[&str] = &[
 const HEAVY_LAYER: usize = 4096;
 
 const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
+/// `Content-Crs` of an answer in CRS84.
+const CRS84_HEADER: &str = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -658,7 +660,14 @@ async fn items(
 
 /// The `Content-Crs` header (OGC API – Features Part 2): CRS84 unless another was asked.
 fn content_crs(r: &mut Response, crs: Option<&Crs>) {
-    let uri = crs.map_or_else(|| CRS84.to_string(), Crs::uri);
+    let Some(crs) = crs else {
+        r.headers_mut().insert(
+            header::HeaderName::from_static("content-crs"),
+            header::HeaderValue::from_static(CRS84_HEADER),
+        );
+        return;
+    };
+    let uri = crs.uri();
     if let Ok(v) = header::HeaderValue::from_str(&format!("<{uri}>")) {
         r.headers_mut()
             .insert(header::HeaderName::from_static("content-crs"), v);
@@ -709,26 +718,57 @@ pub(super) fn feature_etag(
     format!("W/\"{}.{}", version, tag.trim_start_matches("W/\""))
 }
 
-/// `self`, `alternate` and `collection` links of one feature's answer.
+/// `self`, `alternate` and `collection` links of one feature's answer, as JSON text (the
+/// members in the order [`link`] gives them).
 fn feature_links(
-    idx: &LayerIndex,
+    layer_title: &str,
     id: &str,
     fid: &str,
     base: &str,
     params: &Params,
     format: Format,
-) -> Vec<Value> {
-    let fid_enc =
-        percent_encoding::utf8_percent_encode(fid, percent_encoding::NON_ALPHANUMERIC).to_string();
-    let path = format!("/collections/{id}/items/{fid_enc}");
-    let mut links = self_links(base, &path, params, format, "application/geo+json");
-    links.push(link(
+) -> String {
+    let fid_enc = percent_encoding::utf8_percent_encode(fid, percent_encoding::NON_ALPHANUMERIC);
+    let url = |f: &str| {
+        format!(
+            "{base}/collections/{id}/items/{fid_enc}?{}",
+            params.with("f", Some(f))
+        )
+    };
+    let json = (url("json"), "application/geo+json", "JSON");
+    let html = (url("html"), "text/html", "HTML");
+    let (this, other) = match format {
+        Format::Html => (html, json),
+        _ => (json, html),
+    };
+    let collection = (
         format!("{base}/collections/{id}"),
-        "collection",
         "application/json",
-        &idx.layer.title_zh,
-    ));
-    links
+        layer_title,
+    );
+    let mut out = String::with_capacity(512);
+    out.push('[');
+    for (i, ((href, kind, title), rel)) in [this, other, collection]
+        .iter()
+        .zip(["self", "alternate", "collection"])
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        for (key, value) in [
+            ("{\"href\":", href.as_str()),
+            (",\"rel\":", rel),
+            (",\"type\":", kind),
+            (",\"title\":", title),
+        ] {
+            out.push_str(key);
+            geojson::json_string(&mut out, value);
+        }
+        out.push('}');
+    }
+    out.push(']');
+    out
 }
 
 /// A feature's JSON answer in the layer's own CRS with all its properties, written straight from
@@ -744,7 +784,7 @@ pub(super) fn stored_feature_answer(
     format: Format,
     tag: &str,
 ) -> Response {
-    let links = feature_links(idx, id, fid, base, params, format);
+    let links = feature_links(&idx.layer.title_zh, id, fid, base, params, format);
     let mut out = String::new();
     geojson::write_stored_feature(
         &mut out,
@@ -753,7 +793,7 @@ pub(super) fn stored_feature_answer(
         stored.admin_code(),
         stored.properties_json(),
         stored.wkb(),
-        Some(&Value::Array(links).to_string()),
+        Some(&links),
     );
     let mut r = respond(content_type(format, true), Some(tag), out);
     content_crs(&mut r, None);
@@ -809,7 +849,7 @@ async fn feature(
             &idx, &id, &fid, stored, &base, &params, format, &tag,
         ));
     }
-    let links = feature_links(&idx, &id, &fid, &base, &params, format);
+    let links = feature_links(&idx.layer.title_zh, &id, &fid, &base, &params, format);
     let Some(f) = idx.get(&fid) else {
         return Err(ApiError::not_found(format!(
             "collection '{id}' has no feature '{fid}'"
@@ -823,13 +863,7 @@ async fn feature(
     };
     let f = transformed.as_ref().unwrap_or(&f);
     let mut out = String::new();
-    geojson::write_feature(
-        &mut out,
-        f,
-        &selection,
-        Some(&Value::Array(links).to_string()),
-        &[],
-    );
+    geojson::write_feature(&mut out, f, &selection, Some(&links), &[]);
     if format == Format::Html {
         let doc: Value = serde_json::from_str(&out).map_err(ApiError::internal)?;
         let title = f.name.clone().unwrap_or_else(|| fid.clone());
@@ -1131,4 +1165,44 @@ pub(super) async fn guard_posted(
     }
     let all: Vec<&Feature> = features.iter().collect();
     check_scope(state, caller, p, "create", &all).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The links written as text are the JSON that `self_links` and `link` build as values.
+    #[test]
+    fn feature_links_text_is_the_links_values_json() {
+        for (title, fid, query, format) in [
+            ("地块", "17", None, Format::Json),
+            (
+                "Parcels \"A\"\\B\u{1}",
+                "村/1 2",
+                Some("f=json"),
+                Format::PlainJson,
+            ),
+            (
+                "重点帮扶村",
+                "a-b_c.d~e",
+                Some("properties=name&crs=x"),
+                Format::Html,
+            ),
+        ] {
+            let params = Params::parse(query);
+            let base = "http://gis.example.org:8080";
+            let enc =
+                percent_encoding::utf8_percent_encode(fid, percent_encoding::NON_ALPHANUMERIC);
+            let path = format!("/collections/parcels/items/{enc}");
+            let mut values = self_links(base, &path, &params, format, "application/geo+json");
+            values.push(link(
+                format!("{base}/collections/parcels"),
+                "collection",
+                "application/json",
+                title,
+            ));
+            let text = feature_links(title, "parcels", fid, base, &params, format);
+            assert_eq!(text, Value::Array(values).to_string());
+        }
+    }
 }

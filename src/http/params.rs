@@ -211,6 +211,8 @@ pub fn not_modified(headers: &HeaderMap, tag: &str) -> Option<Response> {
 pub fn respond(content_type: &'static str, tag: Option<&str>, body: String) -> Response {
     let mut r = ([(header::CONTENT_TYPE, content_type)], body).into_response();
     let h = r.headers_mut();
+    // Room for the headers this and the outer layers add, without regrowth.
+    h.reserve(16);
     if let Some(v) = tag.and_then(|t| HeaderValue::from_str(t).ok()) {
         h.insert(header::ETAG, v);
     }
