@@ -430,6 +430,12 @@ fn report(what: &str, l: &Load) {
 /// Our throughput for `what`; with `pg` (DSN, pgbench script, N) also PostGIS's for the same
 /// question, in `LANDSURVEY_ROUNDS` rounds that alternate between the two, and the ratio of
 /// the sums.
+///
+/// Also the CPU each side spends on an answer, from `/proc`: the server's own, and the
+/// PostgreSQL backends' (their postmaster's reaped children, which pgbench's connections are
+/// when they end); the clients' (wrk, pgbench: this process's reaped children) beside them.
+/// On two shared cores the client's share limits either side's throughput.
+#[allow(clippy::too_many_arguments)]
 fn compare(
     rt: &tokio::runtime::Runtime,
     what: &str,
@@ -437,26 +443,49 @@ fn compare(
     next_url: UrlMaker,
     wrk_request: (&str, &str),
     pg: Option<(&str, &str, u64)>,
+    server_pid: u32,
 ) {
     let rounds = if pg.is_some() {
         env_u64("LANDSURVEY_ROUNDS", 3)
     } else {
         1
     };
+    let postmaster = pg.and_then(|(dsn, _, _)| postmaster_pid(dsn));
     let (mut ours, mut theirs) = (0.0, 0.0);
+    // CPU seconds: (server, our client, answers), (backends, pgbench, queries).
+    let (mut our_cpu, mut their_cpu) = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0));
     for _ in 0..rounds {
         let l = load(rt, seconds, None, Arc::clone(&next_url));
         report(what, &l);
-        let l = match wrk(wrk_request.0, wrk_request.1, seconds) {
+        let (server0, client0) = (
+            cpu_seconds(server_pid, false),
+            cpu_seconds(std::process::id(), true),
+        );
+        let w = wrk(wrk_request.0, wrk_request.1, seconds);
+        let (server1, client1) = (
+            cpu_seconds(server_pid, false),
+            cpu_seconds(std::process::id(), true),
+        );
+        let l = match w {
             Some(w) => {
                 report(&format!("{what}, wrk"), &w);
+                our_cpu.0 += server1 - server0;
+                our_cpu.1 += client1 - client0;
+                our_cpu.2 += w.done as f64;
                 w
             }
             None => l,
         };
         ours += l.per_second;
         if let Some((dsn, script, n)) = pg {
-            let tps = pgbench(dsn, script, n, seconds);
+            let backends0 = postmaster.map_or(0.0, |p| cpu_seconds(p, true));
+            let client0 = cpu_seconds(std::process::id(), true);
+            let (tps, queries) = pgbench(dsn, script, n, seconds);
+            let backends1 = postmaster.map_or(0.0, reaped_cpu_seconds);
+            let client1 = cpu_seconds(std::process::id(), true);
+            their_cpu.0 += backends1 - backends0;
+            their_cpu.1 += client1 - client0;
+            their_cpu.2 += queries as f64;
             println!("  PostGIS alone (pgbench {script}, 16 clients): {tps:.0} tps");
             theirs += tps;
         }
@@ -467,6 +496,97 @@ fn compare(
             ours / theirs
         );
     }
+    if our_cpu.2 > 0.0 {
+        let per = |cpu: f64, n: f64| cpu / n * 1e6;
+        println!(
+            "  {what}, CPU an answer: yizhangtu {:.1} µs (wrk {:.1} µs)",
+            per(our_cpu.0, our_cpu.2),
+            per(our_cpu.1, our_cpu.2)
+        );
+        if their_cpu.2 > 0.0 && their_cpu.0 > 0.0 {
+            println!(
+                "  {what}, CPU a query: PostgreSQL backends {:.1} µs (pgbench {:.1} µs); \
+                 PostgreSQL / yizhangtu = {:.2}",
+                per(their_cpu.0, their_cpu.2),
+                per(their_cpu.1, their_cpu.2),
+                (their_cpu.0 / their_cpu.2) / (our_cpu.0 / our_cpu.2)
+            );
+        }
+    }
+}
+
+/// CPU seconds (user + system) of process `pid`, or with `children` of its children that
+/// have ended and been waited for.
+fn cpu_seconds(pid: u32, children: bool) -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let ticks = *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis, from the state (field 3) on.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let at = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (user, system) = if children { (13, 14) } else { (11, 12) };
+    (at(user) + at(system)) / ticks
+}
+
+/// [`cpu_seconds`] of the postmaster's ended children once the backends of a finished
+/// pgbench have all been waited for (it stops changing; at most 5 s).
+fn reaped_cpu_seconds(postmaster: u32) -> f64 {
+    let mut last = cpu_seconds(postmaster, true);
+    for _ in 0..25 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = cpu_seconds(postmaster, true);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
+}
+
+/// The PostgreSQL postmaster's process id (from `postmaster.pid` in its data directory), when
+/// this process can read it.
+fn postmaster_pid(dsn: &str) -> Option<u32> {
+    let (args, dbname) = psql_args(dsn);
+    let out = std::process::Command::new("psql")
+        .args(&args)
+        .args(["-Atc", "show data_directory", &dbname])
+        .output()
+        .ok()?;
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let pid = std::fs::read_to_string(Path::new(&dir).join("postmaster.pid")).ok()?;
+    pid.lines().next()?.trim().parse().ok()
+}
+
+/// `-h/-p/-U` arguments and the database name of a `key=value` DSN.
+fn psql_args(dsn: &str) -> (Vec<String>, String) {
+    let mut args: Vec<String> = Vec::new();
+    let mut dbname = String::from("postgres");
+    for pair in dsn.split_whitespace() {
+        match pair.split_once('=') {
+            Some(("host", v)) => args.extend(["-h".into(), v.into()]),
+            Some(("port", v)) => args.extend(["-p".into(), v.into()]),
+            Some(("user", v)) => args.extend(["-U".into(), v.into()]),
+            Some(("dbname", v)) => dbname = v.into(),
+            _ => panic!("LANDSURVEY_PG: cannot read '{pair}'"),
+        }
+    }
+    (args, dbname)
 }
 
 /// Throughput of `wrk` (when it is installed: `apt install wrk`; 2 threads, 16 connections) at
@@ -530,18 +650,8 @@ fn wrk(base: &str, lua: &str, seconds: f64) -> Option<Load> {
 
 /// Transactions a second of `benches/pgbench/SCRIPT` run by pgbench (16 clients, 2 threads,
 /// prepared statements) against the PostGIS of `dsn` (`host=… port=… dbname=… user=…`).
-fn pgbench(dsn: &str, script: &str, n: u64, seconds: f64) -> f64 {
-    let mut args: Vec<String> = Vec::new();
-    let mut dbname = String::from("postgres");
-    for pair in dsn.split_whitespace() {
-        match pair.split_once('=') {
-            Some(("host", v)) => args.extend(["-h".into(), v.into()]),
-            Some(("port", v)) => args.extend(["-p".into(), v.into()]),
-            Some(("user", v)) => args.extend(["-U".into(), v.into()]),
-            Some(("dbname", v)) => dbname = v.into(),
-            _ => panic!("LANDSURVEY_PG: cannot read '{pair}'"),
-        }
-    }
+fn pgbench(dsn: &str, script: &str, n: u64, seconds: f64) -> (f64, u64) {
+    let (args, dbname) = psql_args(dsn);
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("benches/pgbench")
         .join(script);
@@ -557,7 +667,8 @@ fn pgbench(dsn: &str, script: &str, n: u64, seconds: f64) -> f64 {
         .output()
         .expect("pgbench (apt install postgresql-client)");
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
+    let tps = text
+        .lines()
         .find_map(|l| l.strip_prefix("tps = "))
         .and_then(|l| l.split_whitespace().next())
         .and_then(|v| v.parse().ok())
@@ -566,7 +677,13 @@ fn pgbench(dsn: &str, script: &str, n: u64, seconds: f64) -> f64 {
                 "pgbench gave no tps: {text}{}",
                 String::from_utf8_lossy(&out.stderr)
             )
-        })
+        });
+    let done = text
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|v| v.split('/').next()?.trim().parse().ok())
+        .unwrap_or(0);
+    (tps, done)
 }
 
 /// Web Mercator tile of a lon/lat at zoom `z`.
@@ -697,6 +814,7 @@ fn serve(db: &Path, n: u64, seconds: f64, twenty: bool) {
             ),
         ),
         pg.as_deref().map(|dsn| (dsn, "by_id.sql", n)),
+        pid,
     );
     let b = Arc::clone(&base);
     compare(
@@ -722,6 +840,7 @@ fn serve(db: &Path, n: u64, seconds: f64, twenty: bool) {
             ),
         ),
         pg.as_deref().map(|dsn| (dsn, "bbox.sql", n)),
+        pid,
     );
     for z in [12u32, 14] {
         let tiles = Arc::new(county_tiles(z));
