@@ -13,7 +13,8 @@
 //!   is for 20-vertex polygons; files and databases get a `-v20` suffix);
 //! - `LANDSURVEY_PG="host=127.0.0.1 port=5432 dbname=D user=postgres"` also runs `pgbench`
 //!   with `benches/pgbench/{by_id,bbox}.sql` on PostGIS holding the same file (loaded as below),
-//!   in `LANDSURVEY_ROUNDS=3` rounds that alternate with ours, and prints the ratios;
+//!   in `LANDSURVEY_ROUNDS=3` rounds that alternate with ours, and prints the ratios, of the
+//!   throughputs and of the CPU each side spends on an answer (from `/proc`);
 //! - `LANDSURVEY_MARTIN=http://127.0.0.1:3300/parcels` also asks a Martin tile server for the
 //!   same distinct tiles, each zoom right after ours (set up: the same file into PostGIS with
 //!   `ogr2ogr -f PostgreSQL PG:… FILE -nln parcels -lco GEOMETRY_NAME=geom`, then
