@@ -448,6 +448,20 @@ async fn formats_etags_cors_and_compression() {
         .await
         .unwrap();
     assert_eq!(r.headers()["content-encoding"], "br");
+    // Answers under 4 KiB go as they are: compressing them would save at most two segments.
+    let r = s
+        .client
+        .get(s.url("/conformance"))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("content-encoding").is_none());
+    let len = r.bytes().await.unwrap().len();
+    assert!(
+        len > 32 && len < yizhangtu::http::COMPRESS_FROM_BYTES.into(),
+        "{len}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,10 +2,10 @@
 //!
 //! [`Fast`] sits in front of the whole [`router`](super::router). A request it can answer
 //! exactly as the router would (no query string, a JSON answer, an id needing no decoding, no
-//! conditional or compressed answer asked for, a public server) is answered here, straight from
-//! the engine's compact form, with the headers the router's layers would add (CORS, request
-//! id) and with the same metrics and access log line. Everything else, and every error (an
-//! unknown collection or feature), goes to the router untouched.
+//! conditional request, an answer too short to be compressed, a public server) is answered
+//! here, straight from the engine's compact form, with the headers the router's layers would
+//! add (CORS, request id) and with the same metrics and access log line. Everything else, and
+//! every error (an unknown collection or feature), goes to the router untouched.
 //!
 //! The answers of both paths are compared header for header and byte for byte in
 //! `tests/fast_path.rs`; `benches/landsurvey.rs` measures what this saves.
@@ -75,13 +75,12 @@ fn feature_path(path: &str) -> Option<(&str, &str)> {
     (plain(collection) && plain(feature)).then_some((collection, feature))
 }
 
-/// Headers after which the lean path leaves the request to the router: conditional requests,
-/// compression, a body (whose limits the router checks). A token is not checked on a public
-/// server's GET: the router ignores it there too.
-const ROUTER_HEADERS: [header::HeaderName; 5] = [
+/// Headers after which the lean path leaves the request to the router: conditional requests
+/// and a body (whose limits the router checks). A token is not checked on a public server's
+/// GET: the router ignores it there too.
+const ROUTER_HEADERS: [header::HeaderName; 4] = [
     header::IF_NONE_MATCH,
     header::IF_MODIFIED_SINCE,
-    header::ACCEPT_ENCODING,
     header::CONTENT_LENGTH,
     header::TRANSFER_ENCODING,
 ];
@@ -132,6 +131,13 @@ fn lean_feature(state: &AppState, req: &Request) -> Option<Response> {
     let layer = state.app.engine.layer(id)?;
     let idx = layer.read();
     let stored = idx.get_compact(fid)?;
+    // The router compresses answers of COMPRESS_FROM_BYTES and more when asked to; such an
+    // answer (its geometry and properties alone reach the size) is left to it.
+    let compressible = headers.contains_key(header::ACCEPT_ENCODING);
+    let least = stored.wkb().map_or(0, <[u8]>::len) + stored.properties_json().len();
+    if compressible && least >= usize::from(super::COMPRESS_FROM_BYTES) {
+        return None;
+    }
     let base = base_url(headers);
     let tag = ogc::feature_etag(
         id,
@@ -144,6 +150,10 @@ fn lean_feature(state: &AppState, req: &Request) -> Option<Response> {
     );
     let mut r = ogc::stored_feature_answer(&idx, id, fid, stored, &base, &params, format, &tag);
     drop(idx);
+    let size = axum::body::HttpBody::size_hint(r.body()).exact();
+    if compressible && size.is_none_or(|n| n >= u64::from(super::COMPRESS_FROM_BYTES)) {
+        return None;
+    }
     if trust_forwarded {
         r.headers_mut().append(
             header::VARY,
