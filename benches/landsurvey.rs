@@ -18,7 +18,9 @@
 //! - `LANDSURVEY_MARTIN=http://127.0.0.1:3300/parcels` also asks a Martin tile server for the
 //!   same distinct tiles, each zoom right after ours (set up: the same file into PostGIS with
 //!   `ogr2ogr -f PostgreSQL PG:… FILE -nln parcels -lco GEOMETRY_NAME=geom`, then
-//!   `martin --listen-addresses 127.0.0.1:3300 postgres://…`; README, "Benchmarks").
+//!   `martin --listen-addresses 127.0.0.1:3300 --cache-size 0 postgres://…`; README,
+//!   "Benchmarks"). Martin keeps tiles in memory unless `--cache-size 0`: a second run against
+//!   the same Martin would measure its cache, not distinct uncached tiles.
 //!
 //! Requests come from a lean HTTP/1.1 client: hyper's connection API, one keep-alive
 //! connection for each of the 16 tasks, no pool, redirects or timeouts; it shares the two
