@@ -26,6 +26,8 @@ pub struct LogBuffer {
 struct Inner {
     buf: Vec<u8>,
     out: Box<dyn Write + Send>,
+    /// No thread writes the buffer out: every line is written at once.
+    unbuffered: bool,
 }
 
 impl Inner {
@@ -44,6 +46,7 @@ impl LogBuffer {
             inner: Mutex::new(Inner {
                 buf: Vec::with_capacity(FLUSH_BYTES),
                 out,
+                unbuffered: false,
             }),
         });
         let weak = Arc::downgrade(&buffer);
@@ -57,8 +60,7 @@ impl LogBuffer {
                 }
             });
         if spawned.is_err() {
-            // Without the thread every line is written at once.
-            buffer.lock().buf = Vec::new();
+            buffer.lock().unbuffered = true;
         }
         buffer
     }
@@ -79,7 +81,7 @@ impl LogBuffer {
     fn append(&self, line: &[u8]) {
         let mut inner = self.lock();
         inner.buf.extend_from_slice(line);
-        if inner.buf.len() >= FLUSH_BYTES || inner.buf.capacity() == 0 {
+        if inner.buf.len() >= FLUSH_BYTES || inner.unbuffered {
             inner.write_out();
         }
     }

@@ -24,12 +24,12 @@ use yizhangtu::store::{ImportMode, Store};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The log lines' buffer, for [`flush_logs`].
-static LOG_BUFFER: std::sync::Mutex<Option<Arc<yizhangtu::logs::LogBuffer>>> =
-    std::sync::Mutex::new(None);
+static LOG_BUFFER: std::sync::OnceLock<Arc<yizhangtu::logs::LogBuffer>> =
+    std::sync::OnceLock::new();
 
 /// Writes the buffered log lines out (before the process leaves).
 fn flush_logs() {
-    if let Some(b) = LOG_BUFFER.lock().ok().and_then(|b| b.clone()) {
+    if let Some(b) = LOG_BUFFER.get() {
         b.flush();
     }
 }
@@ -38,17 +38,15 @@ fn flush_logs() {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Buffered, written out 20 times a second and before the process leaves (src/logs.rs).
-    let log_buffer = yizhangtu::logs::LogBuffer::start(Box::new(std::io::stderr()));
-    if let Ok(mut b) = LOG_BUFFER.lock() {
-        *b = Some(Arc::clone(&log_buffer));
-    }
+    let log_buffer =
+        LOG_BUFFER.get_or_init(|| yizhangtu::logs::LogBuffer::start(Box::new(std::io::stderr())));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "yizhangtu=info,tower_http=warn".into()),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(yizhangtu::logs::LogWriter(log_buffer));
+        .with_writer(yizhangtu::logs::LogWriter(Arc::clone(log_buffer)));
     if cli.log_format == "json" {
         logs.json()
             .with_current_span(true)

@@ -36,11 +36,21 @@ pub const FEATURE_ROUTE: &str = "/collections/{collection}/items/{feature}";
 pub struct Fast {
     router: Router,
     state: AppState,
+    /// `Access-Control-Expose-Headers` as the router's CORS layer writes it.
+    exposed: HeaderValue,
 }
 
 impl Fast {
     pub fn new(router: Router, state: AppState) -> Fast {
-        Fast { router, state }
+        let exposed_names = super::EXPOSED_HEADERS;
+        let names: Vec<&str> = exposed_names.iter().map(|h| h.as_str()).collect();
+        let exposed = HeaderValue::from_str(&names.join(","))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        Fast {
+            router,
+            state,
+            exposed,
+        }
     }
 }
 
@@ -56,7 +66,7 @@ impl Service<Request> for Fast {
     fn call(&mut self, req: Request) -> Self::Future {
         // A panic here is answered as the router's catch-panic layer answers one.
         let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            lean_feature(&self.state, &req)
+            lean_feature(&self.state, &self.exposed, &req)
         }))
         .unwrap_or_else(|_| Some(ApiError::internal("a handler panicked").into_response()));
         match answer {
@@ -89,7 +99,7 @@ const ROUTER_HEADERS: [header::HeaderName; 4] = [
 const FORWARDED: [&str; 2] = ["x-forwarded-host", "x-forwarded-proto"];
 
 /// The router's answer to `req`, made here, or `None` when the router must make it.
-fn lean_feature(state: &AppState, req: &Request) -> Option<Response> {
+fn lean_feature(state: &AppState, exposed: &HeaderValue, req: &Request) -> Option<Response> {
     if req.method() != Method::GET || req.uri().query().is_some() || state.settings.private {
         return None;
     }
@@ -120,12 +130,10 @@ fn lean_feature(state: &AppState, req: &Request) -> Option<Response> {
         Some(v) => v.clone(),
         None => MakeRequestUuid.make_request_id(req)?.header_value().clone(),
     };
-    let span = tracing::info_span!(
-        target: "yizhangtu::http",
-        "request",
-        request_id = %request_id.to_str().unwrap_or(""),
-        method = %req.method(),
-        path = %req.uri().path(),
+    let span = super::span_of(
+        request_id.to_str().unwrap_or(""),
+        req.method(),
+        req.uri().path(),
     );
     let _entered = span.enter();
     let layer = state.app.engine.layer(id)?;
@@ -160,26 +168,16 @@ fn lean_feature(state: &AppState, req: &Request) -> Option<Response> {
             HeaderValue::from_static(super::FORWARDED_VARY),
         );
     }
-    outer_headers(&mut r, request_id);
-    let seconds = started.elapsed().as_secs_f64();
-    state
-        .metrics
-        .request(&Method::GET, FEATURE_ROUTE, 200, seconds);
+    outer_headers(&mut r, exposed, request_id);
+    super::ops::answered(state, &Method::GET, FEATURE_ROUTE, 200, started);
     state.metrics.lean.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(
-        target: "yizhangtu::access",
-        status = 200u16,
-        route = FEATURE_ROUTE,
-        ms = (seconds * 1e4).round() / 10.0,
-        "answered"
-    );
     Some(r)
 }
 
 /// What the router's outer layers add to a plain GET's answer: CORS (any origin; the headers a
 /// script may read; `Vary` on the preflight headers) and the request id (the client's, else a
 /// new UUID, as `tower_http`'s request-id layers make it).
-fn outer_headers(r: &mut Response, request_id: HeaderValue) {
+fn outer_headers(r: &mut Response, exposed: &HeaderValue, request_id: HeaderValue) {
     let h = r.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -191,10 +189,7 @@ fn outer_headers(r: &mut Response, request_id: HeaderValue) {
             "origin, access-control-request-method, access-control-request-headers",
         ),
     );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("etag,location,content-crs,x-request-id"),
-    );
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed.clone());
     h.insert(header::HeaderName::from_static("x-request-id"), request_id);
 }
 

@@ -301,9 +301,20 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let method = req.method().clone();
     let started = Instant::now();
     let r = next.run(req).await;
+    answered(&state, &method, route, r.status().as_u16(), started);
+    r
+}
+
+/// Counts and logs (`yizhangtu::access`) one answered request; also the lean path's.
+pub(super) fn answered(
+    state: &AppState,
+    method: &axum::http::Method,
+    route: &str,
+    status: u16,
+    started: Instant,
+) {
     let seconds = started.elapsed().as_secs_f64();
-    let status = r.status().as_u16();
-    state.metrics.request(&method, route, status, seconds);
+    state.metrics.request(method, route, status, seconds);
     tracing::info!(
         target: "yizhangtu::access",
         status,
@@ -311,7 +322,6 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         ms = (seconds * 1e4).round() / 10.0,
         "answered"
     );
-    r
 }
 
 /// The newest change in the database, or why it could not be read.
