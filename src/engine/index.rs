@@ -66,6 +66,14 @@ impl IdMap {
         slots[slot as usize].as_ref().map_or("", |c| c.id())
     }
 
+    /// The hash of the id in a slot, for the table's own regrowth.
+    fn rehash<'a>(
+        hasher: &'a hashbrown::DefaultHashBuilder,
+        slots: &'a [Option<Compact>],
+    ) -> impl Fn(&u32) -> u64 + 'a {
+        move |&s| std::hash::BuildHasher::hash_one(hasher, Self::id(slots, s))
+    }
+
     fn get(&self, slots: &[Option<Compact>], id: &str) -> Option<u32> {
         self.table
             .find(self.hash(id), |&s| Self::id(slots, s) == id)
@@ -75,10 +83,8 @@ impl IdMap {
     /// Adds live `slot` (its id must not be in the map yet).
     fn insert(&mut self, slots: &[Option<Compact>], slot: u32) {
         let hash = self.hash(Self::id(slots, slot));
-        let hasher = &self.hasher;
-        self.table.insert_unique(hash, slot, |&s| {
-            std::hash::BuildHasher::hash_one(hasher, Self::id(slots, s))
-        });
+        self.table
+            .insert_unique(hash, slot, Self::rehash(&self.hasher, slots));
     }
 
     fn remove(&mut self, slots: &[Option<Compact>], id: &str) -> Option<u32> {
@@ -92,16 +98,11 @@ impl IdMap {
     }
 
     fn reserve(&mut self, slots: &[Option<Compact>], more: usize) {
-        let hasher = &self.hasher;
-        self.table.reserve(more, |&s| {
-            std::hash::BuildHasher::hash_one(hasher, Self::id(slots, s))
-        });
+        self.table.reserve(more, Self::rehash(&self.hasher, slots));
     }
 
     fn shrink_to_fit(&mut self, slots: &[Option<Compact>]) {
-        let hasher = &self.hasher;
-        self.table
-            .shrink_to_fit(|&s| std::hash::BuildHasher::hash_one(hasher, Self::id(slots, s)));
+        self.table.shrink_to_fit(Self::rehash(&self.hasher, slots));
     }
 }
 
