@@ -1062,16 +1062,22 @@ pub fn write_wkb_geometry(out: &mut String, bytes: &[u8]) {
 
 /// Appends `s` as a JSON string, escaped as serde_json escapes it.
 pub fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    json_string_inner(out, s);
+    out.push('"');
+}
+
+/// Appends `s` escaped as in a JSON string, without the quotes.
+pub fn json_string_inner(out: &mut String, s: &str) {
     // serde_json escapes exactly `"`, `\` and the control characters below U+0020; a string
     // without them is written as it is, with no allocation.
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
         out.push_str(s);
-        out.push('"');
         return;
     }
     // serde_json's escaping is correct for every input; strings never fail to serialise.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    out.push_str(&quoted[1..quoted.len() - 1]);
 }
 
 /// Which properties to write.
@@ -1153,7 +1159,7 @@ pub fn write_stored_feature(
     admin_code: Option<&str>,
     properties_json: &str,
     wkb: Option<&[u8]>,
-    links: Option<&str>,
+    links: Option<&dyn Fn(&mut String)>,
 ) {
     // Coordinates take a little over their WKB bytes as text: one allocation, no regrowth.
     out.reserve(
@@ -1162,7 +1168,7 @@ pub fn write_stored_feature(
             + admin_code.map_or(0, str::len)
             + properties_json.len()
             + wkb.map_or(0, |b| b.len() * 3 / 2)
-            + links.map_or(0, str::len),
+            + links.map_or(0, |_| LINKS_BYTES),
     );
     out.push_str("{\"type\":\"Feature\",\"id\":");
     json_string(out, id);
@@ -1200,10 +1206,13 @@ pub fn write_stored_feature(
     out.push('}');
     if let Some(links) = links {
         out.push_str(",\"links\":");
-        out.push_str(links);
+        links(out);
     }
     out.push('}');
 }
+
+/// Room [`write_stored_feature`] keeps for a feature's links (three, with their titles).
+const LINKS_BYTES: usize = 512;
 
 #[cfg(test)]
 mod tests {
@@ -1364,7 +1373,7 @@ mod tests {
                 f.admin_code.as_deref(),
                 &serde_json::to_string(&f.properties).unwrap(),
                 wkb.as_deref(),
-                Some("[]"),
+                Some(&|o: &mut String| o.push_str("[]")),
             );
             assert_eq!(a, b);
         }

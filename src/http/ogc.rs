@@ -705,17 +705,19 @@ pub(super) fn feature_etag(
     format: Format,
     params: &Params,
 ) -> String {
-    let tag = etag(&[
+    let (mut v, mut r) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let canonical = params.canonical();
+    let digest = super::params::etag_digest(&[
         "feature",
         id,
         fid,
-        &version.to_string(),
-        &revision.to_string(),
+        v.format(version),
+        r.format(revision),
         base,
         format.code(),
-        &params.canonical(),
+        &canonical,
     ]);
-    format!("W/\"{}.{}", version, tag.trim_start_matches("W/\""))
+    format!("W/\"{version}.{digest:016x}\"")
 }
 
 /// `self`, `alternate` and `collection` links of one feature's answer, as JSON text (the
@@ -728,47 +730,75 @@ fn feature_links(
     params: &Params,
     format: Format,
 ) -> String {
-    let fid_enc = percent_encoding::utf8_percent_encode(fid, percent_encoding::NON_ALPHANUMERIC);
-    let url = |f: &str| {
-        format!(
-            "{base}/collections/{id}/items/{fid_enc}?{}",
-            params.with("f", Some(f))
-        )
-    };
-    let json = (url("json"), "application/geo+json", "JSON");
-    let html = (url("html"), "text/html", "HTML");
-    let (this, other) = match format {
-        Format::Html => (html, json),
-        _ => (json, html),
-    };
-    let collection = (
-        format!("{base}/collections/{id}"),
-        "application/json",
-        layer_title,
-    );
     let mut out = String::with_capacity(512);
+    write_feature_links(&mut out, layer_title, id, fid, base, params, format);
+    out
+}
+
+/// Appends [`feature_links`]' text to `out`, each URL escaped piece by piece as it is written
+/// (JSON escaping is per character, so the pieces' escapes are the whole's).
+#[allow(clippy::too_many_arguments)]
+fn write_feature_links(
+    out: &mut String,
+    layer_title: &str,
+    id: &str,
+    fid: &str,
+    base: &str,
+    params: &Params,
+    format: Format,
+) {
+    let collection_url = |out: &mut String| {
+        out.push('"');
+        geojson::json_string_inner(out, base);
+        out.push_str("/collections/");
+        geojson::json_string_inner(out, id);
+    };
+    let item_url = |out: &mut String, f: &str| {
+        collection_url(out);
+        out.push_str("/items/");
+        // Percent-encoded: letters, digits and `%XX` only, nothing to escape.
+        for piece in percent_encoding::utf8_percent_encode(fid, percent_encoding::NON_ALPHANUMERIC)
+        {
+            out.push_str(piece);
+        }
+        out.push('?');
+        if params.0.is_empty() {
+            out.push_str("f=");
+            out.push_str(f);
+        } else {
+            geojson::json_string_inner(out, &params.with("f", Some(f)));
+        }
+        out.push('"');
+    };
+    let (this, other) = match format {
+        Format::Html => (
+            ("html", "text/html", "HTML"),
+            ("json", "application/geo+json", "JSON"),
+        ),
+        _ => (
+            ("json", "application/geo+json", "JSON"),
+            ("html", "text/html", "HTML"),
+        ),
+    };
     out.push('[');
-    for (i, ((href, kind, title), rel)) in [this, other, collection]
-        .iter()
-        .zip(["self", "alternate", "collection"])
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(',');
-        }
-        for (key, value) in [
-            ("{\"href\":", href.as_str()),
-            (",\"rel\":", rel),
-            (",\"type\":", kind),
-            (",\"title\":", title),
-        ] {
-            out.push_str(key);
-            geojson::json_string(&mut out, value);
-        }
+    for (i, (f, kind, title)) in [this, other].into_iter().enumerate() {
+        out.push_str(if i == 0 { "{\"href\":" } else { ",{\"href\":" });
+        item_url(out, f);
+        out.push_str(if i == 0 {
+            ",\"rel\":\"self\",\"type\":"
+        } else {
+            ",\"rel\":\"alternate\",\"type\":"
+        });
+        geojson::json_string(out, kind);
+        out.push_str(",\"title\":");
+        geojson::json_string(out, title);
         out.push('}');
     }
-    out.push(']');
-    out
+    out.push_str(",{\"href\":");
+    collection_url(out);
+    out.push_str("\",\"rel\":\"collection\",\"type\":\"application/json\",\"title\":");
+    geojson::json_string(out, layer_title);
+    out.push_str("}]");
 }
 
 /// A feature's JSON answer in the layer's own CRS with all its properties, written straight from
@@ -784,7 +814,6 @@ pub(super) fn stored_feature_answer(
     format: Format,
     tag: &str,
 ) -> Response {
-    let links = feature_links(&idx.layer.title_zh, id, fid, base, params, format);
     let mut out = String::new();
     geojson::write_stored_feature(
         &mut out,
@@ -793,7 +822,9 @@ pub(super) fn stored_feature_answer(
         stored.admin_code(),
         stored.properties_json(),
         stored.wkb(),
-        Some(&links),
+        Some(&|out: &mut String| {
+            write_feature_links(out, &idx.layer.title_zh, id, fid, base, params, format)
+        }),
     );
     let mut r = respond(content_type(format, true), Some(tag), out);
     content_crs(&mut r, None);
