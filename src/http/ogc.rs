@@ -720,25 +720,11 @@ pub(super) fn feature_etag(
     format!("W/\"{version}.{digest:016x}\"")
 }
 
-/// `self`, `alternate` and `collection` links of one feature's answer, as JSON text (the
-/// members in the order [`link`] gives them).
-fn feature_links(
-    layer_title: &str,
-    id: &str,
-    fid: &str,
-    base: &str,
-    params: &Params,
-    format: Format,
-) -> String {
-    let mut out = String::with_capacity(512);
-    write_feature_links(&mut out, layer_title, id, fid, base, params, format);
-    out
-}
-
-/// Appends [`feature_links`]' text to `out`, each URL escaped piece by piece as it is written
-/// (JSON escaping is per character, so the pieces' escapes are the whole's).
+/// Appends the `self`, `alternate` and `collection` links of one feature's answer to `out` as
+/// JSON text (the members in the order [`link`] gives them), each URL escaped piece by piece as
+/// it is written (JSON escaping is per character, so the pieces' escapes are the whole's).
 #[allow(clippy::too_many_arguments)]
-fn write_feature_links(
+fn feature_links(
     out: &mut String,
     layer_title: &str,
     id: &str,
@@ -823,7 +809,7 @@ pub(super) fn stored_feature_answer(
         stored.properties_json(),
         stored.wkb(),
         Some(&|out: &mut String| {
-            write_feature_links(out, &idx.layer.title_zh, id, fid, base, params, format)
+            feature_links(out, &idx.layer.title_zh, id, fid, base, params, format)
         }),
     );
     let mut r = respond(content_type(format, true), Some(tag), out);
@@ -880,7 +866,16 @@ async fn feature(
             &idx, &id, &fid, stored, &base, &params, format, &tag,
         ));
     }
-    let links = feature_links(&idx.layer.title_zh, &id, &fid, &base, &params, format);
+    let mut links = String::with_capacity(512);
+    feature_links(
+        &mut links,
+        &idx.layer.title_zh,
+        &id,
+        &fid,
+        &base,
+        &params,
+        format,
+    );
     let Some(f) = idx.get(&fid) else {
         return Err(ApiError::not_found(format!(
             "collection '{id}' has no feature '{fid}'"
@@ -1232,7 +1227,8 @@ mod tests {
                 "application/json",
                 title,
             ));
-            let text = feature_links(title, "parcels", fid, base, &params, format);
+            let mut text = String::new();
+            feature_links(&mut text, title, "parcels", fid, base, &params, format);
             assert_eq!(text, Value::Array(values).to_string());
         }
     }
