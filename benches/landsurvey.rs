@@ -26,7 +26,9 @@
 //! connection for each of the 16 tasks, no pool, redirects or timeouts; it shares the two
 //! cores with the server, as pgbench shares them with PostgreSQL. When `wrk` is installed
 //! (`apt install wrk`), `items/{id}` and `items?bbox` are measured with it as well, and the
-//! ratios to PostGIS use wrk's figures: a C client as lean as pgbench.
+//! ratios to PostGIS use wrk's figures: a C client as lean as pgbench. Then wrk asks the same
+//! of an "HTTP ceiling": hyper answering every request at once with one real answer's bytes,
+//! the most any HTTP server could do on this machine with wrk sharing its cores.
 //!
 //! `serve` starts the server twice: from the database alone (which then writes its engine
 //! snapshot, `DB.snapshot`), and again from that snapshot; requests go to the second.
@@ -447,7 +449,7 @@ fn compare(
     wrk_request: (&str, &str),
     pg: Option<(&str, &str, u64)>,
     server_pid: u32,
-) {
+) -> Option<f64> {
     let rounds = if pg.is_some() {
         env_u64("LANDSURVEY_ROUNDS", 3)
     } else {
@@ -521,6 +523,71 @@ fn compare(
             );
         }
     }
+    pg.map(|_| theirs / rounds as f64)
+}
+
+/// What any HTTP server could do here with wrk sharing the cores: hyper (which our server is
+/// built on) answering every request at once with the same bytes as one real answer by id (its
+/// headers and body), in this process, asked by wrk as `items/{id}` is (`lua`). Beside
+/// PostGIS's by-id throughput (`postgis`, tps) it shows what ratio the machine leaves room for
+/// before an answer does any work.
+fn ceiling(rt: &tokio::runtime::Runtime, url: &str, lua: &str, seconds: f64, postgis: Option<f64>) {
+    use hyper::header::{HeaderName, HeaderValue};
+    let (head, body) = rt.block_on(async {
+        let r = reqwest::get(format!("{url}/collections/parcels/items/1"))
+            .await
+            .unwrap();
+        let head: Vec<(HeaderName, HeaderValue)> = r
+            .headers()
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "content-length" | "date"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        (head, r.bytes().await.unwrap())
+    });
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = server
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let size = body.len();
+    let answer = Arc::new((head, body));
+    server.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let answer = Arc::clone(&answer);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_| {
+                    let mut r = hyper::Response::new(http_body_util::Full::new(answer.1.clone()));
+                    r.headers_mut().extend(answer.0.iter().cloned());
+                    std::future::ready(Ok::<_, std::convert::Infallible>(r))
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    let cpu0 = cpu_seconds(std::process::id(), false);
+    let Some(w) = wrk(&format!("http://{addr}"), lua, seconds) else {
+        return;
+    };
+    let cpu = cpu_seconds(std::process::id(), false) - cpu0;
+    server.shutdown_background();
+    println!(
+        "  HTTP ceiling (hyper answering every request with one answer's headers and {size} \
+         bytes, no work): {:.0} req/s, {:.1} µs CPU an answer{}",
+        w.per_second,
+        cpu / w.done as f64 * 1e6,
+        postgis.map_or(String::new(), |tps| format!(
+            "; {:.2} × PostGIS's items/{{id}}",
+            w.per_second / tps
+        ))
+    );
 }
 
 /// CPU seconds (user + system) of process `pid`, or with `children` of its children that
@@ -810,22 +877,21 @@ fn serve(db: &Path, n: u64, seconds: f64, twenty: bool) {
     let base = Arc::new(url.clone());
     let pg = std::env::var("LANDSURVEY_PG").ok();
     let b = Arc::clone(&base);
-    compare(
+    let by_id = format!(
+        "return wrk.format(\"GET\", \"/collections/parcels/items/\" .. math.random(1, {n}))"
+    );
+    let postgis = compare(
         &rt,
         "items/{id}",
         seconds,
         Arc::new(move |rng, _| format!("{b}/collections/parcels/items/{}", rng.gen_range(1..=n))),
-        (
-            &url,
-            &format!(
-                "return wrk.format(\"GET\", \"/collections/parcels/items/\" .. math.random(1, {n}))"
-            ),
-        ),
+        (&url, &by_id),
         pg.as_deref().map(|dsn| (dsn, "by_id.sql", n)),
         pid,
     );
+    ceiling(&rt, &url, &by_id, seconds, postgis);
     let b = Arc::clone(&base);
-    compare(
+    let _ = compare(
         &rt,
         "items?bbox (0.02°, limit 100)",
         seconds,
