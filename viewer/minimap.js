@@ -3,6 +3,7 @@
 // Loaded by every HTML page (src/http/html.rs); draws what the page shows when the path is one of
 // /collections/{id}, /collections/{id}/items[/{fid}] or /areas/{code}[/features], by asking the same
 // resource as JSON. MapLibre GL JS comes from npm (/vendor/maplibre-gl/); without it, nothing happens.
+// When it is done (its requests answered), <html data-minimap> says `drawn` or `none`.
 
 const path = location.pathname;
 const json = (url) => fetch(url, { headers: { Accept: 'application/json' } }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
@@ -43,7 +44,9 @@ function load(tag, attrs) {
   });
 }
 
+const done = (state) => { document.documentElement.dataset.minimap = state; };
 const d = await data();
+let drawing = false;
 if (d) {
   const outline = asCollection(d.outline), shapes = asCollection(d.shapes);
   const b = bbox([outline, shapes]);
@@ -73,8 +76,11 @@ if (d) {
         map.addLayer({ id: 'fill', type: 'fill', source: 'shapes', filter: ['match', ['geometry-type'], ['Polygon', 'MultiPolygon'], true, false], paint: { 'fill-color': '#1f6fd1', 'fill-opacity': 0.15 } });
         map.addLayer({ id: 'line', type: 'line', source: 'shapes', filter: ['!=', ['geometry-type'], 'Point'], paint: { 'line-color': '#1f6fd1', 'line-width': 1.5 } });
         map.addLayer({ id: 'point', type: 'circle', source: 'shapes', filter: ['match', ['geometry-type'], ['Point', 'MultiPoint'], true, false], paint: { 'circle-radius': 4, 'circle-color': '#1f6fd1', 'circle-stroke-color': '#fff', 'circle-stroke-width': 1 } });
+        done('drawn');
       });
       window.minimap = map;
+      drawing = true;
     }
   }
 }
+if (!drawing) done('none');

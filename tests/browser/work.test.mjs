@@ -333,20 +333,27 @@ try {
 
   const html = await context.newPage();
   watch(html, '(HTML page)');
-  let r = await html.goto(`${base}/collections/projects/items?f=html&limit=5`, { waitUntil: 'load' });
+  // Each HTML page's minimap asks for its resource (and an area's outline) after `load`; moving
+  // on before it is done would abort those requests.
+  const open = async (url) => {
+    const res = await html.goto(url, { waitUntil: 'load' });
+    await html.waitForFunction(() => document.documentElement.dataset.minimap, null, { timeout: 30_000 });
+    return res;
+  };
+  let r = await open(`${base}/collections/projects/items?f=html&limit=5`);
   const heads = await html.locator('table th').allInnerTexts();
   check(r.status() === 200 && heads[0].startsWith('名称') && heads.includes('编号 id'), `the items page has Chinese headers, the name first (${heads.slice(0, 5).join(' | ')})`);
-  r = await html.goto(`${base}/areas/500111100/coverage?layers=vegetable_bases,projects&by=village&f=html`, { waitUntil: 'load' });
+  r = await open(`${base}/areas/500111100/coverage?layers=vegetable_bases,projects&by=village&f=html`);
   const cov = await api('/areas/500111100/coverage?layers=vegetable_bases,projects&by=village');
   const pivotRows = await html.locator('table.pivot tr').count();
   const tables = await html.locator('table').count();
   await html.screenshot({ path: join(artifacts, 'html-pivot.png'), fullPage: true });
-  await html.goto(`${base}/areas/500111100/coverage?layers=vegetable_bases,projects&f=html`, { waitUntil: 'load' });
+  await open(`${base}/areas/500111100/coverage?layers=vegetable_bases,projects&f=html`);
   const tablesAlone = await html.locator('table').count();
   check(r.status() === 200 && pivotRows === cov.body.breakdown.length + 1 && tables === tablesAlone + 1,
     `coverage by village is one pivot table (${pivotRows - 1} villages; ${tables} tables, ${tablesAlone} without the breakdown)`);
   expected.push({ status: 400, path: '/collections/projects/items' });
-  r = await html.goto(`${base}/collections/projects/items?f=html&limit=abc`, { waitUntil: 'load' });
+  r = await open(`${base}/collections/projects/items?f=html&limit=abc`);
   const errText = await html.locator('body').innerText();
   check(r.status() === 400 && (r.headers()['content-type'] || '').startsWith('text/html') && errText.includes('400') && errText.includes('limit'), `an f=html error is an HTML page (${r.status()}, ${r.headers()['content-type']})`, errText.slice(0, 200));
   await html.screenshot({ path: join(artifacts, 'html-error.png') });
