@@ -46,7 +46,6 @@ function load(tag, attrs) {
 
 const done = (state) => { document.documentElement.dataset.minimap = state; };
 const d = await data();
-let drawing = false;
 if (d) {
   const outline = asCollection(d.outline), shapes = asCollection(d.shapes);
   const b = bbox([outline, shapes]);
@@ -79,8 +78,7 @@ if (d) {
         done('drawn');
       });
       window.minimap = map;
-      drawing = true;
     }
   }
 }
-if (!drawing) done('none');
+if (!window.minimap) done('none');
