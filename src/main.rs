@@ -40,13 +40,22 @@ async fn main() -> ExitCode {
     // Buffered, written out 20 times a second and before the process leaves (src/logs.rs).
     let log_buffer =
         LOG_BUFFER.get_or_init(|| yizhangtu::logs::LogBuffer::start(Box::new(std::io::stderr())));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env();
+    let span_directives = filter.is_ok()
+        && std::env::var("RUST_LOG").is_ok_and(|f| yizhangtu::logs::filter_names_spans(&f));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "yizhangtu=info,tower_http=warn".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter.unwrap_or_else(|_| "yizhangtu=info,tower_http=warn".into()))
+        .with_ansi(ansi)
         .with_writer(yizhangtu::logs::LogWriter(Arc::clone(log_buffer)));
+    // The lean path's access lines may skip `tracing` (src/logs.rs): the formats below, no
+    // colour, and a filter deciding by target and level alone.
+    if !ansi && !span_directives {
+        yizhangtu::logs::write_access_lines_directly(
+            Arc::clone(log_buffer),
+            cli.log_format == "json",
+        );
+    }
     if cli.log_format == "json" {
         logs.json()
             .with_current_span(true)

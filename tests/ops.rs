@@ -562,6 +562,82 @@ fn json_logs_carry_the_request_id_on_every_line_of_a_request() {
         .any(|v| v["fields"]["message"] == "shutting down"));
 }
 
+/// Sends a GET with `x-request-id: id` on a new connection; the status and the body.
+fn get_raw(addr: &str, path: &str, id: &str) -> (u16, String) {
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nx-request-id: {id}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    read_response(&mut conn)
+}
+
+#[test]
+fn the_lean_paths_access_line_is_the_one_the_router_logs() {
+    // The lean path writes its access line itself (src/logs.rs); the router's goes through
+    // `tracing`. For the same feature, id and request id they differ only in the time.
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, base, logs) = serve_binary(dir.path(), &["--log-format", format]);
+        let addr = base.trim_start_matches("http://").to_string();
+        let (_, page) = get_raw(&addr, "/collections/towns/items?limit=1", "first");
+        let page: Value = serde_json::from_str(&page).unwrap();
+        let town = page["features"][0]["id"].as_str().unwrap().to_string();
+        let feature = format!("/collections/towns/items/{town}");
+        let id = r#"same-id "quoted" \ {braced}"#;
+        let lean = get_raw(&addr, &feature, id);
+        let routed = get_raw(&addr, &format!("{feature}?f=json"), id);
+        assert_eq!((lean.0, routed.0), (200, 200));
+        assert_eq!(lean.1, routed.1);
+        let (_, metrics) = get_raw(&addr, "/metrics", "metrics");
+        assert!(
+            metrics.contains("yizhangtu_http_lean_answers_total 1\n"),
+            "{metrics}"
+        );
+        sigterm(&child);
+        assert!(wait_exit(&mut child).success());
+        let lines = logs.join().unwrap();
+        let answered: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("answered") && l.contains(&feature))
+            .collect();
+        assert_eq!(answered.len(), 2, "{format}: {lines:#?}");
+        // Without the time and the milliseconds.
+        let untimed = |line: &str| -> String {
+            if format == "json" {
+                let mut v: Value = serde_json::from_str(line).unwrap();
+                assert!(v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+                assert!(v["fields"]["ms"].is_f64(), "{v}");
+                v["timestamp"] = Value::Null;
+                v["fields"]["ms"] = Value::Null;
+                // The text as written, not only the same document.
+                let at = line.find(r#""level""#).unwrap();
+                let ms = line.find(r#","ms":"#).unwrap();
+                let after_ms = line[ms + 6..].find('}').unwrap() + ms + 6;
+                format!("{v} {}{}", &line[at..ms], &line[after_ms..])
+            } else {
+                let (_, rest) = line.split_once(' ').unwrap();
+                let (head, ms) = rest.rsplit_once(" ms=").unwrap();
+                assert!(ms.parse::<f64>().is_ok(), "{line}");
+                head.to_string()
+            }
+        };
+        assert_eq!(untimed(answered[0]), untimed(answered[1]), "{format}");
+        if format == "text" {
+            assert!(
+                answered[0].contains(&format!(
+                    "  INFO request{{request_id={id} method=GET path={feature}}}: \
+                     yizhangtu::access: answered status=200 \
+                     route=/collections/{{collection}}/items/{{feature}} ms="
+                )),
+                "{}",
+                answered[0]
+            );
+        }
+    }
+}
+
 #[test]
 fn a_request_in_flight_at_sigterm_is_answered_and_the_process_exits_0() {
     let dir = tempfile::tempdir().unwrap();

@@ -141,7 +141,7 @@ impl Compact {
                 continue;
             }
             let end = pos.checked_add(len as usize)?;
-            std::str::from_utf8(text.get(pos..end)?).ok()?;
+            simdutf8::basic::from_utf8(text.get(pos..end)?).ok()?;
             pos = end;
         }
         (pos == text_len).then_some(Compact {
@@ -165,7 +165,7 @@ impl Compact {
                 let end = pos + len as usize;
                 if i == index {
                     // Written from `&str`s only.
-                    return std::str::from_utf8(&self.text()[pos..end]).ok();
+                    return simdutf8::basic::from_utf8(&self.text()[pos..end]).ok();
                 }
                 pos = end;
             }

@@ -130,12 +130,6 @@ fn lean_feature(state: &AppState, exposed: &HeaderValue, req: &Request) -> Optio
         Some(v) => v.clone(),
         None => MakeRequestUuid.make_request_id(req)?.header_value().clone(),
     };
-    let span = super::span_of(
-        request_id.to_str().unwrap_or(""),
-        req.method(),
-        req.uri().path(),
-    );
-    let _entered = span.enter();
     let layer = state.app.engine.layer(id)?;
     let idx = layer.read();
     let stored = idx.get_compact(fid)?;
@@ -168,10 +162,39 @@ fn lean_feature(state: &AppState, exposed: &HeaderValue, req: &Request) -> Optio
             HeaderValue::from_static(super::FORWARDED_VARY),
         );
     }
+    answered(state, &request_id, req.uri().path(), started);
     outer_headers(&mut r, exposed, request_id);
-    super::ops::answered(state, &Method::GET, FEATURE_ROUTE, 200, started);
     state.metrics.lean.fetch_add(1, Ordering::Relaxed);
     Some(r)
+}
+
+/// Counts and logs the answer as the router's `observe` layer does in its `request` span
+/// (`ops::answered`); the access line is written straight into the log buffer when the
+/// subscriber allows it (`logs::AccessLine`).
+fn answered(state: &AppState, request_id: &HeaderValue, path: &str, started: Instant) {
+    let request_id = request_id.to_str().unwrap_or("");
+    let seconds = started.elapsed().as_secs_f64();
+    if tracing::event_enabled!(target: "yizhangtu::access", tracing::Level::INFO)
+        && tracing::span_enabled!(target: "yizhangtu::http", tracing::Level::INFO)
+    {
+        let line = crate::logs::AccessLine {
+            request_id,
+            method: Method::GET.as_str(),
+            path,
+            status: 200,
+            route: FEATURE_ROUTE,
+            ms: super::ops::rounded_ms(seconds),
+        };
+        if line.write() {
+            state
+                .metrics
+                .request(&Method::GET, FEATURE_ROUTE, 200, seconds);
+            return;
+        }
+    }
+    let span = super::span_of(request_id, &Method::GET, path);
+    let _entered = span.enter();
+    super::ops::answered(state, &Method::GET, FEATURE_ROUTE, 200, started);
 }
 
 /// What the router's outer layers add to a plain GET's answer: CORS (any origin; the headers a

@@ -319,9 +319,14 @@ pub(super) fn answered(
         target: "yizhangtu::access",
         status,
         route = %route,
-        ms = (seconds * 1e4).round() / 10.0,
+        ms = rounded_ms(seconds),
         "answered"
     );
+}
+
+/// The access log's `ms`: milliseconds to a tenth.
+pub(super) fn rounded_ms(seconds: f64) -> f64 {
+    (seconds * 1e4).round() / 10.0
 }
 
 /// The newest change in the database, or why it could not be read.
