@@ -152,6 +152,12 @@ impl Compact {
     }
 
     fn field(&self, index: usize) -> Option<&str> {
+        // Written from `&str`s only.
+        simdutf8::basic::from_utf8(self.field_bytes(index)?).ok()
+    }
+
+    /// A text field's bytes, unchecked.
+    fn field_bytes(&self, index: usize) -> Option<&[u8]> {
         let mut pos = 0;
         let mut i = 0;
         loop {
@@ -164,8 +170,7 @@ impl Compact {
             } else {
                 let end = pos + len as usize;
                 if i == index {
-                    // Written from `&str`s only.
-                    return simdutf8::basic::from_utf8(&self.text()[pos..end]).ok();
+                    return self.text().get(pos..end);
                 }
                 pos = end;
             }
@@ -175,6 +180,11 @@ impl Compact {
 
     pub(crate) fn id(&self) -> &str {
         self.field(ID).unwrap_or_default()
+    }
+
+    /// The id's bytes, for comparing without checking them again.
+    pub(crate) fn id_bytes(&self) -> &[u8] {
+        self.field_bytes(ID).unwrap_or_default()
     }
 
     pub(crate) fn name(&self) -> Option<&str> {

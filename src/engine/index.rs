@@ -75,8 +75,13 @@ impl IdMap {
     }
 
     fn get(&self, slots: &[Option<Compact>], id: &str) -> Option<u32> {
+        let wanted = id.as_bytes();
         self.table
-            .find(self.hash(id), |&s| Self::id(slots, s) == id)
+            .find(self.hash(id), |&s| {
+                slots[s as usize]
+                    .as_ref()
+                    .is_some_and(|c| c.id_bytes() == wanted)
+            })
             .copied()
     }
 

@@ -797,7 +797,8 @@ pub fn decode_geometry(g: &Value, depth: usize) -> Result<Geometry<f64>, String>
 
 /// Writes a number the shortest way that reads back exactly.
 fn number(out: &mut String, v: f64) {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
+    // An integer: the cast is exact below 2⁶³ (and NaN fails the range).
+    if v.abs() < 1e15 && (v as i64) as f64 == v {
         out.push_str(itoa::Buffer::new().format(v as i64));
     } else if !eight_decimals(out, v) {
         out.push_str(ryu::Buffer::new().format(v));
@@ -805,43 +806,87 @@ fn number(out: &mut String, v: f64) {
 }
 
 /// Writes `v` when it is a decimal of at most eight places (coordinates as most sources
-/// store them) with integers only, and says whether it did. The text is the one `ryu` writes:
-/// the decimal `s / 10⁸` rounds to `v`, and no other decimal of eight places or fewer does
-/// (they lie 10⁻⁸ apart, far more than `v`'s spacing below 10⁶), so it is the shortest.
+/// store them) with integers only, and says whether it did; see [`decimal_into`].
 fn eight_decimals(out: &mut String, v: f64) -> bool {
-    let a = v.abs();
-    if !(1e-3..1e6).contains(&a) {
-        return false;
+    let mut text = [0u8; DECIMAL_BYTES];
+    match decimal_into(&mut text, 0, v) {
+        Some(end) => {
+            out.push_str(std::str::from_utf8(&text[..end]).unwrap_or_default());
+            true
+        }
+        None => false,
     }
-    let s = (a * 1e8).round();
-    if s / 1e8 != a {
-        return false;
-    }
-    let s = s as u64;
-    let (whole, mut frac) = (s / 100_000_000, s % 100_000_000);
-    if frac == 0 {
-        return false;
-    }
-    if v < 0.0 {
-        out.push('-');
-    }
-    out.push_str(itoa::Buffer::new().format(whole));
-    out.push('.');
-    let mut digits = 8;
-    while frac % 10 == 0 {
-        frac /= 10;
-        digits -= 1;
-    }
-    let mut buffer = itoa::Buffer::new();
-    let text = buffer.format(frac);
-    for _ in text.len()..digits {
-        out.push('0');
-    }
-    out.push_str(text);
-    true
 }
 
+/// The most bytes [`decimal_into`] writes: a sign, six digits, the point and eight places.
+const DECIMAL_BYTES: usize = 16;
+
+/// Writes `v` at `buf[at..]` when its magnitude is within 10⁻³..10⁶ and it is a decimal of at
+/// most eight places, and gives the end; `None` (nothing meant) otherwise. The text is the one
+/// `ryu` (or, for an integer, `itoa`) writes: the decimal `s / 10⁸` rounds to `v`, and no other
+/// decimal of eight places or fewer does (they lie 10⁻⁸ apart, far more than `v`'s spacing
+/// below 10⁶), so it is the shortest. Integer arithmetic only, and no call to `round` (a libm
+/// call on baseline x86-64): adding ½ and truncating rounds `a · 10⁸`, and the check that
+/// `s / 10⁸` reads back as `a` rejects any other `s`. `buf` must hold [`DECIMAL_BYTES`] more.
+fn decimal_into(buf: &mut [u8], at: usize, v: f64) -> Option<usize> {
+    let a = v.abs();
+    if !(1e-3..1e6).contains(&a) {
+        return None;
+    }
+    let s = (a * 1e8 + 0.5) as u64;
+    if s as f64 / 1e8 != a {
+        return None;
+    }
+    let (whole, frac) = ((s / 100_000_000) as u32, (s % 100_000_000) as u32);
+    let mut at = at;
+    if v < 0.0 {
+        buf[at] = b'-';
+        at += 1;
+    }
+    let digits = match whole {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1_000..=9_999 => 4,
+        10_000..=99_999 => 5,
+        _ => 6,
+    };
+    let mut rest = whole;
+    for d in buf[at..at + digits].iter_mut().rev() {
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    at += digits;
+    if frac == 0 {
+        return Some(at);
+    }
+    buf[at] = b'.';
+    let mut rest = frac;
+    for d in buf[at + 1..at + 9].iter_mut().rev() {
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    // A place is not 0 (`frac` is not), so this stops after the point.
+    let mut end = at + 9;
+    while buf[end - 1] == b'0' {
+        end -= 1;
+    }
+    Some(end)
+}
+
+/// Writes `[x,y]`: assembled on the stack and appended at once when both numbers take
+/// [`decimal_into`]'s way, as most coordinates do (a few appends instead of a dozen).
 fn coord(out: &mut String, c: &Coord<f64>) {
+    let mut text = [0u8; 3 + 2 * DECIMAL_BYTES];
+    text[0] = b'[';
+    if let Some(end) = decimal_into(&mut text, 1, c.x) {
+        text[end] = b',';
+        if let Some(end) = decimal_into(&mut text, end + 1, c.y) {
+            text[end] = b']';
+            out.push_str(std::str::from_utf8(&text[..=end]).unwrap_or_default());
+            return;
+        }
+    }
     out.push('[');
     number(out, c.x);
     out.push(',');
@@ -1261,6 +1306,19 @@ mod tests {
                     rng.gen_range(0x3f50_0000_0000_0000..0x4130_0000_0000_0000u64),
                 ),
             );
+            // A coordinate pair is the two numbers, however each is written.
+            for (x, y) in [
+                (values[0], values[1]),
+                (values[2], values[0]),
+                (values[1], -0.0),
+            ] {
+                let mut pair = String::new();
+                super::coord(&mut pair, &Coord { x, y });
+                let (mut nx, mut ny) = (String::new(), String::new());
+                super::number(&mut nx, x);
+                super::number(&mut ny, y);
+                assert_eq!(pair, format!("[{nx},{ny}]"));
+            }
             for v in values {
                 let mut ours = String::new();
                 super::number(&mut ours, v);

@@ -179,7 +179,11 @@ pub fn base_url(headers: &HeaderMap) -> String {
         Some("https") => "https",
         _ => "http",
     };
-    format!("{proto}://{host}")
+    let mut url = String::with_capacity(proto.len() + 3 + host.len());
+    url.push_str(proto);
+    url.push_str("://");
+    url.push_str(host);
+    url
 }
 
 /// A weak ETag over everything a response depends on.
