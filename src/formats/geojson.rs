@@ -818,6 +818,13 @@ fn eight_decimals(out: &mut String, v: f64) -> bool {
     }
 }
 
+/// "00" to "99".
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// The most bytes [`decimal_into`] writes: a sign, six digits, the point and eight places.
 const DECIMAL_BYTES: usize = 16;
 
@@ -861,10 +868,15 @@ fn decimal_into(buf: &mut [u8], at: usize, v: f64) -> Option<usize> {
         return Some(at);
     }
     buf[at] = b'.';
-    let mut rest = frac;
-    for d in buf[at + 1..at + 9].iter_mut().rev() {
-        *d = b'0' + (rest % 10) as u8;
-        rest /= 10;
+    // The eight places two at a time: four independent divisions, not a chain of eight.
+    let (high, low) = (frac / 10_000, frac % 10_000);
+    for (i, pair) in [high / 100, high % 100, low / 100, low % 100]
+        .into_iter()
+        .enumerate()
+    {
+        let p = 2 * pair as usize;
+        buf[at + 1 + 2 * i] = DIGIT_PAIRS[p];
+        buf[at + 2 + 2 * i] = DIGIT_PAIRS[p + 1];
     }
     // A place is not 0 (`frac` is not), so this stops after the point.
     let mut end = at + 9;

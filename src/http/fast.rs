@@ -25,7 +25,7 @@ use tower::Service;
 use tower_http::request_id::{MakeRequestId, MakeRequestUuid};
 
 use super::error::ApiError;
-use super::params::{base_url, Format, Params};
+use super::params::{base_url, Format, Params, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 use super::{ogc, AppState};
 
 /// The route the router's metrics and access log name these requests by.
@@ -98,7 +98,7 @@ const ROUTER_HEADERS: [header::HeaderName; 4] = [
 ];
 
 /// Forwarded host and scheme: the router drops them unless `--trust-forwarded-headers`.
-const FORWARDED: [&str; 2] = ["x-forwarded-host", "x-forwarded-proto"];
+const FORWARDED: [header::HeaderName; 2] = [X_FORWARDED_HOST, X_FORWARDED_PROTO];
 
 /// The router's answer to `req`, made here, or `None` when the router must make it.
 fn lean_feature(state: &AppState, exposed: &HeaderValue, req: &Request) -> Option<Response> {
@@ -110,7 +110,7 @@ fn lean_feature(state: &AppState, exposed: &HeaderValue, req: &Request) -> Optio
     let trust_forwarded = state.settings.trust_forwarded_headers;
     if headers.len() > 32
         || ROUTER_HEADERS.iter().any(|h| headers.contains_key(h))
-        || (!trust_forwarded && FORWARDED.iter().any(|h| headers.contains_key(*h)))
+        || (!trust_forwarded && FORWARDED.iter().any(|h| headers.contains_key(h)))
     {
         return None;
     }
@@ -128,7 +128,7 @@ fn lean_feature(state: &AppState, exposed: &HeaderValue, req: &Request) -> Optio
         return None;
     }
     let started = Instant::now();
-    let request_id = match headers.get("x-request-id") {
+    let request_id = match headers.get(&X_REQUEST_ID) {
         Some(v) => v.clone(),
         None => MakeRequestUuid.make_request_id(req)?.header_value().clone(),
     };
@@ -188,9 +188,7 @@ fn answered(state: &AppState, request_id: &HeaderValue, path: &str, started: Ins
             ms: super::ops::rounded_ms(seconds),
         };
         if line.write() {
-            state
-                .metrics
-                .request(&Method::GET, FEATURE_ROUTE, 200, seconds);
+            state.metrics.lean_request(seconds);
             return;
         }
     }
@@ -215,7 +213,7 @@ fn outer_headers(r: &mut Response, exposed: &HeaderValue, request_id: HeaderValu
         ),
     );
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed.clone());
-    h.insert(header::HeaderName::from_static("x-request-id"), request_id);
+    h.insert(X_REQUEST_ID, request_id);
 }
 
 #[cfg(test)]

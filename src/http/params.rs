@@ -1,7 +1,7 @@
 //! Request plumbing shared by the resources: query-string parsing, format negotiation,
 //! base URLs for links, ETags and conditional requests.
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, ApiResult};
@@ -111,6 +111,10 @@ impl Format {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        if accept.is_empty() || accept == "*/*" {
+            // What the searches below conclude for these, without setting up four searches.
+            return Ok(Format::Json);
+        }
         let pos = |needle: &str| accept.find(needle);
         let html = pos("text/html");
         let json = [pos("application/geo+json"), pos("application/json")]
@@ -169,13 +173,20 @@ pub fn unsupported_media_type(sent: &str, accepted: &[&str]) -> ApiError {
 }
 
 /// The scheme and authority clients used to reach us, for absolute links.
+/// `X-Forwarded-Host`, as a name that is not parsed again at each lookup.
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Forwarded-Proto`, likewise.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Request-Id`, likewise.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 pub fn base_url(headers: &HeaderMap) -> String {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let host = get("x-forwarded-host")
-        .or_else(|| get("host"))
+    let get = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = get(&X_FORWARDED_HOST)
+        .or_else(|| get(&header::HOST))
         .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()) && !h.contains(['/', '"', '<', '>']))
         .unwrap_or("localhost");
-    let proto = match get("x-forwarded-proto") {
+    let proto = match get(&X_FORWARDED_PROTO) {
         Some("https") => "https",
         _ => "http",
     };
