@@ -229,10 +229,11 @@ pub fn not_modified(headers: &HeaderMap, tag: &str) -> Option<Response> {
 
 /// A body with its content type, ETag and cache policy.
 pub fn respond(content_type: &'static str, tag: Option<&str>, body: String) -> Response {
-    let mut r = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    let mut r = Response::new(axum::body::Body::from(body));
     let h = r.headers_mut();
-    // Room for the headers this and the outer layers add, without regrowth.
-    h.reserve(16);
+    // Room for the headers this and the outer layers add, allocated once.
+    *h = HeaderMap::with_capacity(16);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some(v) = tag.and_then(|t| HeaderValue::from_str(t).ok()) {
         h.insert(header::ETAG, v);
     }
