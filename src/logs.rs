@@ -189,8 +189,15 @@ impl AccessLine<'_> {
         out.push_str(itoa::Buffer::new().format(self.status));
         out.push_str(" route=");
         out.push_str(self.route);
-        // `tracing` records an f64 with its `Debug` form.
-        let _ = writeln!(out, " ms={:?}", self.ms);
+        // `tracing` records an f64 with its `Debug` form, which is `ryu`'s text for the
+        // tenths of a millisecond this holds (decimal from 10⁻⁴ to 10¹⁶, as `ryu` below 10¹⁶).
+        out.push_str(" ms=");
+        if (0.0..1e15).contains(&self.ms) {
+            out.push_str(ryu::Buffer::new().format(self.ms));
+        } else {
+            let _ = write!(out, "{:?}", self.ms);
+        }
+        out.push('\n');
     }
 
     /// `tracing_subscriber`'s JSON format with the current span (its fields in key order, then
@@ -345,6 +352,30 @@ mod tests {
             format!("{head}{tail}")
         } else {
             line.split_once(' ').unwrap().1.to_string()
+        }
+    }
+
+    /// The `ms` field written with `ryu` is its `Debug` text, as `tracing` writes it.
+    #[test]
+    fn milliseconds_are_written_as_debug_writes_them() {
+        let line = |ms: f64| {
+            let mut out = String::new();
+            AccessLine {
+                request_id: "r",
+                method: "GET",
+                path: "/",
+                status: 200,
+                route: "/",
+                ms,
+            }
+            .text(&mut out, std::time::SystemTime::now());
+            out.rsplit_once(" ms=").unwrap().1.trim_end().to_string()
+        };
+        let mut values: Vec<f64> = (0..100_000).map(|k| f64::from(k) / 10.0).collect();
+        values.extend((0..40).map(|e| (10f64.powi(e) * 1e4).round() / 10.0 + 0.1));
+        values.extend([f64::NAN, f64::INFINITY, 1e15, 1e16, 1e17, 0.123_456_7]);
+        for ms in values {
+            assert_eq!(line(ms), format!("{ms:?}"), "{ms:e}");
         }
     }
 

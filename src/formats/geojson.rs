@@ -840,10 +840,12 @@ fn decimal_into(buf: &mut [u8], at: usize, v: f64) -> Option<usize> {
     if !(1e-3..1e6).contains(&a) {
         return None;
     }
-    let s = (a * 1e8 + 0.5) as u64;
+    // Signed conversions (one instruction each; the unsigned ones take several): s < 10¹⁴.
+    let s = (a * 1e8 + 0.5) as i64;
     if s as f64 / 1e8 != a {
         return None;
     }
+    let s = s as u64;
     let (whole, frac) = ((s / 100_000_000) as u32, (s % 100_000_000) as u32);
     let mut at = at;
     if v < 0.0 {
