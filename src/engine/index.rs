@@ -66,6 +66,13 @@ impl IdMap {
         slots[slot as usize].as_ref().map_or("", |c| c.id())
     }
 
+    /// Whether live `slot` holds id `wanted` (compared as bytes: stored ids were checked).
+    fn holds(slots: &[Option<Compact>], slot: u32, wanted: &str) -> bool {
+        slots[slot as usize]
+            .as_ref()
+            .is_some_and(|c| c.id_bytes() == wanted.as_bytes())
+    }
+
     /// The hash of the id in a slot, for the table's own regrowth.
     fn rehash<'a>(
         hasher: &'a hashbrown::DefaultHashBuilder,
@@ -75,13 +82,8 @@ impl IdMap {
     }
 
     fn get(&self, slots: &[Option<Compact>], id: &str) -> Option<u32> {
-        let wanted = id.as_bytes();
         self.table
-            .find(self.hash(id), |&s| {
-                slots[s as usize]
-                    .as_ref()
-                    .is_some_and(|c| c.id_bytes() == wanted)
-            })
+            .find(self.hash(id), |&s| Self::holds(slots, s, id))
             .copied()
     }
 
@@ -95,7 +97,7 @@ impl IdMap {
     fn remove(&mut self, slots: &[Option<Compact>], id: &str) -> Option<u32> {
         match self
             .table
-            .find_entry(self.hash(id), |&s| Self::id(slots, s) == id)
+            .find_entry(self.hash(id), |&s| Self::holds(slots, s, id))
         {
             Ok(entry) => Some(entry.remove().0),
             Err(_) => None,

@@ -717,15 +717,12 @@ pub(super) fn feature_etag(
         format.code(),
         &canonical,
     ]);
-    // `W/"{version}.{digest:016x}"`, written without the formatting machinery.
+    // `W/"{version}.{digest:016x}"`.
     let mut tag = String::with_capacity(24 + 20);
     tag.push_str("W/\"");
     tag.push_str(v.format(version));
     tag.push('.');
-    for shift in (0..16).rev() {
-        let nibble = (digest >> (shift * 4)) & 0xf;
-        tag.push(char::from(b"0123456789abcdef"[nibble as usize]));
-    }
+    super::params::push_digest(&mut tag, digest);
     tag.push('"');
     tag
 }

@@ -199,7 +199,20 @@ pub fn base_url(headers: &HeaderMap) -> String {
 
 /// A weak ETag over everything a response depends on.
 pub fn etag(parts: &[&str]) -> String {
-    format!("W/\"{:016x}\"", etag_digest(parts))
+    let mut tag = String::with_capacity(20);
+    tag.push_str("W/\"");
+    push_digest(&mut tag, etag_digest(parts));
+    tag.push('"');
+    tag
+}
+
+/// Appends `digest` as 16 lower-case hex digits (`{:016x}`, without the formatting machinery:
+/// feature ETags are on the hottest path).
+pub fn push_digest(out: &mut String, digest: u64) {
+    for shift in (0..16).rev() {
+        let nibble = (digest >> (shift * 4)) & 0xf;
+        out.push(char::from(b"0123456789abcdef"[nibble as usize]));
+    }
 }
 
 /// The hash [`etag`] shows: XXH3 of the parts, each followed by a zero byte.
