@@ -880,27 +880,37 @@ fn decimal_into(buf: &mut [u8], at: usize, v: f64) -> Option<usize> {
         buf[at + 1 + 2 * i] = DIGIT_PAIRS[p];
         buf[at + 2 + 2 * i] = DIGIT_PAIRS[p + 1];
     }
-    // A place is not 0 (`frac` is not), so this stops after the point.
-    let mut end = at + 9;
-    while buf[end - 1] == b'0' {
-        end -= 1;
-    }
-    Some(end)
+    // Trailing '0' places dropped without a loop: XOR with "00000000" leaves a zero byte for
+    // each '0', and the last place that is not (little-endian: the highest non-zero byte; one
+    // exists, as `frac` is not 0) ends the text.
+    let mut places = [0u8; 8];
+    places.copy_from_slice(&buf[at + 1..at + 9]);
+    let places = u64::from_le_bytes(places) ^ u64::from_le_bytes(*b"00000000");
+    Some(at + 9 - (places.leading_zeros() / 8) as usize)
 }
 
-/// Writes `[x,y]`: assembled on the stack and appended at once when both numbers take
-/// [`decimal_into`]'s way, as most coordinates do (a few appends instead of a dozen).
-fn coord(out: &mut String, c: &Coord<f64>) {
-    let mut text = [0u8; 3 + 2 * DECIMAL_BYTES];
-    text[0] = b'[';
-    if let Some(end) = decimal_into(&mut text, 1, c.x) {
-        text[end] = b',';
-        if let Some(end) = decimal_into(&mut text, end + 1, c.y) {
-            text[end] = b']';
-            out.push_str(std::str::from_utf8(&text[..=end]).unwrap_or_default());
-            return;
-        }
-    }
+/// Writes `[x,y]` at `buf[at..]` and gives the end, when both numbers take [`decimal_into`]'s
+/// way, as most coordinates do; `None` (nothing meant) otherwise. `buf` must hold
+/// [`COORD_BYTES`] more.
+fn coord_into(buf: &mut [u8], at: usize, c: &Coord<f64>) -> Option<usize> {
+    buf[at] = b'[';
+    let end = decimal_into(buf, at + 1, c.x)?;
+    buf[end] = b',';
+    let end = decimal_into(buf, end + 1, c.y)?;
+    buf[end] = b']';
+    Some(end + 1)
+}
+
+/// The most bytes [`coord_into`] writes.
+const COORD_BYTES: usize = 3 + 2 * DECIMAL_BYTES;
+
+/// Appends ASCII text made on the stack.
+fn push_ascii(out: &mut String, text: &[u8]) {
+    out.push_str(std::str::from_utf8(text).unwrap_or_default());
+}
+
+/// Writes `[x,y]` the slow way (any number).
+fn coord_slow(out: &mut String, c: &Coord<f64>) {
     out.push('[');
     number(out, c.x);
     out.push(',');
@@ -908,24 +918,52 @@ fn coord(out: &mut String, c: &Coord<f64>) {
     out.push(']');
 }
 
-fn coords<'a>(out: &mut String, it: impl Iterator<Item = &'a Coord<f64>>) {
-    out.push('[');
-    for (i, c) in it.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        coord(out, c);
+/// Writes `[x,y]`.
+fn coord(out: &mut String, c: &Coord<f64>) {
+    let mut text = [0u8; COORD_BYTES];
+    match coord_into(&mut text, 0, c) {
+        Some(end) => push_ascii(out, &text[..end]),
+        None => coord_slow(out, c),
     }
-    out.push(']');
+}
+
+/// Writes `[[x,y],…]`: the coordinates assembled in a stack buffer, appended (and checked as
+/// text) a few hundred bytes at a time instead of one pair at a time.
+fn coords(out: &mut String, it: impl Iterator<Item = Coord<f64>>) {
+    const BUF: usize = 768;
+    let mut buf = [0u8; BUF];
+    buf[0] = b'[';
+    let mut len = 1;
+    for (i, c) in it.enumerate() {
+        // Room for a comma, a pair and the closing bracket.
+        if len + 2 + COORD_BYTES > BUF {
+            push_ascii(out, &buf[..len]);
+            len = 0;
+        }
+        if i > 0 {
+            buf[len] = b',';
+            len += 1;
+        }
+        match coord_into(&mut buf, len, &c) {
+            Some(end) => len = end,
+            None => {
+                push_ascii(out, &buf[..len]);
+                len = 0;
+                coord_slow(out, &c);
+            }
+        }
+    }
+    buf[len] = b']';
+    push_ascii(out, &buf[..=len]);
 }
 
 fn polygon_coords(out: &mut String, p: &Polygon<f64>) {
     out.push('[');
     if !p.exterior().0.is_empty() {
-        coords(out, p.exterior().0.iter());
+        coords(out, p.exterior().0.iter().copied());
         for hole in p.interiors() {
             out.push(',');
-            coords(out, hole.0.iter());
+            coords(out, hole.0.iter().copied());
         }
     }
     out.push(']');
@@ -945,7 +983,7 @@ pub fn write_geometry(out: &mut String, g: &Geometry<f64>) {
         }
         Geometry::LineString(l) => {
             head(out, "LineString");
-            coords(out, l.0.iter());
+            coords(out, l.0.iter().copied());
         }
         Geometry::Polygon(p) => {
             head(out, "Polygon");
@@ -953,7 +991,7 @@ pub fn write_geometry(out: &mut String, g: &Geometry<f64>) {
         }
         Geometry::MultiPoint(mp) => {
             head(out, "MultiPoint");
-            coords(out, mp.0.iter().map(|p| &p.0));
+            coords(out, mp.0.iter().map(|p| p.0));
         }
         Geometry::MultiLineString(ml) => {
             head(out, "MultiLineString");
@@ -962,7 +1000,7 @@ pub fn write_geometry(out: &mut String, g: &Geometry<f64>) {
                 if i > 0 {
                     out.push(',');
                 }
-                coords(out, l.0.iter());
+                coords(out, l.0.iter().copied());
             }
             out.push(']');
         }
@@ -1079,14 +1117,7 @@ pub fn write_wkb_geometry(out: &mut String, bytes: &[u8]) {
                 c.iter().take(1).for_each(|c| coord(self.out, &c));
                 return;
             }
-            self.out.push('[');
-            for (i, c) in c.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                coord(self.out, &c);
-            }
-            self.out.push(']');
+            coords(self.out, c.iter());
         }
 
         fn end(&mut self, kind: Kind) {
@@ -1353,6 +1384,64 @@ mod tests {
     }
 
     use super::*;
+
+    /// A number as `serde_json` writes it (its own `ryu`, integers without ".0").
+    fn reference_number(v: f64) -> String {
+        if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{}", v as i64)
+        } else {
+            serde_json::to_string(&v).unwrap()
+        }
+    }
+
+    #[test]
+    fn long_rings_written_in_blocks_match_pair_by_pair_text() {
+        // Rings long enough to fill the stack buffer several times, with numbers off the
+        // eight-decimal way (integers, tiny, huge, many places) at random spots, so that the
+        // buffer is flushed before slow pairs and at its end.
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for len in [0usize, 1, 2, 20, 21, 22, 23, 64, 200, 1000] {
+            let ring: Vec<Coord<f64>> = (0..len)
+                .map(|_| {
+                    let mut value = || match next() % 10 {
+                        0 => (next() % 1000) as f64,
+                        1 => 1e-7 * (1 + next() % 100) as f64,
+                        2 => 1e7 + (next() % 1000) as f64 * 0.5,
+                        3 => -0.123_456_789_012_3 * (1 + next() % 9) as f64,
+                        _ => -180.0 + (next() % 36_000_000_000) as f64 / 1e8,
+                    };
+                    Coord {
+                        x: value(),
+                        y: value(),
+                    }
+                })
+                .collect();
+            let mut got = String::new();
+            coords(&mut got, ring.iter().copied());
+            let want = format!(
+                "[{}]",
+                ring.iter()
+                    .map(|c| format!("[{},{}]", reference_number(c.x), reference_number(c.y)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            assert_eq!(got, want, "{len} coordinates");
+            // Read back with std's correctly rounded parser (serde_json's default is not).
+            let back: Vec<f64> = got
+                .split(['[', ']', ','])
+                .filter(|t| !t.is_empty())
+                .map(|t| t.parse().unwrap())
+                .collect();
+            let sent: Vec<f64> = ring.iter().flat_map(|c| [c.x, c.y]).collect();
+            assert_eq!(back, sent);
+        }
+    }
 
     #[test]
     fn wkb_in_place_writes_what_the_geometry_writes() {

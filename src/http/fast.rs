@@ -12,13 +12,16 @@
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
 use axum::Router;
 use futures_util::future::Either;
 use tower::Service;
@@ -31,8 +34,8 @@ use super::{ogc, AppState};
 /// The route the router's metrics and access log name these requests by.
 pub const FEATURE_ROUTE: &str = "/collections/{collection}/items/{feature}";
 
-/// The router with the lean path in front (see the module comment).
-#[derive(Clone)]
+/// The router with the lean path in front (see the module comment), shared by every
+/// connection.
 pub struct Fast {
     router: Router,
     state: AppState,
@@ -44,35 +47,56 @@ impl Fast {
     pub fn new(router: Router, state: AppState) -> Fast {
         let exposed_names = super::EXPOSED_HEADERS;
         let names: Vec<&str> = exposed_names.iter().map(|h| h.as_str()).collect();
-        let exposed = HeaderValue::from_str(&names.join(","))
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        // A static value: copying it into each answer touches no reference count shared by
+        // the threads (the names are fixed for the process's life).
+        let names: &'static str = Box::leak(names.join(",").into_boxed_str());
+        let exposed = HeaderValue::from_static(names);
         Fast {
             router,
             state,
             exposed,
         }
     }
+
+    /// The lean path's answer to `req`, or `None` when the router must make it. A panic here
+    /// is answered as the router's catch-panic layer answers one.
+    pub fn lean<B>(&self, req: &axum::http::Request<B>) -> Option<Response> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lean_feature(&self.state, &self.exposed, req)
+        }))
+        .unwrap_or_else(|_| Some(ApiError::internal("a handler panicked").into_response()))
+    }
 }
 
-impl Service<Request> for Fast {
+/// One connection's service: the lean path, else the router, which sees the client's address
+/// as `ConnectInfo` (as under `axum::serve`). hyper calls it by reference, so a request
+/// answered on the lean path copies nothing shared (no reference count, no extension map, no
+/// boxed body).
+#[derive(Clone)]
+pub struct Connection {
+    fast: Arc<Fast>,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    pub fn new(fast: Arc<Fast>, peer: SocketAddr) -> Connection {
+        Connection { fast, peer }
+    }
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Connection {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, <Router as Service<Request>>::Future>;
+    type Future = Either<Ready<Result<Response, Infallible>>, RouteFuture<Infallible>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Service::<Request>::poll_ready(&mut self.router, cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        // A panic here is answered as the router's catch-panic layer answers one.
-        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            lean_feature(&self.state, &self.exposed, &req)
-        }))
-        .unwrap_or_else(|_| Some(ApiError::internal("a handler panicked").into_response()));
-        match answer {
-            Some(r) => Either::Left(ready(Ok(r))),
-            None => Either::Right(self.router.call(req)),
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        if let Some(r) = self.fast.lean(&req) {
+            return Either::Left(ready(Ok(r)));
         }
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        let mut router = self.fast.router.clone();
+        Either::Right(Service::<Request>::call(&mut router, req))
     }
 }
 
@@ -101,7 +125,11 @@ const ROUTER_HEADERS: [header::HeaderName; 4] = [
 const FORWARDED: [header::HeaderName; 2] = [X_FORWARDED_HOST, X_FORWARDED_PROTO];
 
 /// The router's answer to `req`, made here, or `None` when the router must make it.
-fn lean_feature(state: &AppState, exposed: &HeaderValue, req: &Request) -> Option<Response> {
+fn lean_feature<B>(
+    state: &AppState,
+    exposed: &HeaderValue,
+    req: &axum::http::Request<B>,
+) -> Option<Response> {
     if req.method() != Method::GET || req.uri().query().is_some() || state.settings.private {
         return None;
     }
@@ -138,8 +166,10 @@ fn lean_feature(state: &AppState, exposed: &HeaderValue, req: &Request) -> Optio
     // The router compresses answers of COMPRESS_FROM_BYTES and more when asked to; such an
     // answer (its geometry and properties alone reach the size) is left to it.
     let compressible = headers.contains_key(header::ACCEPT_ENCODING);
-    let least = stored.wkb().map_or(0, <[u8]>::len) + stored.properties_json().len();
-    if compressible && least >= usize::from(super::COMPRESS_FROM_BYTES) {
+    if compressible
+        && stored.wkb().map_or(0, <[u8]>::len) + stored.properties_json().len()
+            >= usize::from(super::COMPRESS_FROM_BYTES)
+    {
         return None;
     }
     let base = base_url(headers);
@@ -176,9 +206,13 @@ fn lean_feature(state: &AppState, exposed: &HeaderValue, req: &Request) -> Optio
 fn answered(state: &AppState, request_id: &HeaderValue, path: &str, started: Instant) {
     let request_id = request_id.to_str().unwrap_or("");
     let seconds = started.elapsed().as_secs_f64();
-    if tracing::event_enabled!(target: "yizhangtu::access", tracing::Level::INFO)
-        && tracing::span_enabled!(target: "yizhangtu::http", tracing::Level::INFO)
-    {
+    if !tracing::event_enabled!(target: "yizhangtu::access", tracing::Level::INFO) {
+        // No access line (`RUST_LOG=warn`, say), and no span events are configured: the
+        // router's span would carry nothing, so only the metrics remain.
+        state.metrics.lean_request(seconds);
+        return;
+    }
+    if tracing::span_enabled!(target: "yizhangtu::http", tracing::Level::INFO) {
         let line = crate::logs::AccessLine {
             request_id,
             method: Method::GET.as_str(),

@@ -29,7 +29,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
@@ -341,30 +340,42 @@ pub fn router(state: AppState) -> Router {
 /// signal no new connections are taken; requests in flight get the shutdown grace period, then
 /// this returns whether or not they finished.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    use axum::serve::Listener;
     let grace = state.settings.shutdown_grace;
-    let app = fast::Fast::new(router(state.clone()), state);
-    let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    // Each connection's automatic hyper errors (414, 431, 400) become JSON problems; the no-op
-    // tap keeps `ConnectInfo<SocketAddr>` (axum implements it for tapped listeners).
-    let listener =
-        axum::serve::ListenerExt::tap_io(limits::LimitListener(listener), |_: &mut _| {});
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");
-        let _ = tx.send(true);
-    });
-    let give_up = async move {
-        if rx.wait_for(|stopping| *stopping).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(grace).await;
-        tracing::warn!("requests still running after the shutdown grace period; stopping anyway");
-    };
-    tokio::select! {
-        r = std::future::IntoFuture::into_future(server) => r,
-        _ = give_up => Ok(()),
+    let fast = Arc::new(fast::Fast::new(router(state.clone()), state));
+    // HTTP/1.1, or HTTP/2 when the client opens with its preface, as under `axum::serve`.
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Each connection's automatic hyper errors (414, 431, 400) become JSON problems.
+    let mut listener = limits::LimitListener(listener);
+    let mut signal = std::pin::pin!(shutdown_signal());
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut signal => break,
+        };
+        let service = fast::Connection::new(Arc::clone(&fast), peer);
+        let conn = builder
+            .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(io), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::trace!(error = %e, "connection ended");
+            }
+        });
     }
+    // No new connections; those open finish the request in flight (idle ones close at once).
+    drop(listener);
+    tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => tracing::warn!(
+            "requests still running after the shutdown grace period; stopping anyway"
+        ),
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
