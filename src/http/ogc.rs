@@ -807,11 +807,12 @@ pub(super) fn stored_feature_answer(
     format: Format,
     tag: &str,
 ) -> Response {
-    // Sized for the whole answer at once: a coordinate's 16 WKB bytes take 20–25 in JSON, and
-    // the links about four times the base URL and the ids.
+    // Sized for the whole answer at once: a coordinate's 16 WKB bytes take up to about 30 in
+    // JSON (`[-105.84006878,-29.44999528],`), and the links about four times the base URL and
+    // the ids.
     let wkb_len = stored.wkb().map_or(0, <[u8]>::len);
     let mut out = String::with_capacity(
-        wkb_len * 3 / 2
+        wkb_len * 2
             + stored.properties_json().len()
             + 4 * (base.len() + id.len() + fid.len())
             + 384,
