@@ -265,18 +265,7 @@ impl PgStore {
                 None => break false,
                 Some(Batch::Commit) => break true,
                 Some(Batch::Features(mut batch)) => {
-                    let mut new_layers: Vec<String> = Vec::new();
-                    for f in &batch {
-                        if !summaries.iter().any(|s| s.layer == f.layer)
-                            && !new_layers.contains(&f.layer)
-                        {
-                            new_layers.push(f.layer.clone());
-                        }
-                    }
-                    for id in &new_layers {
-                        if !Layer::valid_id(id) {
-                            return Err(StoreError::LayerId(id.clone()));
-                        }
+                    for id in &super::sqlite::unprepared_layers(&batch, &summaries)? {
                         prepare_layer(&mut tx, id, None, mode, &at, &mut summaries, actor).await?;
                     }
                     number_features(&mut tx, &mut batch).await?;
