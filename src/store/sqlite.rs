@@ -873,7 +873,7 @@ async fn number_features(
     Ok(())
 }
 
-/// Bytes of page cache (KiB) the import's connection keeps while it writes: index pages stay
+/// The page cache (KiB) the import's connection keeps while it writes: index pages stay
 /// in memory instead of going through the WAL and back (issue 15: peak RSS of a 1M-parcel
 /// import stays well under 500 MB).
 const IMPORT_CACHE_KIB: i64 = 128 * 1024;
@@ -959,11 +959,12 @@ async fn write_features(
         .iter()
         .map(|f| (f.layer.as_str(), f.id.as_str()))
         .collect();
+    let keys = serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into());
     let existing: HashSet<(String, String)> = sqlx::query_as(
         "SELECT layer, id FROM features WHERE (layer, id) IN \
          (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
     )
-    .bind(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
+    .bind(&keys)
     .fetch_all(&mut **tx)
     .await?
     .into_iter()
@@ -977,7 +978,7 @@ async fn write_features(
          FROM json_each(?)) k ON h.layer = k.layer AND h.feature_id = k.id \
          GROUP BY h.layer, h.feature_id",
     )
-    .bind(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
+    .bind(&keys)
     .fetch_all(&mut **tx)
     .await?
     .into_iter()
