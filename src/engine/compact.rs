@@ -152,8 +152,15 @@ impl Compact {
     }
 
     fn field(&self, index: usize) -> Option<&str> {
-        // Written from `&str`s only.
-        simdutf8::basic::from_utf8(self.field_bytes(index)?).ok()
+        // Written from `&str`s only. simdutf8 pays off from a few dozen bytes on (it copies a
+        // short tail into a block first); short fields (ids, codes, times) take the standard
+        // library's check, whose ASCII fast path is a few instructions for them.
+        let bytes = self.field_bytes(index)?;
+        if bytes.len() < 64 {
+            std::str::from_utf8(bytes).ok()
+        } else {
+            simdutf8::basic::from_utf8(bytes).ok()
+        }
     }
 
     /// A text field's bytes, unchecked.

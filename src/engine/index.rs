@@ -48,18 +48,38 @@ pub struct LayerIndex {
     changes_floor: u64,
 }
 
-/// Feature id → slot. The table holds only slot numbers (4 bytes a feature): ids are hashed
-/// and compared from the features in `slots`, which keeps no second copy of each id (issue 15:
-/// a `HashMap<String, u32>` cost about 50 bytes a feature). Every entry names a live slot.
+/// Feature id → slot. The table holds only slot numbers (4 bytes a feature) and a byte of each
+/// id's hash: ids are hashed and compared from the features in `slots`, which keeps no second
+/// copy of each id (issue 15: a `HashMap<String, u32>` cost about 50 bytes a feature). Every
+/// entry names a live slot.
+///
+/// Open addressing with linear probing over two arrays side by side, the tags and the slots.
+/// A lookup's first tag and first slot lie at addresses the hash alone gives, so the two memory
+/// reads go out at once; a table whose slots sit behind its control bytes (hashbrown's) makes
+/// them one after the other, and the lookup of a feature by id is a chain of cache misses.
+/// Deletion shifts the entries after the hole back (no tombstones), so a probe ends at the
+/// first empty entry however many deletions came before.
 #[derive(Default)]
 struct IdMap {
-    table: hashbrown::HashTable<u32>,
+    /// One a position: [`EMPTY`](IdMap::EMPTY), or 0x80 and the top seven bits of the hash.
+    tags: Vec<u8>,
+    /// The slot at each position whose tag is not empty.
+    entries: Vec<u32>,
+    len: usize,
     hasher: hashbrown::DefaultHashBuilder,
 }
 
 impl IdMap {
+    const EMPTY: u8 = 0;
+    /// The fewest positions a table that holds anything has.
+    const MIN_POSITIONS: usize = 16;
+
     fn hash(&self, id: &str) -> u64 {
         std::hash::BuildHasher::hash_one(&self.hasher, id)
+    }
+
+    fn tag(hash: u64) -> u8 {
+        0x80 | (hash >> 57) as u8
     }
 
     fn id(slots: &[Option<Compact>], slot: u32) -> &str {
@@ -73,43 +93,103 @@ impl IdMap {
             .is_some_and(|c| c.id_bytes() == wanted.as_bytes())
     }
 
-    /// The hash of the id in a slot, for the table's own regrowth.
-    fn rehash<'a>(
-        hasher: &'a hashbrown::DefaultHashBuilder,
-        slots: &'a [Option<Compact>],
-    ) -> impl Fn(&u32) -> u64 + 'a {
-        move |&s| std::hash::BuildHasher::hash_one(hasher, Self::id(slots, s))
+    /// The position holding `id`, if any.
+    fn position(&self, slots: &[Option<Compact>], id: &str) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let hash = self.hash(id);
+        let (tag, mask) = (Self::tag(hash), self.tags.len() - 1);
+        let mut at = hash as usize & mask;
+        loop {
+            // Both read before either is looked at: see the type's comment.
+            let (t, slot) = (self.tags[at], self.entries[at]);
+            if t == Self::EMPTY {
+                return None;
+            }
+            if t == tag && Self::holds(slots, slot, id) {
+                return Some(at);
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     fn get(&self, slots: &[Option<Compact>], id: &str) -> Option<u32> {
-        self.table
-            .find(self.hash(id), |&s| Self::holds(slots, s, id))
-            .copied()
+        self.position(slots, id).map(|at| self.entries[at])
+    }
+
+    /// Puts `slot`, whose id hashes to `hash`, at the first empty position from its home (there
+    /// is one: the table is never full).
+    fn place(&mut self, hash: u64, slot: u32) {
+        let mask = self.tags.len() - 1;
+        let mut at = hash as usize & mask;
+        while self.tags[at] != Self::EMPTY {
+            at = (at + 1) & mask;
+        }
+        self.tags[at] = Self::tag(hash);
+        self.entries[at] = slot;
     }
 
     /// Adds live `slot` (its id must not be in the map yet).
     fn insert(&mut self, slots: &[Option<Compact>], slot: u32) {
+        self.reserve(slots, 1);
         let hash = self.hash(Self::id(slots, slot));
-        self.table
-            .insert_unique(hash, slot, Self::rehash(&self.hasher, slots));
+        self.place(hash, slot);
+        self.len += 1;
     }
 
     fn remove(&mut self, slots: &[Option<Compact>], id: &str) -> Option<u32> {
-        match self
-            .table
-            .find_entry(self.hash(id), |&s| Self::holds(slots, s, id))
-        {
-            Ok(entry) => Some(entry.remove().0),
-            Err(_) => None,
+        let mut hole = self.position(slots, id)?;
+        let slot = self.entries[hole];
+        let mask = self.tags.len() - 1;
+        let mut at = (hole + 1) & mask;
+        // Each entry of the run after the hole moves back into it unless its home lies after
+        // the hole (cyclically), where a probe for it starts past the hole.
+        while self.tags[at] != Self::EMPTY {
+            let home = self.hash(Self::id(slots, self.entries[at])) as usize & mask;
+            if at.wrapping_sub(home) & mask >= at.wrapping_sub(hole) & mask {
+                self.tags[hole] = self.tags[at];
+                self.entries[hole] = self.entries[at];
+                hole = at;
+            }
+            at = (at + 1) & mask;
+        }
+        self.tags[hole] = Self::EMPTY;
+        self.len -= 1;
+        Some(slot)
+    }
+
+    /// The positions for `n` entries: at most three quarters full, a power of two.
+    fn positions_for(n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        (n + n / 3 + 1).next_power_of_two().max(Self::MIN_POSITIONS)
+    }
+
+    /// Builds the table again with `positions` positions, every entry rehashed from its id.
+    fn rebuild(&mut self, slots: &[Option<Compact>], positions: usize) {
+        let tags = std::mem::replace(&mut self.tags, vec![Self::EMPTY; positions]);
+        let entries = std::mem::replace(&mut self.entries, vec![0; positions]);
+        for (t, slot) in tags.into_iter().zip(entries) {
+            if t != Self::EMPTY {
+                self.place(self.hash(Self::id(slots, slot)), slot);
+            }
         }
     }
 
     fn reserve(&mut self, slots: &[Option<Compact>], more: usize) {
-        self.table.reserve(more, Self::rehash(&self.hasher, slots));
+        let wanted = Self::positions_for(self.len + more);
+        if wanted > self.tags.len() {
+            self.rebuild(slots, wanted);
+        }
     }
 
     fn shrink_to_fit(&mut self, slots: &[Option<Compact>]) {
-        self.table.shrink_to_fit(Self::rehash(&self.hasher, slots));
+        let wanted = Self::positions_for(self.len);
+        if wanted < self.tags.len() {
+            self.rebuild(slots, wanted);
+        }
     }
 }
 
@@ -664,6 +744,70 @@ mod tests {
     fn point(id: &str, x: f64) -> Feature {
         let point = Geometry::Point(geo::Point::new(x, 29.5));
         Feature::from_parts("t", id.to_string(), serde_json::Map::new(), Some(point))
+    }
+
+    /// The id map alone, against a plain map, through random inserts, deletions (which shift
+    /// runs back, across the table's end too), lookups of present and absent ids, growth and
+    /// shrinking; every operation is checked, and the table never gets more than three
+    /// quarters full.
+    #[test]
+    fn id_map_agrees_with_a_plain_map() {
+        let mut slots: Vec<Option<Compact>> = Vec::new();
+        let mut map = IdMap::default();
+        let mut model: std::collections::HashMap<String, u32> = Default::default();
+        let mut live: Vec<String> = Vec::new();
+        let mut x: u64 = 5;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        assert_eq!(map.get(&slots, "nothing"), None);
+        assert_eq!(map.remove(&slots, "nothing"), None);
+        for round in 0..40_000u64 {
+            match next() % 10 {
+                0..=4 => {
+                    let id = format!("id{}", next() % 20_000);
+                    if model.contains_key(&id) {
+                        continue;
+                    }
+                    let slot = slots.len() as u32;
+                    slots.push(Some(Compact::encode(&point(&id, 1.0))));
+                    map.insert(&slots, slot);
+                    model.insert(id.clone(), slot);
+                    live.push(id);
+                }
+                5..=7 if !live.is_empty() => {
+                    let id = live.swap_remove(next() as usize % live.len());
+                    let slot = model.remove(&id).unwrap();
+                    assert_eq!(map.remove(&slots, &id), Some(slot), "{id}");
+                    slots[slot as usize] = None;
+                    assert_eq!(map.remove(&slots, &id), None, "{id} removed twice");
+                }
+                8 if round % 1000 == 8 => map.shrink_to_fit(&slots),
+                _ => {
+                    let id = format!("id{}", next() % 20_000);
+                    assert_eq!(map.get(&slots, &id), model.get(&id).copied(), "{id}");
+                }
+            }
+            assert_eq!(map.len, model.len());
+            assert!(map.len * 4 <= map.tags.len() * 3);
+        }
+        for (id, slot) in &model {
+            assert_eq!(map.get(&slots, id), Some(*slot), "{id}");
+        }
+        let occupied = map.tags.iter().filter(|t| **t != IdMap::EMPTY).count();
+        assert_eq!(occupied, model.len());
+        // Emptied, it shrinks to nothing and still answers.
+        for id in live {
+            let slot = model[&id];
+            assert_eq!(map.remove(&slots, &id), Some(slot));
+            slots[slot as usize] = None;
+        }
+        map.shrink_to_fit(&slots);
+        assert_eq!((map.len, map.tags.len()), (0, 0));
+        assert_eq!(map.get(&slots, "id1"), None);
     }
 
     /// The id map follows builds, upserts, deletes and re-inserts: every live id finds its own

@@ -870,22 +870,21 @@ fn decimal_into(buf: &mut [u8], at: usize, v: f64) -> Option<usize> {
         return Some(at);
     }
     buf[at] = b'.';
-    // The eight places two at a time: four independent divisions, not a chain of eight.
+    // The eight places two at a time (four independent divisions, not a chain of eight),
+    // gathered in one register and stored at once: read back from memory, eight byte stores
+    // would stall the load until they retire (no store-to-load forwarding across them).
     let (high, low) = (frac / 10_000, frac % 10_000);
-    for (i, pair) in [high / 100, high % 100, low / 100, low % 100]
-        .into_iter()
-        .enumerate()
-    {
-        let p = 2 * pair as usize;
-        buf[at + 1 + 2 * i] = DIGIT_PAIRS[p];
-        buf[at + 2 + 2 * i] = DIGIT_PAIRS[p + 1];
-    }
+    let pair = |p: u32| {
+        let p = 2 * p as usize;
+        u64::from(u16::from_le_bytes([DIGIT_PAIRS[p], DIGIT_PAIRS[p + 1]]))
+    };
+    let places =
+        pair(high / 100) | pair(high % 100) << 16 | pair(low / 100) << 32 | pair(low % 100) << 48;
+    buf[at + 1..at + 9].copy_from_slice(&places.to_le_bytes());
     // Trailing '0' places dropped without a loop: XOR with "00000000" leaves a zero byte for
     // each '0', and the last place that is not (little-endian: the highest non-zero byte; one
     // exists, as `frac` is not 0) ends the text.
-    let mut places = [0u8; 8];
-    places.copy_from_slice(&buf[at + 1..at + 9]);
-    let places = u64::from_le_bytes(places) ^ u64::from_le_bytes(*b"00000000");
+    let places = places ^ u64::from_le_bytes(*b"00000000");
     Some(at + 9 - (places.leading_zeros() / 8) as usize)
 }
 

@@ -811,18 +811,17 @@ pub(super) fn stored_feature_answer(
     // JSON (`[-105.84006878,-29.44999528],`), and the links about four times the base URL and
     // the ids.
     let wkb_len = stored.wkb().map_or(0, <[u8]>::len);
+    // Read (and checked as text) once.
+    let properties = stored.properties_json();
     let mut out = String::with_capacity(
-        wkb_len * 2
-            + stored.properties_json().len()
-            + 4 * (base.len() + id.len() + fid.len())
-            + 384,
+        wkb_len * 2 + properties.len() + 4 * (base.len() + id.len() + fid.len()) + 384,
     );
     geojson::write_stored_feature(
         &mut out,
         stored.id(),
         stored.name(),
         stored.admin_code(),
-        stored.properties_json(),
+        properties,
         stored.wkb(),
         Some(&|out: &mut String| {
             feature_links(out, &idx.layer.title_zh, id, fid, base, params, format)
