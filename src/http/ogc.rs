@@ -810,6 +810,7 @@ pub(super) fn stored_feature_answer(
     // Sized for the whole answer at once: a coordinate's 16 WKB bytes take up to about 30 in
     // JSON (`[-105.84006878,-29.44999528],`), and the links about four times the base URL and
     // the ids.
+    stored.warm();
     let wkb_len = stored.wkb().map_or(0, <[u8]>::len);
     // Read (and checked as text) once.
     let properties = stored.properties_json();
