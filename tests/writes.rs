@@ -693,7 +693,10 @@ async fn imports_continue_each_features_history() {
             assert!(store.delete("pts", &format!("p{i}")).await.unwrap());
         }
         let mut again: Vec<Feature> = (0..10).map(|i| point("pts", i)).collect();
-        again.push(point("pts", 3));
+        // The second p3 differs from the first: each version keeps its own state.
+        let mut second = point("pts", 3);
+        second.properties.insert("n".into(), 33.into());
+        again.push(second);
         let summaries = store
             .import(&layers, again, ImportMode::Upsert, None)
             .await
@@ -731,9 +734,34 @@ async fn imports_continue_each_features_history() {
         );
         assert_eq!(
             sorted(versions("p3").await),
-            // Twice in one import: stored as version 3, then 4; the history keeps the
-            // import's result once (as it did before the versions were read per chunk).
-            ops(&[(1, "insert"), (2, "delete"), (4, "insert")])
+            // Twice in one import: stored as version 3, then 4, and both are in the history.
+            ops(&[(1, "insert"), (2, "delete"), (3, "insert"), (4, "update")])
+        );
+        let n_of = |version: i64| {
+            let store = &store;
+            async move {
+                store
+                    .history("pts", "p3")
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .find(|h| h.version == version)
+                    .map(|h| h.feature.properties["n"].clone())
+            }
+        };
+        assert_eq!(n_of(3).await, Some(3.into()));
+        assert_eq!(n_of(4).await, Some(33.into()));
+        let stored = store
+            .all_features()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|f| f.id == "p3")
+            .unwrap();
+        assert_eq!(
+            (stored.version, stored.properties["n"].clone()),
+            (4, 33.into()),
+            "the later row wins"
         );
         assert_eq!(
             sorted(versions("p7").await),

@@ -941,9 +941,34 @@ async fn import_in<I: Iterator<Item = Feature> + Send>(
     Ok(summaries)
 }
 
-/// Writes up to [`IMPORT_BATCH`] features with one multi-row upsert (a stored feature with the
-/// same id gets version + 1) and their change-log rows with one insert.
+/// Writes up to [`IMPORT_BATCH`] features as a few multi-row upserts, a chunk that names a
+/// feature again cut before the repeat: in one statement the repeat would update the row the
+/// statement itself inserted, and the history, written once per statement from the stored
+/// rows, would keep only the last of the two versions (PostgreSQL's path cuts for the same
+/// reason, as it refuses such a statement).
 async fn write_features(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    chunk: &[Feature],
+    at: &str,
+    summaries: &mut [ImportSummary],
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    let mut start = 0;
+    let mut keys: HashSet<(&str, &str)> = HashSet::with_capacity(chunk.len());
+    for (i, f) in chunk.iter().enumerate() {
+        if !keys.insert((&f.layer, &f.id)) {
+            write_distinct(tx, &chunk[start..i], at, summaries, actor).await?;
+            start = i;
+            keys.clear();
+            keys.insert((&f.layer, &f.id));
+        }
+    }
+    write_distinct(tx, &chunk[start..], at, summaries, actor).await
+}
+
+/// Writes features with distinct ids with one multi-row upsert (a stored feature with the same
+/// id gets version + 1), their history rows and their change-log rows.
+async fn write_distinct(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     chunk: &[Feature],
     at: &str,
@@ -1034,24 +1059,20 @@ async fn write_features(
     );
     let written: Vec<(String, String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
     let mut history: Vec<(String, String, &'static str)> = Vec::with_capacity(written.len());
-    let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(written.len());
     for (layer, id, _) in &written {
         let existed = existing.contains(&(layer.clone(), id.clone()));
-        let first = seen.insert((layer.as_str(), id.as_str()));
         if let Some(s) = summaries.iter_mut().find(|s| &s.layer == layer) {
-            if existed || !first {
+            if existed {
                 s.updated += 1;
             } else {
                 s.inserted += 1;
             }
         }
-        if first {
-            history.push((
-                layer.clone(),
-                id.clone(),
-                if existed { "update" } else { "insert" },
-            ));
-        }
+        history.push((
+            layer.clone(),
+            id.clone(),
+            if existed { "update" } else { "insert" },
+        ));
     }
     record_written(tx, &history, actor, &precise_now()).await?;
     let mut log: QueryBuilder<Sqlite> =
