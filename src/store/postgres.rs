@@ -1327,17 +1327,10 @@ async fn write_features(
     summaries: &mut [ImportSummary],
     actor: &Actor,
 ) -> Result<(), StoreError> {
-    let mut start = 0;
-    let mut keys: HashSet<(&str, &str)> = HashSet::new();
-    for (i, f) in batch.iter().enumerate() {
-        if !keys.insert((&f.layer, &f.id)) {
-            write_distinct(tx, &batch[start..i], at, summaries, actor).await?;
-            start = i;
-            keys.clear();
-            keys.insert((&f.layer, &f.id));
-        }
+    for run in super::sqlite::distinct_runs(batch) {
+        write_distinct(tx, &batch[run], at, summaries, actor).await?;
     }
-    write_distinct(tx, &batch[start..], at, summaries, actor).await
+    Ok(())
 }
 
 /// One multi-row upsert of features with distinct ids, their history and change-log rows.

@@ -953,17 +953,31 @@ async fn write_features(
     summaries: &mut [ImportSummary],
     actor: &Actor,
 ) -> Result<(), StoreError> {
+    for run in distinct_runs(chunk) {
+        write_distinct(tx, &chunk[run], at, summaries, actor).await?;
+    }
+    Ok(())
+}
+
+/// `features` cut into runs in which no (layer, id) comes twice, each cut made before a
+/// repeat; one run (or none, for no features) when nothing repeats. Shared with PostgreSQL's
+/// import.
+pub(super) fn distinct_runs(features: &[Feature]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::with_capacity(1);
     let mut start = 0;
-    let mut keys: HashSet<(&str, &str)> = HashSet::with_capacity(chunk.len());
-    for (i, f) in chunk.iter().enumerate() {
+    let mut keys: HashSet<(&str, &str)> = HashSet::with_capacity(features.len());
+    for (i, f) in features.iter().enumerate() {
         if !keys.insert((&f.layer, &f.id)) {
-            write_distinct(tx, &chunk[start..i], at, summaries, actor).await?;
+            runs.push(start..i);
             start = i;
             keys.clear();
             keys.insert((&f.layer, &f.id));
         }
     }
-    write_distinct(tx, &chunk[start..], at, summaries, actor).await
+    if start < features.len() {
+        runs.push(start..features.len());
+    }
+    runs
 }
 
 /// Writes features with distinct ids with one multi-row upsert (a stored feature with the same
@@ -1091,4 +1105,28 @@ async fn write_distinct(
     });
     log.build().execute(&mut **tx).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_cut_before_each_repeat_of_a_layer_and_id() {
+        let f = |layer: &str, id: &str| {
+            Feature::from_parts(layer, id.to_string(), serde_json::Map::new(), None)
+        };
+        let features = [
+            f("a", "1"),
+            f("a", "2"),
+            f("b", "1"),
+            f("a", "1"),
+            f("a", "3"),
+            f("a", "2"),
+            f("a", "2"),
+        ];
+        assert_eq!(distinct_runs(&features), vec![0..3, 3..6, 6..7]);
+        assert_eq!(distinct_runs(&features[..3]), vec![0..3]);
+        assert!(distinct_runs(&[]).is_empty());
+    }
 }
