@@ -66,7 +66,7 @@ struct IdMap {
     /// The slot at each position whose tag is not empty.
     entries: Vec<u32>,
     len: usize,
-    hasher: hashbrown::DefaultHashBuilder,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl IdMap {

@@ -807,22 +807,15 @@ pub(super) fn stored_feature_answer(
     format: Format,
     tag: &str,
 ) -> Response {
-    // Sized for the whole answer at once: a coordinate's 16 WKB bytes take up to about 30 in
-    // JSON (`[-105.84006878,-29.44999528],`), and the links about four times the base URL and
-    // the ids.
     stored.warm();
-    let wkb_len = stored.wkb().map_or(0, <[u8]>::len);
-    // Read (and checked as text) once.
-    let properties = stored.properties_json();
-    let mut out = String::with_capacity(
-        wkb_len * 2 + properties.len() + 4 * (base.len() + id.len() + fid.len()) + 384,
-    );
+    // Sized once, by `write_stored_feature`.
+    let mut out = String::new();
     geojson::write_stored_feature(
         &mut out,
         stored.id(),
         stored.name(),
         stored.admin_code(),
-        properties,
+        stored.properties_json(),
         stored.wkb(),
         Some(&|out: &mut String| {
             feature_links(out, &idx.layer.title_zh, id, fid, base, params, format)

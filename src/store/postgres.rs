@@ -292,16 +292,9 @@ impl PgStore {
             s.revision = rev as u64;
             refresh_view(&mut tx, &s.layer).await?;
         }
-        let action = match mode {
-            ImportMode::Upsert => "import",
-            ImportMode::Replace => "replace",
-        };
         for s in &summaries {
-            let counts = format!(
-                "inserted {}, updated {}, removed {}",
-                s.inserted, s.updated, s.removed
-            );
-            append_audit(&mut tx, &actor.entry(action, Some(&s.layer), vec![counts])).await?;
+            let entry = actor.entry(mode.audit_action(), Some(&s.layer), vec![s.audit_counts()]);
+            append_audit(&mut tx, &entry).await?;
         }
         tx.commit().await?;
         Ok(summaries)

@@ -105,6 +105,16 @@ pub enum ImportMode {
     Replace,
 }
 
+impl ImportMode {
+    /// The audit log's action for an import in this mode (both stores).
+    pub(crate) fn audit_action(self) -> &'static str {
+        match self {
+            ImportMode::Upsert => "import",
+            ImportMode::Replace => "replace",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportSummary {
     pub layer: String,
@@ -113,6 +123,16 @@ pub struct ImportSummary {
     pub removed: usize,
     /// The layer's revision after the import.
     pub revision: u64,
+}
+
+impl ImportSummary {
+    /// The counts as the audit log keeps them (both stores).
+    pub(crate) fn audit_counts(&self) -> String {
+        format!(
+            "inserted {}, updated {}, removed {}",
+            self.inserted, self.updated, self.removed
+        )
+    }
 }
 
 /// The layers `batch` brings that the import has not prepared yet (none of `summaries`), in
@@ -927,16 +947,9 @@ async fn import_in<I: Iterator<Item = Feature> + Send>(
         .await?;
         s.revision = rev as u64;
     }
-    let action = match mode {
-        ImportMode::Upsert => "import",
-        ImportMode::Replace => "replace",
-    };
     for s in &summaries {
-        let counts = format!(
-            "inserted {}, updated {}, removed {}",
-            s.inserted, s.updated, s.removed
-        );
-        append_audit(tx, &actor.entry(action, Some(&s.layer), vec![counts])).await?;
+        let entry = actor.entry(mode.audit_action(), Some(&s.layer), vec![s.audit_counts()]);
+        append_audit(tx, &entry).await?;
     }
     Ok(summaries)
 }
