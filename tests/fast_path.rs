@@ -260,3 +260,201 @@ async fn trusted_forwarded_headers_and_private_servers_answer_as_the_router() {
     assert_eq!(ok, 1, "only with the token");
     assert_eq!(lean_answers(&p.client, &p.base).await, 0);
 }
+
+/// Reads one answer from `conn` (its head and its `content-length` body) after the bytes in
+/// `pending`, which keeps what was read past it. `None` when the connection closed first.
+async fn read_answer(
+    conn: &mut tokio::net::TcpStream,
+    pending: &mut Vec<u8>,
+) -> Option<(String, Vec<u8>)> {
+    let head_end = loop {
+        if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if read_more(conn, pending).await == 0 {
+            assert!(pending.is_empty(), "a partial answer: {pending:?}");
+            return None;
+        }
+    };
+    let head = String::from_utf8(pending[..head_end].to_vec()).unwrap();
+    let length = common::content_length(&head);
+    while pending.len() < head_end + length {
+        assert!(read_more(conn, pending).await > 0, "closed in a body");
+    }
+    let body = pending[head_end..head_end + length].to_vec();
+    pending.drain(..head_end + length);
+    Some((head, body))
+}
+
+/// Reads what `conn` has next into `pending`; how many bytes (0: closed).
+async fn read_more(conn: &mut tokio::net::TcpStream, pending: &mut Vec<u8>) -> usize {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 16 * 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), conn.read(&mut chunk))
+        .await
+        .expect("an answer within 30 s")
+        .unwrap();
+    pending.extend_from_slice(&chunk[..n]);
+    n
+}
+
+/// An answer's head without its `date` line.
+fn dateless(head: &str) -> String {
+    head.lines()
+        .filter(|l| !l.starts_with("date: "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The id in a feature's GeoJSON.
+fn feature_id(body: &[u8]) -> String {
+    let doc: serde_json::Value = serde_json::from_slice(body).unwrap();
+    match &doc["id"] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_answers_pipelined_requests_then_hands_the_connection_to_hyper() {
+    use tokio::io::AsyncWriteExt;
+    let s = start_with(HttpSettings::default(), true).await;
+    let ids: Vec<(String, String)> = some_ids(&s)
+        .await
+        .into_iter()
+        .filter(|(_, id)| id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .collect();
+    let ((c, a), (c2, b)) = (ids[0].clone(), ids[1].clone());
+    assert_ne!((&c, &a), (&c2, &b));
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let get = |path: &str, rid: &str, extra: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: yizhangtu.test\r\nx-request-id: {rid}\r\n{extra}\r\n")
+    };
+    let first = format!("/collections/{c}/items/{a}");
+    let second = format!("/collections/{c2}/items/{b}");
+
+    // Four requests in one write: two lean ones (the front answers them), one the router must
+    // answer (the connection goes to hyper there), and the first again (hyper's lean path).
+    let before = lean_answers(&s.client, &s.base).await;
+    let front = |name: &'static str| {
+        let (client, base) = (s.client.clone(), s.base.clone());
+        async move {
+            metric(
+                &client,
+                &base,
+                &format!("yizhangtu_http_front_{name}_total"),
+            )
+            .await as u64
+        }
+    };
+    let (answers_before, handovers_before) = (front("answers").await, front("handovers").await);
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let batch = [
+        get(&first, "q1", ""),
+        get(&second, "q2", ""),
+        get("/collections", "q3", ""),
+        get(&first, "q1", ""),
+    ]
+    .concat();
+    conn.write_all(batch.as_bytes()).await.unwrap();
+    let mut pending = Vec::new();
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.push(read_answer(&mut conn, &mut pending).await.unwrap());
+    }
+    for (head, _) in &answers {
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    }
+    assert_eq!(feature_id(&answers[0].1), a);
+    assert_eq!(feature_id(&answers[1].1), b);
+    assert!(
+        answers[1].0.contains("\r\nx-request-id: q2\r\n"),
+        "{}",
+        answers[1].0
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&answers[2].1).unwrap();
+    assert!(listing["collections"].as_array().unwrap().len() >= 5);
+    // The front's bytes are hyper's: the same head, field for field and in the same order, and
+    // the same body.
+    assert_eq!(dateless(&answers[0].0), dateless(&answers[3].0));
+    assert_eq!(answers[0].1, answers[3].1);
+    let date = |head: &str| {
+        let line = head.lines().find_map(|l| l.strip_prefix("date: ")).unwrap();
+        httpdate::parse_http_date(line).unwrap()
+    };
+    let gap = date(&answers[3].0)
+        .duration_since(date(&answers[0].0))
+        .unwrap_or_default();
+    assert!(gap.as_secs() <= 2, "{gap:?}");
+    assert_eq!(lean_answers(&s.client, &s.base).await, before + 3);
+    assert_eq!(front("answers").await, answers_before + 2);
+    assert_eq!(front("handovers").await, handovers_before + 1);
+
+    // A request head split across two writes: the front reads on to its end.
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let whole = get(&second, "q4", "");
+    let (head, tail) = whole.split_at(20);
+    conn.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    conn.write_all(tail.as_bytes()).await.unwrap();
+    let mut pending = Vec::new();
+    let (h, body) = read_answer(&mut conn, &mut pending).await.unwrap();
+    assert!(h.starts_with("HTTP/1.1 200 OK\r\n"), "{h}");
+    assert_eq!(feature_id(&body), b);
+    conn.write_all(get(&first, "q5", "").as_bytes())
+        .await
+        .unwrap();
+    let (_, body) = read_answer(&mut conn, &mut pending).await.unwrap();
+    assert_eq!(feature_id(&body), a);
+
+    // `Connection: close` and HTTP/1.0 are hyper's: each answers and then closes.
+    for request in [
+        get(&first, "q6", "Connection: close\r\n"),
+        format!("GET {first} HTTP/1.0\r\nHost: yizhangtu.test\r\n\r\n"),
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut pending = Vec::new();
+        let (h, body) = read_answer(&mut conn, &mut pending).await.unwrap();
+        assert!(h.contains(" 200 OK\r\n"), "{h}");
+        assert_eq!(feature_id(&body), a);
+        assert!(
+            read_answer(&mut conn, &mut pending).await.is_none(),
+            "{request}"
+        );
+    }
+
+    // HTTP/2 with prior knowledge is hyper's: its first frame answers the client's preface
+    // with SETTINGS (frame type 4 on stream 0).
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut frame = Vec::new();
+    while frame.len() < 9 {
+        assert!(
+            read_more(&mut conn, &mut frame).await > 0,
+            "closed: {frame:?}"
+        );
+    }
+    assert_eq!(
+        (frame[3], &frame[5..9]),
+        (4, &[0u8, 0, 0, 0][..]),
+        "{frame:?}"
+    );
+
+    // A head httparse rejects is hyper's too: its 400, as a JSON problem (`limits.rs`).
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(b"GET /collections/x/items/1 HTTP/1.1\r\nBad Field: 1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    let (h, body) = read_answer(&mut conn, &mut pending).await.unwrap();
+    assert!(h.starts_with("HTTP/1.1 400 "), "{h}");
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["code"], "BadRequest", "{problem}");
+    assert_eq!(lean_answers(&s.client, &s.base).await, before + 7);
+    assert_eq!(front("answers").await, answers_before + 4);
+    // The batch's connection, the two that close, HTTP/2's and the bad head's.
+    assert_eq!(front("handovers").await, handovers_before + 5);
+}

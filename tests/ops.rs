@@ -638,6 +638,92 @@ fn the_lean_paths_access_line_is_the_one_the_router_logs() {
     }
 }
 
+/// Reads one keep-alive answer (head and `content-length` body) from `conn`.
+fn read_keep_alive_answer(conn: &mut std::net::TcpStream) -> (String, Vec<u8>) {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(bytes[..end + 4].to_vec()).unwrap();
+            let length = common::content_length(&head);
+            if bytes.len() >= end + 4 + length {
+                return (head, bytes[end + 4..end + 4 + length].to_vec());
+            }
+        }
+        let n = conn.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed before the answer was whole: {bytes:?}");
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn an_idle_keep_alive_connection_does_not_hold_up_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, _logs) = serve_binary(dir.path(), &["--shutdown-grace", "60"]);
+    let addr = base.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // A listing (the connection goes to hyper), and on a second connection a plain feature by
+    // id, which the connection front answers itself and then waits on for the next request.
+    write!(
+        conn,
+        "GET /collections/towns/items?limit=1 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    )
+    .unwrap();
+    let (head, body) = read_keep_alive_answer(&mut conn);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let town = doc["features"][0]["id"].as_str().unwrap().to_string();
+    let mut front = std::net::TcpStream::connect(&addr).unwrap();
+    front
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        front,
+        "GET /collections/towns/items/{town} HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    )
+    .unwrap();
+    let (head, body) = read_keep_alive_answer(&mut front);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let feature: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(feature["id"], town.as_str());
+    let metrics = |name: &str| {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            c,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let (_, text) = read_response(&mut c);
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(metrics("yizhangtu_http_front_answers_total"), 1.0);
+
+    // Both connections idle: each closes at the signal, and the process exits long before the
+    // 60 s grace (the bound is a correctness bound, not a performance target).
+    let signalled = Instant::now();
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(30),
+        "an idle connection held shutdown for {:?}",
+        signalled.elapsed()
+    );
+    for c in [&mut conn, &mut front] {
+        let mut rest = Vec::new();
+        assert_eq!(c.read_to_end(&mut rest).unwrap(), 0, "{rest:?}");
+    }
+}
+
 #[test]
 fn a_request_in_flight_at_sigterm_is_answered_and_the_process_exits_0() {
     let dir = tempfile::tempdir().unwrap();

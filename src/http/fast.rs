@@ -62,9 +62,30 @@ impl Fast {
     /// is answered as the router's catch-panic layer answers one.
     pub fn lean<B>(&self, req: &axum::http::Request<B>) -> Option<Response> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            lean_feature(&self.state, &self.exposed, req)
+            lean_feature(&self.state, req).map(|a| a.into_response(&self.exposed))
         }))
         .unwrap_or_else(|_| Some(ApiError::internal("a handler panicked").into_response()))
+    }
+
+    /// The lean path's answer to `req` as HTTP/1.1 bytes (status line, the headers hyper would
+    /// write, body) appended to `out`, for the connection front (`front.rs`); `false`, with
+    /// `out` as it was, when the router must answer (a panic included: the router then answers
+    /// the request, and its catch-panic layer any panic of its own).
+    pub fn lean_http1<B>(&self, req: &axum::http::Request<B>, out: &mut Vec<u8>) -> bool {
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lean_feature(&self.state, req).map(|a| a.write_http1(out, &self.exposed))
+        }))
+        .ok()
+        .flatten()
+        .is_some();
+        if written {
+            self.state.metrics.front.fetch_add(1, Ordering::Relaxed);
+        }
+        written
+    }
+
+    pub(super) fn state(&self) -> &AppState {
+        &self.state
     }
 }
 
@@ -124,12 +145,78 @@ const ROUTER_HEADERS: [header::HeaderName; 4] = [
 /// Forwarded host and scheme: the router drops them unless `--trust-forwarded-headers`.
 const FORWARDED: [header::HeaderName; 2] = [X_FORWARDED_HOST, X_FORWARDED_PROTO];
 
+/// A lean answer: a stored feature's GeoJSON and what its headers need. [`Lean::into_response`]
+/// makes it a response for hyper to write, [`Lean::write_http1`] writes the same bytes itself;
+/// `tests/fast_path.rs` holds both to the router's answer.
+struct Lean {
+    content_type: &'static str,
+    tag: String,
+    body: String,
+    /// `Vary` on the forwarded headers (`--trust-forwarded-headers`).
+    forwarded: bool,
+    request_id: HeaderValue,
+}
+
+impl Lean {
+    /// The answer as the router makes it: `ogc`'s headers for a stored feature, then those of
+    /// the outer layers (CORS, request id).
+    fn into_response(self, exposed: &HeaderValue) -> Response {
+        let mut r = ogc::stored_feature_response(self.content_type, &self.tag, self.body);
+        if self.forwarded {
+            r.headers_mut().append(
+                header::VARY,
+                HeaderValue::from_static(super::FORWARDED_VARY),
+            );
+        }
+        outer_headers(&mut r, exposed, self.request_id);
+        r
+    }
+
+    /// The bytes hyper writes for [`Lean::into_response`]: the status line, the headers in the
+    /// order of its header map (each name's values together, where the name first came), then
+    /// `content-length` and `date` as hyper adds them, then the body.
+    fn write_http1(&self, out: &mut Vec<u8>, exposed: &HeaderValue) {
+        out.reserve(512 + self.body.len());
+        field(
+            out,
+            "HTTP/1.1 200 OK\r\ncontent-type",
+            self.content_type.as_bytes(),
+        );
+        // As `respond` inserts it: only a valid header value.
+        if HeaderValue::from_str(&self.tag).is_ok() {
+            field(out, "etag", self.tag.as_bytes());
+        }
+        field(out, "cache-control", b"no-cache");
+        field(out, "vary", super::params::VARY_ACCEPT.as_bytes());
+        if self.forwarded {
+            field(out, "vary", super::FORWARDED_VARY.as_bytes());
+        }
+        field(out, "vary", CORS_VARY.as_bytes());
+        field(out, "content-crs", ogc::CRS84_HEADER.as_bytes());
+        field(out, "access-control-allow-origin", b"*");
+        field(out, "access-control-expose-headers", exposed.as_bytes());
+        field(out, "x-request-id", self.request_id.as_bytes());
+        field(
+            out,
+            "content-length",
+            itoa::Buffer::new().format(self.body.len()).as_bytes(),
+        );
+        super::front::date(|d| field(out, "date", d));
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(self.body.as_bytes());
+    }
+}
+
+/// Appends a header field `name: value` to `out`.
+fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The router's answer to `req`, made here, or `None` when the router must make it.
-fn lean_feature<B>(
-    state: &AppState,
-    exposed: &HeaderValue,
-    req: &axum::http::Request<B>,
-) -> Option<Response> {
+fn lean_feature<B>(state: &AppState, req: &axum::http::Request<B>) -> Option<Lean> {
     if req.method() != Method::GET || req.uri().query().is_some() || state.settings.private {
         return None;
     }
@@ -166,9 +253,9 @@ fn lean_feature<B>(
     // The router compresses answers of COMPRESS_FROM_BYTES and more when asked to; such an
     // answer (its geometry and properties alone reach the size) is left to it.
     let compressible = headers.contains_key(header::ACCEPT_ENCODING);
+    let compress_from = usize::from(super::COMPRESS_FROM_BYTES);
     if compressible
-        && stored.wkb().map_or(0, <[u8]>::len) + stored.properties_json().len()
-            >= usize::from(super::COMPRESS_FROM_BYTES)
+        && stored.wkb().map_or(0, <[u8]>::len) + stored.properties_json().len() >= compress_from
     {
         return None;
     }
@@ -182,22 +269,20 @@ fn lean_feature<B>(
         format,
         &params,
     );
-    let mut r = ogc::stored_feature_answer(&idx, id, fid, stored, &base, &params, format, &tag);
+    let body = ogc::stored_feature_body(&idx, id, fid, stored, &base, &params, format);
     drop(idx);
-    let size = axum::body::HttpBody::size_hint(r.body()).exact();
-    if compressible && size.is_none_or(|n| n >= u64::from(super::COMPRESS_FROM_BYTES)) {
+    if compressible && body.len() >= compress_from {
         return None;
     }
-    if trust_forwarded {
-        r.headers_mut().append(
-            header::VARY,
-            HeaderValue::from_static(super::FORWARDED_VARY),
-        );
-    }
     answered(state, &request_id, req.uri().path(), started);
-    outer_headers(&mut r, exposed, request_id);
     state.metrics.lean.fetch_add(1, Ordering::Relaxed);
-    Some(r)
+    Some(Lean {
+        content_type: super::params::content_type(format, true),
+        tag,
+        body,
+        forwarded: trust_forwarded,
+        request_id,
+    })
 }
 
 /// Counts and logs the answer as the router's `observe` layer does in its `request` span
@@ -231,6 +316,9 @@ fn answered(state: &AppState, request_id: &HeaderValue, path: &str, started: Ins
     super::ops::answered(state, &Method::GET, FEATURE_ROUTE, 200, started);
 }
 
+/// The `Vary` the router's CORS layer adds to every answer.
+const CORS_VARY: &str = "origin, access-control-request-method, access-control-request-headers";
+
 /// What the router's outer layers add to a plain GET's answer: CORS (any origin; the headers a
 /// script may read; `Vary` on the preflight headers) and the request id (the client's, else a
 /// new UUID, as `tower_http`'s request-id layers make it).
@@ -240,12 +328,7 @@ fn outer_headers(r: &mut Response, exposed: &HeaderValue, request_id: HeaderValu
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
-    h.append(
-        header::VARY,
-        HeaderValue::from_static(
-            "origin, access-control-request-method, access-control-request-headers",
-        ),
-    );
+    h.append(header::VARY, HeaderValue::from_static(CORS_VARY));
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed.clone());
     h.insert(X_REQUEST_ID, request_id);
 }

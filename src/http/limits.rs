@@ -4,7 +4,7 @@
 //! does not parse (400). hyper writes those as a bare status line with `content-length: 0` and
 //! then closes the connection; neither hyper 1 nor `axum::serve` lets us give them a body.
 //!
-//! [`LimitIo`] wraps each accepted connection and recognises such an automatic answer by its exact
+//! [`LimitIo`] wraps each connection hyper serves (`front.rs`) and recognises such an automatic answer by its exact
 //! shape — a whole `HTTP/1.x 400|414|431` head whose only fields are `content-length: 0`, `date`
 //! and `connection`, at the very end of what hyper writes — and writes our JSON problem (with
 //! `Connection: close`) in its place. Every answer our handlers make carries a content type, so
@@ -16,27 +16,9 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 
 use super::error::ApiError;
 use super::{MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_URI_BYTES};
-
-/// Accepts TCP connections and wraps each one in [`LimitIo`].
-pub struct LimitListener(pub TcpListener);
-
-impl axum::serve::Listener for LimitListener {
-    type Io = LimitIo<TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        (LimitIo::new(io), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
 
 /// A connection whose automatic hyper error answers are replaced by JSON problems.
 pub struct LimitIo<I> {

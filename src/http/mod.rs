@@ -9,6 +9,7 @@ mod edit;
 pub mod error;
 mod export;
 pub mod fast;
+mod front;
 pub mod heavy;
 mod html;
 mod limits;
@@ -343,31 +344,22 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
     use axum::serve::Listener;
     let grace = state.settings.shutdown_grace;
     let fast = Arc::new(fast::Fast::new(router(state.clone()), state));
-    // HTTP/1.1, or HTTP/2 when the client opens with its preface, as under `axum::serve`.
-    let builder =
-        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    // Each connection is read by the front, which hands it to hyper unless it asks only what
+    // the lean path answers (`front.rs`).
+    let front = front::Front::new(fast);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    // Each connection's automatic hyper errors (414, 431, 400) become JSON problems.
-    let mut listener = limits::LimitListener(listener);
+    let mut listener = listener;
     let mut signal = std::pin::pin!(shutdown_signal());
     loop {
         let (io, peer) = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = Listener::accept(&mut listener) => accepted,
             () = &mut signal => break,
         };
-        let service = fast::Connection::new(Arc::clone(&fast), peer);
-        let conn = builder
-            .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(io), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::trace!(error = %e, "connection ended");
-            }
-        });
+        tokio::spawn(Arc::clone(&front).serve(io, peer, graceful.watcher()));
     }
     // No new connections; those open finish the request in flight (idle ones close at once).
     drop(listener);
+    front.stop();
     tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");
     tokio::select! {
         () = graceful.shutdown() => {}

@@ -56,7 +56,7 @@ const HEAVY_LAYER: usize = 4096;
 
 const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
 /// `Content-Crs` of an answer in CRS84.
-const CRS84_HEADER: &str = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>";
+pub(super) const CRS84_HEADER: &str = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -794,10 +794,10 @@ fn feature_links(
     out.push_str("}]");
 }
 
-/// A feature's JSON answer in the layer's own CRS with all its properties, written straight from
-/// the engine's compact form (issue 15). [`super::fast`] answers plain requests with it too.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn stored_feature_answer(
+/// A feature's GeoJSON in the layer's own CRS with all its properties, written straight from
+/// the engine's compact form (issue 15): the body of the router's plain JSON answer and of the
+/// lean path's (`fast.rs`).
+pub(super) fn stored_feature_body(
     idx: &LayerIndex,
     id: &str,
     fid: &str,
@@ -805,8 +805,7 @@ pub(super) fn stored_feature_answer(
     base: &str,
     params: &Params,
     format: Format,
-    tag: &str,
-) -> Response {
+) -> String {
     stored.warm();
     // Sized once, by `write_stored_feature`.
     let mut out = String::new();
@@ -821,7 +820,17 @@ pub(super) fn stored_feature_answer(
             feature_links(out, &idx.layer.title_zh, id, fid, base, params, format)
         }),
     );
-    let mut r = respond(content_type(format, true), Some(tag), out);
+    out
+}
+
+/// The response for a [`stored_feature_body`]: `fast.rs` writes the same headers in
+/// `Lean::write_http1`.
+pub(super) fn stored_feature_response(
+    content_type: &'static str,
+    tag: &str,
+    body: String,
+) -> Response {
+    let mut r = respond(content_type, Some(tag), body);
     content_crs(&mut r, None);
     r
 }
@@ -871,8 +880,11 @@ async fn feature(
         c.resolve(lon)
     });
     if out_crs.is_none() && matches!(selection, PropertySelection::All) && format != Format::Html {
-        return Ok(stored_feature_answer(
-            &idx, &id, &fid, stored, &base, &params, format, &tag,
+        let body = stored_feature_body(&idx, &id, &fid, stored, &base, &params, format);
+        return Ok(stored_feature_response(
+            content_type(format, true),
+            &tag,
+            body,
         ));
     }
     let mut links = String::with_capacity(512);

@@ -41,6 +41,10 @@ pub struct Metrics {
     requests: AtomicU64,
     /// Requests answered by the lean path ([`super::fast`]); also in the request counts.
     pub lean: AtomicU64,
+    /// Of those, the ones the connection front wrote itself ([`super::front`]).
+    pub front: AtomicU64,
+    /// Connections the front handed to hyper.
+    pub handed_over: AtomicU64,
     /// The counter and histogram of each route, method and status seen, so that a request
     /// neither builds labels nor looks them up in the recorder's registry.
     handles: parking_lot::RwLock<HashMap<String, Vec<RouteHandles>>>,
@@ -82,6 +86,8 @@ impl Metrics {
             handle,
             requests: AtomicU64::new(0),
             lean: AtomicU64::new(0),
+            front: AtomicU64::new(0),
+            handed_over: AtomicU64::new(0),
             lean_handles: std::sync::OnceLock::new(),
             handles: Default::default(),
         }
@@ -195,6 +201,16 @@ fn describe() {
         "Plain feature requests answered by the lean path in front of the router (also counted \
          in yizhangtu_http_requests_total)"
     );
+    describe_counter!(
+        "yizhangtu_http_front_answers_total",
+        "Lean answers the connection front wrote itself, without hyper (also counted in \
+         yizhangtu_http_lean_answers_total)"
+    );
+    describe_counter!(
+        "yizhangtu_http_front_handovers_total",
+        "Connections the connection front handed to hyper at their first request it does not \
+         answer itself"
+    );
     describe_gauge!(
         "yizhangtu_layer_features",
         "Features per layer in the engine"
@@ -292,6 +308,10 @@ fn sample(state: &AppState, database: Option<i64>) {
     }
     counter!("yizhangtu_http_lean_answers_total")
         .absolute(state.metrics.lean.load(Ordering::Relaxed));
+    counter!("yizhangtu_http_front_answers_total")
+        .absolute(state.metrics.front.load(Ordering::Relaxed));
+    counter!("yizhangtu_http_front_handovers_total")
+        .absolute(state.metrics.handed_over.load(Ordering::Relaxed));
     let tiles = &state.tiles;
     counter!("yizhangtu_tile_cache_hits_total").absolute(tiles.hits.load(Ordering::Relaxed));
     counter!("yizhangtu_tile_cache_misses_total").absolute(tiles.misses.load(Ordering::Relaxed));

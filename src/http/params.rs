@@ -241,6 +241,9 @@ pub fn not_modified(headers: &HeaderMap, tag: &str) -> Option<Response> {
 }
 
 /// A body with its content type, ETag and cache policy.
+/// The `Vary` of every answer [`respond`] makes.
+pub const VARY_ACCEPT: &str = "Accept, Accept-Encoding";
+
 pub fn respond(content_type: &'static str, tag: Option<&str>, body: String) -> Response {
     let mut r = Response::new(axum::body::Body::from(body));
     let h = r.headers_mut();
@@ -252,10 +255,7 @@ pub fn respond(content_type: &'static str, tag: Option<&str>, body: String) -> R
     }
     // Revalidate every time: the ETag makes that cheap, and edits show at once.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("Accept, Accept-Encoding"),
-    );
+    h.insert(header::VARY, HeaderValue::from_static(VARY_ACCEPT));
     r
 }
 
