@@ -349,11 +349,12 @@ async fn the_front_answers_pipelined_requests_then_hands_the_connection_to_hyper
     };
     let (answers_before, handovers_before) = (front("answers").await, front("handovers").await);
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // (`Connection: keep-alive`, as browsers send it, keeps a request the front's.)
     let batch = [
-        get(&first, "q1", ""),
+        get(&first, "q1", "Connection: keep-alive\r\n"),
         get(&second, "q2", ""),
         get("/collections", "q3", ""),
-        get(&first, "q1", ""),
+        get(&first, "q1", "Connection: keep-alive\r\n"),
     ]
     .concat();
     conn.write_all(batch.as_bytes()).await.unwrap();
