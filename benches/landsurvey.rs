@@ -28,7 +28,9 @@
 //! (`apt install wrk`), `items/{id}` and `items?bbox` are measured with it as well, and the
 //! ratios to PostGIS use wrk's figures: a C client as lean as pgbench. Then wrk asks the same
 //! of an "HTTP ceiling": hyper answering every request at once with one real answer's bytes,
-//! the most any HTTP server could do on this machine with wrk sharing its cores.
+//! the most a hyper server could do on this machine with wrk sharing its cores. (The server's
+//! connection front, `src/http/front.rs`, answers plain `items/{id}` without hyper, so the
+//! server can come close to it or pass it.)
 //!
 //! `lean` (at the end of `serve`, from the snapshot it made; alone, from the database or a
 //! snapshot left beside it) measures the lean path's own work
