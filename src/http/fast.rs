@@ -7,6 +7,10 @@
 //! add (CORS, request id) and with the same metrics and access log line. Everything else, and
 //! every error (an unknown collection or feature), goes to the router untouched.
 //!
+//! A lean answer is written two ways: as a response for hyper to send ([`Fast::lean`], on
+//! connections hyper serves) and as the HTTP/1.1 bytes hyper would send
+//! ([`Fast::lean_http1`], by the connection front, `front.rs`, which then skips hyper).
+//!
 //! The answers of both paths are compared header for header and byte for byte in
 //! `tests/fast_path.rs`; `benches/landsurvey.rs` measures what this saves.
 
@@ -72,6 +76,7 @@ impl Fast {
     /// `out` as it was, when the router must answer (a panic included: the router then answers
     /// the request, and its catch-panic layer any panic of its own).
     pub fn lean_http1<B>(&self, req: &axum::http::Request<B>, out: &mut Vec<u8>) -> bool {
+        let had = out.len();
         let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             lean_feature(&self.state, req).map(|a| a.write_http1(out, &self.exposed))
         }))
@@ -80,6 +85,9 @@ impl Fast {
         .is_some();
         if written {
             self.state.metrics.front.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // Nothing of an answer cut short by a panic.
+            out.truncate(had);
         }
         written
     }
