@@ -661,9 +661,12 @@ fn an_idle_keep_alive_connection_does_not_hold_up_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, base, _logs) = serve_binary(dir.path(), &["--shutdown-grace", "60"]);
     let addr = base.trim_start_matches("http://").to_string();
-    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let connect = || {
+        let c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        c
+    };
+    let mut conn = connect();
     // A listing (the connection goes to hyper), and on a second connection a plain feature by
     // id, which the connection front answers itself and then waits on for the next request.
     write!(
@@ -675,10 +678,7 @@ fn an_idle_keep_alive_connection_does_not_hold_up_shutdown() {
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     let doc: Value = serde_json::from_slice(&body).unwrap();
     let town = doc["features"][0]["id"].as_str().unwrap().to_string();
-    let mut front = std::net::TcpStream::connect(&addr).unwrap();
-    front
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let mut front = connect();
     write!(
         front,
         "GET /collections/towns/items/{town} HTTP/1.1\r\nHost: {addr}\r\n\r\n"
@@ -688,25 +688,19 @@ fn an_idle_keep_alive_connection_does_not_hold_up_shutdown() {
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     let feature: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(feature["id"], town.as_str());
-    let metrics = |name: &str| {
+    let metrics = {
         let mut c = std::net::TcpStream::connect(&addr).unwrap();
         write!(
             c,
             "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
-        let (_, text) = read_response(&mut c);
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(name)?
-                    .strip_prefix(' ')?
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
+        read_response(&mut c).1
     };
-    assert_eq!(metrics("yizhangtu_http_front_answers_total"), 1.0);
+    assert_eq!(
+        common::metric_value(&metrics, "yizhangtu_http_front_answers_total"),
+        1.0
+    );
 
     // Both connections idle: each closes at the signal, and the process exits long before the
     // 60 s grace (the bound is a correctness bound, not a performance target).

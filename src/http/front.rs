@@ -7,10 +7,9 @@
 //!
 //! At the first request the lean path does not take — anything else at all: another method or
 //! path, a query string, HTTP/1.0 or HTTP/2, `Connection` (but `keep-alive`), `Upgrade` or
-//! `Expect`, a body, a
-//! request head over 8 KiB, a head `httparse` rejects — the answers so far are written, and the
-//! connection, with every byte read and not yet answered, goes to hyper and the router for the
-//! rest of its life. So hyper decides everything but the plain case, and its limits and errors
+//! `Expect`, a body, a request head over 8 KiB, a head `httparse` rejects — the answers so far
+//! are written, and the connection, with every byte read and not yet answered, goes to hyper
+//! and the router for the rest of its life. So hyper decides everything but the plain case, and its limits and errors
 //! (`limits.rs`) apply unchanged.
 //!
 //! At shutdown a connection waiting here for its next request is closed at once, as hyper
@@ -94,8 +93,11 @@ impl Front {
         let Some(rest) = rest else {
             return;
         };
-        let metrics = &self.fast.state().metrics;
-        metrics.handed_over.fetch_add(1, Ordering::Relaxed);
+        self.fast
+            .state()
+            .metrics
+            .handed_over
+            .fetch_add(1, Ordering::Relaxed);
         let service = Connection::new(Arc::clone(&self.fast), peer);
         // hyper's automatic error answers become JSON problems (`limits.rs`).
         let io = LimitIo::new(Prefixed {
@@ -136,8 +138,10 @@ impl Front {
             if matches!(n, Ok(0) | Err(_)) {
                 return None;
             }
+            // Where the answered requests end, and what stopped the front there (`None`: the
+            // end of what was read).
             let mut at = 0;
-            let mut next = Next::Whole(0);
+            let mut stopped = None;
             while at < read.len() {
                 if out.len() >= WRITE_BYTES {
                     io.write_all(&out).await.ok()?;
@@ -146,7 +150,7 @@ impl Front {
                 match self.answer(&read[at..], &mut out) {
                     Next::Whole(len) => at += len,
                     other => {
-                        next = other;
+                        stopped = Some(other);
                         break;
                     }
                 }
@@ -159,11 +163,11 @@ impl Front {
                 }
             }
             read.drain(..at);
-            match next {
-                Next::Whole(_) => {}
+            match stopped {
+                None => {}
                 // The rest of the head is still on its way: read on, unless it would not fit.
-                Next::Partial if read.len() < READ_BYTES => {}
-                Next::Partial | Next::Hyper => return Some(read),
+                Some(Next::Partial) if read.len() < READ_BYTES => {}
+                Some(_) => return Some(read),
             }
         }
     }

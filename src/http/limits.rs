@@ -4,10 +4,10 @@
 //! does not parse (400). hyper writes those as a bare status line with `content-length: 0` and
 //! then closes the connection; neither hyper 1 nor `axum::serve` lets us give them a body.
 //!
-//! [`LimitIo`] wraps each connection hyper serves (`front.rs`) and recognises such an automatic answer by its exact
-//! shape — a whole `HTTP/1.x 400|414|431` head whose only fields are `content-length: 0`, `date`
-//! and `connection`, at the very end of what hyper writes — and writes our JSON problem (with
-//! `Connection: close`) in its place. Every answer our handlers make carries a content type, so
+//! [`LimitIo`] wraps each connection hyper serves (`front.rs`) and recognises such an automatic
+//! answer by its exact shape — a whole `HTTP/1.x 400|414|431` head whose only fields are
+//! `content-length: 0`, `date` and `connection`, at the very end of what hyper writes — and
+//! writes our JSON problem (with `Connection: close`) in its place. Every answer our handlers make carries a content type, so
 //! none of them has that shape. Requests under hyper's limits but over ours are refused as JSON by
 //! `request_limits` in `http/mod.rs`; both name the same limits.
 

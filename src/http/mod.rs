@@ -340,7 +340,7 @@ pub fn router(state: AppState) -> Router {
 /// Serves the API on `listener` until the process is stopped (Ctrl-C or SIGTERM). After the
 /// signal no new connections are taken; requests in flight get the shutdown grace period, then
 /// this returns whether or not they finished.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+pub async fn serve(mut listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     use axum::serve::Listener;
     let grace = state.settings.shutdown_grace;
     let fast = Arc::new(fast::Fast::new(router(state.clone()), state));
@@ -348,7 +348,6 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
     // the lean path answers (`front.rs`).
     let front = front::Front::new(fast);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut listener = listener;
     let mut signal = std::pin::pin!(shutdown_signal());
     loop {
         let (io, peer) = tokio::select! {

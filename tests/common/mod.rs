@@ -401,6 +401,11 @@ pub async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
         .text()
         .await
         .unwrap();
+    metric_value(&text, name)
+}
+
+/// The value of the metric `name` (no labels) in a `/metrics` text.
+pub fn metric_value(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
