@@ -123,6 +123,15 @@ pub struct ServeArgs {
     /// anyway, e.g. `10`, `500ms`.
     #[arg(long, env = "YIZHANGTU_SHUTDOWN_GRACE", default_value = "10", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Longest a connection may take to send a whole request head, counted from its opening or
+    /// its previous answer, e.g. `30`, `500ms`: an idle keep-alive connection is closed after
+    /// it, one part-way through a head gets 408 and is closed.
+    #[arg(long, env = "YIZHANGTU_HEADER_TIMEOUT", default_value = "30", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Connections open at once; past it no more are accepted until one closes (they wait in
+    /// the kernel's queue). The process's open-file limit is raised to fit it where allowed.
+    #[arg(long, env = "YIZHANGTU_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Heavy requests that run at once (0: one per core); the others wait in a queue.
     #[arg(long, env = "YIZHANGTU_HEAVY_JOBS", default_value_t = 0)]
     pub heavy_jobs: usize,
@@ -320,6 +329,10 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Time requests in flight get after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Longest wait for a whole request head (from a connection's opening or its last answer).
+    pub header_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
     /// Heavy requests that run at once (0: one per core).
     pub heavy_jobs: usize,
     /// Heavy requests that may wait for a slot.
@@ -348,6 +361,8 @@ impl Default for HttpSettings {
             tile_cache_bytes: 256 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(30),
+            max_connections: 4096,
             heavy_jobs: 0,
             heavy_queue: 64,
             max_export_bytes: 512 * 1024 * 1024,
@@ -370,6 +385,8 @@ impl HttpSettings {
             tile_cache_bytes: args.tile_cache_mb.saturating_mul(1024 * 1024),
             request_timeout: args.request_timeout,
             shutdown_grace: args.shutdown_grace,
+            header_timeout: args.header_timeout,
+            max_connections: args.max_connections as usize,
             heavy_jobs: args.heavy_jobs,
             heavy_queue: args.heavy_queue,
             max_export_bytes: args.max_export_mb.saturating_mul(1024 * 1024),

@@ -335,19 +335,7 @@ async fn the_front_answers_pipelined_requests_then_hands_the_connection_to_hyper
 
     // Four requests in one write: two lean ones (the front answers them), one the router must
     // answer (the connection goes to hyper there), and the first again (hyper's lean path).
-    let before = lean_answers(&s.client, &s.base).await;
-    let front = |name: &'static str| {
-        let (client, base) = (s.client.clone(), s.base.clone());
-        async move {
-            metric(
-                &client,
-                &base,
-                &format!("yizhangtu_http_front_{name}_total"),
-            )
-            .await as u64
-        }
-    };
-    let (answers_before, handovers_before) = (front("answers").await, front("handovers").await);
+    let [lean0, front0, handed0] = front_counts(&addr).await;
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
     // (`Connection: keep-alive`, as browsers send it, keeps a request the front's.)
     let batch = [
@@ -387,9 +375,11 @@ async fn the_front_answers_pipelined_requests_then_hands_the_connection_to_hyper
         .duration_since(date(&answers[0].0))
         .unwrap_or_default();
     assert!(gap.as_secs() <= 2, "{gap:?}");
-    assert_eq!(lean_answers(&s.client, &s.base).await, before + 3);
-    assert_eq!(front("answers").await, answers_before + 2);
-    assert_eq!(front("handovers").await, handovers_before + 1);
+    // The batch's connection, and this reading's.
+    assert_eq!(
+        front_counts(&addr).await,
+        [lean0 + 3, front0 + 2, handed0 + 2]
+    );
 
     // A request head split across two writes: the front reads on to its end.
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -454,8 +444,29 @@ async fn the_front_answers_pipelined_requests_then_hands_the_connection_to_hyper
     assert!(h.starts_with("HTTP/1.1 400 "), "{h}");
     let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(problem["code"], "BadRequest", "{problem}");
-    assert_eq!(lean_answers(&s.client, &s.base).await, before + 7);
-    assert_eq!(front("answers").await, answers_before + 4);
-    // The batch's connection, the two that close, HTTP/2's and the bad head's.
-    assert_eq!(front("handovers").await, handovers_before + 5);
+    // The batch's connection, the two that close, HTTP/2's, the bad head's and two readings.
+    assert_eq!(
+        front_counts(&addr).await,
+        [lean0 + 7, front0 + 4, handed0 + 7]
+    );
+}
+
+/// The lean path's answers, the front's and its handovers, from `/metrics` read on a
+/// connection of its own (`Connection: close`, so one handover a reading, where a pooling
+/// client may open a connection or not).
+async fn front_counts(addr: &str) -> [u64; 3] {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: yizhangtu.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    [
+        "yizhangtu_http_lean_answers_total",
+        "yizhangtu_http_front_answers_total",
+        "yizhangtu_http_front_handovers_total",
+    ]
+    .map(|name| common::metric_value(&text, name) as u64)
 }

@@ -759,3 +759,186 @@ fn a_request_in_flight_at_sigterm_is_answered_and_the_process_exits_0() {
     assert_eq!(doc["layers"][0]["layer"], "projects");
     assert!(wait_exit(&mut child).success());
 }
+
+/// Reads until the server closes `conn`: everything it wrote.
+fn read_to_close(conn: &mut std::net::TcpStream) -> Vec<u8> {
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).unwrap();
+    rest
+}
+
+#[test]
+fn connections_that_send_no_whole_request_head_in_time_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, base, _logs) = serve_binary(dir.path(), &["--header-timeout", "2"]);
+    let addr = base.trim_start_matches("http://").to_string();
+    let budget = Duration::from_secs(2);
+    let connect = || {
+        let c = std::net::TcpStream::connect(&addr).unwrap();
+        // Far past the budget: a connection the server kept would fail the read here.
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        c
+    };
+    let town = {
+        let mut c = connect();
+        write!(
+            c,
+            "GET /collections/towns/items?limit=1 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let (_, body) = read_response(&mut c);
+        let doc: Value = serde_json::from_str(&body).unwrap();
+        doc["features"][0]["id"].as_str().unwrap().to_string()
+    };
+    let feature = format!("GET /collections/towns/items/{town} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let listing = format!("GET /collections HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+
+    std::thread::scope(|s| {
+        // Opened and never written to: closed without a word, not before the budget.
+        let idle = s.spawn(|| {
+            let mut c = connect();
+            let opened = Instant::now();
+            assert_eq!(read_to_close(&mut c), b"");
+            opened.elapsed()
+        });
+        // Part of a head, then nothing: 408 naming the limit, then closed.
+        let partial = s.spawn(|| {
+            let mut c = connect();
+            let head = format!("GET /collections/towns/items/{town} HTTP/1.1\r\nHost: {addr}\r\n");
+            c.write_all(head.as_bytes()).unwrap();
+            let answer = String::from_utf8(read_to_close(&mut c)).unwrap();
+            assert!(
+                answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+                "{answer}"
+            );
+            assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+            let body: Value =
+                serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+            assert_eq!(body["code"], "RequestTimeout");
+            assert_eq!(body["limit"], "header-timeout");
+            assert_eq!(body["seconds"], 2.0);
+            assert!(
+                body["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("{} bytes of it came", head.len())),
+                "{body}"
+            );
+        });
+        // A connection in use: the budget is per wait, so one asking every quarter second for
+        // longer than the budget is answered every time on the same connection.
+        let busy = s.spawn(|| {
+            let mut c = connect();
+            let started = Instant::now();
+            let mut answered = 0;
+            while started.elapsed() < budget * 2 {
+                c.write_all(feature.as_bytes()).unwrap();
+                let (head, _) = read_keep_alive_answer(&mut c);
+                assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+                answered += 1;
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            (answered, started.elapsed())
+        });
+        // Handed to hyper (a listing first), then idle, or part-way through its next head:
+        // hyper's timer, set to the same budget, closes both.
+        let hyper_idle = s.spawn(|| {
+            let mut c = connect();
+            // Before the server could have answered, so before its wait for the next head.
+            let asked = Instant::now();
+            c.write_all(listing.as_bytes()).unwrap();
+            let (head, _) = read_keep_alive_answer(&mut c);
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+            assert_eq!(read_to_close(&mut c), b"");
+            asked.elapsed()
+        });
+        let hyper_partial = s.spawn(|| {
+            let mut c = connect();
+            c.write_all(listing.as_bytes()).unwrap();
+            read_keep_alive_answer(&mut c);
+            c.write_all(b"GET /collections HTTP/1.1\r\nHo").unwrap();
+            read_to_close(&mut c);
+        });
+        let idle_for = idle.join().unwrap();
+        assert!(idle_for >= budget, "closed after {idle_for:?}");
+        assert!(
+            idle_for < Duration::from_secs(30),
+            "closed after {idle_for:?}"
+        );
+        partial.join().unwrap();
+        // Answered every time, past the budget (the last request went after it).
+        let (answered, lasted) = busy.join().unwrap();
+        assert!(
+            answered > 1 && lasted > budget,
+            "{answered} answers in {lasted:?}"
+        );
+        let hyper_idle_for = hyper_idle.join().unwrap();
+        assert!(hyper_idle_for >= budget, "closed after {hyper_idle_for:?}");
+        hyper_partial.join().unwrap();
+    });
+    // The busy connection ended on the client's side, the other four on the server's.
+    let mut c = connect();
+    write!(
+        c,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let (_, metrics) = read_response(&mut c);
+    assert_eq!(
+        common::metric_value(&metrics, "yizhangtu_http_header_timeouts_total"),
+        4.0
+    );
+}
+
+#[test]
+fn past_max_connections_none_is_accepted_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, base, _logs) = serve_binary(dir.path(), &["--max-connections", "2"]);
+    let addr = base.trim_start_matches("http://").to_string();
+    let ask = |c: &mut std::net::TcpStream| {
+        write!(c, "GET /collections HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    };
+    let open = || {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        ask(&mut c);
+        let (head, _) = read_keep_alive_answer(&mut c);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        c
+    };
+    let (first, mut second) = (open(), open());
+    // A third is connected by the kernel but not accepted: its request waits.
+    let mut third = std::net::TcpStream::connect(&addr).unwrap();
+    ask(&mut third);
+    third
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let err = third.read(&mut byte).expect_err("answered past the limit");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{err}"
+    );
+    // One closes: the third is accepted and answered.
+    drop(first);
+    third
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let (head, _) = read_keep_alive_answer(&mut third);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    // The second asks for the metrics: two open (it and the third) of two.
+    write!(second, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let (_, body) = read_keep_alive_answer(&mut second);
+    let metrics = String::from_utf8(body).unwrap();
+    assert_eq!(
+        common::metric_value(&metrics, "yizhangtu_http_connections_open"),
+        2.0
+    );
+    assert_eq!(
+        common::metric_value(&metrics, "yizhangtu_http_connections_max"),
+        2.0
+    );
+}

@@ -14,6 +14,13 @@
 //!
 //! At shutdown a connection waiting here for its next request is closed at once, as hyper
 //! closes an idle one; one being answered is answered first.
+//!
+//! A connection has `--header-timeout` from its opening, and from each answer, to send a whole
+//! request head. Waiting here, it stamps the wait with a coarse clock (two atomic stores a
+//! request, no timer); a sweeper task ticking several times a timeout closes the connections
+//! whose wait is over, with a 408 JSON problem when part of a head had come. hyper's own
+//! header-read timer, set to the same budget, does the same for the connections handed to it
+//! (it closes without an answer).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,16 +29,17 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::{header, HeaderName, HeaderValue, Request, Uri};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
+use super::error::ApiError;
 use super::fast::{Connection, Fast};
 use super::limits::LimitIo;
 
@@ -56,37 +64,143 @@ const HYPER_FIELDS: [HeaderName; 6] = [
     HeaderName::from_static("keep-alive"),
 ];
 
+/// A connection's wait stamp while it is answering a request (the sweeper passes it by).
+const BUSY: u64 = u64::MAX;
+/// A connection's wait stamp once the sweeper has timed it out.
+const EXPIRED: u64 = u64::MAX - 1;
+
 /// The lean path, hyper behind it, and the connections waiting here for a request.
 pub struct Front {
     fast: Arc<Fast>,
     hyper: Builder<TokioExecutor>,
-    /// Each open connection's stop signal; `None` once shutdown has begun.
-    open: Mutex<Option<HashMap<u64, oneshot::Sender<()>>>>,
+    /// The connections the front reads, each with its stop signal (sent: timed out; dropped:
+    /// shutdown) and wait stamp; `None` once shutdown has begun.
+    open: Mutex<Option<HashMap<u64, Open>>>,
     next: AtomicU64,
+    header_timeout: Duration,
+    /// The coarse clock: milliseconds from `epoch` at the sweeper's last tick.
+    clock_ms: AtomicU64,
+    epoch: Instant,
+}
+
+/// An open connection as the sweeper sees it.
+struct Open {
+    stop: oneshot::Sender<()>,
+    /// When its wait for a request head began ([`Front::clock_ms`]), or [`BUSY`], [`EXPIRED`].
+    waiting: Arc<AtomicU64>,
 }
 
 impl Front {
     pub fn new(fast: Arc<Fast>) -> Arc<Front> {
+        let header_timeout = fast.state().settings.header_timeout;
+        // HTTP/1.1, or HTTP/2 when the client opens with its preface, as under `axum::serve`;
+        // the same budget for a request head as here.
+        let mut hyper = Builder::new(TokioExecutor::new());
+        hyper
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        hyper.http2().timer(TokioTimer::new());
         Arc::new(Front {
             fast,
-            // HTTP/1.1, or HTTP/2 when the client opens with its preface, as under
-            // `axum::serve`.
-            hyper: Builder::new(TokioExecutor::new()),
+            hyper,
             open: Mutex::new(Some(HashMap::new())),
             next: AtomicU64::new(0),
+            header_timeout,
+            clock_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
         })
+    }
+
+    /// Closes the connections whose wait for a request head has outlasted `--header-timeout`,
+    /// every few tenths of it (at most a second), until shutdown.
+    pub async fn sweep(self: Arc<Self>) {
+        let tick =
+            (self.header_timeout / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let limit = u64::try_from(self.header_timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut ticks = tokio::time::interval(tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // The clock's recent values, oldest first. A stamp `s` was taken before the clock
+        // next moved on from `s`, however late a tick came: that later value bounds the
+        // wait's start, so no wait is cut short.
+        let mut clock = std::collections::VecDeque::new();
+        loop {
+            ticks.tick().await;
+            let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(EXPIRED - 1);
+            self.clock_ms.store(now, Ordering::Relaxed);
+            clock.push_back(now);
+            // Older values than a timeout and a tick ago bound no wait still in time.
+            let keep_from = now.saturating_sub(limit.saturating_add(tick.as_millis() as u64));
+            while clock.len() > 2 && clock.front().is_some_and(|&t| t < keep_from) {
+                clock.pop_front();
+            }
+            let began_by = |stamp: u64| {
+                clock
+                    .get(clock.partition_point(|&t| t <= stamp))
+                    .copied()
+                    .unwrap_or(now)
+            };
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(open) = open.as_mut() else {
+                return;
+            };
+            let over: Vec<u64> = open
+                .iter()
+                .filter(|(_, o)| {
+                    let seen = o.waiting.load(Ordering::Relaxed);
+                    // A connection swaps in BUSY when bytes come: it is expired only if it was
+                    // still waiting when this exchange happened.
+                    seen < EXPIRED
+                        && now.saturating_sub(began_by(seen)) >= limit
+                        && o.waiting
+                            .compare_exchange(seen, EXPIRED, Ordering::AcqRel, Ordering::Relaxed)
+                            .is_ok()
+                })
+                .map(|(key, _)| *key)
+                .collect();
+            for key in over {
+                if let Some(o) = open.remove(&key) {
+                    let _ = o.stop.send(());
+                }
+            }
+        }
+    }
+
+    /// The coarse clock's time, for a wait stamp.
+    fn now(&self) -> u64 {
+        self.clock_ms.load(Ordering::Relaxed)
     }
 
     /// Serves one connection until it closes (see the module comment). `watcher` holds the
     /// server's graceful shutdown until the connection has ended.
-    pub async fn serve(self: Arc<Self>, mut io: TcpStream, peer: SocketAddr, watcher: Watcher) {
+    /// `slot` is the connection's place under `--max-connections`, held until it closes.
+    pub async fn serve(
+        self: Arc<Self>,
+        io: TcpStream,
+        peer: SocketAddr,
+        watcher: Watcher,
+        slot: OwnedSemaphorePermit,
+    ) {
+        let metrics = &self.fast.state().metrics;
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.read_and_hand_over(io, peer, watcher).await;
+        metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+        drop(slot);
+    }
+
+    async fn read_and_hand_over(&self, mut io: TcpStream, peer: SocketAddr, watcher: Watcher) {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, stop) = oneshot::channel();
+        let waiting = Arc::new(AtomicU64::new(self.now()));
+        let entry = Open {
+            stop: tx,
+            waiting: Arc::clone(&waiting),
+        };
         match self.open.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            Some(open) => open.insert(key, tx),
+            Some(open) => open.insert(key, entry),
             None => return,
         };
-        let rest = self.lean_requests(&mut io, stop).await;
+        let rest = self.lean_requests(&mut io, stop, &waiting).await;
         if let Some(open) = self.open.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             open.remove(&key);
         }
@@ -110,6 +224,15 @@ impl Front {
             .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
         if let Err(e) = watcher.watch(conn).await {
+            if e.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_timeout)
+            {
+                self.fast
+                    .state()
+                    .metrics
+                    .header_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             tracing::trace!(error = %e, "connection ended");
         }
     }
@@ -126,6 +249,7 @@ impl Front {
         &self,
         io: &mut TcpStream,
         mut stop: oneshot::Receiver<()>,
+        waiting: &AtomicU64,
     ) -> Option<Vec<u8>> {
         let mut read = Vec::with_capacity(READ_BYTES);
         let mut out = Vec::new();
@@ -133,9 +257,21 @@ impl Front {
             let n = tokio::select! {
                 biased;
                 n = io.read_buf(&mut read) => n,
-                _ = &mut stop => return None,
+                timed_out = &mut stop => {
+                    if timed_out.is_ok() {
+                        self.time_out(io, &read).await;
+                    }
+                    return None;
+                }
             };
             if matches!(n, Ok(0) | Err(_)) {
+                return None;
+            }
+            // Answering: the sweeper leaves the connection alone, unless its time ran out
+            // before these bytes came.
+            let since = waiting.swap(BUSY, Ordering::AcqRel);
+            if since == EXPIRED {
+                self.time_out(io, &read).await;
                 return None;
             }
             // Where the answered requests end, and what stopped the front there (`None`: the
@@ -169,7 +305,37 @@ impl Front {
                 Some(Next::Partial) if read.len() < READ_BYTES => {}
                 Some(_) => return Some(read),
             }
+            // Waiting again: for a new head from now, or still for the one begun.
+            let stamp = if at > 0 { self.now() } else { since };
+            waiting.store(stamp, Ordering::Release);
         }
+    }
+
+    /// Ends a connection whose request head did not come in time: with a 408 problem when
+    /// part of one came (`pending`), else (an idle connection) without a word.
+    async fn time_out(&self, io: &mut TcpStream, pending: &[u8]) {
+        self.fast
+            .state()
+            .metrics
+            .header_timeouts
+            .fetch_add(1, Ordering::Relaxed);
+        if pending.is_empty() {
+            return;
+        }
+        let seconds = self.header_timeout.as_secs_f64();
+        let error = ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            format!(
+                "the request head did not arrive within the server's limit of {seconds} s \
+                 (--header-timeout); {} bytes of it came",
+                pending.len()
+            ),
+        )
+        .with_details(serde_json::json!({"limit": "header-timeout", "seconds": seconds}));
+        let answer = super::limits::problem_http1(&error, "1.1");
+        // A client that does not read gets no longer than the budget again.
+        let _ = tokio::time::timeout(self.header_timeout, io.write_all(&answer)).await;
     }
 
     /// Appends the answer to the request at the start of `bytes` to `out` when the lean path

@@ -185,6 +185,13 @@ fn json_answer(status: StatusCode, version: &str, head_bytes: usize) -> Vec<u8> 
             "the request head is not valid HTTP/1.1 (request line or a header field)",
         ),
     };
+    problem_http1(&error, version)
+}
+
+/// `error` as a whole HTTP/1.x answer that closes the connection, for those written below the
+/// router (here, and by the connection front when a request head does not arrive in time).
+pub(super) fn problem_http1(error: &ApiError, version: &str) -> Vec<u8> {
+    let status = error.status;
     let body = error.body().to_string();
     let reason = status.canonical_reason().unwrap_or("");
     let mut out = format!(

@@ -343,18 +343,29 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(mut listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     use axum::serve::Listener;
     let grace = state.settings.shutdown_grace;
+    let max_connections = state.settings.max_connections;
+    open_files_for(max_connections);
     let fast = Arc::new(fast::Fast::new(router(state.clone()), state));
     // Each connection is read by the front, which hands it to hyper unless it asks only what
     // the lean path answers (`front.rs`).
     let front = front::Front::new(fast);
+    tokio::spawn(Arc::clone(&front).sweep());
+    // A place for each connection open at once; at the limit none is accepted until one
+    // closes (the kernel queues them meanwhile).
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut signal = std::pin::pin!(shutdown_signal());
     loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            () = &mut signal => break,
+        };
+        let Ok(slot) = slot else { break };
         let (io, peer) = tokio::select! {
             accepted = Listener::accept(&mut listener) => accepted,
             () = &mut signal => break,
         };
-        tokio::spawn(Arc::clone(&front).serve(io, peer, graceful.watcher()));
+        tokio::spawn(Arc::clone(&front).serve(io, peer, graceful.watcher(), slot));
     }
     // No new connections; those open finish the request in flight (idle ones close at once).
     drop(listener);
@@ -367,6 +378,36 @@ pub async fn serve(mut listener: tokio::net::TcpListener, state: AppState) -> st
         ),
     }
     Ok(())
+}
+
+/// Raises the process's open-file limit, where the hard limit allows, to hold
+/// `connections` sockets besides the database's and the logs' files; warns when it cannot.
+fn open_files_for(connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    // The database, its journal, snapshot, logs, listeners: a margin for what is not a client.
+    let wanted = connections as u64 + 256;
+    let limit = getrlimit(Resource::Nofile);
+    let Some(current) = limit.current else {
+        return; // unlimited
+    };
+    if current >= wanted {
+        return;
+    }
+    let raised = limit.maximum.map_or(wanted, |max| max.min(wanted));
+    let mut new = limit;
+    new.current = Some(raised);
+    if raised > current && setrlimit(Resource::Nofile, new).is_ok() {
+        tracing::debug!(from = current, to = raised, "open-file limit raised");
+    }
+    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    if now < wanted {
+        tracing::warn!(
+            open_files = now,
+            max_connections = connections,
+            "the open-file limit holds fewer connections than --max-connections; past it the \
+             kernel refuses them (raise `ulimit -n` or lower --max-connections)"
+        );
+    }
 }
 
 async fn shutdown_signal() {

@@ -45,6 +45,11 @@ pub struct Metrics {
     pub front: AtomicU64,
     /// Connections the front handed to hyper.
     pub handed_over: AtomicU64,
+    /// Connections open now (`--max-connections` bounds them).
+    pub connections_open: AtomicU64,
+    /// Connections the front closed because a request head did not arrive in time
+    /// (`--header-timeout`).
+    pub header_timeouts: AtomicU64,
     /// The counter and histogram of each route, method and status seen, so that a request
     /// neither builds labels nor looks them up in the recorder's registry.
     handles: parking_lot::RwLock<HashMap<String, Vec<RouteHandles>>>,
@@ -88,6 +93,8 @@ impl Metrics {
             lean: AtomicU64::new(0),
             front: AtomicU64::new(0),
             handed_over: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            header_timeouts: AtomicU64::new(0),
             lean_handles: std::sync::OnceLock::new(),
             handles: Default::default(),
         }
@@ -211,6 +218,17 @@ fn describe() {
         "Connections the connection front handed to hyper at their first request it does not \
          answer itself"
     );
+    describe_counter!(
+        "yizhangtu_http_header_timeouts_total",
+        "Connections closed because no whole request head arrived within --header-timeout of \
+         their opening or their last answer (idle keep-alive connections included)"
+    );
+    describe_gauge!("yizhangtu_http_connections_open", "Connections open now");
+    describe_gauge!(
+        "yizhangtu_http_connections_max",
+        "Connections that may be open at once (--max-connections); past it none are accepted \
+         until one closes"
+    );
     describe_gauge!(
         "yizhangtu_layer_features",
         "Features per layer in the engine"
@@ -312,6 +330,11 @@ fn sample(state: &AppState, database: Option<i64>) {
         .absolute(state.metrics.front.load(Ordering::Relaxed));
     counter!("yizhangtu_http_front_handovers_total")
         .absolute(state.metrics.handed_over.load(Ordering::Relaxed));
+    counter!("yizhangtu_http_header_timeouts_total")
+        .absolute(state.metrics.header_timeouts.load(Ordering::Relaxed));
+    gauge!("yizhangtu_http_connections_open")
+        .set(state.metrics.connections_open.load(Ordering::Relaxed) as f64);
+    gauge!("yizhangtu_http_connections_max").set(state.settings.max_connections as f64);
     let tiles = &state.tiles;
     counter!("yizhangtu_tile_cache_hits_total").absolute(tiles.hits.load(Ordering::Relaxed));
     counter!("yizhangtu_tile_cache_misses_total").absolute(tiles.misses.load(Ordering::Relaxed));
