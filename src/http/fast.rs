@@ -29,10 +29,11 @@ use axum::routing::future::RouteFuture;
 use axum::Router;
 use futures_util::future::Either;
 use tower::Service;
-use tower_http::request_id::{MakeRequestId, MakeRequestUuid};
 
 use super::error::ApiError;
-use super::params::{base_url, Format, Params, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
+use super::params::{
+    base_url_of, Format, Params, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID,
+};
 use super::{ogc, AppState};
 
 /// The route the router's metrics and access log name these requests by.
@@ -66,7 +67,7 @@ impl Fast {
     /// is answered as the router's catch-panic layer answers one.
     pub fn lean<B>(&self, req: &axum::http::Request<B>) -> Option<Response> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            lean_feature(&self.state, req).map(|a| a.into_response(&self.exposed))
+            lean_feature(&self.state, &Head::of(req)?).map(|a| a.into_response(&self.exposed))
         }))
         .unwrap_or_else(|_| Some(ApiError::internal("a handler panicked").into_response()))
     }
@@ -75,10 +76,10 @@ impl Fast {
     /// write, body) appended to `out`, for the connection front (`front.rs`); `false`, with
     /// `out` as it was, when the router must answer (a panic included: the router then answers
     /// the request, and its catch-panic layer any panic of its own).
-    pub fn lean_http1<B>(&self, req: &axum::http::Request<B>, out: &mut Vec<u8>) -> bool {
+    pub fn lean_http1(&self, head: &Head<'_>, out: &mut Vec<u8>) -> bool {
         let had = out.len();
         let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            lean_feature(&self.state, req).map(|a| a.write_http1(out, &self.exposed))
+            lean_feature(&self.state, head).map(|a| a.write_http1(out, &self.exposed))
         }))
         .ok()
         .flatten()
@@ -129,6 +130,92 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Connecti
     }
 }
 
+/// What the lean path reads of a request: from hyper's request ([`Head::of`]), or from the
+/// head the connection front parsed (`front.rs`), which makes no header map. A header's value
+/// is its first.
+#[derive(Debug, Default, PartialEq)]
+pub struct Head<'a> {
+    /// The path, when the request is a GET with no query string.
+    pub path: &'a str,
+    /// Header fields, and their bytes as the router's limits count them (name, value, 4).
+    pub fields: usize,
+    pub field_bytes: usize,
+    /// Any of [`ROUTER_HEADERS`].
+    pub router: bool,
+    /// Any of [`FORWARDED`].
+    pub forwarded: bool,
+    pub accept: Option<&'a [u8]>,
+    pub accept_encoding: bool,
+    pub host: Option<&'a [u8]>,
+    pub forwarded_host: Option<&'a [u8]>,
+    pub forwarded_proto: Option<&'a [u8]>,
+    pub request_id: Option<&'a [u8]>,
+}
+
+impl<'a> Head<'a> {
+    /// The head of a GET with no query string.
+    pub(super) fn of<B>(req: &'a axum::http::Request<B>) -> Option<Head<'a>> {
+        if req.method() != Method::GET || req.uri().query().is_some() {
+            return None;
+        }
+        let headers = req.headers();
+        let get = |name| headers.get(name).map(HeaderValue::as_bytes);
+        Some(Head {
+            path: req.uri().path(),
+            fields: headers.len(),
+            field_bytes: headers
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                .sum(),
+            router: ROUTER_HEADERS.iter().any(|h| headers.contains_key(h)),
+            forwarded: FORWARDED.iter().any(|h| headers.contains_key(h)),
+            accept: get(header::ACCEPT),
+            accept_encoding: headers.contains_key(header::ACCEPT_ENCODING),
+            host: get(header::HOST),
+            forwarded_host: get(X_FORWARDED_HOST),
+            forwarded_proto: get(X_FORWARDED_PROTO),
+            request_id: get(X_REQUEST_ID),
+        })
+    }
+
+    /// Takes field `name` (lower case) with `value` into account, as [`Head::of`] reads it
+    /// from a header map; the front calls it for each field in order.
+    pub fn field(&mut self, name: &[u8], value: &'a [u8]) {
+        self.fields += 1;
+        self.field_bytes += name.len() + value.len() + 4;
+        let first = |slot: &mut Option<&'a [u8]>| {
+            slot.get_or_insert(value);
+        };
+        match name {
+            b"accept" => first(&mut self.accept),
+            b"accept-encoding" => self.accept_encoding = true,
+            b"host" => first(&mut self.host),
+            b"x-forwarded-host" => {
+                self.forwarded = true;
+                first(&mut self.forwarded_host);
+            }
+            b"x-forwarded-proto" => {
+                self.forwarded = true;
+                first(&mut self.forwarded_proto);
+            }
+            b"x-request-id" => first(&mut self.request_id),
+            _ if ROUTER_HEADERS.iter().any(|h| h.as_str().as_bytes() == name) => {
+                self.router = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A header value as text, as `HeaderValue::to_str` gives it: visible ASCII, spaces and tabs.
+fn header_text(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
+}
+
 /// The collection and feature ids of a path `/collections/{c}/items/{f}` whose segments are
 /// plain (no percent-encoding, so the router would decode them to themselves).
 fn feature_path(path: &str) -> Option<(&str, &str)> {
@@ -162,7 +249,44 @@ struct Lean {
     body: String,
     /// `Vary` on the forwarded headers (`--trust-forwarded-headers`).
     forwarded: bool,
-    request_id: HeaderValue,
+    request_id: RequestId,
+}
+
+/// The client's request id (checked as a header value), or a new UUID, as `tower_http`'s
+/// request-id layers give it; held in place, not allocated.
+enum RequestId {
+    Given(HeaderValue),
+    Made([u8; uuid::fmt::Hyphenated::LENGTH]),
+}
+
+impl RequestId {
+    fn for_request(given: Option<&[u8]>) -> Option<RequestId> {
+        Some(match given {
+            Some(v) => RequestId::Given(HeaderValue::from_bytes(v).ok()?),
+            None => {
+                let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+                RequestId::Made(text)
+            }
+        })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            RequestId::Given(v) => v.as_bytes(),
+            RequestId::Made(text) => text,
+        }
+    }
+
+    fn into_header_value(self) -> HeaderValue {
+        match self {
+            RequestId::Given(v) => v,
+            // Hex digits and hyphens: a valid value.
+            RequestId::Made(text) => {
+                HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static(""))
+            }
+        }
+    }
 }
 
 impl Lean {
@@ -176,7 +300,7 @@ impl Lean {
                 HeaderValue::from_static(super::FORWARDED_VARY),
             );
         }
-        outer_headers(&mut r, exposed, self.request_id);
+        outer_headers(&mut r, exposed, self.request_id.into_header_value());
         r
     }
 
@@ -223,51 +347,48 @@ fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The router's answer to `req`, made here, or `None` when the router must make it.
-fn lean_feature<B>(state: &AppState, req: &axum::http::Request<B>) -> Option<Lean> {
-    if req.method() != Method::GET || req.uri().query().is_some() || state.settings.private {
+/// The router's answer to the request `head` is of, made here, or `None` when the router must
+/// make it.
+fn lean_feature(state: &AppState, head: &Head<'_>) -> Option<Lean> {
+    if state.settings.private {
         return None;
     }
-    let (id, fid) = feature_path(req.uri().path())?;
-    let headers = req.headers();
+    let (id, fid) = feature_path(head.path)?;
     let trust_forwarded = state.settings.trust_forwarded_headers;
-    if headers.len() > 32
-        || ROUTER_HEADERS.iter().any(|h| headers.contains_key(h))
-        || (!trust_forwarded && FORWARDED.iter().any(|h| headers.contains_key(h)))
-    {
+    if head.fields > 32 || head.router || (!trust_forwarded && head.forwarded) {
         return None;
     }
     // The router's request limits answer 414 and 431 past these.
-    let header_bytes: usize = headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    if req.uri().path().len() > super::MAX_URI_BYTES || header_bytes > super::MAX_HEADER_BYTES {
+    if head.path.len() > super::MAX_URI_BYTES || head.field_bytes > super::MAX_HEADER_BYTES {
         return None;
     }
     let params = Params::default();
-    let format = Format::negotiate(&params, headers).ok()?;
+    let format = Format::accepted(head.accept.map_or(Some(""), header_text).unwrap_or(""));
     if format == Format::Html {
         return None;
     }
     let started = Instant::now();
-    let request_id = match headers.get(&X_REQUEST_ID) {
-        Some(v) => v.clone(),
-        None => MakeRequestUuid.make_request_id(req)?.header_value().clone(),
-    };
+    let request_id = RequestId::for_request(head.request_id)?;
     let layer = state.app.engine.layer(id)?;
     let idx = layer.read();
     let stored = idx.get_compact(fid)?;
     // The router compresses answers of COMPRESS_FROM_BYTES and more when asked to; such an
     // answer (its geometry and properties alone reach the size) is left to it.
-    let compressible = headers.contains_key(header::ACCEPT_ENCODING);
+    let compressible = head.accept_encoding;
     let compress_from = usize::from(super::COMPRESS_FROM_BYTES);
     if compressible
         && stored.wkb().map_or(0, <[u8]>::len) + stored.properties_json().len() >= compress_from
     {
         return None;
     }
-    let base = base_url(headers);
+    fn text(v: Option<&[u8]>) -> Option<&str> {
+        v.and_then(header_text)
+    }
+    let base = base_url_of(
+        text(head.forwarded_host),
+        text(head.host),
+        text(head.forwarded_proto),
+    );
     let tag = ogc::feature_etag(
         id,
         fid,
@@ -282,7 +403,7 @@ fn lean_feature<B>(state: &AppState, req: &axum::http::Request<B>) -> Option<Lea
     if compressible && body.len() >= compress_from {
         return None;
     }
-    answered(state, &request_id, req.uri().path(), started);
+    answered(state, request_id.as_bytes(), head.path, started);
     state.metrics.lean.fetch_add(1, Ordering::Relaxed);
     Some(Lean {
         content_type: super::params::content_type(format, true),
@@ -296,8 +417,8 @@ fn lean_feature<B>(state: &AppState, req: &axum::http::Request<B>) -> Option<Lea
 /// Counts and logs the answer as the router's `observe` layer does in its `request` span
 /// (`ops::answered`); the access line is written straight into the log buffer when the
 /// subscriber allows it (`logs::AccessLine`).
-fn answered(state: &AppState, request_id: &HeaderValue, path: &str, started: Instant) {
-    let request_id = request_id.to_str().unwrap_or("");
+fn answered(state: &AppState, request_id: &[u8], path: &str, started: Instant) {
+    let request_id = header_text(request_id).unwrap_or("");
     let seconds = started.elapsed().as_secs_f64();
     if !tracing::event_enabled!(target: "yizhangtu::access", tracing::Level::INFO) {
         // No access line (`RUST_LOG=warn`, say), and no span events are configured: the

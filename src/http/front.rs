@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::http::{header, HeaderName, HeaderValue, Request, Uri};
+use axum::http::{header, HeaderName};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::Watcher;
@@ -40,7 +40,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::error::ApiError;
-use super::fast::{Connection, Fast};
+use super::fast::{Connection, Fast, Head};
 use super::limits::LimitIo;
 
 /// The longest request head the front reads; a longer one goes to hyper, whose own buffer and
@@ -348,8 +348,8 @@ impl Front {
             Ok(httparse::Status::Partial) => return Next::Partial,
             Err(_) => return Next::Hyper,
         };
-        match request(&req) {
-            Some(req) if self.fast.lean_http1(&req, out) => Next::Whole(len),
+        match head(&req) {
+            Some(head) if self.fast.lean_http1(&head, out) => Next::Whole(len),
             _ => Next::Hyper,
         }
     }
@@ -365,10 +365,12 @@ enum Next {
     Hyper,
 }
 
-/// `req` as the `http` request hyper would make of it, when it is a plain HTTP/1.1 GET of a
-/// path whose every byte a URI path may hold as it is (no query, no percent-encoding) and it has
-/// none of [`HYPER_FIELDS`] (but `Connection: keep-alive`).
-fn request(req: &httparse::Request<'_, '_>) -> Option<Request<()>> {
+/// What the lean path needs of `req` when it is a plain HTTP/1.1 GET of a path whose every byte
+/// a URI path may hold as it is (no query, no percent-encoding) and it has none of
+/// [`HYPER_FIELDS`] (but `Connection: keep-alive`): read in one pass over its fields, with no
+/// header map made (httparse checked the names as tokens and the values' bytes, as hyper's
+/// parse does).
+fn head<'a>(req: &httparse::Request<'_, 'a>) -> Option<Head<'a>> {
     if req.method != Some("GET") || req.version != Some(1) {
         return None;
     }
@@ -376,21 +378,31 @@ fn request(req: &httparse::Request<'_, '_>) -> Option<Request<()>> {
     if !path.starts_with('/') || !path.bytes().all(plain_path_byte) {
         return None;
     }
-    let mut r = Request::new(());
-    *r.uri_mut() = Uri::try_from(path).ok()?;
-    let headers = r.headers_mut();
-    headers.reserve(req.headers.len());
+    let mut head = Head {
+        path,
+        ..Head::default()
+    };
+    let mut name = [0u8; 32];
     for field in req.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes()).ok()?;
-        // `Connection: keep-alive` (browsers send it) says what HTTP/1.1 does anyway.
-        if HYPER_FIELDS.contains(&name)
-            && !(name == header::CONNECTION && field.value.eq_ignore_ascii_case(b"keep-alive"))
+        // Lower case, as a header map holds names; a longer name is none the lean path reads
+        // (they are at most 19 bytes) and is only counted.
+        let lower = name.get_mut(..field.name.len()).map(|n| {
+            n.copy_from_slice(field.name.as_bytes());
+            n.make_ascii_lowercase();
+            &*n
+        });
+        let Some(lower) = lower else {
+            head.field(field.name.as_bytes(), field.value);
+            continue;
+        };
+        if HYPER_FIELDS.iter().any(|h| h.as_str().as_bytes() == lower)
+            && !(lower == b"connection" && field.value.eq_ignore_ascii_case(b"keep-alive"))
         {
             return None;
         }
-        headers.append(name, HeaderValue::from_bytes(field.value).ok()?);
+        head.field(lower, field.value);
     }
-    Some(r)
+    Some(head)
 }
 
 /// A byte a URI path holds as itself (RFC 3986 `pchar` but percent-encoding, and `/`).
@@ -465,23 +477,38 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
 mod tests {
     use super::*;
 
-    fn parsed(text: &str) -> Option<Request<()>> {
+    /// `f` of the head of `text`, when the front takes it.
+    fn parsed<T>(text: &str, f: impl FnOnce(Option<Head<'_>>) -> T) -> T {
         let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
         let mut req = httparse::Request::new(&mut fields);
         assert!(req.parse(text.as_bytes()).unwrap().is_complete());
-        request(&req)
+        f(head(&req))
     }
 
     #[test]
     fn only_plain_http11_gets_are_taken() {
-        let r = parsed(
-            "GET /collections/a/items/1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\
-             Connection: Keep-Alive\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(r.uri().path(), "/collections/a/items/1");
-        assert_eq!(r.headers()["host"], "x");
-        assert_eq!(r.headers()["accept"], "*/*");
+        parsed(
+            "GET /collections/a/items/1 HTTP/1.1\r\nHost: x\r\nACCEPT: */*\r\n\
+             Connection: Keep-Alive\r\nX-Request-Id: r1\r\nAccept: text/html\r\n\
+             If-None-Match: \"a\"\r\nX-A-Field-Name-Longer-Than-32-Bytes: 1\r\n\r\n",
+            |head| {
+                let head = head.unwrap();
+                assert_eq!(head.path, "/collections/a/items/1");
+                assert_eq!(head.host, Some(&b"x"[..]));
+                // The first value, as a header map's `get` gives it.
+                assert_eq!(head.accept, Some(&b"*/*"[..]));
+                assert_eq!(head.request_id, Some(&b"r1"[..]));
+                assert!(head.router && !head.forwarded && !head.accept_encoding);
+                assert_eq!(head.fields, 7);
+                let names = "host accept connection x-request-id accept if-none-match \
+                             x-a-field-name-longer-than-32-bytes";
+                let values = ["x", "*/*", "Keep-Alive", "r1", "text/html", "\"a\"", "1"];
+                let bytes = names.split(' ').map(str::len).sum::<usize>()
+                    + values.iter().map(|v| v.len()).sum::<usize>()
+                    + 4 * 7;
+                assert_eq!(head.field_bytes, bytes);
+            },
+        );
         for text in [
             "HEAD /collections/a/items/1 HTTP/1.1\r\nHost: x\r\n\r\n",
             "GET /collections/a/items/1 HTTP/1.0\r\nHost: x\r\n\r\n",
@@ -495,7 +522,37 @@ mod tests {
             "GET /collections/a/items/1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
             "GET /collections/a/items/1 HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
         ] {
-            assert!(parsed(text).is_none(), "{text}");
+            assert!(parsed(text, |head| head.is_none()), "{text}");
+        }
+    }
+
+    /// The front's reading of a head is what the lean path reads of hyper's request for it.
+    #[test]
+    fn the_fronts_head_is_the_one_read_from_a_header_map() {
+        for text in [
+            "GET /collections/a/items/1 HTTP/1.1\r\nHost: x:8080\r\n\r\n",
+            "GET /collections/a/items/1 HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\n\
+             ACCEPT: */*\r\nAccept-Encoding: gzip\r\nX-Forwarded-Host: y\r\n\
+             x-forwarded-proto: https\r\nX-Request-ID: 村\r\n\r\n",
+            "GET /collections/a/items/1 HTTP/1.1\r\nIf-Modified-Since: x\r\n\
+             Connection: keep-alive\r\nTransfer-Encoding: x\r\n\r\n",
+            "GET /c/items/1 HTTP/1.1\r\nUser-Agent: QGIS/3.34\r\nAccept-Language: zh-CN\r\n\r\n",
+        ] {
+            let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+            let mut req = httparse::Request::new(&mut fields);
+            assert!(req.parse(text.as_bytes()).unwrap().is_complete());
+            let mut built = axum::http::Request::builder().uri(req.path.unwrap());
+            for f in req.headers.iter() {
+                built = built.header(f.name, f.value);
+            }
+            let built = built.body(()).unwrap();
+            let front = head(&req);
+            // (Transfer-Encoding is hyper's to carry out: the front never takes it.)
+            if text.contains("Transfer-Encoding") {
+                assert_eq!(front, None);
+                continue;
+            }
+            assert_eq!(front, Head::of(&built), "{text}");
         }
     }
 

@@ -111,9 +111,15 @@ impl Format {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        Ok(Format::accepted(accept))
+    }
+
+    /// The representation an `Accept` value (as text, `""` when absent) asks for, with no `f`
+    /// parameter.
+    pub fn accepted(accept: &str) -> Format {
         if accept.is_empty() || accept == "*/*" {
             // What the searches below conclude for these, without setting up four searches.
-            return Ok(Format::Json);
+            return Format::Json;
         }
         let pos = |needle: &str| accept.find(needle);
         let html = pos("text/html");
@@ -121,12 +127,12 @@ impl Format {
             .into_iter()
             .flatten()
             .min();
-        Ok(match (html, json) {
+        match (html, json) {
             (Some(h), Some(j)) if h < j => Format::Html,
             (Some(_), None) => Format::Html,
             (_, Some(_)) if pos("application/geo+json").is_none() => Format::PlainJson,
             _ => Format::Json,
-        })
+        }
     }
 
     /// The representation, for ETags: each media type gets its own tag.
@@ -172,7 +178,6 @@ pub fn unsupported_media_type(sent: &str, accepted: &[&str]) -> ApiError {
     .with_details(serde_json::json!({"contentType": sent, "accepted": accepted}))
 }
 
-/// The scheme and authority clients used to reach us, for absolute links.
 /// `X-Forwarded-Host`, as a name that is not parsed again at each lookup.
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `X-Forwarded-Proto`, likewise.
@@ -180,13 +185,28 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 /// `X-Request-Id`, likewise.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The scheme and authority clients used to reach us, for absolute links.
 pub fn base_url(headers: &HeaderMap) -> String {
     let get = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let host = get(&X_FORWARDED_HOST)
-        .or_else(|| get(&header::HOST))
+    base_url_of(
+        get(&X_FORWARDED_HOST),
+        get(&header::HOST),
+        get(&X_FORWARDED_PROTO),
+    )
+}
+
+/// [`base_url`] from the values (as text) of `X-Forwarded-Host`, `Host` and
+/// `X-Forwarded-Proto`.
+pub fn base_url_of(
+    forwarded_host: Option<&str>,
+    host: Option<&str>,
+    forwarded_proto: Option<&str>,
+) -> String {
+    let host = forwarded_host
+        .or(host)
         .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()) && !h.contains(['/', '"', '<', '>']))
         .unwrap_or("localhost");
-    let proto = match get(&X_FORWARDED_PROTO) {
+    let proto = match forwarded_proto {
         Some("https") => "https",
         _ => "http",
     };
@@ -217,12 +237,25 @@ pub fn push_digest(out: &mut String, digest: u64) {
 
 /// The hash [`etag`] shows: XXH3 of the parts, each followed by a zero byte.
 pub fn etag_digest(parts: &[&str]) -> u64 {
-    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for p in parts {
-        bytes.extend_from_slice(p.as_bytes());
-        bytes.push(0);
+    let len: usize = parts.iter().map(|p| p.len() + 1).sum();
+    let join = |bytes: &mut [u8]| {
+        let mut at = 0;
+        for p in parts {
+            bytes[at..at + p.len()].copy_from_slice(p.as_bytes());
+            bytes[at + p.len()] = 0;
+            at += p.len() + 1;
+        }
+    };
+    // A feature's parts (the hottest case) fit on the stack.
+    let mut small = [0u8; 256];
+    if let Some(bytes) = small.get_mut(..len) {
+        join(bytes);
+        xxhash_rust::xxh3::xxh3_64(bytes)
+    } else {
+        let mut bytes = vec![0u8; len];
+        join(&mut bytes);
+        xxhash_rust::xxh3::xxh3_64(&bytes)
     }
-    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
 /// 304 when the client's `If-None-Match` already has `tag`.
@@ -270,6 +303,32 @@ pub fn content_type(format: Format, features: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The digest is XXH3 of the parts each followed by a zero byte, on the stack or not.
+    #[test]
+    fn etag_digests_hash_the_parts_joined_by_zero_bytes() {
+        let long = "村".repeat(100);
+        for parts in [
+            vec![],
+            vec!["feature", "parcels", "17", "1", "0", "http://h", "json", ""],
+            vec!["a", long.as_str(), "b"],
+            vec![&long[..252], "x"],
+            vec![&long[..252], "xy"],
+            vec![&long[..252], "xyz"],
+        ] {
+            let mut joined = Vec::new();
+            for p in &parts {
+                joined.extend_from_slice(p.as_bytes());
+                joined.push(0);
+            }
+            assert_eq!(
+                etag_digest(&parts),
+                xxhash_rust::xxh3::xxh3_64(&joined),
+                "{} bytes",
+                joined.len()
+            );
+        }
+    }
 
     fn essence(ct: &str) -> Option<String> {
         let mut h = HeaderMap::new();
