@@ -408,11 +408,22 @@ async fn formats_etags_cors_and_compression() {
         .await
         .unwrap();
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    // The same answer for any origin: a shared cache may keep one copy (no `Vary: origin`).
+    let vary = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("vary")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    assert_eq!(vary(&r), "accept, accept-encoding");
     let r = s
         .client
         .request(reqwest::Method::OPTIONS, s.url("/collections/towns/items"))
         .header("origin", "http://example.org")
         .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "if-none-match")
         .send()
         .await
         .unwrap();
@@ -421,6 +432,8 @@ async fn formats_etags_cors_and_compression() {
         .to_str()
         .unwrap()
         .contains("GET"));
+    assert!(!vary(&r).contains("origin"), "{}", vary(&r));
+    assert!(!vary(&r).contains("access-control-request"), "{}", vary(&r));
 
     // gzip and br when asked; the gzip body inflates to the plain one (timeStamp aside).
     let plain = s.json("/collections/districts/items").await;

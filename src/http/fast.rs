@@ -323,10 +323,9 @@ impl Lean {
         if self.forwarded {
             field(out, "vary", super::FORWARDED_VARY.as_bytes());
         }
-        field(out, "vary", CORS_VARY.as_bytes());
         field(out, "content-crs", ogc::CRS84_HEADER.as_bytes());
-        field(out, "access-control-allow-origin", b"*");
         field(out, "access-control-expose-headers", exposed.as_bytes());
+        field(out, "access-control-allow-origin", b"*");
         field(out, "x-request-id", self.request_id.as_bytes());
         field(
             out,
@@ -445,20 +444,16 @@ fn answered(state: &AppState, request_id: &[u8], path: &str, started: Instant) {
     super::ops::answered(state, &Method::GET, FEATURE_ROUTE, 200, started);
 }
 
-/// The `Vary` the router's CORS layer adds to every answer.
-const CORS_VARY: &str = "origin, access-control-request-method, access-control-request-headers";
-
 /// What the router's outer layers add to a plain GET's answer: CORS (any origin; the headers a
-/// script may read; `Vary` on the preflight headers) and the request id (the client's, else a
+/// script may read) and the request id (the client's, else a
 /// new UUID, as `tower_http`'s request-id layers make it).
 fn outer_headers(r: &mut Response, exposed: &HeaderValue, request_id: HeaderValue) {
     let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed.clone());
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
-    h.append(header::VARY, HeaderValue::from_static(CORS_VARY));
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed.clone());
     h.insert(X_REQUEST_ID, request_id);
 }
 

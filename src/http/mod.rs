@@ -268,7 +268,11 @@ pub fn router(state: AppState) -> Router {
             header::HeaderName::from_static("x-change-reason"),
             header::HeaderName::from_static("content-crs"),
         ])
-        .expose_headers(EXPOSED_HEADERS);
+        .expose_headers(EXPOSED_HEADERS)
+        // Any origin and fixed lists: no answer depends on `Origin` or the preflight's
+        // headers, so none says it varies on them (tower-http's default would, splitting a
+        // shared cache's copies by origin for nothing).
+        .vary([] as [header::HeaderName; 0]);
     let limit = state.settings.max_body_bytes;
     Router::new()
         .merge(ogc::router())
