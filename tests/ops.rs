@@ -942,3 +942,38 @@ fn past_max_connections_none_is_accepted_until_one_closes() {
         2.0
     );
 }
+
+#[test]
+fn a_connection_served_by_hyper_that_moves_no_byte_is_closed_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // The idle timeout: the head budget and the request budget together, 2 s.
+    let (_child, base, _logs) = serve_binary(
+        dir.path(),
+        &["--header-timeout", "1", "--request-timeout", "1"],
+    );
+    let addr = base.trim_start_matches("http://").to_string();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    // HTTP/2 with prior knowledge (hyper's): the preface and an empty SETTINGS frame, then
+    // nothing. hyper's header timer is HTTP/1's only; the sweeper's idle timeout closes it.
+    let sent = Instant::now();
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let frames = read_to_close(&mut c);
+    let lasted = sent.elapsed();
+    // The server's SETTINGS (frame type 4 on stream 0) came first.
+    assert!(frames.len() >= 9 && frames[3] == 4, "{frames:?}");
+    assert!(lasted >= Duration::from_secs(2), "closed after {lasted:?}");
+    assert!(lasted < Duration::from_secs(30), "closed after {lasted:?}");
+    let mut m = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        m,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let (_, metrics) = read_response(&mut m);
+    assert_eq!(
+        common::metric_value(&metrics, "yizhangtu_http_idle_timeouts_total"),
+        1.0
+    );
+}

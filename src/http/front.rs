@@ -20,7 +20,9 @@
 //! request, no timer); a sweeper task ticking several times a timeout closes the connections
 //! whose wait is over, with a 408 JSON problem when part of a head had come. hyper's own
 //! header-read timer, set to the same budget, does the same for the connections handed to it
-//! (it closes without an answer).
+//! (it closes without an answer). A connection handed to hyper that moves no byte either way
+//! for that budget and `--request-timeout` together (an HTTP/2 connection left open, a client
+//! that stops reading its answer) is closed by the sweeper too.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -78,21 +80,28 @@ pub struct Front {
     open: Mutex<Option<HashMap<u64, Open>>>,
     next: AtomicU64,
     header_timeout: Duration,
+    /// How long a connection handed to hyper may move no byte either way: the head budget and
+    /// the longest a request may take (`--request-timeout`) together.
+    idle_timeout: Duration,
     /// The coarse clock: milliseconds from `epoch` at the sweeper's last tick.
-    clock_ms: AtomicU64,
+    clock_ms: Arc<AtomicU64>,
     epoch: Instant,
 }
 
 /// An open connection as the sweeper sees it.
 struct Open {
     stop: oneshot::Sender<()>,
-    /// When its wait for a request head began ([`Front::clock_ms`]), or [`BUSY`], [`EXPIRED`].
+    /// Read by the front: when its wait for a request head began ([`Front::clock_ms`]), or
+    /// [`BUSY`], [`EXPIRED`]. Handed to hyper: when a byte last moved, or [`EXPIRED`].
     waiting: Arc<AtomicU64>,
+    /// How long that wait may last, in milliseconds.
+    limit_ms: u64,
 }
 
 impl Front {
     pub fn new(fast: Arc<Fast>) -> Arc<Front> {
         let header_timeout = fast.state().settings.header_timeout;
+        let idle_timeout = header_timeout + fast.state().settings.request_timeout;
         // HTTP/1.1, or HTTP/2 when the client opens with its preface, as under `axum::serve`;
         // the same budget for a request head as here.
         let mut hyper = Builder::new(TokioExecutor::new());
@@ -107,17 +116,19 @@ impl Front {
             open: Mutex::new(Some(HashMap::new())),
             next: AtomicU64::new(0),
             header_timeout,
-            clock_ms: AtomicU64::new(0),
+            idle_timeout,
+            clock_ms: Arc::new(AtomicU64::new(0)),
             epoch: Instant::now(),
         })
     }
 
     /// Closes the connections whose wait for a request head has outlasted `--header-timeout`,
-    /// every few tenths of it (at most a second), until shutdown.
+    /// and those handed to hyper that have moved no byte for the idle timeout, every few
+    /// tenths of the head budget (at most a second), until shutdown.
     pub async fn sweep(self: Arc<Self>) {
         let tick =
             (self.header_timeout / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let limit = u64::try_from(self.header_timeout.as_millis()).unwrap_or(u64::MAX);
+        let longest = u64::try_from(self.idle_timeout.as_millis()).unwrap_or(u64::MAX);
         let mut ticks = tokio::time::interval(tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         // The clock's recent values, oldest first. A stamp `s` was taken before the clock
@@ -130,7 +141,7 @@ impl Front {
             self.clock_ms.store(now, Ordering::Relaxed);
             clock.push_back(now);
             // Older values than a timeout and a tick ago bound no wait still in time.
-            let keep_from = now.saturating_sub(limit.saturating_add(tick.as_millis() as u64));
+            let keep_from = now.saturating_sub(longest.saturating_add(tick.as_millis() as u64));
             while clock.len() > 2 && clock.front().is_some_and(|&t| t < keep_from) {
                 clock.pop_front();
             }
@@ -151,7 +162,7 @@ impl Front {
                     // A connection swaps in BUSY when bytes come: it is expired only if it was
                     // still waiting when this exchange happened.
                     seen < EXPIRED
-                        && now.saturating_sub(began_by(seen)) >= limit
+                        && now.saturating_sub(began_by(seen)) >= o.limit_ms
                         && o.waiting
                             .compare_exchange(seen, EXPIRED, Ordering::AcqRel, Ordering::Relaxed)
                             .is_ok()
@@ -169,6 +180,31 @@ impl Front {
     /// The coarse clock's time, for a wait stamp.
     fn now(&self) -> u64 {
         self.clock_ms.load(Ordering::Relaxed)
+    }
+
+    /// Puts a connection where the sweeper sees it, with a wait of at most `limit`: its stop
+    /// signal (sent: timed out) and wait stamp; `None` once shutdown has begun.
+    fn register(&self, limit: Duration) -> Option<(u64, oneshot::Receiver<()>, Arc<AtomicU64>)> {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, stop) = oneshot::channel();
+        let waiting = Arc::new(AtomicU64::new(self.now()));
+        let entry = Open {
+            stop: tx,
+            waiting: Arc::clone(&waiting),
+            limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+        };
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()?
+            .insert(key, entry);
+        Some((key, stop, waiting))
+    }
+
+    fn unregister(&self, key: u64) {
+        if let Some(open) = self.open.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            open.remove(&key);
+        }
     }
 
     /// Serves one connection until it closes (see the module comment). `watcher` holds the
@@ -189,22 +225,17 @@ impl Front {
     }
 
     async fn read_and_hand_over(&self, mut io: TcpStream, peer: SocketAddr, watcher: Watcher) {
-        let key = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, stop) = oneshot::channel();
-        let waiting = Arc::new(AtomicU64::new(self.now()));
-        let entry = Open {
-            stop: tx,
-            waiting: Arc::clone(&waiting),
-        };
-        match self.open.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            Some(open) => open.insert(key, entry),
-            None => return,
+        let Some((key, stop, waiting)) = self.register(self.header_timeout) else {
+            return;
         };
         let rest = self.lean_requests(&mut io, stop, &waiting).await;
-        if let Some(open) = self.open.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            open.remove(&key);
-        }
+        self.unregister(key);
         let Some(rest) = rest else {
+            return;
+        };
+        // hyper times out a request head itself; the sweeper ends a connection that moves no
+        // byte for the idle timeout (HTTP/2 left open, a client that stops reading an answer).
+        let Some((key, mut stop, moved)) = self.register(self.idle_timeout) else {
             return;
         };
         self.fast
@@ -218,12 +249,27 @@ impl Front {
             prefix: rest,
             at: 0,
             inner: io,
+            moved,
+            clock: Arc::clone(&self.clock_ms),
         });
         let conn = self
             .hyper
             .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
-        if let Err(e) = watcher.watch(conn).await {
+        let ended = tokio::select! {
+            ended = watcher.watch(conn) => ended,
+            // Sent by the sweeper (dropped at shutdown, which hyper's graceful end handles).
+            Ok(()) = &mut stop => {
+                self.fast
+                    .state()
+                    .metrics
+                    .idle_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        };
+        self.unregister(key);
+        if let Err(e) = ended {
             if e.downcast_ref::<hyper::Error>()
                 .is_some_and(hyper::Error::is_timeout)
             {
@@ -427,11 +473,26 @@ pub(super) fn date(f: impl FnOnce(&[u8])) {
     });
 }
 
-/// A connection whose first reads give back bytes already read from it.
+/// A connection whose first reads give back bytes already read from it, stamping the time
+/// whenever a byte moves either way (for the sweeper's idle timeout).
 struct Prefixed<I> {
     prefix: Vec<u8>,
     at: usize,
     inner: I,
+    moved: Arc<AtomicU64>,
+    clock: Arc<AtomicU64>,
+}
+
+impl<I> Prefixed<I> {
+    fn stamp(&self) {
+        let now = self.clock.load(Ordering::Relaxed);
+        // An expired connection stays so: its stop is on its way.
+        let _ = self
+            .moved
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                (t != EXPIRED).then_some(now)
+            });
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
@@ -451,7 +512,12 @@ impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.stamp();
+        }
+        r
     }
 }
 
@@ -461,7 +527,11 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.stamp();
+        }
+        r
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

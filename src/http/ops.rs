@@ -50,6 +50,8 @@ pub struct Metrics {
     /// Connections the front closed because a request head did not arrive in time
     /// (`--header-timeout`).
     pub header_timeouts: AtomicU64,
+    /// Connections handed to hyper and closed because no byte moved for the idle timeout.
+    pub idle_timeouts: AtomicU64,
     /// The counter and histogram of each route, method and status seen, so that a request
     /// neither builds labels nor looks them up in the recorder's registry.
     handles: parking_lot::RwLock<HashMap<String, Vec<RouteHandles>>>,
@@ -95,6 +97,7 @@ impl Metrics {
             handed_over: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             header_timeouts: AtomicU64::new(0),
+            idle_timeouts: AtomicU64::new(0),
             lean_handles: std::sync::OnceLock::new(),
             handles: Default::default(),
         }
@@ -223,6 +226,11 @@ fn describe() {
         "Connections closed because no whole request head arrived within --header-timeout of \
          their opening or their last answer (idle keep-alive connections included)"
     );
+    describe_counter!(
+        "yizhangtu_http_idle_timeouts_total",
+        "Connections served by hyper closed because no byte moved either way for \
+         --header-timeout and --request-timeout together (HTTP/2 left open, answers not read)"
+    );
     describe_gauge!("yizhangtu_http_connections_open", "Connections open now");
     describe_gauge!(
         "yizhangtu_http_connections_max",
@@ -332,6 +340,8 @@ fn sample(state: &AppState, database: Option<i64>) {
         .absolute(state.metrics.handed_over.load(Ordering::Relaxed));
     counter!("yizhangtu_http_header_timeouts_total")
         .absolute(state.metrics.header_timeouts.load(Ordering::Relaxed));
+    counter!("yizhangtu_http_idle_timeouts_total")
+        .absolute(state.metrics.idle_timeouts.load(Ordering::Relaxed));
     gauge!("yizhangtu_http_connections_open")
         .set(state.metrics.connections_open.load(Ordering::Relaxed) as f64);
     gauge!("yizhangtu_http_connections_max").set(state.settings.max_connections as f64);
