@@ -638,6 +638,17 @@ fn the_lean_paths_access_line_is_the_one_the_router_logs() {
     }
 }
 
+/// Metric `name` of the server at `addr`, read on a connection of its own.
+fn metric_at(addr: &str, name: &str) -> f64 {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    common::metric_value(&read_response(&mut c).1, name)
+}
+
 /// Reads one keep-alive answer (head and `content-length` body) from `conn`.
 fn read_keep_alive_answer(conn: &mut std::net::TcpStream) -> (String, Vec<u8>) {
     let mut bytes = Vec::new();
@@ -688,19 +699,7 @@ fn an_idle_keep_alive_connection_does_not_hold_up_shutdown() {
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     let feature: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(feature["id"], town.as_str());
-    let metrics = {
-        let mut c = std::net::TcpStream::connect(&addr).unwrap();
-        write!(
-            c,
-            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        read_response(&mut c).1
-    };
-    assert_eq!(
-        common::metric_value(&metrics, "yizhangtu_http_front_answers_total"),
-        1.0
-    );
+    assert_eq!(metric_at(&addr, "yizhangtu_http_front_answers_total"), 1.0);
 
     // Both connections idle: each closes at the signal, and the process exits long before the
     // 60 s grace (the bound is a correctness bound, not a performance target).
@@ -877,15 +876,8 @@ fn connections_that_send_no_whole_request_head_in_time_are_closed() {
         hyper_partial.join().unwrap();
     });
     // The busy connection ended on the client's side, the other four on the server's.
-    let mut c = connect();
-    write!(
-        c,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let (_, metrics) = read_response(&mut c);
     assert_eq!(
-        common::metric_value(&metrics, "yizhangtu_http_header_timeouts_total"),
+        metric_at(&addr, "yizhangtu_http_header_timeouts_total"),
         4.0
     );
 }
@@ -965,15 +957,5 @@ fn a_connection_served_by_hyper_that_moves_no_byte_is_closed_after_the_idle_time
     assert!(frames.len() >= 9 && frames[3] == 4, "{frames:?}");
     assert!(lasted >= Duration::from_secs(2), "closed after {lasted:?}");
     assert!(lasted < Duration::from_secs(30), "closed after {lasted:?}");
-    let mut m = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        m,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let (_, metrics) = read_response(&mut m);
-    assert_eq!(
-        common::metric_value(&metrics, "yizhangtu_http_idle_timeouts_total"),
-        1.0
-    );
+    assert_eq!(metric_at(&addr, "yizhangtu_http_idle_timeouts_total"), 1.0);
 }
