@@ -408,8 +408,9 @@ fn open_files_for(connections: usize) {
         tracing::warn!(
             open_files = now,
             max_connections = connections,
-            "the open-file limit holds fewer connections than --max-connections; past it the \
-             kernel refuses them (raise `ulimit -n` or lower --max-connections)"
+            "the open-file limit holds fewer connections than --max-connections; past it new \
+             connections wait in the kernel's queue until a file is free (raise `ulimit -n` or \
+             lower --max-connections)"
         );
     }
 }
