@@ -959,3 +959,28 @@ fn a_connection_served_by_hyper_that_moves_no_byte_is_closed_after_the_idle_time
     assert!(lasted < Duration::from_secs(30), "closed after {lasted:?}");
     assert_eq!(metric_at(&addr, "yizhangtu_http_idle_timeouts_total"), 1.0);
 }
+
+#[test]
+fn a_client_that_stops_reading_its_answers_is_closed_after_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, base, _logs) = serve_binary(dir.path(), &["--header-timeout", "1"]);
+    let addr = base.trim_start_matches("http://").to_string();
+    // A district (a few KB) asked 6,000 times in one go, and no answer read: tens of MB, more
+    // than the two sockets' buffers hold, so the front's write blocks on the client.
+    let ask = format!("GET /collections/districts/items/500111 HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    c.write_all(ask.repeat(6000).as_bytes()).unwrap();
+    // The sweeper ends the write once it has waited the budget: poll for it (the bound is a
+    // correctness bound; without the budget the count stays 0).
+    let started = Instant::now();
+    while metric_at(&addr, "yizhangtu_http_idle_timeouts_total") < 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a client that does not read still holds its connection"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Its connection is closed: the only one open is the metrics reading's own.
+    assert_eq!(metric_at(&addr, "yizhangtu_http_connections_open"), 1.0);
+    drop(c);
+}

@@ -9,8 +9,8 @@
 //! path, a query string, HTTP/1.0 or HTTP/2, `Connection` (but `keep-alive`), `Upgrade` or
 //! `Expect`, a body, a request head over 8 KiB, a head `httparse` rejects — the answers so far
 //! are written, and the connection, with every byte read and not yet answered, goes to hyper
-//! and the router for the rest of its life. So hyper decides everything but the plain case, and its limits and errors
-//! (`limits.rs`) apply unchanged.
+//! and the router for the rest of its life. So hyper decides everything but the plain case,
+//! and its limits and errors (`limits.rs`) apply unchanged.
 //!
 //! At shutdown a connection waiting here for its next request is closed at once, as hyper
 //! closes an idle one; one being answered is answered first.
@@ -217,7 +217,7 @@ impl Front {
         watcher: Watcher,
         slot: OwnedSemaphorePermit,
     ) {
-        let metrics = &self.fast.state().metrics;
+        let metrics = self.metrics();
         metrics.connections_open.fetch_add(1, Ordering::Relaxed);
         self.read_and_hand_over(io, peer, watcher).await;
         metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
@@ -238,11 +238,7 @@ impl Front {
         let Some((key, mut stop, moved)) = self.register(self.idle_timeout) else {
             return;
         };
-        self.fast
-            .state()
-            .metrics
-            .handed_over
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics().handed_over.fetch_add(1, Ordering::Relaxed);
         let service = Connection::new(Arc::clone(&self.fast), peer);
         // hyper's automatic error answers become JSON problems (`limits.rs`).
         let io = LimitIo::new(Prefixed {
@@ -260,11 +256,7 @@ impl Front {
             ended = watcher.watch(conn) => ended,
             // Sent by the sweeper (dropped at shutdown, which hyper's graceful end handles).
             Ok(()) = &mut stop => {
-                self.fast
-                    .state()
-                    .metrics
-                    .idle_timeouts
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics().idle_timeouts.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
         };
@@ -273,9 +265,7 @@ impl Front {
             if e.downcast_ref::<hyper::Error>()
                 .is_some_and(hyper::Error::is_timeout)
             {
-                self.fast
-                    .state()
-                    .metrics
+                self.metrics()
                     .header_timeouts
                     .fetch_add(1, Ordering::Relaxed);
             }
@@ -326,7 +316,7 @@ impl Front {
             let mut stopped = None;
             while at < read.len() {
                 if out.len() >= WRITE_BYTES {
-                    io.write_all(&out).await.ok()?;
+                    self.write(io, &out, waiting, &mut stop).await?;
                     out.clear();
                 }
                 match self.answer(&read[at..], &mut out) {
@@ -338,7 +328,7 @@ impl Front {
                 }
             }
             if !out.is_empty() {
-                io.write_all(&out).await.ok()?;
+                self.write(io, &out, waiting, &mut stop).await?;
                 out.clear();
                 if out.capacity() > WRITE_BYTES {
                     out = Vec::new();
@@ -357,12 +347,38 @@ impl Front {
         }
     }
 
+    /// Writes answers: a wait on the client as long as the write blocks, so that the sweeper ends
+    /// a client that stops reading after `--header-timeout`. `None` when the connection ends.
+    async fn write(
+        &self,
+        io: &mut TcpStream,
+        out: &[u8],
+        waiting: &AtomicU64,
+        stop: &mut oneshot::Receiver<()>,
+    ) -> Option<()> {
+        waiting.store(self.now(), Ordering::Release);
+        let written = tokio::select! {
+            biased;
+            w = io.write_all(out) => w.is_ok(),
+            timed_out = &mut *stop => {
+                if timed_out.is_ok() {
+                    self.metrics().idle_timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                return None;
+            }
+        };
+        // Answering again (the sweeper may have expired the wait just as the write ended).
+        (waiting.swap(BUSY, Ordering::AcqRel) != EXPIRED && written).then_some(())
+    }
+
+    fn metrics(&self) -> &super::ops::Metrics {
+        &self.fast.state().metrics
+    }
+
     /// Ends a connection whose request head did not come in time: with a 408 problem when
     /// part of one came (`pending`), else (an idle connection) without a word.
     async fn time_out(&self, io: &mut TcpStream, pending: &[u8]) {
-        self.fast
-            .state()
-            .metrics
+        self.metrics()
             .header_timeouts
             .fetch_add(1, Ordering::Relaxed);
         if pending.is_empty() {

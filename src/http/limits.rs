@@ -7,9 +7,10 @@
 //! [`LimitIo`] wraps each connection hyper serves (`front.rs`) and recognises such an automatic
 //! answer by its exact shape — a whole `HTTP/1.x 400|414|431` head whose only fields are
 //! `content-length: 0`, `date` and `connection`, at the very end of what hyper writes — and
-//! writes our JSON problem (with `Connection: close`) in its place. Every answer our handlers make carries a content type, so
-//! none of them has that shape. Requests under hyper's limits but over ours are refused as JSON by
-//! `request_limits` in `http/mod.rs`; both name the same limits.
+//! writes our JSON problem (with `Connection: close`) in its place. Every answer our handlers
+//! make carries a content type, so none of them has that shape. Requests under hyper's limits
+//! but over ours are refused as JSON by `request_limits` in `http/mod.rs`; both name the same
+//! limits.
 
 use axum::http::StatusCode;
 use std::io;

@@ -50,7 +50,8 @@ pub struct Metrics {
     /// Connections the front closed because a request head did not arrive in time
     /// (`--header-timeout`).
     pub header_timeouts: AtomicU64,
-    /// Connections handed to hyper and closed because no byte moved for the idle timeout.
+    /// Connections closed because no byte moved: answers not read (front), or the idle timeout
+    /// (hyper).
     pub idle_timeouts: AtomicU64,
     /// The counter and histogram of each route, method and status seen, so that a request
     /// neither builds labels nor looks them up in the recorder's registry.
@@ -228,8 +229,9 @@ fn describe() {
     );
     describe_counter!(
         "yizhangtu_http_idle_timeouts_total",
-        "Connections served by hyper closed because no byte moved either way for \
-         --header-timeout and --request-timeout together (HTTP/2 left open, answers not read)"
+        "Connections closed because no byte moved: a client that reads no answer for \
+         --header-timeout, or a connection served by hyper idle for --header-timeout and \
+         --request-timeout together (HTTP/2 left open)"
     );
     describe_gauge!("yizhangtu_http_connections_open", "Connections open now");
     describe_gauge!(
