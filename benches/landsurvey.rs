@@ -13,7 +13,7 @@
 //!   is for 20-vertex polygons; files and databases get a `-v20` suffix);
 //! - `LANDSURVEY_PG="host=127.0.0.1 port=5432 dbname=D user=postgres"` also runs `pgbench`
 //!   with `benches/pgbench/{by_id,bbox}.sql` on PostGIS holding the same file (loaded as below),
-//!   in `LANDSURVEY_ROUNDS=3` rounds that alternate with ours, and prints the ratios, of the
+//!   in `LANDSURVEY_ROUNDS=5` rounds that alternate with ours, and prints the ratios, of the
 //!   throughputs and of the CPU each side spends on an answer (from `/proc`);
 //! - `LANDSURVEY_MARTIN=http://127.0.0.1:3300/parcels` also asks a Martin tile server for the
 //!   same distinct tiles, each zoom right after ours (set up: the same file into PostGIS with
@@ -58,6 +58,11 @@ use rand::{Rng, SeedableRng};
 
 mod measure;
 use measure::{binary, cli_import, mb, memory_of, start_server, timed};
+
+/// mimalloc, the allocator of the `yizhangtu` binary (src/main.rs): the steps measured in this
+/// process (`lean`, the HTTP ceiling) allocate as the server does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const WEST: f64 = 105.55;
 const SOUTH: f64 = 29.45;
@@ -460,7 +465,7 @@ fn compare(
     server_pid: u32,
 ) -> Option<f64> {
     let rounds = if pg.is_some() {
-        env_u64("LANDSURVEY_ROUNDS", 3)
+        env_u64("LANDSURVEY_ROUNDS", 5)
     } else {
         1
     };

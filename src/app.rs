@@ -487,20 +487,11 @@ pub async fn import_geojson_as(
     progress: Progress<'_>,
     actor: &crate::store::Actor,
 ) -> Result<GeoJsonImport, AppError> {
-    // A few batches in flight keep decoding and writing busy at once, and memory bounded.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(4);
+    let (mut batches, rx) = Batcher::channel();
     let layer_id = layer.to_string();
     let decoder = tokio::task::spawn_blocking(move || {
-        let mut batch = Vec::with_capacity(IMPORT_BATCH);
         let read = {
-            let mut sink = |f: Feature| {
-                batch.push(f);
-                if batch.len() < IMPORT_BATCH {
-                    return true;
-                }
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
-                tx.blocking_send(Batch::Features(full)).is_ok()
-            };
+            let mut sink = |f: Feature| batches.push(f);
             match input {
                 GeoJsonInput::Memory(bytes) => stream_feature_collection(
                     serde_json::de::SliceRead::new((*bytes).as_ref()),
@@ -517,21 +508,70 @@ pub async fn import_geojson_as(
             }
         };
         if read.is_ok() {
-            // The store has gone if these fail; its error is the one to report.
-            let _ = tx.blocking_send(Batch::Features(batch));
-            let _ = tx.blocking_send(Batch::Commit);
+            batches.commit();
         }
         read
     });
     let stored = store
         .import_batches_as(layers, rx, mode, progress, actor)
         .await;
+    let (read, summaries) = import_outcome(decoder, "GeoJSON decoder", stored, |e| {
+        matches!(e, DecodeError::Cancelled)
+    })
+    .await?;
+    Ok(GeoJsonImport { summaries, read })
+}
+
+/// A decoder's features on their way to the store, [`IMPORT_BATCH`] at a time, sent from the
+/// decoder's blocking thread as each batch fills. A few batches in flight keep decoding and
+/// writing busy at once, and memory bounded.
+struct Batcher {
+    tx: tokio::sync::mpsc::Sender<Batch>,
+    batch: Vec<Feature>,
+}
+
+impl Batcher {
+    /// A batcher and the receiver the store reads from.
+    fn channel() -> (Batcher, tokio::sync::mpsc::Receiver<Batch>) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(4);
+        let batch = Vec::with_capacity(IMPORT_BATCH);
+        (Batcher { tx, batch }, rx)
+    }
+
+    /// Adds `f`; false once the store has gone (the receiver was dropped): the decoder stops.
+    fn push(&mut self, f: Feature) -> bool {
+        self.batch.push(f);
+        if self.batch.len() < IMPORT_BATCH {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(IMPORT_BATCH));
+        self.tx.blocking_send(Batch::Features(full)).is_ok()
+    }
+
+    /// After the whole input was read without a problem: the last batch, then the commit.
+    fn commit(self) {
+        // The store has gone if these fail; its error is the one to report.
+        let _ = self.tx.blocking_send(Batch::Features(self.batch));
+        let _ = self.tx.blocking_send(Batch::Commit);
+    }
+}
+
+/// A streamed import's outcome from its decoder's and its store's results: the decoder's
+/// error when the input was bad (unless `cancelled` says it only stopped because the store had
+/// gone), else the store's.
+async fn import_outcome<T, E: Into<AppError>>(
+    decoder: tokio::task::JoinHandle<Result<T, E>>,
+    what: &str,
+    stored: Result<Vec<ImportSummary>, StoreError>,
+    cancelled: impl Fn(&E) -> bool,
+) -> Result<(T, Vec<ImportSummary>), AppError> {
     let read = decoder
         .await
-        .map_err(|e| AppError::Task(format!("GeoJSON decoder: {e}")))?;
+        .map_err(|e| AppError::Task(format!("{what}: {e}")))?;
     match (read, stored) {
-        (Ok(read), Ok(summaries)) => Ok(GeoJsonImport { summaries, read }),
-        (Err(DecodeError::Cancelled), Err(e)) | (Ok(_), Err(e)) => Err(e.into()),
+        (Ok(read), Ok(summaries)) => Ok((read, summaries)),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), Err(stored)) if cancelled(&e) => Err(stored.into()),
         (Err(e), _) => Err(e.into()),
     }
 }
@@ -566,20 +606,14 @@ pub fn decode_file(
     layer: &str,
     crs: Option<Crs>,
 ) -> (tokio::sync::mpsc::Receiver<Batch>, FileDecoder) {
-    // A few batches in flight keep decoding and writing busy at once, and memory bounded.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(4);
+    let (mut batches, rx) = Batcher::channel();
+    let tx = batches.tx.clone();
     let layer = layer.to_string();
     let handle = tokio::runtime::Handle::current();
     let decoder = tokio::task::spawn_blocking(move || {
-        let mut batch = Vec::with_capacity(IMPORT_BATCH);
         let mut sink = |mut f: Feature| {
             f.layer.clone_from(&layer);
-            batch.push(f);
-            if batch.len() < IMPORT_BATCH {
-                return true;
-            }
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
-            tx.blocking_send(Batch::Features(full)).is_ok()
+            batches.push(f)
         };
         let read = match &input {
             FileInput::ShapefileZip(path) => crate::formats::stream_shapefile_zip(
@@ -607,9 +641,7 @@ pub fn decode_file(
             }
         };
         if read.is_ok() {
-            // The store has gone if these fail; its error is the one to report.
-            let _ = tx.blocking_send(Batch::Features(batch));
-            let _ = tx.blocking_send(Batch::Commit);
+            batches.commit();
         }
         read
     });
@@ -644,12 +676,9 @@ pub async fn file_import_result(
     decoder: FileDecoder,
     stored: Result<Vec<ImportSummary>, StoreError>,
 ) -> Result<FileImport, AppError> {
-    let read = decoder
-        .await
-        .map_err(|e| AppError::Task(format!("file decoder: {e}")))?;
-    match (read, stored) {
-        (Ok(read), Ok(summaries)) => Ok(FileImport { summaries, read }),
-        (Err(ImportError::Cancelled), Err(e)) | (Ok(_), Err(e)) => Err(e.into()),
-        (Err(e), _) => Err(e.into()),
-    }
+    let (read, summaries) = import_outcome(decoder, "file decoder", stored, |e| {
+        matches!(e, ImportError::Cancelled)
+    })
+    .await?;
+    Ok(FileImport { summaries, read })
 }
