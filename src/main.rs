@@ -98,6 +98,17 @@ fn progress_bar(what: &'static str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Gives the memory the engine's load freed back to the system now. mimalloc returns freed
+/// memory lazily, at a later collection such as a thread's exit: after a start from the
+/// snapshot of 1,000,000 parcels about 90 MB of scratch (the index entries before the R-tree
+/// was built, read buffers) stayed resident until a thread of tokio's blocking pool ended,
+/// 10 s later.
+fn return_freed_memory() {
+    // SAFETY: `mi_collect` takes no pointers and only walks mimalloc's own structures; it may
+    // be called from any thread at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = tokio::task::spawn_blocking(yizhangtu::http::viewer::prepare_maplibre).await;
     let bar = progress_bar("seeding");
@@ -126,6 +137,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => App::open(&args.db.db, seed, Some(&report)).await?,
     };
     bar.finish_and_clear();
+    return_freed_memory();
     let app = Arc::new(app);
     app.keep_snapshot(Duration::from_secs(10));
     for idx in app.engine.layers() {
