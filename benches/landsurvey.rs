@@ -477,6 +477,8 @@ fn compare(
         pgbench(dsn, script, n, 3.0);
     }
     let (mut ours, mut theirs) = (0.0, 0.0);
+    // Each round's ratio, ours to theirs: their spread shows how far one round can be trusted.
+    let mut round_ratios = Vec::new();
     // CPU seconds: (server, our client, answers), (backends, pgbench, queries).
     let (mut our_cpu, mut their_cpu) = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0));
     for _ in 0..rounds {
@@ -513,12 +515,18 @@ fn compare(
             their_cpu.2 += queries as f64;
             println!("  PostGIS alone (pgbench {script}, 16 clients): {tps:.0} tps");
             theirs += tps;
+            round_ratios.push(l.per_second / tps);
         }
     }
     if pg.is_some() {
+        let text: Vec<String> = round_ratios.iter().map(|r| format!("{r:.2}")).collect();
+        round_ratios.sort_by(f64::total_cmp);
         println!(
-            "  {what}: yizhangtu / PostGIS = {:.2} over {rounds} alternating rounds",
-            ours / theirs
+            "  {what}: yizhangtu / PostGIS = {:.2} over {rounds} alternating rounds \
+             (rounds {}; median {:.2})",
+            ours / theirs,
+            text.join(", "),
+            median(&round_ratios)
         );
     }
     if our_cpu.2 > 0.0 {
@@ -539,6 +547,15 @@ fn compare(
         }
     }
     pg.map(|_| theirs / rounds as f64)
+}
+
+/// The middle of sorted `v` (the mean of the two middle values for an even count).
+fn median(v: &[f64]) -> f64 {
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// What any HTTP server could do here with wrk sharing the cores: hyper (which our server is
