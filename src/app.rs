@@ -548,6 +548,11 @@ impl Batcher {
         self.tx.blocking_send(Batch::Features(full)).is_ok()
     }
 
+    /// The channel itself, for a decoder that sends whole batches of its own.
+    fn sender(&self) -> tokio::sync::mpsc::Sender<Batch> {
+        self.tx.clone()
+    }
+
     /// After the whole input was read without a problem: the last batch, then the commit.
     fn commit(self) {
         // The store has gone if these fail; its error is the one to report.
@@ -607,7 +612,7 @@ pub fn decode_file(
     crs: Option<Crs>,
 ) -> (tokio::sync::mpsc::Receiver<Batch>, FileDecoder) {
     let (mut batches, rx) = Batcher::channel();
-    let tx = batches.tx.clone();
+    let tx = batches.sender();
     let layer = layer.to_string();
     let handle = tokio::runtime::Handle::current();
     let decoder = tokio::task::spawn_blocking(move || {
