@@ -15,7 +15,7 @@ use crate::geom::crs::Crs;
 use crate::model::{Feature, Layer};
 use crate::seed;
 use crate::store::{
-    Batch, ChangedFeatures, ImportMode, ImportSummary, Store, StoreError, StoreOptions,
+    Batch, ChangedFeatures, Ids, ImportMode, ImportSummary, Store, StoreError, StoreOptions,
     IMPORT_BATCH,
 };
 
@@ -489,6 +489,10 @@ pub async fn import_geojson_as(
 ) -> Result<GeoJsonImport, AppError> {
     let (mut batches, rx) = Batcher::channel();
     let layer_id = layer.to_string();
+    let options = StreamOptions {
+        store_checks_repeats: true,
+        ..options
+    };
     let decoder = tokio::task::spawn_blocking(move || {
         let read = {
             let mut sink = |f: Feature| batches.push(f);
@@ -512,8 +516,9 @@ pub async fn import_geojson_as(
         }
         read
     });
+    // An id repeated in the file is found by the store, which keeps none of the ids it wrote.
     let stored = store
-        .import_batches_as(layers, rx, mode, progress, actor)
+        .import_batches_as(layers, rx, mode, Ids::Once, progress, actor)
         .await;
     let (read, summaries) = import_outcome(decoder, "GeoJSON decoder", stored, |e| {
         matches!(e, DecodeError::Cancelled)
@@ -669,8 +674,9 @@ pub async fn import_file_as(
     actor: &crate::store::Actor,
 ) -> Result<FileImport, AppError> {
     let (rx, decoder) = decode_file(input, layer, crs);
+    // The decoders take a column as the ids only when no value repeats (or number the records).
     let stored = store
-        .import_batches_as(layers, rx, mode, progress, actor)
+        .import_batches_as(layers, rx, mode, Ids::Repeatable, progress, actor)
         .await;
     file_import_result(decoder, stored).await
 }

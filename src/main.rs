@@ -316,6 +316,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
             let options = StreamOptions {
                 crs,
                 allow_single_feature: false,
+                ..Default::default()
             };
             let done = import_geojson(
                 &store,
@@ -351,6 +352,10 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
                     anyhow::bail!("import failed");
                 }
                 Err(AppError::Decode(e)) => {
+                    anyhow::bail!("{}: {e}; nothing was imported", args.file.display())
+                }
+                Err(AppError::Store(e @ yizhangtu::store::StoreError::RepeatedId { .. })) => {
+                    bar.finish_and_clear();
                     anyhow::bail!("{}: {e}; nothing was imported", args.file.display())
                 }
                 Err(e) => return Err(e.into()),

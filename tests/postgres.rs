@@ -107,6 +107,16 @@ async fn features_have_a_postgis_column_with_a_gist_index() {
     assert_eq!(near, from_api);
 }
 
+/// See [`common::an_import_of_each_id_once_refuses_repeats`]: here on PostgreSQL, where the
+/// `xmin` of a row tells whether this import wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_of_each_id_once_refuses_repeats_on_postgres() {
+    let Some(server) = pg_server() else { return };
+    let db = fresh_pg_database(&server).await;
+    let store = yizhangtu::store::Store::open(&db).await.unwrap();
+    common::an_import_of_each_id_once_refuses_repeats(&store).await;
+}
+
 #[tokio::test]
 async fn each_layer_has_a_view_with_typed_columns_that_follows_edits() {
     let Some(server) = pg_server() else { return };

@@ -116,16 +116,7 @@ async fn an_import_by_another_process_shows_all_at_once() {
     let watcher = watch_count(&app, "parcels", &stop);
     let import = std::thread::spawn({
         let (file, db) = (file.clone(), db.clone());
-        move || {
-            run(&[
-                "import",
-                file.to_str().unwrap(),
-                "--layer",
-                "parcels",
-                "--db",
-                &db,
-            ])
-        }
+        move || import_file(&file, "parcels", &db)
     });
     let client = reqwest::Client::new();
     let mut over_http = BTreeSet::new();
@@ -564,25 +555,35 @@ async fn fingerprint(db: &str) -> (i64, i64, String) {
     (features, changes, layers)
 }
 
+/// `yizhangtu import FILE --layer LAYER --db DB`: (success, stdout, stderr).
+fn import_file(file: &Path, layer: &str, db: &str) -> (bool, String, String) {
+    run(&[
+        "import",
+        file.to_str().unwrap(),
+        "--layer",
+        layer,
+        "--db",
+        db,
+    ])
+}
+
+/// A new database in `dir` whose layer "parcels" holds p0..p9, imported by the CLI.
+fn ten_parcels(dir: &Path) -> String {
+    let db = dir.join("w.db").to_str().unwrap().to_string();
+    let small = dir.join("small.geojson");
+    std::fs::write(&small, points_geojson(0, 10)).unwrap();
+    let (ok, _, err) = import_file(&small, "parcels", &db);
+    assert!(ok, "{err}");
+    db
+}
+
 /// Repro 8's other half: streaming must stay all or nothing. A bad feature (or broken JSON)
 /// at the very END of a large file, after many batches were written inside the transaction,
 /// leaves the database exactly as it was, for the CLI and for a POST.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_feature_at_the_end_of_a_large_file_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("w.db");
-    let db = db.to_str().unwrap().to_string();
-    let small = dir.path().join("small.geojson");
-    std::fs::write(&small, points_geojson(0, 10)).unwrap();
-    let (ok, _, err) = run(&[
-        "import",
-        small.to_str().unwrap(),
-        "--layer",
-        "parcels",
-        "--db",
-        &db,
-    ]);
-    assert!(ok, "{err}");
+    let db = ten_parcels(dir.path());
     let before = fingerprint(&db).await;
 
     let n = 20_000;
@@ -600,27 +601,13 @@ async fn a_bad_feature_at_the_end_of_a_large_file_changes_nothing() {
         (&broken_end, "parcels"),
     ] {
         std::fs::write(&file, text).unwrap();
-        let (ok, out, err) = run(&[
-            "import",
-            file.to_str().unwrap(),
-            "--layer",
-            layer,
-            "--db",
-            &db,
-        ]);
+        let (ok, out, err) = import_file(&file, layer, &db);
         assert!(!ok, "{out}");
         assert!(err.contains("nothing was imported"), "{err}");
         assert_eq!(fingerprint(&db).await, before, "{layer}: {err}");
     }
     std::fs::write(&file, &bad_end).unwrap();
-    let (_, _, err) = run(&[
-        "import",
-        file.to_str().unwrap(),
-        "--layer",
-        "parcels",
-        "--db",
-        &db,
-    ]);
+    let (_, _, err) = import_file(&file, "parcels", &db);
     assert!(
         err.contains(&format!("1 of {} features are invalid", n + 1)),
         "{err}"
@@ -768,4 +755,88 @@ async fn imports_continue_each_features_history() {
             ops(&[(1, "insert"), (2, "update")])
         );
     }
+}
+
+/// See [`common::an_import_of_each_id_once_refuses_repeats`]: here on SQLite, where a layer
+/// that held features keeps the import's ids in a temporary table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_of_each_id_once_refuses_repeats_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("once.db");
+    let store = Store::open(db.to_str().unwrap()).await.unwrap();
+    common::an_import_of_each_id_once_refuses_repeats(&store).await;
+}
+
+/// A GeoJSON file that names a feature again, far from its first time (batches apart), is
+/// refused whole by the CLI and by a POST, into a new layer and into one that holds features:
+/// the error names the id, and the database is as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_repeats_an_id_far_apart_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = ten_parcels(dir.path());
+    let before = fingerprint(&db).await;
+    // The last of 5,000 features names one written ten batches before: p20 (new to the layer),
+    // or p3, which "parcels" holds and the file updates first.
+    let n = 5_000;
+    let collection = |ids: Vec<usize>| {
+        let features: Vec<String> = ids
+            .into_iter()
+            .map(|i| {
+                format!(
+                    r#"{{"type":"Feature","id":"p{i}","properties":{{"n":{i}}},"geometry":{{"type":"Point","coordinates":[105.7,29.5]}}}}"#
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+            features.join(",\n")
+        )
+    };
+    let again = |i: usize| {
+        let first = if i < 10 { 0..5 } else { 0..0 };
+        collection(first.chain(10..10 + n).chain([i]).collect())
+    };
+    let file = dir.path().join("again.geojson");
+    for (i, layer) in [(20, "parcels"), (20, "fresh"), (3, "parcels")] {
+        std::fs::write(&file, again(i)).unwrap();
+        let (ok, out, err) = import_file(&file, layer, &db);
+        assert!(!ok, "{out}");
+        assert!(
+            err.contains(&format!(
+                "feature id 'p{i}' of layer '{layer}' appears more than once"
+            )) && err.contains("nothing was imported"),
+            "{err}"
+        );
+        assert_eq!(fingerprint(&db).await, before, "{layer}: {err}");
+    }
+    // The same file without the repeat goes in whole.
+    std::fs::write(&file, collection((10..10 + n).collect())).unwrap();
+    let (ok, _, err) = import_file(&file, "fresh", &db);
+    assert!(ok, "{err}");
+    let before = fingerprint(&db).await;
+    assert_eq!(before.0, 10 + n as i64);
+
+    let app = Arc::new(App::open(&db, false, None).await.unwrap());
+    let base = serve(Arc::clone(&app)).await;
+    let client = common::admin_client(&app).await;
+    let r = client
+        .post(format!("{base}/collections/parcels/items"))
+        .header("content-type", "application/geo+json")
+        .body(again(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "InvalidFeatures", "{body}");
+    assert!(
+        body["description"].as_str().unwrap().contains(
+            "nothing was imported: feature id 'p20' of layer 'parcels' appears more than once"
+        ),
+        "{body}"
+    );
+    assert_eq!(body["problems"][0]["id"], "p20", "{body}");
+    assert_eq!(body["problems_total"], 1, "{body}");
+    assert_eq!(fingerprint(&db).await, before);
+    assert_eq!(app.engine.layer("parcels").unwrap().read().len(), 10);
 }

@@ -84,6 +84,10 @@ pub struct StreamOptions {
     pub crs: Option<Crs>,
     /// Accept a single GeoJSON Feature as well as a FeatureCollection.
     pub allow_single_feature: bool,
+    /// Leave repeated ids to the store (an import with [`crate::store::Ids::Once`]): the
+    /// decoder then keeps nothing of the ids it passed on, and its memory does not grow with
+    /// the number of features. Otherwise a repeated id is one of the problems it reports.
+    pub store_checks_repeats: bool,
 }
 
 /// What [`stream_feature_collection`] read.
@@ -125,7 +129,7 @@ pub fn stream_feature_collection<'de, R: serde_json::de::Read<'de>>(
         problems_total: 0,
         total: 0,
         first_id: None,
-        seen: std::collections::HashSet::new(),
+        seen: (!options.store_checks_repeats).then(std::collections::HashSet::new),
         at: None,
         failure: None,
     };
@@ -205,8 +209,9 @@ struct StreamState<'s, 'l> {
     problems_total: usize,
     total: usize,
     first_id: Option<String>,
-    /// 128-bit hashes of the ids seen so far (16 bytes a feature, not the ids themselves).
-    seen: std::collections::HashSet<u128>,
+    /// 128-bit hashes of the ids seen so far (16 bytes a feature, not the ids themselves);
+    /// `None` when the store checks for repeats.
+    seen: Option<std::collections::HashSet<u128>>,
     /// The index of the feature being parsed, to name it in syntax errors.
     at: Option<usize>,
     /// Set when decoding must stop with an error other than a syntax error.
@@ -229,7 +234,11 @@ impl StreamState<'_, '_> {
         let result =
             raw.into_feature(self.layer, self.crs.as_ref())
                 .and_then(|feature| match &id {
-                    Some(id) if !self.seen.insert(xxhash_rust::xxh3::xxh3_128(id.as_bytes())) => {
+                    Some(id)
+                        if self.seen.as_mut().is_some_and(|seen| {
+                            !seen.insert(xxhash_rust::xxh3::xxh3_128(id.as_bytes()))
+                        }) =>
+                    {
                         Err(format!("id {id} appears more than once"))
                     }
                     _ => Ok(feature),
@@ -1594,6 +1603,27 @@ mod tests {
             }
             other => panic!("expected feature problems, got {other:?}"),
         }
+        // Left to the store, the repeat goes on to the sink with the rest (the bad ones do not).
+        let options = StreamOptions {
+            store_checks_repeats: true,
+            ..Default::default()
+        };
+        let mut ids = Vec::new();
+        let fine = text.replace("[105,99]", "[105,29]").replace(
+            "[[[105,29],[106,29],[106,30],[105,30]]]",
+            "[[[105,29],[106,29],[106,30],[105,29]]]",
+        );
+        let read = stream_feature_collection(
+            serde_json::de::SliceRead::new(fine.as_bytes()),
+            "x",
+            &options,
+            &mut |f| {
+                ids.push(f.id);
+                true
+            },
+        );
+        assert_eq!(read.map(|r| r.total).ok(), Some(4));
+        assert_eq!(ids, ["ok", "lat", "open", "ok"]);
         assert!(matches!(
             decode_feature_collection(b"{\"type\":\"Feature\"}", "x"),
             Err(DecodeError::NotAFeatureCollection(_))
@@ -1707,6 +1737,7 @@ mod tests {
         let options = StreamOptions {
             crs: None,
             allow_single_feature: true,
+            ..Default::default()
         };
         let mut got = Vec::new();
         let read = stream_feature_collection(

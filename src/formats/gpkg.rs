@@ -728,7 +728,12 @@ where
         // Ids from a unique `id` column, else from the primary key (if its values are usable).
         let (use_id_col, use_ids) = {
             let (mut id_check, mut pk_check) = (IdCheck::default(), IdCheck::default());
-            let cols: Vec<usize> = plan.id_i.into_iter().chain(plan.pk).collect();
+            // A lone INTEGER primary key (what GeoPackage asks of a feature table) is SQLite's
+            // rowid: unique and never NULL, so its values need no pass, nor memory to check.
+            let pk_is_rowid = plan.pk.is_some_and(|i| plan.cols[i].1 == "INTEGER")
+                && plan.cols.iter().filter(|c| c.2).count() == 1;
+            let checked_pk = plan.pk.filter(|_| !pk_is_rowid);
+            let cols: Vec<usize> = plan.id_i.into_iter().chain(checked_pk).collect();
             if !cols.is_empty() {
                 let select = cols
                     .iter()
@@ -752,7 +757,7 @@ where
                 }
             }
             let use_id_col = plan.id_i.is_some() && id_check.usable();
-            let use_ids = use_id_col || (plan.pk.is_some() && pk_check.usable());
+            let use_ids = use_id_col || pk_is_rowid || (plan.pk.is_some() && pk_check.usable());
             (use_id_col, use_ids)
         };
         let prefix = if label {
@@ -1058,6 +1063,67 @@ mod tests {
                 assert!(out.contains("done (Integer(Boolean)) = 1"), "{out}");
             }
         }
+    }
+
+    /// Without an `id` column the features take their ids from the INTEGER primary key (the
+    /// table's rowid, taken as it is, with no pass over the rows to check it).
+    #[tokio::test]
+    async fn ids_from_the_integer_primary_key() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, plain_features) = sample_polygons_layer("parcels");
+        let path = dir.path().join("fid.gpkg");
+        write_geopackage(
+            &path,
+            &[ExportLayer {
+                layer: &plain,
+                features: arcs(&plain_features),
+            }],
+            &Crs::Epsg4490,
+        )
+        .await
+        .unwrap();
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+        let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        let columns: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT name, type, pk FROM pragma_table_info('parcels')")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        let pk: Vec<&(String, String, i64)> = columns.iter().filter(|c| c.2 > 0).collect();
+        assert_eq!(pk.len(), 1, "{columns:?}");
+        assert_eq!(pk[0].1.to_ascii_uppercase(), "INTEGER", "{columns:?}");
+        let pk_name = pk[0].0.clone();
+        if columns.iter().any(|c| c.0 == "id") {
+            sqlx::query("ALTER TABLE parcels DROP COLUMN id")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        // Rowids far from 1..n, so that numbering the records could not give the same ids.
+        sqlx::query(&format!(
+            "UPDATE parcels SET {pk_name} = {pk_name} * 1000 + 7"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let mut want: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT CAST({pk_name} AS TEXT) FROM parcels ORDER BY rowid"
+        ))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        let back = read_geopackage(&path, None).await.unwrap();
+        let mut got: Vec<String> = back[0].features.iter().map(|f| f.id.clone()).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got.len(), plain_features.len());
+        assert_eq!(got, want);
+        assert!(
+            got.iter().all(|id| id.ends_with('7') && id.len() >= 4),
+            "{got:?}"
+        );
     }
 
     #[tokio::test]

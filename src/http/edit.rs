@@ -113,6 +113,7 @@ fn decode_one(body: &[u8], layer: &str, crs: Option<Crs>) -> Result<Feature, Api
     let options = StreamOptions {
         crs,
         allow_single_feature: true,
+        ..Default::default()
     };
     let mut got: Vec<Feature> = Vec::new();
     let read = geojson::stream_feature_collection(
@@ -405,7 +406,8 @@ pub(super) async fn import_upload(
     crs: Option<Crs>,
     actor: &crate::store::Actor,
 ) -> Result<Vec<crate::store::ImportSummary>, UploadFailure> {
-    use crate::store::{Batch, ImportMode};
+    use crate::store::{Batch, Ids, ImportMode};
+    // The decoders take a column as the ids only when no value repeats (or number the records).
     let (mut decoded, decoder) = crate::app::decode_file(input, layer, crs);
     let store = &state.app.store;
     let stored = if guarded {
@@ -421,7 +423,14 @@ pub(super) async fn import_upload(
             }
             Ok(())
         };
-        let write = store.import_batches_as(&[], checked, ImportMode::Upsert, None, actor);
+        let write = store.import_batches_as(
+            &[],
+            checked,
+            ImportMode::Upsert,
+            Ids::Repeatable,
+            None,
+            actor,
+        );
         let (stored, forwarded): (_, ApiResult<()>) = tokio::join!(write, forward);
         if let Err(refused) = forwarded {
             let _ = decoder.await;
@@ -430,7 +439,14 @@ pub(super) async fn import_upload(
         stored
     } else {
         store
-            .import_batches_as(&[], decoded, ImportMode::Upsert, None, actor)
+            .import_batches_as(
+                &[],
+                decoded,
+                ImportMode::Upsert,
+                Ids::Repeatable,
+                None,
+                actor,
+            )
             .await
     };
     let done = crate::app::file_import_result(decoder, stored)

@@ -1051,6 +1051,14 @@ async fn add_items(
                 r
             }
             AppError::Import(e) => import_error(e).into_response(),
+            // Found by the store as the features were written: named by id, not position.
+            AppError::Store(StoreError::RepeatedId { layer, id }) => {
+                let details = json!({
+                    "problems": [{"id": &id, "problem": "appears more than once"}],
+                    "problems_total": 1,
+                });
+                invalid_features(&StoreError::RepeatedId { layer, id }, details).into_response()
+            }
             AppError::Decode(DecodeError::Syntax(e)) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidBody",
@@ -1096,6 +1104,7 @@ async fn add_items(
         let options = geojson::StreamOptions {
             crs,
             allow_single_feature: true,
+            ..Default::default()
         };
         let mut features = Vec::new();
         let read = geojson::stream_feature_collection(
@@ -1121,6 +1130,7 @@ async fn add_items(
         let options = geojson::StreamOptions {
             crs,
             allow_single_feature: true,
+            ..Default::default()
         };
         let input = crate::app::GeoJsonInput::Memory(Box::new(body));
         let done = crate::app::import_geojson_as(

@@ -30,6 +30,6 @@ pub use head::LogHead;
 pub use history::{format_precise, parse_instant, precise_now, Actor, EditError, HistoryEntry};
 pub use migrate::MigrateError;
 pub use sqlite::{
-    now, Batch, ChangeOp, ChangeSet, ChangedFeatures, ImportMode, ImportSummary, LayerChanges,
+    now, Batch, ChangeOp, ChangeSet, ChangedFeatures, Ids, ImportMode, ImportSummary, LayerChanges,
     Store, StoreError, StoreOptions, IMPORT_BATCH,
 };

@@ -32,8 +32,8 @@ use super::indicators::{
     direction_str, indicator_from_row, observation_from_row, plan_from_row, progress_from_row,
 };
 use super::sqlite::{
-    feature_from_row, layer_from_row, now, Batch, ChangeOp, ChangeSet, ChangedFeatures, ImportMode,
-    ImportSummary, LayerChanges, Source, StoreError, StoreOptions,
+    feature_from_row, layer_from_row, now, Batch, ChangeOp, ChangeSet, ChangedFeatures, Ids,
+    ImportMode, ImportSummary, LayerChanges, Source, StoreError, StoreOptions,
 };
 use crate::formats::wkb;
 use crate::model::{Feature, Layer};
@@ -245,6 +245,7 @@ impl PgStore {
         layers: &[Layer],
         mut source: Source<I>,
         mode: ImportMode,
+        ids: Ids,
         progress: Option<&(dyn Fn(usize) + Send + Sync)>,
         actor: &Actor,
     ) -> Result<Vec<ImportSummary>, StoreError> {
@@ -269,7 +270,7 @@ impl PgStore {
                         prepare_layer(&mut tx, id, None, mode, &at, &mut summaries, actor).await?;
                     }
                     number_features(&mut tx, &mut batch).await?;
-                    write_features(&mut tx, &batch, &at, &mut summaries, actor).await?;
+                    write_features(&mut tx, &batch, &at, &mut summaries, actor, ids).await?;
                     done += batch.len();
                     if let Some(p) = progress {
                         p(done);
@@ -1312,43 +1313,62 @@ async fn number_features(tx: &mut Tx, batch: &mut [Feature]) -> Result<(), Store
 }
 
 /// Writes a batch as a few multi-row upserts: PostgreSQL refuses one statement that upserts the
-/// same row twice, so a batch that names a feature again is cut before the repeat.
+/// same row twice, so a batch that names a feature again is cut before the repeat (or, with
+/// [`Ids::Once`], refused).
 async fn write_features(
     tx: &mut Tx,
     batch: &[Feature],
     at: &str,
     summaries: &mut [ImportSummary],
     actor: &Actor,
+    ids: Ids,
 ) -> Result<(), StoreError> {
-    for run in super::sqlite::distinct_runs(batch) {
-        write_distinct(tx, &batch[run], at, summaries, actor).await?;
+    let runs = super::sqlite::distinct_runs(batch);
+    if ids == Ids::Once {
+        super::sqlite::refuse_repeat_within(batch, &runs)?;
+    }
+    for run in runs {
+        write_distinct(tx, &batch[run], at, summaries, actor, ids).await?;
     }
     Ok(())
 }
 
 /// One multi-row upsert of features with distinct ids, their history and change-log rows.
+/// With [`Ids::Once`], a feature whose row this transaction wrote (its `xmin` is the
+/// transaction's id) fails the import with [`StoreError::RepeatedId`].
 async fn write_distinct(
     tx: &mut Tx,
     chunk: &[Feature],
     at: &str,
     summaries: &mut [ImportSummary],
     actor: &Actor,
+    once: Ids,
 ) -> Result<(), StoreError> {
     if chunk.is_empty() {
         return Ok(());
     }
     let layers: Vec<&str> = chunk.iter().map(|f| f.layer.as_str()).collect();
     let ids: Vec<&str> = chunk.iter().map(|f| f.id.as_str()).collect();
-    let existing: HashSet<(String, String)> = sqlx::query_as(
-        "SELECT f.layer, f.id FROM features f \
+    let found: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT f.layer, f.id, f.xmin = pg_current_xact_id()::xid FROM features f \
          JOIN unnest($1::text[], $2::text[]) AS k(layer, id) ON f.layer = k.layer AND f.id = k.id",
     )
     .bind(&layers)
     .bind(&ids)
     .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .collect();
+    .await?;
+    if once == Ids::Once {
+        if let Some((layer, id, _)) = found.iter().find(|(_, _, ours)| *ours) {
+            return Err(StoreError::RepeatedId {
+                layer: layer.clone(),
+                id: id.clone(),
+            });
+        }
+    }
+    let existing: HashSet<(String, String)> = found
+        .into_iter()
+        .map(|(layer, id, _)| (layer, id))
+        .collect();
     type Encoded = (String, Option<Vec<u8>>, Option<geo::Rect<f64>>);
     let encoded: Vec<Encoded> = chunk
         .iter()

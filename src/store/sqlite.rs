@@ -35,6 +35,10 @@ pub enum StoreError {
     },
     #[error("invalid layer id '{0}': use lower-case letters, digits, '_' or '-' (at most 64)")]
     LayerId(String),
+    /// An import that takes each feature once ([`Ids::Once`]) was given feature `id` of `layer`
+    /// again: it was rolled back and nothing was written.
+    #[error("feature id '{id}' of layer '{layer}' appears more than once in the import")]
+    RepeatedId { layer: String, id: String },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -103,6 +107,20 @@ pub enum ImportMode {
     Upsert,
     /// Swap the whole layer for the imported features in one transaction.
     Replace,
+}
+
+/// Whether one import may write a feature more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ids {
+    /// A feature named again is written again, in order: its history keeps each version.
+    Repeatable,
+    /// Each (layer, id) at most once, as in a GeoJSON file: a repeat fails the import with
+    /// [`StoreError::RepeatedId`]. The store finds repeats without keeping the ids it wrote, so
+    /// the import's memory does not grow with the number of features: in a layer that held
+    /// none of its features before the import, any row the import finds is one it wrote; in
+    /// another layer, the ids go to a temporary table on disk (SQLite), or the row's `xmin`
+    /// tells (PostgreSQL).
+    Once,
 }
 
 impl ImportMode {
@@ -471,7 +489,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<Vec<ImportSummary>, StoreError> {
         let source = Source::Iter(features.into_iter(), false);
-        self.import_source(layers, source, mode, progress, actor)
+        self.import_source(layers, source, mode, Ids::Repeatable, progress, actor)
             .await
     }
 
@@ -484,9 +502,10 @@ impl Store {
         layers: &[Layer],
         batches: tokio::sync::mpsc::Receiver<Batch>,
         mode: ImportMode,
+        ids: Ids,
         progress: Option<&(dyn Fn(usize) + Send + Sync)>,
     ) -> Result<Vec<ImportSummary>, StoreError> {
-        self.import_batches_as(layers, batches, mode, progress, &Actor::cli(None))
+        self.import_batches_as(layers, batches, mode, ids, progress, &Actor::cli(None))
             .await
     }
 
@@ -496,11 +515,12 @@ impl Store {
         layers: &[Layer],
         batches: tokio::sync::mpsc::Receiver<Batch>,
         mode: ImportMode,
+        ids: Ids,
         progress: Option<&(dyn Fn(usize) + Send + Sync)>,
         actor: &Actor,
     ) -> Result<Vec<ImportSummary>, StoreError> {
         let source: Source<std::iter::Empty<Feature>> = Source::Channel(batches);
-        self.import_source(layers, source, mode, progress, actor)
+        self.import_source(layers, source, mode, ids, progress, actor)
             .await
     }
 
@@ -509,10 +529,11 @@ impl Store {
         layers: &[Layer],
         mut source: Source<I>,
         mode: ImportMode,
+        ids: Ids,
         progress: Option<&(dyn Fn(usize) + Send + Sync)>,
         actor: &Actor,
     ) -> Result<Vec<ImportSummary>, StoreError> {
-        let pool = sqlite_or_pg!(self, pg => pg.import_source(layers, source, mode, progress, actor).await);
+        let pool = sqlite_or_pg!(self, pg => pg.import_source(layers, source, mode, ids, progress, actor).await);
         for l in layers {
             if !Layer::valid_id(&l.id) {
                 return Err(StoreError::LayerId(l.id.clone()));
@@ -529,7 +550,7 @@ impl Store {
         sqlx::query(&format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))
             .execute(&mut *tx)
             .await?;
-        let written = import_in(&mut tx, layers, &mut source, mode, progress, actor).await;
+        let written = import_in(&mut tx, layers, &mut source, mode, ids, progress, actor).await;
         let reset = sqlx::query(&format!("PRAGMA cache_size = {default_cache}"))
             .execute(&mut *tx)
             .await;
@@ -905,13 +926,18 @@ async fn import_in<I: Iterator<Item = Feature> + Send>(
     layers: &[Layer],
     source: &mut Source<I>,
     mode: ImportMode,
+    ids: Ids,
     progress: Option<&(dyn Fn(usize) + Send + Sync)>,
     actor: &Actor,
 ) -> Result<Vec<ImportSummary>, StoreError> {
     let at = now();
     let mut summaries: Vec<ImportSummary> = Vec::new();
+    let mut once = (ids == Ids::Once).then(Once::default);
     for l in layers {
         prepare_layer(tx, &l.id, Some(l), mode, &at, &mut summaries, actor).await?;
+        if let Some(once) = &mut once {
+            once.prepared(tx, &l.id).await?;
+        }
     }
     let mut done = 0usize;
     let committed = loop {
@@ -921,10 +947,13 @@ async fn import_in<I: Iterator<Item = Feature> + Send>(
             Some(Batch::Features(mut batch)) => {
                 for id in &unprepared_layers(&batch, &summaries)? {
                     prepare_layer(tx, id, None, mode, &at, &mut summaries, actor).await?;
+                    if let Some(once) = &mut once {
+                        once.prepared(tx, id).await?;
+                    }
                 }
                 number_features(tx, &mut batch).await?;
                 for chunk in batch.chunks(IMPORT_BATCH) {
-                    write_features(tx, chunk, &at, &mut summaries, actor).await?;
+                    write_features(tx, chunk, &at, &mut summaries, actor, once.as_mut()).await?;
                 }
                 done += batch.len();
                 if let Some(report) = progress {
@@ -936,6 +965,9 @@ async fn import_in<I: Iterator<Item = Feature> + Send>(
     if !committed {
         // Dropping the transaction rolls it back.
         return Err(StoreError::Aborted);
+    }
+    if let Some(once) = once {
+        once.finish(tx).await?;
     }
     for s in &mut summaries {
         let rev: i64 = sqlx::query_scalar(
@@ -965,11 +997,137 @@ async fn write_features(
     at: &str,
     summaries: &mut [ImportSummary],
     actor: &Actor,
+    mut once: Option<&mut Once>,
 ) -> Result<(), StoreError> {
-    for run in distinct_runs(chunk) {
-        write_distinct(tx, &chunk[run], at, summaries, actor).await?;
+    let runs = distinct_runs(chunk);
+    if once.is_some() {
+        refuse_repeat_within(chunk, &runs)?;
+    }
+    for run in runs {
+        write_distinct(tx, &chunk[run], at, summaries, actor, once.as_deref_mut()).await?;
     }
     Ok(())
+}
+
+/// [`StoreError::RepeatedId`] for the feature that starts the second of `runs` (see
+/// [`distinct_runs`]), if there is one: a batch that names a feature twice. Shared with
+/// PostgreSQL's import.
+pub(super) fn refuse_repeat_within(
+    features: &[Feature],
+    runs: &[std::ops::Range<usize>],
+) -> Result<(), StoreError> {
+    match runs.get(1).and_then(|r| features.get(r.start)) {
+        Some(f) => Err(repeated(f)),
+        None => Ok(()),
+    }
+}
+
+fn repeated(f: &Feature) -> StoreError {
+    StoreError::RepeatedId {
+        layer: f.layer.clone(),
+        id: f.id.clone(),
+    }
+}
+
+/// How a SQLite import that takes each feature once ([`Ids::Once`]) finds a repeat, keeping no
+/// id in memory. A layer that held none of its features once prepared (new, replaced or empty)
+/// is fresh: a row found there was written by this import (the import holds SQLite's one write
+/// lock, so no one else writes meanwhile), and finding rows is what the upsert does anyway.
+/// The ids written to other layers go to a temporary table (on disk, as SQLite keeps temporary
+/// tables by default), which the transaction drops.
+#[derive(Default)]
+struct Once {
+    fresh: HashSet<String>,
+    keys_table: bool,
+}
+
+impl Once {
+    /// Notes whether layer `id`, just prepared, is fresh.
+    async fn prepared(
+        &mut self,
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let held: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM features WHERE layer = ?)")
+                .bind(id)
+                .fetch_one(&mut **tx)
+                .await?;
+        if !held {
+            self.fresh.insert(id.to_string());
+        }
+        Ok(())
+    }
+
+    /// Fails with [`StoreError::RepeatedId`] when a feature of `chunk` (distinct among
+    /// themselves) was written before by this import; `existing` are the chunk's keys that have
+    /// a row.
+    async fn check(
+        &mut self,
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        chunk: &[Feature],
+        existing: &HashSet<(String, String)>,
+    ) -> Result<(), StoreError> {
+        // Rows are rare in an import into a fresh layer: look for the feature only when one is.
+        if existing.iter().any(|(layer, _)| self.fresh.contains(layer)) {
+            let again = chunk.iter().find(|f| {
+                self.fresh.contains(&f.layer) && existing.contains(&(f.layer.clone(), f.id.clone()))
+            });
+            if let Some(f) = again {
+                return Err(repeated(f));
+            }
+        }
+        let elsewhere: Vec<(&str, &str)> = chunk
+            .iter()
+            .filter(|f| !self.fresh.contains(&f.layer))
+            .map(|f| (f.layer.as_str(), f.id.as_str()))
+            .collect();
+        if elsewhere.is_empty() {
+            return Ok(());
+        }
+        if !self.keys_table {
+            sqlx::query(
+                "CREATE TEMP TABLE IF NOT EXISTS import_keys (layer TEXT NOT NULL, \
+                 id TEXT NOT NULL, PRIMARY KEY (layer, id)) WITHOUT ROWID",
+            )
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("DELETE FROM temp.import_keys")
+                .execute(&mut **tx)
+                .await?;
+            self.keys_table = true;
+        }
+        let keys = serde_json::to_string(&elsewhere).unwrap_or_else(|_| "[]".into());
+        // The WHERE resolves the parse ambiguity of an upsert on a SELECT.
+        let added: HashSet<(String, String)> = sqlx::query_as(
+            "INSERT INTO temp.import_keys (layer, id) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?) \
+             WHERE true ON CONFLICT DO NOTHING RETURNING layer, id",
+        )
+        .bind(&keys)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
+        if added.len() < elsewhere.len() {
+            if let Some(f) = chunk.iter().find(|f| {
+                !self.fresh.contains(&f.layer) && !added.contains(&(f.layer.clone(), f.id.clone()))
+            }) {
+                return Err(repeated(f));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the keys table, if the import made one.
+    async fn finish(self, tx: &mut sqlx::Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+        if self.keys_table {
+            sqlx::query("DROP TABLE temp.import_keys")
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// `features` cut into runs in which no (layer, id) comes twice, each cut made before a
@@ -1001,6 +1159,7 @@ async fn write_distinct(
     at: &str,
     summaries: &mut [ImportSummary],
     actor: &Actor,
+    once: Option<&mut Once>,
 ) -> Result<(), StoreError> {
     if chunk.is_empty() {
         return Ok(());
@@ -1021,6 +1180,9 @@ async fn write_distinct(
     .await?
     .into_iter()
     .collect();
+    if let Some(once) = once {
+        once.check(tx, chunk, &existing).await?;
+    }
     // The last version in the history of each key (a deleted feature's, for an insertion),
     // read with one query: a subquery in each row of the upsert would keep a cursor open for
     // every row, and SQLite walks the open cursors each time it opens one.

@@ -419,3 +419,113 @@ pub fn content_length(head: &str) -> usize {
         .parse()
         .unwrap()
 }
+
+/// An import that takes each feature once (`Ids::Once`, as a GeoJSON file's does) refuses a
+/// feature it has already written, wherever the two are: in a layer it creates, in a layer that
+/// held features, both in one batch, a stored feature updated twice, after a replace. Each
+/// refusal names the feature and writes nothing; without a repeat, stored ids are updated once
+/// and new ones inserted. Run on SQLite (`tests/writes.rs`) and PostgreSQL (`tests/postgres.rs`).
+pub async fn an_import_of_each_id_once_refuses_repeats(store: &yizhangtu::store::Store) {
+    use yizhangtu::model::{Feature, Layer};
+    use yizhangtu::store::{Batch, Ids, ImportMode, StoreError};
+    let point = |layer: &str, i: usize| {
+        let mut props = serde_json::Map::new();
+        props.insert("n".into(), i.into());
+        let p = geo::Point::new(105.5 + i as f64 * 0.001, 29.0);
+        Feature::from_parts(layer, format!("p{i}"), props, Some(p.into()))
+    };
+    let points = |layer: &str, ids: &[usize]| -> Vec<Feature> {
+        ids.iter().map(|&i| point(layer, i)).collect()
+    };
+    // Streamed three features a batch, as a decoder would.
+    let once = |features: Vec<Feature>, mode: ImportMode| async move {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let send = async move {
+            for batch in features.chunks(3) {
+                if tx.send(Batch::Features(batch.to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(Batch::Commit).await;
+        };
+        let (stored, ()) = tokio::join!(store.import_batches(&[], rx, mode, Ids::Once, None), send);
+        stored
+    };
+    let repeated = |r: Result<Vec<yizhangtu::store::ImportSummary>, StoreError>| match r {
+        Err(StoreError::RepeatedId { layer, id }) => (layer, id),
+        other => panic!("expected a repeated id, got {other:?}"),
+    };
+    let held: Vec<usize> = (0..10).collect();
+    store
+        .import(
+            &[Layer::untitled("held")],
+            points("held", &held),
+            ImportMode::Upsert,
+            None,
+        )
+        .await
+        .unwrap();
+    let state = || async {
+        let mut ids: Vec<(String, String, i64)> = store
+            .all_features()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.layer, f.id, f.version))
+            .collect();
+        ids.sort();
+        (ids, store.last_change().await.unwrap())
+    };
+    let before = state().await;
+    assert_eq!(before.0.len(), 10);
+    let cases: [(&str, Vec<usize>, ImportMode, &str); 5] = [
+        // p2 again in the third batch of a layer the import creates.
+        (
+            "new",
+            vec![0, 1, 2, 3, 4, 5, 6, 7, 2],
+            ImportMode::Upsert,
+            "p2",
+        ),
+        // p12 (new to the layer) again four batches on.
+        (
+            "held",
+            vec![5, 12, 6, 7, 8, 9, 10, 11, 13, 14, 15, 12],
+            ImportMode::Upsert,
+            "p12",
+        ),
+        // p7 (stored before) updated, then named again.
+        ("held", vec![7, 20, 21, 22, 7], ImportMode::Upsert, "p7"),
+        // Twice in one batch.
+        ("held", vec![30, 31, 30], ImportMode::Upsert, "p30"),
+        // After a replace emptied the layer.
+        ("held", vec![0, 1, 2, 3, 1], ImportMode::Replace, "p1"),
+    ];
+    for (layer, ids, mode, again) in cases {
+        let got = repeated(once(points(layer, &ids), mode).await);
+        assert_eq!(got, (layer.to_string(), again.to_string()), "{ids:?}");
+        assert_eq!(
+            state().await,
+            before,
+            "{layer} {ids:?} {mode:?}: nothing written"
+        );
+    }
+    assert!(store.layer("new").await.unwrap().is_none());
+    // Without a repeat: p5..p9 updated once (version 2), p10..p14 inserted; then again, which
+    // a temporary table of the first import's ids must not have kept.
+    for version in [2, 3] {
+        let ids: Vec<usize> = (5..15).collect();
+        let s = once(points("held", &ids), ImportMode::Upsert)
+            .await
+            .unwrap();
+        let (inserted, updated) = if version == 2 { (5, 5) } else { (0, 10) };
+        assert_eq!((s[0].inserted, s[0].updated), (inserted, updated));
+        let (features, _) = state().await;
+        assert_eq!(features.len(), 15);
+        let p7 = features.iter().find(|f| f.1 == "p7").unwrap();
+        assert_eq!(p7.2, version);
+    }
+    let s = once(points("new", &[1, 2, 3, 4]), ImportMode::Upsert)
+        .await
+        .unwrap();
+    assert_eq!((s[0].inserted, s[0].updated), (4, 0));
+}
