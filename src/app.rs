@@ -261,12 +261,39 @@ impl App {
         // One at a time: an older snapshot applied after a newer one would step readers back.
         let _one_at_a_time = self.catching_up.lock().await;
         let from = self.applied.load(Ordering::SeqCst);
-        let set = match self.store.changes_after(from, RELOAD_ABOVE).await {
-            Ok(Some(set)) => set,
-            Ok(None) => return Ok(0),
-            Err(e) => {
+        // A reloaded layer's rows come from the store's snapshot a chunk at a time, and are
+        // checked and kept (compact) on every core as the next is read: never the whole layer
+        // decoded, beside the old index and the new one.
+        let (rows, mut received) = tokio::sync::mpsc::channel::<Vec<crate::model::RawFeature>>(2);
+        let loader = tokio::task::spawn_blocking(move || {
+            let mut loader = crate::engine::EngineLoader::open();
+            while let Some(chunk) = received.blocking_recv() {
+                loader.add(chunk)?;
+            }
+            Ok::<_, crate::engine::CorruptFeature>(loader.finish_layers())
+        });
+        let read = self.store.changes_after(from, RELOAD_ABOVE, &rows).await;
+        drop(rows);
+        let built = loader
+            .await
+            .map_err(|e| AppError::Task(e.to_string()))?
+            .map_err(|c| {
+                AppError::Store(StoreError::Corrupt {
+                    layer: c.layer,
+                    id: c.id,
+                    reason: c.reason,
+                })
+            });
+        let (set, mut built) = match (read, built) {
+            (Ok(Some(set)), Ok(built)) => (set, built),
+            (Ok(None), Ok(_)) => return Ok(0),
+            (Err(e), _) => {
                 self.follow_stats.errors.fetch_add(1, Ordering::Relaxed);
                 return Err(e.into());
+            }
+            (_, Err(e)) => {
+                self.follow_stats.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
             }
         };
         let gone = if set.complete {
@@ -283,11 +310,14 @@ impl App {
             .into_iter()
             .map(|c| match (c.current, c.features) {
                 (None, _) => LayerUpdate::Remove(c.layer),
-                (Some((layer, revision)), ChangedFeatures::All(features)) => LayerUpdate::Reload {
-                    layer,
-                    revision,
-                    features,
-                },
+                (Some((layer, revision)), ChangedFeatures::Reloaded) => {
+                    let mut index = built.remove(&layer.id).unwrap_or_else(|| {
+                        crate::engine::LayerIndex::build(layer.clone(), revision, vec![])
+                    });
+                    index.layer = layer;
+                    index.revision = revision;
+                    LayerUpdate::Reload(index)
+                }
                 (Some((layer, revision)), ChangedFeatures::Changed { upserts, deleted }) => {
                     LayerUpdate::Change {
                         layer,

@@ -840,3 +840,48 @@ async fn a_file_that_repeats_an_id_far_apart_changes_nothing() {
     assert_eq!(fingerprint(&db).await, before);
     assert_eq!(app.engine.layer("parcels").unwrap().read().len(), 10);
 }
+
+/// A follower reloads a replaced layer from the rows the store streams to it, and a layer
+/// replaced by nothing (no rows to stream) becomes empty, not left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_reloads_a_replaced_layer_even_when_it_is_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let db = db.to_str().unwrap().to_string();
+    let writer = Store::open(&db).await.unwrap();
+    let layers = [Layer::untitled("pts")];
+    let points = |ids: std::ops::Range<usize>| ids.map(|i| point("pts", i)).collect::<Vec<_>>();
+    writer
+        .import(&layers, points(0..10), ImportMode::Upsert, None)
+        .await
+        .unwrap();
+    let follower = App::open(&db, false, None).await.unwrap();
+    let len = || follower.engine.layer("pts").unwrap().read().len();
+    assert_eq!(len(), 10);
+    writer
+        .import(&layers, points(20..23), ImportMode::Replace, None)
+        .await
+        .unwrap();
+    follower.catch_up().await.unwrap();
+    let pts = follower.engine.layer("pts").unwrap();
+    let ids: BTreeSet<String> = (20..23).map(|i| format!("p{i}")).collect();
+    for id in &ids {
+        let f = pts.read().get(id).expect("reloaded feature");
+        assert_eq!(f.properties["n"], id[1..].parse::<usize>().unwrap());
+    }
+    assert_eq!(len(), 3);
+    assert_eq!(
+        follower.engine.layer("pts").unwrap().read().layer.title_zh,
+        "pts"
+    );
+    writer
+        .import(&layers, vec![], ImportMode::Replace, None)
+        .await
+        .unwrap();
+    follower.catch_up().await.unwrap();
+    assert_eq!(len(), 0);
+    assert_eq!(
+        follower.follow_stats.layer_reloads.load(Ordering::Relaxed),
+        2
+    );
+}

@@ -27,16 +27,12 @@ use crate::model::{Feature, Layer, RawFeature};
 
 /// A change to one layer, prepared outside the engine, that [`Engine::apply`] makes visible to
 /// readers in one step.
-#[derive(Debug)]
 pub enum LayerUpdate {
     /// The layer is gone.
     Remove(String),
-    /// The layer's whole content: a new index is built beside the old one and swapped in.
-    Reload {
-        layer: Layer,
-        revision: u64,
-        features: Vec<Feature>,
-    },
+    /// The layer's whole content, built beside the old index (see [`EngineLoader::open`]):
+    /// swapped in.
+    Reload(LayerIndex),
     /// Some features changed: upserted and deleted under one short write lock of the layer.
     Change {
         layer: Layer,
@@ -51,11 +47,24 @@ pub enum LayerUpdate {
 /// start-up holds little more than the engine itself.
 pub struct EngineLoader {
     layers: BTreeMap<String, (LayerIndex, index::Pending)>,
+    /// Whether a row of a layer not yet seen starts it (else it is left out).
+    open: bool,
 }
 
 impl EngineLoader {
+    /// A loader of whichever layers the rows name, each started at the first of its rows with
+    /// placeholder metadata (set with [`EngineLoader::finish_layers`]'s caller): the reload of
+    /// layers as the follower streams them from one snapshot, holding the rows of a chunk at a
+    /// time rather than the whole layer decoded.
+    pub fn open() -> EngineLoader {
+        EngineLoader {
+            layers: BTreeMap::new(),
+            open: true,
+        }
+    }
+
     /// Adds rows in any order of layers; rows of layers not given to [`Engine::loader`] are
-    /// left out.
+    /// left out (unless the loader is [`EngineLoader::open`]).
     pub fn add(&mut self, rows: Vec<RawFeature>) -> Result<(), CorruptFeature> {
         // Rows come ordered by layer: split into runs of one layer.
         let mut rows = rows.into_iter().peekable();
@@ -65,6 +74,10 @@ impl EngineLoader {
             while let Some(r) = rows.next_if(|r| r.layer == layer) {
                 run.push(r);
             }
+            if self.open && !self.layers.contains_key(&layer) {
+                let started = LayerIndex::start(Layer::untitled(&layer), 0);
+                self.layers.insert(layer.clone(), started);
+            }
             if let Some((idx, pending)) = self.layers.get_mut(&layer) {
                 idx.add_raw(run, pending)?;
             }
@@ -72,13 +85,21 @@ impl EngineLoader {
         Ok(())
     }
 
+    /// Each layer's index, its R-tree bulk-loaded, by layer id.
+    pub fn finish_layers(self) -> BTreeMap<String, LayerIndex> {
+        self.layers
+            .into_iter()
+            .map(|(id, (idx, pending))| (id, idx.finish(pending)))
+            .collect()
+    }
+
     /// The engine, every layer's R-tree bulk-loaded.
     pub fn finish(self) -> Engine {
         let engine = Engine::new();
         {
             let mut map = engine.layers.write();
-            for (id, (idx, pending)) in self.layers {
-                map.insert(id, Arc::new(RwLock::new(idx.finish(pending))));
+            for (id, idx) in self.finish_layers() {
+                map.insert(id, Arc::new(RwLock::new(idx)));
             }
         }
         engine
@@ -129,6 +150,7 @@ impl Engine {
                 .into_iter()
                 .map(|(layer, revision)| (layer.id.clone(), LayerIndex::start(layer, revision)))
                 .collect(),
+            open: false,
         }
     }
 
@@ -175,14 +197,8 @@ impl Engine {
         for u in updates {
             match u {
                 LayerUpdate::Remove(id) => removals.push(id),
-                LayerUpdate::Reload {
-                    layer,
-                    revision,
-                    features,
-                } => {
-                    let id = layer.id.clone();
-                    let idx = LayerIndex::build(layer, revision, features);
-                    swaps.push((id, Arc::new(RwLock::new(idx))));
+                LayerUpdate::Reload(idx) => {
+                    swaps.push((idx.layer.id.clone(), Arc::new(RwLock::new(idx))));
                 }
                 LayerUpdate::Change {
                     layer,

@@ -305,6 +305,7 @@ impl PgStore {
         &self,
         after: i64,
         reload_above: usize,
+        reload: &tokio::sync::mpsc::Sender<Vec<crate::model::RawFeature>>,
     ) -> Result<Option<ChangeSet>, StoreError> {
         // One snapshot for the whole set: REPEATABLE READ, read only (blocks no writer).
         let mut tx = self
@@ -351,9 +352,12 @@ impl PgStore {
             } else if replaced || n as usize > reload_above {
                 let sql =
                     format!("SELECT {FEATURE_COLUMNS} FROM features WHERE layer = $1 ORDER BY pos");
-                ChangedFeatures::All(
-                    decode_rows(sqlx::query(&sql).bind(&layer).fetch(&mut *tx)).await?,
-                )
+                let rows = sqlx::query(&sql).bind(&layer).fetch(&mut *tx);
+                if !send_raw_rows!(rows, super::sqlite::RELOAD_CHUNK, reload)? {
+                    // The loader stopped (a corrupt row): it tells why.
+                    return Ok(None);
+                }
+                ChangedFeatures::Reloaded
             } else {
                 let sql = format!(
                     "SELECT {FEATURE_COLUMNS} FROM features WHERE layer = $1 AND id IN \

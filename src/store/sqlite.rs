@@ -414,37 +414,13 @@ impl Store {
         // The same loop over either database's rows (their row types differ).
         macro_rules! stream {
             ($order:literal, $pool:expr) => {{
-                let mut rows = sqlx::query(concat!(
+                let rows = sqlx::query(concat!(
                     "SELECT layer, id, admin_code, name, properties, geometry, version, \
                      created_at, updated_at FROM features ORDER BY ",
                     $order
                 ))
                 .fetch($pool);
-                let mut batch = Vec::with_capacity(chunk);
-                while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
-                    let row = row?;
-                    batch.push(RawFeature {
-                        layer: row.try_get("layer")?,
-                        id: row.try_get("id")?,
-                        admin_code: row.try_get("admin_code")?,
-                        name: row.try_get("name")?,
-                        properties: row.try_get("properties")?,
-                        geometry: row.try_get("geometry")?,
-                        version: row.try_get("version")?,
-                        created_at: row.try_get("created_at")?,
-                        updated_at: row.try_get("updated_at")?,
-                    });
-                    if batch.len() >= chunk {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(chunk));
-                        if to.send(full).await.is_err() {
-                            return Ok(());
-                        }
-                    }
-                }
-                if !batch.is_empty() {
-                    let _ = to.send(batch).await;
-                }
-                Ok(())
+                send_raw_rows!(rows, chunk, to).map(|_| ())
             }};
         }
         match &self.db {
@@ -568,8 +544,9 @@ impl Store {
         &self,
         after: i64,
         reload_above: usize,
+        reload: &tokio::sync::mpsc::Sender<Vec<RawFeature>>,
     ) -> Result<Option<ChangeSet>, StoreError> {
-        let pool = sqlite_or_pg!(self, pg => pg.changes_after(after, reload_above).await);
+        let pool = sqlite_or_pg!(self, pg => pg.changes_after(after, reload_above, reload).await);
         // A deferred transaction only reads: in WAL mode it sees one snapshot and blocks no one.
         let mut tx = pool.begin().await?;
         let upto: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM changes")
@@ -613,14 +590,17 @@ impl Store {
                     deleted: vec![],
                 }
             } else if replaced || n as usize > reload_above {
-                ChangedFeatures::All(
-                    decode_rows(
-                        sqlx::query("SELECT * FROM features WHERE layer = ? ORDER BY rowid")
-                            .bind(&layer)
-                            .fetch(&mut *tx),
-                    )
-                    .await?,
+                let rows = sqlx::query(
+                    "SELECT layer, id, admin_code, name, properties, geometry, version, \
+                     created_at, updated_at FROM features WHERE layer = ? ORDER BY rowid",
                 )
+                .bind(&layer)
+                .fetch(&mut *tx);
+                if !send_raw_rows!(rows, RELOAD_CHUNK, reload)? {
+                    // The loader stopped (a corrupt row): it tells why.
+                    return Ok(None);
+                }
+                ChangedFeatures::Reloaded
             } else {
                 let rows = sqlx::query(
                     "SELECT * FROM features WHERE layer = ?1 AND id IN \
@@ -746,6 +726,9 @@ impl<I: Iterator<Item = Feature>> Source<I> {
     }
 }
 
+/// How many rows of a reloaded layer [`Store::changes_after`] sends at a time.
+pub const RELOAD_CHUNK: usize = 8192;
+
 /// What [`Store::changes_after`] found, up to change-log position `upto`.
 #[derive(Debug)]
 pub struct ChangeSet {
@@ -783,8 +766,10 @@ pub struct LayerChanges {
 
 #[derive(Debug)]
 pub enum ChangedFeatures {
-    /// Every feature of the layer (it was replaced, or much of it changed): swap it whole.
-    All(Vec<Feature>),
+    /// Every feature of the layer (it was replaced, or much of it changed), sent as stored rows
+    /// to the channel given to [`Store::changes_after`], to be built into a new index and
+    /// swapped in whole. A layer none of whose rows came is now empty.
+    Reloaded,
     /// The features changed since the last position, as they are now, and the deleted ids.
     Changed {
         upserts: Vec<Feature>,
