@@ -53,9 +53,9 @@ pub struct EngineLoader {
 
 impl EngineLoader {
     /// A loader of whichever layers the rows name, each started at the first of its rows with
-    /// placeholder metadata (set with [`EngineLoader::finish_layers`]'s caller): the reload of
-    /// layers as the follower streams them from one snapshot, holding the rows of a chunk at a
-    /// time rather than the whole layer decoded.
+    /// placeholder metadata (an untitled layer, revision 0) for the caller to replace: the
+    /// follower's reload of layers as the store streams them from one snapshot, holding a chunk
+    /// of rows at a time rather than the whole layer decoded.
     pub fn open() -> EngineLoader {
         EngineLoader {
             layers: BTreeMap::new(),
