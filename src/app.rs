@@ -263,27 +263,27 @@ impl App {
         let from = self.applied.load(Ordering::SeqCst);
         // A reloaded layer's rows come from the store's snapshot a chunk at a time, and are
         // checked and kept (compact) on every core as the next is read: never the whole layer
-        // decoded, beside the old index and the new one.
+        // decoded, beside the old index and the new one. The loader's thread starts only when
+        // rows come, not at every look at the log.
         let (rows, mut received) = tokio::sync::mpsc::channel::<Vec<crate::model::RawFeature>>(2);
-        let loader = tokio::task::spawn_blocking(move || {
-            let mut loader = crate::engine::EngineLoader::open();
-            while let Some(chunk) = received.blocking_recv() {
-                loader.add(chunk)?;
-            }
-            Ok::<_, crate::engine::CorruptFeature>(loader.finish_layers())
-        });
-        let read = self.store.changes_after(from, RELOAD_ABOVE, &rows).await;
-        drop(rows);
-        let built = loader
+        let read = async move { self.store.changes_after(from, RELOAD_ABOVE, &rows).await };
+        let build = async move {
+            let Some(first) = received.recv().await else {
+                return Ok(std::collections::BTreeMap::new());
+            };
+            tokio::task::spawn_blocking(move || {
+                let mut loader = crate::engine::EngineLoader::open();
+                loader.add(first)?;
+                while let Some(chunk) = received.blocking_recv() {
+                    loader.add(chunk)?;
+                }
+                Ok(loader.finish_layers())
+            })
             .await
             .map_err(|e| AppError::Task(e.to_string()))?
-            .map_err(|c| {
-                AppError::Store(StoreError::Corrupt {
-                    layer: c.layer,
-                    id: c.id,
-                    reason: c.reason,
-                })
-            });
+            .map_err(corrupt)
+        };
+        let (read, built) = tokio::join!(read, build);
         let (set, mut built) = match (read, built) {
             (Ok(Some(set)), Ok(built)) => (set, built),
             (Ok(None), Ok(_)) => return Ok(0),
@@ -463,12 +463,15 @@ async fn load_engine(store: &Store) -> Result<Engine, AppError> {
     let built: Result<Engine, crate::engine::CorruptFeature> =
         build.await.map_err(|e| AppError::Task(e.to_string()))?;
     read?;
-    built.map_err(|c| {
-        AppError::Store(StoreError::Corrupt {
-            layer: c.layer,
-            id: c.id,
-            reason: c.reason,
-        })
+    built.map_err(corrupt)
+}
+
+/// The error of a stored row the engine could not read.
+fn corrupt(c: crate::engine::CorruptFeature) -> AppError {
+    AppError::Store(StoreError::Corrupt {
+        layer: c.layer,
+        id: c.id,
+        reason: c.reason,
     })
 }
 
